@@ -1,0 +1,1 @@
+"""Runnable companion servers for mcp-gateway (for example the offline mock LLM provider)."""
