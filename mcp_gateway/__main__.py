@@ -1,0 +1,5 @@
+"""`python -m mcp_gateway` is the `mcp-gateway` command."""
+
+from .cli import main
+
+main()

@@ -1,0 +1,115 @@
+"""The exception tree of mcp-gateway.
+
+    GatewayError
+    ├── ConfigError          a config file set that cannot be served (carries every issue found)
+    ├── ToolNotFoundError    a tool name that is not served (unknown, draft or retired)
+    ├── ArgumentError        tool arguments that fail the tool's input schema (carries every violation)
+    ├── RenderError          a template that failed or grew past the size cap while rendering
+    ├── ProviderError        a model provider that failed (names the provider, never a secret)
+    ├── OutputError          a model answer that does not match the tool's output schema
+    └── ClientError          raised by mcp_gateway.client (see there for its subclasses)
+
+Foreign errors (Jinja, jsonschema, httpx2, the mcp SDK) are translated into these at the one
+place that talks to each foreign library.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = [
+    "ArgumentError",
+    "ClientError",
+    "ConfigError",
+    "ConfigIssue",
+    "GatewayError",
+    "OutputError",
+    "ProviderError",
+    "RenderError",
+    "ToolNotFoundError",
+    "Violation",
+]
+
+
+class GatewayError(Exception):
+    """Base of every error mcp-gateway raises on purpose."""
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigIssue:
+    """One problem in a config file, located as precisely as the loader can."""
+
+    file: str
+    line: int
+    column: int
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}:{self.column}"
+        return f"{where}: {self.path}: {self.message}" if self.path else f"{where}: {self.message}"
+
+
+class ConfigError(GatewayError):
+    """The configuration cannot be served; `issues` lists every problem found."""
+
+    def __init__(self, issues: list[ConfigIssue]) -> None:
+        self.issues = sorted(issues, key=lambda i: (i.file, i.line, i.column, i.message))
+        count = len(self.issues)
+        head = f"{count} error{'s' if count != 1 else ''} in the configuration"
+        super().__init__("\n".join([head, *(f"  {issue}" for issue in self.issues)]))
+
+
+class ToolNotFoundError(GatewayError):
+    """A tool name that this gateway does not serve."""
+
+
+@dataclass(frozen=True, slots=True)
+class Violation:
+    """One way a value fails a JSON Schema; `path` is a JSON path such as `$.items[0].name`."""
+
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message}"
+
+
+class ArgumentError(GatewayError):
+    """Tool arguments that fail the input schema; `violations` lists all of them."""
+
+    def __init__(self, tool: str, violations: list[Violation]) -> None:
+        self.tool = tool
+        self.violations = violations
+        lines = [f"Invalid arguments for tool '{tool}':", *(f"- {v}" for v in violations)]
+        super().__init__("\n".join(lines))
+
+
+class RenderError(GatewayError):
+    """A prompt template could not be rendered with the given arguments."""
+
+
+class ProviderError(GatewayError):
+    """A model provider failed. The message names the provider and the cause, never a secret."""
+
+    def __init__(self, provider: str, cause: str, *, retryable: bool = False, status: int | None = None) -> None:
+        self.provider = provider
+        self.cause = cause
+        self.retryable = retryable
+        self.status = status
+        super().__init__(f"provider '{provider}' failed: {cause}")
+
+
+class OutputError(GatewayError):
+    """The model's answer does not satisfy the tool's output schema."""
+
+    def __init__(self, tool: str, violations: list[Violation]) -> None:
+        self.tool = tool
+        self.violations = violations
+        lines = [f"The model's answer for tool '{tool}' does not match its output schema:"]
+        lines += [f"- {v}" for v in violations]
+        super().__init__("\n".join(lines))
+
+
+class ClientError(GatewayError):
+    """Base of the errors raised by `mcp_gateway.client`."""

@@ -1,0 +1,341 @@
+"""The `mcp-gateway` command line. Each command is a thin layer over the library."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+import anyio
+import click
+
+from .. import __version__
+from .._errors import ArgumentError, ClientError, ConfigError, RenderError, ToolNotFoundError
+from ._args import collect_arguments
+from ._output import echo_json, table, to_jsonable
+
+__all__ = ["main"]
+
+LOG_LEVELS = click.Choice(["debug", "info", "warning", "error"], case_sensitive=False)
+
+
+def _setup_logging(level: str) -> None:
+    """Logs go to stderr, always: in stdio mode stdout belongs to the protocol."""
+    logging.basicConfig(
+        level=level.upper(), stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True
+    )
+
+
+def _fail(message: str, code: int = 1) -> None:
+    click.echo(f"error: {message}", err=True)
+    raise SystemExit(code)
+
+
+def _load(config: str) -> Any:
+    from .._gateway import load_gateway
+
+    try:
+        return load_gateway(config)
+    except ConfigError as exc:
+        click.echo(str(exc), err=True)
+        raise SystemExit(2) from None
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="mcp-gateway")
+def main() -> None:
+    """Serve prompt tools written in YAML as MCP tools, prompts and resources.
+
+    \b
+    Start here:
+      mcp-gateway validate gateway.yaml        check a config, list what it serves
+      mcp-gateway render gateway.yaml TOOL     show the messages a call would send
+      mcp-gateway serve gateway.yaml           serve it over stdio (for Claude Desktop, Cursor, ...)
+      mcp-gateway call "mcp-gateway serve gateway.yaml" TOOL --arg text=hello
+
+    Client commands (tools, call, prompts, prompt, resources, read) take a TARGET: a command line
+    that starts an MCP server over stdio, an http(s) URL (Streamable HTTP), or a URL ending in /sse
+    (legacy SSE).
+    """
+
+
+# -- config commands ------------------------------------------------------------------------------
+
+
+@main.command()
+@click.argument("config", type=click.Path(dir_okay=False))
+@click.option("--log-level", type=LOG_LEVELS, default="info", show_default=True, envvar="MCP_GATEWAY_LOG_LEVEL",
+              help="Logging threshold; logs always go to stderr.")
+def serve(config: str, log_level: str) -> None:
+    """Serve CONFIG over stdio.
+
+    Stdout carries MCP messages only; logs go to stderr. An invalid config prints every error and
+    exits with status 2 without serving anything.
+    """
+    _setup_logging(log_level)
+    gateway = _load(config)
+    from ..server import serve_stdio
+
+    logging.getLogger("mcp_gateway").info(
+        "serving %d tools, %d prompts, %d resources from %s over stdio",
+        len(gateway.catalog.tools), len(gateway.catalog.prompts.all()),
+        len(gateway.catalog.resources.static()) + len(gateway.catalog.resources.templates()), config)
+    anyio.run(serve_stdio, gateway)
+
+
+@main.command()
+@click.argument("config", type=click.Path(dir_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="Print the summary (or the errors) as JSON.")
+def validate(config: str, as_json: bool) -> None:
+    """Check CONFIG and everything it includes; list what it serves.
+
+    Every error of every file is reported at once, each as file:line:column, config path and
+    message. Exits with status 2 when there is any error.
+    """
+    from .._gateway import load_gateway
+
+    try:
+        gateway = load_gateway(config)
+    except ConfigError as exc:
+        if as_json:
+            echo_json({"ok": False, "errors": [
+                {"file": i.file, "line": i.line, "column": i.column, "path": i.path, "message": i.message}
+                for i in exc.issues]})
+        else:
+            click.echo(str(exc), err=True)
+        raise SystemExit(2) from None
+    catalog = gateway.catalog
+    tools = catalog.tools.all()
+    if as_json:
+        echo_json({
+            "ok": True,
+            "files": list(gateway.files),
+            "tools": [{"name": t.name, "version": t.config.version, "status": t.config.status,
+                       "model": t.config.model, "structured": t.config.output_schema is not None} for t in tools],
+            "prompts": [p.name for p in catalog.prompts.all()],
+            "resources": [r.uri for r in catalog.resources.static()]
+                         + [r.config.uri_template for r in catalog.resources.templates()],
+        })
+        return
+    click.echo(f"{config}: OK ({len(gateway.files)} file{'s' if len(gateway.files) != 1 else ''})\n")
+    click.echo(table(["TOOL", "VERSION", "STATUS", "MODEL", "OUTPUT", "DESCRIPTION"], [
+        [t.name, t.config.version, t.config.status, t.config.model,
+         "structured" if t.config.output_schema else "text", t.config.description] for t in tools]))
+    click.echo()
+    click.echo(table(["PROMPT", "ARGUMENTS", "DESCRIPTION"], [
+        [p.name, ", ".join(a.name + ("" if a.required else "?") for a in p.arguments), p.description or ""]
+        for p in catalog.prompts.all()]))
+    click.echo()
+    click.echo(table(["RESOURCE", "MIME TYPE", "DESCRIPTION"], [
+        *([r.uri, r.config.mime_type, r.config.description or ""] for r in catalog.resources.static()),
+        *([r.config.uri_template or "", r.config.mime_type, r.config.description or ""]
+          for r in catalog.resources.templates()),
+    ]))
+
+
+@main.command()
+@click.argument("config", type=click.Path(dir_okay=False))
+@click.argument("tool")
+@click.option("--arg", "-a", "pairs", multiple=True, metavar="KEY=VALUE",
+              help="A tool argument; repeat for more. KEY:=JSON passes a JSON value.")
+@click.option("--json", "json_args", metavar="OBJECT", help="All arguments as one JSON object.")
+@click.option("--output", type=click.Choice(["text", "json"]), default="text", show_default=True)
+def render(config: str, tool: str, pairs: Sequence[str], json_args: str | None, output: str) -> None:
+    """Print the messages TOOL would send for the given arguments, without calling a model.
+
+    Works for draft tools too, so a prompt can be tuned before it is published.
+    """
+    gateway = _load(config)
+    found = next((t for t in gateway.catalog.tools.all() if t.name == tool), None)
+    if found is None:
+        _fail(f"unknown tool '{tool}' in {config}")
+    args = collect_arguments(pairs, json_args, found.config.input_schema)
+    try:
+        messages = found.render(found.validate(args))
+    except (ArgumentError, RenderError) as exc:
+        _fail(str(exc))
+    if output == "json":
+        echo_json([{"role": m.role, "content": m.content} for m in messages])
+        return
+    for message in messages:
+        click.echo(click.style(f"--- {message.role} ---", bold=True))
+        click.echo(message.content)
+
+
+@main.command()
+@click.option("--output", "-o", type=click.Path(dir_okay=False), help="Write to this file instead of stdout.")
+def schema(output: str | None) -> None:
+    """Print the JSON Schema of the config format (the source of schemas/gateway.schema.json)."""
+    from ..config import config_json_schema
+
+    text = json.dumps(config_json_schema(), indent=2, ensure_ascii=False) + "\n"
+    if output:
+        with open(output, "w", encoding="utf-8") as fh:
+            fh.write(text)
+    else:
+        click.echo(text, nl=False)
+
+
+# -- client commands -------------------------------------------------------------------------------
+
+_target_options = [
+    click.option("--stdio", "stdio_command", metavar="COMMAND",
+                 help="Server command line to run over stdio (instead of a TARGET argument)."),
+    click.option("--legacy", is_flag=True, help="Force the initialize handshake (protocol 2025-11-25)."),
+    click.option("--timeout", type=float, default=120.0, show_default=True, help="Seconds to wait for each answer."),
+    click.option("--json", "as_json", is_flag=True, help="Print the raw result as JSON."),
+]
+
+
+def _with_target_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    for option in reversed(_target_options):
+        func = option(func)
+    return func
+
+
+def _split_target(stdio_command: str | None, positional: Sequence[str], names: Sequence[str]) -> list[str]:
+    """Return [target, *rest] from either `--stdio CMD rest...` or `TARGET rest...`."""
+    values = [stdio_command, *positional] if stdio_command else list(positional)
+    if len(values) != len(names) + 1:
+        expected = " ".join(n.upper() for n in names)
+        _fail(f"expected TARGET {expected} (or --stdio COMMAND {expected})".rstrip(), 2)
+    return values  # type: ignore[return-value]
+
+
+def _run_client(target: str, legacy: bool, timeout: float, work: Callable[[Any], Awaitable[Any]]) -> Any:
+    from ..client import connect
+
+    async def go() -> Any:
+        async with connect(target, mode="legacy" if legacy else "auto", timeout=timeout) as client:
+            return await work(client)
+
+    try:
+        return anyio.run(go)
+    except ClientError as exc:
+        _fail(str(exc))
+
+
+@main.command()
+@click.argument("target", nargs=-1)
+@_with_target_options
+def tools(target: Sequence[str], stdio_command: str | None, legacy: bool, timeout: float, as_json: bool) -> None:
+    """List the tools of the MCP server at TARGET."""
+    (where,) = _split_target(stdio_command, target, [])
+    listed = _run_client(where, legacy, timeout, lambda c: c.list_tools())
+    if as_json:
+        echo_json(listed)
+        return
+    click.echo(table(["TOOL", "ARGUMENTS", "DESCRIPTION"], [
+        [t.name, ", ".join(_argument_names(t.input_schema)), t.description or ""] for t in listed]))
+
+
+def _argument_names(schema: dict[str, Any]) -> list[str]:
+    required = set(schema.get("required", []))
+    return [n + ("" if n in required else "?") for n in schema.get("properties", {})]
+
+
+@main.command()
+@click.argument("target_and_tool", nargs=-1, metavar="TARGET TOOL")
+@click.option("--arg", "-a", "pairs", multiple=True, metavar="KEY=VALUE",
+              help="A tool argument; repeat for more. KEY:=JSON passes a JSON value.")
+@click.option("--json-args", "--args", "json_args", metavar="OBJECT", help="All arguments as one JSON object.")
+@_with_target_options
+def call(target_and_tool: Sequence[str], pairs: Sequence[str], json_args: str | None,
+         stdio_command: str | None, legacy: bool, timeout: float, as_json: bool) -> None:
+    """Call TOOL on the MCP server at TARGET and print its answer.
+
+    \b
+    Examples:
+      mcp-gateway call "mcp-gateway serve examples/gateway.yaml" summarize --arg text="..." --arg sentences=2
+      mcp-gateway call --stdio "mcp-gateway serve examples/gateway.yaml" classify_ticket --args '{"ticket": "..."}'
+
+    Exits with status 1 when the tool reports an error.
+    """
+    where, tool = _split_target(stdio_command, target_and_tool, ["tool"])
+
+    async def work(client: Any) -> Any:
+        listed = {t.name: t for t in await client.list_tools()}
+        schema = listed[tool].input_schema if tool in listed else None
+        return await client.call_tool(tool, collect_arguments(pairs, json_args, schema))
+
+    result = _run_client(where, legacy, timeout, work)
+    if as_json:
+        echo_json(result)
+    else:
+        text = "\n".join(getattr(block, "text", f"[{block.type} content]") for block in result.content)
+        if result.structured_content is not None and not result.is_error:
+            text = json.dumps(result.structured_content, indent=2, ensure_ascii=False)
+        click.echo(text, err=bool(result.is_error))
+    if result.is_error:
+        raise SystemExit(1)
+
+
+@main.command()
+@click.argument("target", nargs=-1)
+@_with_target_options
+def prompts(target: Sequence[str], stdio_command: str | None, legacy: bool, timeout: float, as_json: bool) -> None:
+    """List the prompts of the MCP server at TARGET."""
+    (where,) = _split_target(stdio_command, target, [])
+    listed = _run_client(where, legacy, timeout, lambda c: c.list_prompts())
+    if as_json:
+        echo_json(listed)
+        return
+    click.echo(table(["PROMPT", "ARGUMENTS", "DESCRIPTION"], [
+        [p.name, ", ".join(a.name + ("" if a.required else "?") for a in p.arguments or []), p.description or ""]
+        for p in listed]))
+
+
+@main.command()
+@click.argument("target_and_name", nargs=-1, metavar="TARGET NAME")
+@click.option("--arg", "-a", "pairs", multiple=True, metavar="KEY=VALUE", help="A prompt argument (text).")
+@_with_target_options
+def prompt(target_and_name: Sequence[str], pairs: Sequence[str], stdio_command: str | None, legacy: bool,
+           timeout: float, as_json: bool) -> None:
+    """Get prompt NAME from the MCP server at TARGET and print its messages."""
+    where, name = _split_target(stdio_command, target_and_name, ["name"])
+    args = {k: str(v) for k, v in collect_arguments(pairs, None).items()}
+    result = _run_client(where, legacy, timeout, lambda c: c.get_prompt(name, args))
+    if as_json:
+        echo_json(result)
+        return
+    for message in result.messages:
+        click.echo(click.style(f"--- {message.role} ---", bold=True))
+        click.echo(getattr(message.content, "text", f"[{message.content.type} content]"))
+
+
+@main.command()
+@click.argument("target", nargs=-1)
+@_with_target_options
+def resources(target: Sequence[str], stdio_command: str | None, legacy: bool, timeout: float, as_json: bool) -> None:
+    """List the resources and resource templates of the MCP server at TARGET."""
+    (where,) = _split_target(stdio_command, target, [])
+
+    async def work(client: Any) -> Any:
+        return await client.list_resources(), await client.list_resource_templates()
+
+    fixed, templated = _run_client(where, legacy, timeout, work)
+    if as_json:
+        echo_json({"resources": to_jsonable(fixed), "resourceTemplates": to_jsonable(templated)})
+        return
+    click.echo(table(["URI", "NAME", "MIME TYPE", "DESCRIPTION"], [
+        *([str(r.uri), r.name, r.mime_type or "", r.description or ""] for r in fixed),
+        *([t.uri_template, t.name, t.mime_type or "", t.description or ""] for t in templated),
+    ]))
+
+
+@main.command()
+@click.argument("target_and_uri", nargs=-1, metavar="TARGET URI")
+@_with_target_options
+def read(target_and_uri: Sequence[str], stdio_command: str | None, legacy: bool, timeout: float,
+         as_json: bool) -> None:
+    """Read resource URI from the MCP server at TARGET and print its text."""
+    where, uri = _split_target(stdio_command, target_and_uri, ["uri"])
+    result = _run_client(where, legacy, timeout, lambda c: c.read_resource(uri))
+    if as_json:
+        echo_json(result)
+        return
+    for content in result.contents:
+        click.echo(getattr(content, "text", f"[binary {content.mime_type or 'content'}]"))

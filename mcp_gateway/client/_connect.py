@@ -1,0 +1,143 @@
+"""Connect to any MCP server: a command line (stdio), an http(s) URL (Streamable HTTP) or a URL
+ending in /sse (legacy HTTP+SSE). Built on the SDK's `Client`; its errors are translated here."""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager, nullcontext
+from typing import Any, Literal
+
+import anyio
+import httpx2
+import mcp_types as types
+from mcp import Client, MCPError, StdioServerParameters
+from mcp.client.sse import sse_client
+
+from ._errors import ClientError, ClientTimeoutError, ConnectError, RemoteError
+
+__all__ = ["GatewayClient", "connect", "parse_target"]
+
+Mode = Literal["auto", "legacy"]
+
+
+def parse_target(target: str | Sequence[str], *, env: Mapping[str, str] | None = None) -> Any:
+    """What the SDK client connects to for `target` (see module docstring)."""
+    if isinstance(target, str) and target.startswith(("http://", "https://")):
+        if target.rstrip("/").endswith("/sse"):
+            return sse_client(target)
+        return target
+    argv = shlex.split(target) if isinstance(target, str) else list(target)
+    if not argv:
+        raise ConnectError("empty server command")
+    return StdioServerParameters(command=argv[0], args=argv[1:], env=dict(env) if env is not None else None)
+
+
+def _translate(exc: BaseException) -> ClientError:
+    """Find the meaningful error inside (possibly nested) exception groups."""
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    if isinstance(exc, ClientError):
+        return exc
+    if isinstance(exc, MCPError):
+        if exc.code == types.REQUEST_TIMEOUT:
+            return ClientTimeoutError(exc.message)
+        return RemoteError(exc.code, exc.message, exc.data)
+    if isinstance(exc, TimeoutError):
+        return ClientTimeoutError(str(exc) or "timed out")
+    if isinstance(exc, (OSError, httpx2.HTTPError, anyio.BrokenResourceError, anyio.ClosedResourceError,
+                        anyio.EndOfStream)):
+        return ConnectError(f"connection failed: {type(exc).__name__}: {exc}")
+    return ClientError(f"{type(exc).__name__}: {exc}")
+
+
+class GatewayClient:
+    """An open connection; every method raises only `ClientError` subclasses."""
+
+    def __init__(self, client: Client, timeout: float | None) -> None:
+        self._client = client
+        self._timeout = timeout
+
+    @property
+    def protocol_version(self) -> str:
+        return self._client.protocol_version
+
+    @property
+    def server_info(self) -> types.Implementation | None:
+        return self._client.server_info
+
+    @property
+    def capabilities(self) -> types.ServerCapabilities:
+        return self._client.server_capabilities
+
+    async def _run(self, call: Any) -> Any:
+        try:
+            with anyio.fail_after(self._timeout) if self._timeout else nullcontext():
+                return await call
+        except TimeoutError:
+            raise ClientTimeoutError(f"no answer within {self._timeout} s") from None
+        except ClientError:
+            raise
+        except BaseException as exc:
+            if isinstance(exc, anyio.get_cancelled_exc_class()):
+                raise
+            raise _translate(exc) from None
+
+    async def list_tools(self) -> list[types.Tool]:
+        return (await self._run(self._client.list_tools())).tools
+
+    async def call_tool(
+        self, name: str, arguments: Mapping[str, Any] | None = None, *, progress_callback: Any = None
+    ) -> types.CallToolResult:
+        """Call a tool. A failed tool is a result with `is_error`; only protocol failures raise."""
+        return await self._run(self._client.call_tool(name, dict(arguments or {}), progress_callback=progress_callback))
+
+    async def list_prompts(self) -> list[types.Prompt]:
+        return (await self._run(self._client.list_prompts())).prompts
+
+    async def get_prompt(self, name: str, arguments: Mapping[str, str] | None = None) -> types.GetPromptResult:
+        return await self._run(self._client.get_prompt(name, dict(arguments or {})))
+
+    async def list_resources(self) -> list[types.Resource]:
+        return (await self._run(self._client.list_resources())).resources
+
+    async def list_resource_templates(self) -> list[types.ResourceTemplate]:
+        return (await self._run(self._client.list_resource_templates())).resource_templates
+
+    async def read_resource(self, uri: str) -> types.ReadResourceResult:
+        return await self._run(self._client.read_resource(uri))
+
+
+@asynccontextmanager
+async def connect(
+    target: str | Sequence[str],
+    *,
+    mode: Mode = "auto",
+    timeout: float | None = 60.0,
+    env: Mapping[str, str] | None = None,
+    logging_callback: Any = None,
+    sampling_callback: Any = None,
+    elicitation_callback: Any = None,
+) -> AsyncIterator[GatewayClient]:
+    """Open a connection to `target` for the duration of the `async with` block.
+
+    `mode="legacy"` forces the initialize handshake; "auto" prefers the 2026-07-28 protocol and
+    falls back. Raises ConnectError when the server cannot be reached.
+    """
+    client = Client(
+        parse_target(target, env=env),
+        mode=mode,
+        logging_callback=logging_callback,
+        sampling_callback=sampling_callback,
+        elicitation_callback=elicitation_callback,
+        cache=None,
+    )
+    try:
+        async with client:
+            yield GatewayClient(client, timeout)
+    except ClientError:
+        raise
+    except BaseException as exc:
+        if isinstance(exc, (anyio.get_cancelled_exc_class(), KeyboardInterrupt, GeneratorExit)):
+            raise
+        raise _translate(exc) from None

@@ -1,0 +1,362 @@
+"""Load a config file set: parse, validate, follow includes, merge, check references.
+
+Every problem found in any file is collected and raised together as one ConfigError, each
+issue located by file:line:column and config path. Nothing here compiles templates or builds
+providers; later stages do that with the `Origin` and `TextRef` of each item to report issues.
+"""
+
+from __future__ import annotations
+
+import difflib
+import glob
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Generic, TypeVar, get_args
+
+from pydantic import BaseModel, ValidationError
+
+from .._errors import ConfigError, ConfigIssue
+from ._models import (
+    FORMAT,
+    FileText,
+    GatewayConfig,
+    Limits,
+    MessageTemplate,
+    ModelConfig,
+    PromptConfig,
+    ProviderConfig,
+    ResourceConfig,
+    ServerSettings,
+    ToolConfig,
+)
+from ._yaml import Path as DocPath
+from ._yaml import SourceMap, format_path, parse_yaml
+
+__all__ = ["LoadedConfig", "Located", "Origin", "TextRef", "load_config"]
+
+T = TypeVar("T")
+MAX_FILE_BYTES = 5_000_000
+_ENV_ONLY = re.compile(r"^\$\{env:[A-Za-z_][A-Za-z0-9_]*\}$")
+
+
+@dataclass(frozen=True, slots=True)
+class Origin:
+    """Where an item was defined: its file's source map and its path inside the document."""
+
+    source: SourceMap
+    path: DocPath
+
+    @property
+    def file(self) -> str:
+        return self.source.file
+
+    def issue(self, sub: DocPath, message: str, *, prefer_key: bool = False) -> ConfigIssue:
+        return self.source.issue(self.path + sub, message, prefer_key=prefer_key)
+
+    def describe(self) -> str:
+        mark = self.source.locate(self.path)
+        return f"{self.file}:{mark.line}:{mark.column}"
+
+
+@dataclass(frozen=True, slots=True)
+class TextRef:
+    """A template's text and how to point at a line of it, inline in YAML or in its own file."""
+
+    text: str
+    origin: Origin
+    sub: DocPath
+    file: str | None = None  # set when the text came from {file: ...}
+
+    def issue(self, line_in_text: int, message: str) -> ConfigIssue:
+        path = format_path(self.origin.path + self.sub)
+        if self.file is not None:
+            return ConfigIssue(self.file, line_in_text, 1, path, message)
+        mark = self.origin.source.text_line(self.origin.path + self.sub, line_in_text)
+        return ConfigIssue(self.origin.file, mark.line, mark.column, path, message)
+
+
+@dataclass(frozen=True, slots=True)
+class Located(Generic[T]):
+    """A config item with its origin and its template texts (messages, resource text)."""
+
+    value: T
+    origin: Origin
+    texts: tuple[TextRef, ...] = ()
+
+
+@dataclass(slots=True)
+class LoadedConfig:
+    """The merged, reference-checked content of a root config and everything it includes."""
+
+    root: Path
+    files: list[str] = field(default_factory=list)
+    server: ServerSettings = field(default_factory=ServerSettings)
+    limits: Limits = field(default_factory=Limits)
+    providers: dict[str, Located[ProviderConfig]] = field(default_factory=dict)
+    models: dict[str, Located[ModelConfig]] = field(default_factory=dict)
+    partials: dict[str, Located[str]] = field(default_factory=dict)
+    tools: list[Located[ToolConfig]] = field(default_factory=list)
+    prompts: list[Located[PromptConfig]] = field(default_factory=list)
+    resources: list[Located[ResourceConfig]] = field(default_factory=list)
+
+
+def load_config(path: str | Path) -> LoadedConfig:
+    """Load `path` and its includes; raise ConfigError listing every issue found."""
+    loader = _Loader(Path(path))
+    loaded = loader.run()
+    if loader.issues:
+        raise ConfigError(loader.issues)
+    return loaded
+
+
+class _Loader:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.root = path.resolve().parent
+        self.issues: list[ConfigIssue] = []
+        self.loaded = LoadedConfig(root=self.root)
+        self._seen: set[Path] = set()
+
+    def display(self, path: Path) -> str:
+        """Paths in messages: relative to the working directory when inside it."""
+        try:
+            return str(path.resolve().relative_to(Path.cwd()))
+        except ValueError:
+            return str(path)
+
+    def run(self) -> LoadedConfig:
+        if not self.path.is_file():
+            self.issues.append(ConfigIssue(self.display(self.path), 1, 1, "", "config file not found"))
+            return self.loaded
+        self._load_file(self.path.resolve(), stack=(), is_root=True)
+        self._check_references()
+        return self.loaded
+
+    # -- one file -------------------------------------------------------------------------
+
+    def _load_file(self, path: Path, *, stack: tuple[Path, ...], is_root: bool) -> None:
+        self._seen.add(path)
+        name = self.display(path)
+        self.loaded.files.append(name)
+        if path.stat().st_size > MAX_FILE_BYTES:
+            self.issues.append(ConfigIssue(name, 1, 1, "", f"file is larger than {MAX_FILE_BYTES} bytes"))
+            return
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as exc:
+            self.issues.append(ConfigIssue(name, 1, 1, "", f"file is not UTF-8 text ({exc.reason})"))
+            return
+        doc, problems = parse_yaml(text, name)
+        self.issues += problems
+        if doc is None:
+            return
+        source = doc.source
+        if not isinstance(doc.data, dict):
+            self.issues.append(source.issue((), "the top level must be a mapping of config keys"))
+            return
+        config = self._validate(GatewayConfig, doc.data, source)
+        if config is None:
+            return
+        if is_root and config.format is None:
+            self.issues.append(source.issue((), f"missing 'format: {FORMAT}' at the top of the root config"))
+        for key in ("server", "limits"):
+            value = getattr(config, key)
+            if value is not None:
+                if not is_root:
+                    self.issues.append(source.issue((key,), f"'{key}' is only allowed in the root config"))
+                else:
+                    setattr(self.loaded, key, value)
+        self._merge(config, source, path.parent)
+        for i, pattern in enumerate(config.include):
+            for target in self._expand_include(pattern, path.parent, source, (("include", i))):
+                if target in stack or target == path:
+                    chain = " -> ".join(self.display(p) for p in (*stack, path, target))
+                    self.issues.append(source.issue(("include", i), f"include cycle: {chain}"))
+                elif target not in self._seen:
+                    self._load_file(target, stack=(*stack, path), is_root=False)
+
+    def _validate(self, model: type[BaseModel], data: Any, source: SourceMap) -> Any:
+        try:
+            return model.model_validate(data)
+        except ValidationError as exc:
+            self.issues += _pydantic_issues(exc, source)
+            return None
+
+    def _expand_include(self, pattern: str, base: Path, source: SourceMap, sub: DocPath) -> Iterator[Path]:
+        if glob.has_magic(pattern):
+            matches = sorted(Path(p) for p in glob.glob(str(base / pattern), recursive=True))
+            if not matches:
+                self.issues.append(source.issue(sub, f"include pattern '{pattern}' matches no files"))
+        else:
+            matches = [base / pattern]
+        for match in matches:
+            resolved = self._inside_root(match, source, sub, what="include")
+            if resolved is None:
+                continue
+            if not resolved.is_file():
+                self.issues.append(source.issue(sub, f"included file not found: {self.display(match)}"))
+                continue
+            yield resolved
+
+    def _inside_root(self, path: Path, source: SourceMap, sub: DocPath, *, what: str) -> Path | None:
+        resolved = path.resolve()
+        if not resolved.is_relative_to(self.root):
+            self.issues.append(source.issue(
+                sub, f"{what} '{path}' is outside the config root {self.display(self.root)}"))
+            return None
+        return resolved
+
+    def _read_text(self, ref: FileText, base: Path, source: SourceMap, sub: DocPath) -> tuple[str, str] | None:
+        resolved = self._inside_root(base / ref.file, source, sub, what="file")
+        if resolved is None:
+            return None
+        if not resolved.is_file():
+            self.issues.append(source.issue(sub, f"file not found: {self.display(base / ref.file)}"))
+            return None
+        try:
+            return resolved.read_text(encoding="utf-8"), self.display(resolved)
+        except (OSError, UnicodeDecodeError) as exc:
+            self.issues.append(source.issue(sub, f"cannot read {ref.file}: {exc}"))
+            return None
+
+    def _text(self, content: str | FileText, origin: Origin, sub: DocPath, base: Path) -> TextRef | None:
+        if isinstance(content, str):
+            return TextRef(content, origin, sub)
+        got = self._read_text(content, base, origin.source, origin.path + sub)
+        return TextRef(got[0], origin, sub, file=got[1]) if got else None
+
+    def _messages(self, messages: list[MessageTemplate], origin: Origin, base: Path) -> tuple[TextRef, ...]:
+        refs = [self._text(m.content, origin, ("messages", i, "content"), base) for i, m in enumerate(messages)]
+        return tuple(r for r in refs if r is not None)
+
+    # -- merging ----------------------------------------------------------------------------
+
+    def _merge(self, config: GatewayConfig, source: SourceMap, base: Path) -> None:
+        loaded = self.loaded
+        for section in ("providers", "models", "partials"):
+            target: dict[str, Located[Any]] = getattr(loaded, section)
+            for key, value in getattr(config, section).items():
+                origin = Origin(source, (section, key))
+                if key in target:
+                    self.issues.append(origin.issue((), (
+                        f"{section[:-1]} '{key}' is already defined at {target[key].origin.describe()}"), prefer_key=True))
+                    continue
+                if section == "partials":
+                    ref = self._text(value, Origin(source, ("partials",)), (key,), base)
+                    if ref is not None:
+                        target[key] = Located(ref.text, origin, (ref,))
+                else:
+                    target[key] = Located(value, origin)
+        for i, tool in enumerate(config.tools):
+            origin = Origin(source, ("tools", i))
+            loaded.tools.append(Located(tool, origin, self._messages(tool.messages, origin, base)))
+        for i, prompt in enumerate(config.prompts):
+            origin = Origin(source, ("prompts", i))
+            loaded.prompts.append(Located(prompt, origin, self._messages(prompt.messages, origin, base)))
+        for i, resource in enumerate(config.resources):
+            origin = Origin(source, ("resources", i))
+            content: str | FileText = resource.text if resource.text is not None else FileText(file=resource.file or "")
+            sub = ("text",) if resource.text is not None else ("file",)
+            ref = self._text(content, origin, sub, base)
+            if ref is not None:
+                loaded.resources.append(Located(resource, origin, (ref,)))
+
+    # -- cross-references -----------------------------------------------------------------------
+
+    def _check_references(self) -> None:
+        loaded = self.loaded
+        for name, provider in loaded.providers.items():
+            key = provider.value.api_key
+            if key is not None and not _ENV_ONLY.match(key):
+                self.issues.append(provider.origin.issue(
+                    ("api_key",), "write secrets as an environment reference such as ${env:OPENAI_API_KEY}, "
+                    "never inline"))
+        for name, model in loaded.models.items():
+            if model.value.provider not in loaded.providers:
+                self.issues.append(model.origin.issue(
+                    ("provider",), _unknown("provider", model.value.provider, loaded.providers)))
+        self._unique((t for t in loaded.tools), lambda t: t.name, "tool")
+        self._unique((p for p in loaded.prompts), lambda p: p.name, "prompt")
+        self._unique((r for r in loaded.resources), lambda r: r.uri or r.uri_template, "resource")
+        prompt_names = {p.value.name: p for p in loaded.prompts}
+        for tool in loaded.tools:
+            config = tool.value
+            if config.model not in loaded.models:
+                self.issues.append(tool.origin.issue(("model",), _unknown("model", config.model, loaded.models)))
+            if config.prompt and config.status in ("published", "deprecated") and config.name in prompt_names:
+                other = prompt_names[config.name].origin.describe()
+                self.issues.append(tool.origin.issue(("name",), (
+                    f"tool '{config.name}' is also offered as a prompt, and a prompt of that name is defined at "
+                    f"{other}; rename one or set 'prompt: false' on the tool")))
+
+    def _unique(self, items: Iterator[Located[Any]], key: Any, what: str) -> None:
+        first: dict[str, Located[Any]] = {}
+        for item in items:
+            name = key(item.value)
+            if name in first:
+                self.issues.append(item.origin.issue(
+                    (), f"{what} '{name}' is already defined at {first[name].origin.describe()}"))
+            else:
+                first[name] = item
+
+
+def _unknown(what: str, name: str, known: dict[str, Any]) -> str:
+    message = f"unknown {what} '{name}'"
+    close = difflib.get_close_matches(name, list(known), n=1)
+    if close:
+        return f"{message}; did you mean '{close[0]}'?"
+    return f"{message} (defined: {', '.join(sorted(known)) or 'none'})"
+
+
+_UNION_TAGS = re.compile(r"^(str|int|float|bool|dict\[.*\]|list\[.*\]|function-.*|[A-Z][A-Za-z]+|literal\[.*\])$")
+
+
+def _pydantic_issues(exc: ValidationError, source: SourceMap) -> list[ConfigIssue]:
+    """Map pydantic errors to located issues, merging the per-member noise of union fields."""
+    issues: dict[str, ConfigIssue] = {}
+    for error in exc.errors(include_url=False):
+        loc = tuple(p for p in error["loc"] if not (isinstance(p, str) and _UNION_TAGS.match(p)))
+        kind = error["type"]
+        given = error.get("input")
+        if kind == "extra_forbidden":
+            field_name = str(loc[-1])
+            model_fields = _fields_at(loc[:-1])
+            message = f"unknown field '{field_name}'"
+            close = difflib.get_close_matches(field_name, model_fields, n=1)
+            message += f"; did you mean '{close[0]}'?" if close else (
+                f" (allowed: {', '.join(model_fields)})" if model_fields else "")
+            issue = source.issue(loc, message, prefer_key=True)
+        elif kind == "missing":
+            issue = source.issue(loc[:-1], f"missing required field '{loc[-1]}'")
+        elif kind == "string_type" and isinstance(given, (bool, int, float)):
+            word = "a boolean" if isinstance(given, bool) else "a number"
+            issue = source.issue(loc, f"expected text, but YAML read {given!r} as {word}; put it in quotes")
+        else:
+            message = error["msg"].removeprefix("Value error, ")
+            issue = source.issue(loc, message[:1].lower() + message[1:])
+        issues.setdefault(format_path(loc), issue)
+    return list(issues.values())
+
+
+def _fields_at(loc: tuple[Any, ...]) -> list[str]:
+    """The field names allowed at a path, for 'did you mean' hints."""
+    model: Any = GatewayConfig
+    for part in loc:
+        if model is None:
+            return []
+        info = model.model_fields.get(part) if isinstance(part, str) else None
+        if info is not None:  # otherwise a list index or a mapping key: same model
+            model = _submodel(info.annotation)
+    return list(model.model_fields) if model is not None else []
+
+
+def _submodel(annotation: Any) -> Any:
+    """The model inside an annotation such as `X | None`, `list[X]` or `dict[str, X]`."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in get_args(annotation):
+        if (found := _submodel(arg)) is not None:
+            return found
+    return None

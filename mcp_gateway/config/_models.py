@@ -1,0 +1,184 @@
+"""The config file format, as pydantic models.
+
+These models are the single source of truth for the format: the loader validates against them and
+`mcp-gateway schema` exports them as `schemas/gateway.schema.json`. Every model is frozen, forbids
+unknown keys and is strict, so that a value YAML read as a number or boolean where text belongs
+is reported instead of coerced.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+__all__ = [
+    "FORMAT",
+    "Annotations",
+    "FileText",
+    "GatewayConfig",
+    "Limits",
+    "MessageTemplate",
+    "ModelConfig",
+    "PromptArgument",
+    "PromptConfig",
+    "ProviderConfig",
+    "ResourceConfig",
+    "ServerSettings",
+    "ToolConfig",
+    "ToolStatus",
+]
+
+FORMAT = "mcp-gateway/1"
+
+NAME_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$"
+SEMVER_PATTERN = r"^\d+\.\d+\.\d+(?:-[0-9A-Za-z.-]+)?(?:\+[0-9A-Za-z.-]+)?$"
+
+ToolStatus = Literal["draft", "published", "deprecated", "retired"]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+class ServerSettings(_Model):
+    """How the gateway introduces itself to MCP clients."""
+
+    name: str = Field("mcp-gateway", description="Server name reported in serverInfo.")
+    version: str = Field("0.1.0", description="Server version reported in serverInfo.")
+    title: str | None = Field(None, description="Human-readable server title.")
+    instructions: str | None = Field(None, description="Instructions sent to clients on connect.")
+
+
+class Limits(_Model):
+    """Bounds that keep one request from exhausting the gateway."""
+
+    max_argument_chars: int = Field(
+        1_000_000, ge=1, description="Largest accepted tool-call arguments, as JSON characters."
+    )
+    max_rendered_chars: int = Field(
+        200_000, ge=1, description="Largest rendered prompt (all messages of one call), in characters."
+    )
+
+
+class ProviderConfig(_Model):
+    """A model provider. Secrets appear only as environment references such as ${env:OPENAI_API_KEY}."""
+
+    kind: str = Field(description="Provider kind, e.g. 'mock' (built-in, offline).")
+    base_url: str | None = Field(None, description="Base URL of the provider's HTTP API.")
+    api_key: str | None = Field(None, description="API key; write it as ${env:VAR}, never inline.")
+    headers: dict[str, str] = Field(default_factory=dict, description="Extra HTTP headers (values may use ${env:VAR}).")
+    settings: dict[str, Any] = Field(default_factory=dict, description="Kind-specific settings.")
+
+
+class ModelConfig(_Model):
+    """A model alias that tools name: which provider serves it, which model, default parameters."""
+
+    provider: str = Field(description="Name of an entry under `providers`.")
+    model: str = Field(description="The provider's model identifier.")
+    params: dict[str, Any] = Field(
+        default_factory=dict, description="Default generation parameters (temperature, max_tokens, ...)."
+    )
+
+
+class FileText(_Model):
+    """Text kept in a file beside the config, relative to the file that names it."""
+
+    file: str = Field(description="Path relative to the YAML file; must stay inside the config root.")
+
+
+class MessageTemplate(_Model):
+    """One prompt message. Each message is rendered on its own, so arguments can never add roles."""
+
+    role: Literal["system", "user", "assistant"]
+    content: str | FileText = Field(description="Jinja2 template (sandboxed) or {file: path}.")
+
+
+class Annotations(_Model):
+    """MCP tool annotations: hints for clients about a tool's behaviour."""
+
+    read_only_hint: bool | None = None
+    destructive_hint: bool | None = None
+    idempotent_hint: bool | None = None
+    open_world_hint: bool | None = None
+
+
+class ToolConfig(_Model):
+    """A prompt tool: arguments in, rendered messages to a model, the answer out."""
+
+    name: str = Field(pattern=NAME_PATTERN, description="Tool name: letters, digits, '_', '-', '.' (max 128).")
+    title: str | None = Field(None, description="Human-readable title.")
+    description: str = Field(min_length=1, description="What the tool does, for the model that calls it.")
+    version: str = Field("1.0.0", pattern=SEMVER_PATTERN, description="Semantic version of this tool.")
+    status: ToolStatus = Field(
+        "published",
+        description="draft: not served; published: served; deprecated: served with a notice; retired: gone.",
+    )
+    deprecation_note: str | None = Field(None, description="Shown with a deprecated tool, e.g. what replaces it.")
+    input_schema: dict[str, Any] = Field(
+        default_factory=lambda: {"type": "object", "properties": {}},
+        description="JSON Schema (2020-12) of the arguments; must be an object schema.",
+    )
+    messages: list[MessageTemplate] = Field(min_length=1, description="Prompt messages, rendered in order.")
+    model: str = Field(description="Name of an entry under `models`.")
+    params: dict[str, Any] = Field(default_factory=dict, description="Generation parameters overriding the model's.")
+    output_schema: dict[str, Any] | None = Field(
+        None, description="JSON Schema of a structured answer (an object schema); returned as structuredContent."
+    )
+    annotations: Annotations | None = None
+    prompt: bool = Field(True, description="Also offer this tool's messages as an MCP prompt.")
+    tags: list[str] = Field(default_factory=list)
+
+
+class PromptArgument(_Model):
+    name: str = Field(pattern=NAME_PATTERN)
+    description: str | None = None
+    required: bool = False
+
+
+class PromptConfig(_Model):
+    """A plain MCP prompt (messages for the client's own model; no provider is called)."""
+
+    name: str = Field(pattern=NAME_PATTERN)
+    title: str | None = None
+    description: str | None = None
+    arguments: list[PromptArgument] = Field(default_factory=list)
+    messages: list[MessageTemplate] = Field(min_length=1)
+
+
+class ResourceConfig(_Model):
+    """An MCP resource: fixed (`uri`) or templated (`uri_template`, RFC 6570), text inline or from a file."""
+
+    uri: str | None = Field(None, description="Fixed URI, e.g. docs://style-guide.")
+    uri_template: str | None = Field(None, description="RFC 6570 template, e.g. glossary://{term}.")
+    name: str = Field(min_length=1)
+    title: str | None = None
+    description: str | None = None
+    mime_type: str = "text/plain"
+    text: str | None = Field(None, description="Inline text (a Jinja2 template for uri_template resources).")
+    file: str | None = Field(None, description="File with the text, relative to this YAML file.")
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> ResourceConfig:
+        if (self.uri is None) == (self.uri_template is None):
+            raise ValueError("give exactly one of 'uri' and 'uri_template'")
+        if (self.text is None) == (self.file is None):
+            raise ValueError("give exactly one of 'text' and 'file'")
+        return self
+
+
+class GatewayConfig(_Model):
+    """A gateway config file. The root file needs `format`; included files may omit it."""
+
+    format: Literal["mcp-gateway/1"] | None = Field(None, description="Config format version.")
+    server: ServerSettings | None = None
+    limits: Limits | None = None
+    include: list[str] = Field(default_factory=list, description="More config files or globs, relative to this file.")
+    providers: dict[str, ProviderConfig] = Field(default_factory=dict)
+    models: dict[str, ModelConfig] = Field(default_factory=dict)
+    partials: dict[str, str | FileText] = Field(
+        default_factory=dict, description="Named template fragments, used as {% include 'name' %}."
+    )
+    tools: list[ToolConfig] = Field(default_factory=list)
+    prompts: list[PromptConfig] = Field(default_factory=list)
+    resources: list[ResourceConfig] = Field(default_factory=list)

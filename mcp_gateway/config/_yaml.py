@@ -1,0 +1,166 @@
+"""YAML parsing that remembers where every key and value came from.
+
+PyYAML's own loaders forget positions, keep the last of duplicate keys silently and read
+`no`/`off` as booleans (YAML 1.1). We compose the node graph with PyYAML (its C parser when
+available), then convert nodes ourselves so that duplicates become errors and every path in the
+document maps back to a line and column.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+from .._errors import ConfigIssue
+
+__all__ = ["Mark", "SourceMap", "YamlDocument", "parse_yaml"]
+
+Path = tuple[str | int, ...]
+
+_BaseLoader: type = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_MAX_NODES = 1_000_000  # bounds alias expansion ("billion laughs")
+
+
+class _Loader(_BaseLoader):  # type: ignore[misc, valid-type]
+    """Safe loader that resolves booleans as YAML 1.2 does: only true/false."""
+
+
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Mark:
+    """A 1-based position in a file."""
+
+    line: int
+    column: int
+
+
+@dataclass(slots=True)
+class SourceMap:
+    """Positions of the keys and values of one document, by path."""
+
+    file: str
+    values: dict[Path, Mark] = field(default_factory=dict)
+    keys: dict[Path, Mark] = field(default_factory=dict)
+    blocks: set[Path] = field(default_factory=set)  # block scalars (| or >): text starts a line later
+
+    def locate(self, path: Path, *, prefer_key: bool = False) -> Mark:
+        """The most precise known position of `path`, falling back to its nearest ancestor."""
+        for end in range(len(path), -1, -1):
+            sub = path[:end]
+            if prefer_key and sub in self.keys:
+                return self.keys[sub]
+            if sub in self.values:
+                return self.values[sub]
+        return Mark(1, 1)
+
+    def text_line(self, path: Path, line_in_text: int) -> Mark:
+        """Where line `line_in_text` (1-based) of the string value at `path` sits in the file."""
+        mark = self.locate(path)
+        if path in self.blocks:
+            return Mark(mark.line + line_in_text, 1)
+        return Mark(mark.line + line_in_text - 1, mark.column if line_in_text == 1 else 1)
+
+    def issue(self, path: Path, message: str, *, prefer_key: bool = False) -> ConfigIssue:
+        mark = self.locate(path, prefer_key=prefer_key)
+        return ConfigIssue(self.file, mark.line, mark.column, format_path(path), message)
+
+
+@dataclass(slots=True)
+class YamlDocument:
+    data: Any
+    source: SourceMap
+
+
+def format_path(path: Path) -> str:
+    """Render a path as `tools[0].input_schema.properties.text`."""
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _mark(node: yaml.Node) -> Mark:
+    return Mark(node.start_mark.line + 1, node.start_mark.column + 1)
+
+
+class _Converter:
+    def __init__(self, source: SourceMap) -> None:
+        self.source = source
+        self.loader = _Loader("")
+        self.issues: list[ConfigIssue] = []
+        self.count = 0
+
+    def convert(self, node: yaml.Node, path: Path) -> Any:
+        self.count += 1
+        if self.count > _MAX_NODES:
+            raise _TooLarge
+        self.source.values.setdefault(path, _mark(node))
+        if isinstance(node, yaml.MappingNode):
+            result: dict[str, Any] = {}
+            seen: dict[Any, Mark] = {}
+            for key_node, value_node in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    self.issues.append(self.source.issue(path, "YAML merge keys ('<<') are not supported"))
+                    continue
+                key = self.convert(key_node, path + ("<key>",)) if not isinstance(key_node, yaml.ScalarNode) \
+                    else self.loader.construct_object(key_node)
+                if not isinstance(key, str):
+                    key = str(key)
+                if key in seen:
+                    first = seen[key]
+                    mark = _mark(key_node)
+                    self.issues.append(ConfigIssue(
+                        self.source.file, mark.line, mark.column, format_path(path + (key,)),
+                        f"duplicate key '{key}' (first defined at line {first.line}, column {first.column})",
+                    ))
+                    continue
+                seen[key] = _mark(key_node)
+                self.source.keys[path + (key,)] = _mark(key_node)
+                result[key] = self.convert(value_node, path + (key,))
+            return result
+        if isinstance(node, yaml.SequenceNode):
+            return [self.convert(item, path + (i,)) for i, item in enumerate(node.value)]
+        if node.style in ("|", ">"):
+            self.source.blocks.add(path)
+        try:
+            return self.loader.construct_object(node)
+        except yaml.YAMLError as exc:
+            self.issues.append(self.source.issue(path, f"invalid value: {getattr(exc, 'problem', exc)}"))
+            return None
+
+
+class _TooLarge(Exception):
+    pass
+
+
+def parse_yaml(text: str, file: str) -> tuple[YamlDocument | None, list[ConfigIssue]]:
+    """Parse one YAML document; return it with its source map, or the issues that stop it."""
+    source = SourceMap(file)
+    try:
+        node = yaml.compose(text, Loader=_Loader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+        problem = " ".join(str(p) for p in (exc.context, exc.problem) if p)
+        return None, [ConfigIssue(file, line, col, "", f"YAML syntax error: {problem}")]
+    except yaml.YAMLError as exc:
+        return None, [ConfigIssue(file, 1, 1, "", f"YAML syntax error: {exc}")]
+    if node is None:
+        return YamlDocument({}, source), []
+    converter = _Converter(source)
+    try:
+        data = converter.convert(node, ())
+    except _TooLarge:
+        return None, [ConfigIssue(file, 1, 1, "", f"document expands to more than {_MAX_NODES} nodes")]
+    return YamlDocument(data, source), converter.issues

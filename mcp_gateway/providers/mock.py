@@ -1,0 +1,78 @@
+"""The built-in offline provider: deterministic answers, no network, no key.
+
+Text answers are derived from the rendered prompt; with an output schema, the answer is a JSON
+value valid against it. It streams word by word, so progress and cancellation are testable
+offline. Settings: `latency_ms` (delay before the first word), `chunk_ms` (delay between words),
+`fail_with` (fail every call with this cause: how tests and demos show a provider outage).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+import anyio
+
+from .._errors import ProviderError
+from ._base import Completion, CompletionRequest, OnText, Usage
+from ._fake import answer_text, estimate_tokens, instance_for_schema, seed_of
+
+__all__ = ["MockProvider"]
+
+
+class MockProvider:
+    """Offline, deterministic provider (kind `mock`)."""
+
+    def __init__(self, name: str, *, latency_ms: float = 0, chunk_ms: float = 0, fail_with: str | None = None) -> None:
+        self.name = name
+        self._latency = latency_ms / 1000
+        self._chunk = chunk_ms / 1000
+        self._fail_with = fail_with
+
+    @classmethod
+    def from_settings(cls, name: str, settings: Mapping[str, Any], **_: Any) -> MockProvider:
+        known = {"latency_ms", "chunk_ms", "fail_with"}
+        if unknown := set(settings) - known:
+            raise ValueError(f"unknown setting(s) {', '.join(sorted(unknown))} (known: {', '.join(sorted(known))})")
+        fail_with = settings.get("fail_with")
+        return cls(
+            name,
+            latency_ms=float(settings.get("latency_ms", 0)),
+            chunk_ms=float(settings.get("chunk_ms", 0)),
+            fail_with=str(fail_with) if fail_with is not None else None,
+        )
+
+    async def complete(self, request: CompletionRequest, *, on_text: OnText | None = None) -> Completion:
+        if self._fail_with is not None:
+            raise ProviderError(self.name, self._fail_with)
+        prompt = "\n".join(m.content for m in request.messages)
+        last_user = next((m.content for m in reversed(request.messages) if m.role == "user"), prompt)
+        structured: Any = None
+        if request.output_schema is not None:
+            words = [w.strip(".,;:!?\"'()[]{}") for w in last_user.split()][:200]
+            structured = instance_for_schema(request.output_schema, seed_of(prompt), words=[w for w in words if w])
+            text = json.dumps(structured, ensure_ascii=False)
+        else:
+            text = answer_text(request.model, last_user)
+        max_tokens = request.params.get("max_tokens")
+        finish = "stop"
+        if isinstance(max_tokens, int) and request.output_schema is None and estimate_tokens(text) > max_tokens:
+            text, finish = text[: max(max_tokens, 0) * 4], "length"
+        if self._latency:
+            await anyio.sleep(self._latency)
+        if on_text is not None:
+            await self._stream(text, on_text)
+        usage = Usage(input_tokens=sum(estimate_tokens(m.content) for m in request.messages),
+                      output_tokens=estimate_tokens(text))
+        return Completion(text=text, finish_reason=finish, usage=usage, model=request.model, structured=structured)
+
+    async def _stream(self, text: str, on_text: OnText) -> None:
+        pieces = text.split(" ")
+        for i, piece in enumerate(pieces):
+            if i and self._chunk:
+                await anyio.sleep(self._chunk)
+            await on_text(piece if i == len(pieces) - 1 else piece + " ")
+
+    async def aclose(self) -> None:
+        return None

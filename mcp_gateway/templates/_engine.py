@@ -1,0 +1,135 @@
+"""The template engine.
+
+Templates are trusted files; arguments are untrusted data passed as the render context and are
+never parsed as template source, so `{{ '{{' }}` in an argument stays literal text. The sandbox
+blocks attribute walks; we add what it lacks: a cap on rendered size (checked while rendering,
+and on `*`/`**` before they can build a huge value).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import jinja2
+from jinja2 import meta
+from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
+
+from .._errors import RenderError
+
+__all__ = ["CompiledTemplate", "TemplateEngine", "TemplateSyntaxProblem"]
+
+
+@dataclass(frozen=True, slots=True)
+class TemplateSyntaxProblem:
+    """A template that does not compile, or refers to something that does not exist."""
+
+    message: str
+    line: int  # 1-based, within the template text
+
+
+class _CappedSandbox(ImmutableSandboxedEnvironment):
+    """The immutable sandbox, with `*` and `**` refusing to build values past the cap."""
+
+    intercepted_binops = frozenset({"*", "**"})
+
+    def __init__(self, *, max_chars: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.max_chars = max_chars
+
+    def call_binop(self, context: jinja2.runtime.Context, operator: str, left: Any, right: Any) -> Any:
+        if operator == "*":
+            for seq, times in ((left, right), (right, left)):
+                if isinstance(seq, (str, list, tuple)) and isinstance(times, int):
+                    if len(seq) * times > self.max_chars:
+                        raise SecurityError("the result of '*' would exceed the rendered size cap")
+        if operator == "**" and isinstance(right, int) and abs(right) > 64:
+            raise SecurityError("exponent too large")
+        return super().call_binop(context, operator, left, right)
+
+
+class CompiledTemplate:
+    """A template compiled once; `render` checks the size cap while generating output."""
+
+    __slots__ = ("_template", "_max_chars", "source")
+
+    def __init__(self, template: jinja2.Template, source: str, max_chars: int) -> None:
+        self._template = template
+        self._max_chars = max_chars
+        self.source = source
+
+    def render(self, context: Mapping[str, Any], *, budget: int | None = None) -> str:
+        """Render with `context`; raise RenderError past `budget` characters (default: the cap)."""
+        limit = self._max_chars if budget is None else budget
+        parts: list[str] = []
+        size = 0
+        try:
+            for chunk in self._template.generate(context):
+                size += len(chunk)
+                if size > limit:
+                    raise RenderError(f"rendered prompt exceeds the limit of {self._max_chars} characters")
+                parts.append(chunk)
+        except RenderError:
+            raise
+        except jinja2.UndefinedError as exc:
+            raise RenderError(f"template variable is undefined: {exc.message}") from None
+        except SecurityError as exc:
+            raise RenderError(f"template refused an unsafe operation: {exc}") from None
+        except Exception as exc:  # a filter or test fed with unexpected data
+            raise RenderError(f"template failed: {type(exc).__name__}: {exc}") from None
+        return "".join(parts)
+
+
+class TemplateEngine:
+    """Compiles the templates of one config; partials are reachable with {% include 'name' %}."""
+
+    def __init__(self, *, partials: Mapping[str, str] | None = None, max_chars: int = 200_000) -> None:
+        self.max_chars = max_chars
+        self._partials = dict(partials or {})
+        self._env = _CappedSandbox(
+            max_chars=max_chars,
+            loader=jinja2.DictLoader(self._partials),
+            undefined=jinja2.StrictUndefined,
+            autoescape=False,
+            keep_trailing_newline=False,
+            auto_reload=False,
+            cache_size=-1,
+        )
+
+    def check(self, source: str) -> tuple[set[str], list[TemplateSyntaxProblem]]:
+        """Return the variables `source` reads (partials included) and any problems in it."""
+        variables: set[str] = set()
+        problems: list[TemplateSyntaxProblem] = []
+        self._walk(source, variables, problems, seen=set(), line_offset=None)
+        return variables - set(self._env.globals), problems
+
+    def _walk(
+        self, source: str, variables: set[str], problems: list[TemplateSyntaxProblem],
+        *, seen: set[str], line_offset: int | None,
+    ) -> None:
+        try:
+            ast = self._env.parse(source)
+        except jinja2.TemplateSyntaxError as exc:
+            line = exc.lineno if line_offset is None else line_offset
+            problems.append(TemplateSyntaxProblem(f"template syntax error: {exc.message}", line))
+            return
+        variables |= meta.find_undeclared_variables(ast)
+        for node in ast.find_all(jinja2.nodes.Include):
+            line = node.lineno if line_offset is None else line_offset
+            name = node.template.value if isinstance(node.template, jinja2.nodes.Const) else None
+            if not isinstance(name, str):
+                problems.append(TemplateSyntaxProblem("include needs a literal partial name", line))
+            elif name not in self._partials:
+                known = ", ".join(sorted(self._partials)) or "none defined"
+                problems.append(TemplateSyntaxProblem(f"unknown partial '{name}' (partials: {known})", line))
+            elif name in seen:
+                problems.append(TemplateSyntaxProblem(f"partial '{name}' includes itself", line))
+            else:
+                self._walk(self._partials[name], variables, problems, seen=seen | {name}, line_offset=line)
+        for node in ast.find_all((jinja2.nodes.Extends, jinja2.nodes.Import, jinja2.nodes.FromImport)):
+            problems.append(TemplateSyntaxProblem("only {% include %} of partials is supported", node.lineno))
+
+    def compile(self, source: str) -> CompiledTemplate:
+        """Compile `source`; call `check` first, this assumes it is valid."""
+        return CompiledTemplate(self._env.from_string(source), source, self.max_chars)
