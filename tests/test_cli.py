@@ -1,0 +1,87 @@
+"""The command line, run as a user runs it: a real `mcp-gateway` process."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import subprocess
+import sys
+
+from tests.conftest import EXAMPLE, serve_command
+
+GATEWAY = [sys.executable, "-m", "mcp_gateway"]
+SERVE = shlex.join(serve_command(EXAMPLE))
+
+
+def run(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*GATEWAY, *args], capture_output=True, text=True, timeout=timeout)
+
+
+def test_help_reads_like_documentation():
+    top = run("--help")
+    assert top.returncode == 0
+    for command in ("serve", "validate", "render", "schema", "tools", "call", "prompts", "prompt", "resources", "read"):
+        assert command in top.stdout
+    assert "mcp-gateway call" in top.stdout  # an example, not just a list
+    call = run("call", "--help")
+    assert "Exits with status 1 when the tool reports an error." in call.stdout
+
+
+def test_validate_prints_a_summary_table():
+    result = run("validate", str(EXAMPLE))
+    assert result.returncode == 0, result.stderr
+    assert "OK (2 files)" in result.stdout
+    assert "classify_ticket" in result.stdout and "structured" in result.stdout
+    assert "draft_release_notes" in result.stdout and "draft" in result.stdout
+    assert "glossary://{term}" in result.stdout
+    summary = json.loads(run("validate", str(EXAMPLE), "--json").stdout)
+    assert summary["ok"] is True and len(summary["tools"]) == 7
+
+
+def test_render_shows_messages_without_calling_a_model():
+    result = run("render", str(EXAMPLE), "summarize", "--arg", "text=Hello {{ x }}", "--arg", "sentences=2")
+    assert result.returncode == 0, result.stderr
+    assert "--- system ---" in result.stdout and "--- user ---" in result.stdout
+    assert "at most 2 sentences" in result.stdout and "Hello {{ x }}" in result.stdout
+    as_json = json.loads(run("render", str(EXAMPLE), "draft_release_notes", "--arg", 'changes:=["a","b"]',
+                             "--output", "json").stdout)
+    assert as_json == [{"role": "user", "content": "Write release notes for:\n- a\n- b\n"}]
+
+
+def test_render_reports_argument_errors():
+    result = run("render", str(EXAMPLE), "summarize", "--arg", "sentences=0")
+    assert result.returncode == 1
+    assert "$: 'text' is a required property" in result.stderr
+    assert "$.sentences: 0 is less than the minimum of 1" in result.stderr
+
+
+def test_tools_and_call_against_a_stdio_server():
+    listed = run("tools", SERVE)
+    assert listed.returncode == 0, listed.stderr
+    assert "summarize" in listed.stdout and "text, sentences?, audience?" in listed.stdout
+    called = run("call", SERVE, "classify_ticket", "--arg", "ticket=I was charged twice")
+    assert called.returncode == 0, called.stderr
+    assert set(json.loads(called.stdout)) >= {"category", "urgency", "sentiment", "confidence"}
+    legacy = run("call", "--stdio", SERVE, "--legacy", "--json", "summarize", "--args", '{"text": "hi"}')
+    assert json.loads(legacy.stdout)["isError"] is False
+
+
+def test_call_exit_codes():
+    bad_args = run("call", SERVE, "summarize", "--arg", "sentences=99")
+    assert bad_args.returncode == 1
+    assert "$.sentences: 99 is greater than the maximum of 10" in bad_args.stderr
+    unknown = run("call", SERVE, "nope")
+    assert unknown.returncode == 1
+    assert unknown.stderr.strip().endswith("error: Unknown tool: 'nope' (error -32602)")
+    no_server = run("tools", "/nonexistent/server-binary")
+    assert no_server.returncode == 1 and no_server.stderr.startswith("error: connection failed")
+
+
+def test_prompt_resources_and_read():
+    assert "review_draft" in run("prompts", SERVE).stdout
+    prompt = run("prompt", SERVE, "review_draft", "--arg", "draft=Some text")
+    assert prompt.returncode == 0 and "Some text" in prompt.stdout
+    resources = run("resources", SERVE)
+    assert "docs://style-guide" in resources.stdout and "glossary://{term}" in resources.stdout
+    read = run("read", SERVE, "glossary://latency")
+    assert read.stdout.startswith("# latency")

@@ -1,0 +1,77 @@
+"""The raw stdio wire: stdout carries JSON-RPC only, and garbage in never stops the server."""
+
+from __future__ import annotations
+
+import json
+import select
+import subprocess
+import sys
+import tempfile
+import time
+
+from tests.conftest import EXAMPLE
+
+INIT = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+    "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "raw", "version": "0"}}}
+
+
+def _exchange(lines: list[str], expect_ids: set[int], *, log_level: str = "debug") -> tuple[list[dict], str]:
+    """Send raw lines to `mcp-gateway serve`, read until every id in `expect_ids` is answered.
+
+    Stdin stays open until then: closing it ends the session, and in-flight requests with it.
+    """
+    errors = tempfile.TemporaryFile("w+")  # a file, not a pipe: a full stderr pipe would block the server
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mcp_gateway", "serve", str(EXAMPLE), "--log-level", log_level],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=errors, text=True,
+    )
+    assert proc.stdin and proc.stdout
+    proc.stdin.write("".join(line + "\n" for line in lines))
+    proc.stdin.flush()
+    messages: list[dict] = []
+    deadline = time.monotonic() + 30
+    while expect_ids - {m.get("id") for m in messages}:
+        ready, _, _ = select.select([proc.stdout], [], [], max(deadline - time.monotonic(), 0))
+        assert ready, f"no answer for ids {expect_ids - {m.get('id') for m in messages}}"
+        line = proc.stdout.readline()
+        assert line, "server closed stdout"
+        messages.append(json.loads(line))  # every stdout line is one JSON-RPC message
+    proc.stdin.close()
+    messages += [json.loads(line) for line in proc.stdout.read().splitlines()]
+    proc.wait(timeout=30)
+    errors.seek(0)
+    return messages, errors.read()
+
+
+def test_stdout_is_protocol_only_even_with_debug_logs():
+    messages, stderr = _exchange([
+        json.dumps(INIT),
+        json.dumps({"jsonrpc": "2.0", "method": "notifications/initialized"}),
+        json.dumps({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+                    "params": {"name": "summarize", "arguments": {"text": "hello"}}}),
+    ], {1, 2})
+    assert all(m.get("jsonrpc") == "2.0" for m in messages)
+    by_id = {m["id"]: m for m in messages if "id" in m}
+    assert by_id[1]["result"]["serverInfo"]["name"] == "example-gateway"
+    assert by_id[1]["result"]["capabilities"]["tools"] == {"listChanged": True}
+    assert by_id[2]["result"]["isError"] is False
+    # Logs went to stderr.
+    assert "serving 6 tools" in stderr and "tool=summarize" in stderr
+
+
+def test_malformed_messages_get_errors_and_the_server_keeps_serving():
+    messages, _ = _exchange([
+        json.dumps(INIT),
+        json.dumps({"jsonrpc": "2.0", "method": "notifications/initialized"}),
+        "this is not json",
+        '{"jsonrpc": "2.0", "id": 5, "method": "tools/call", "params": {"name": 42}}',
+        '{"jsonrpc": "2.0", "id": 6, "method": "no/such/method"}',
+        '{"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": {"name": "summarize", "arguments": "x"}}',
+        '[1, 2, 3]',
+        json.dumps({"jsonrpc": "2.0", "id": 8, "method": "tools/list"}),
+    ], {1, 5, 6, 7, 8})
+    by_id = {m.get("id"): m for m in messages}
+    assert by_id[5]["error"]["code"] == -32602
+    assert by_id[6]["error"]["code"] == -32601
+    assert by_id[7]["error"]["code"] == -32602
+    assert len(by_id[8]["result"]["tools"]) == 6  # still serving after all of the above
