@@ -6,6 +6,7 @@ import json
 import logging
 import os
 import sys
+import tempfile
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
@@ -206,16 +207,25 @@ def _split_target(stdio_command: str | None, positional: Sequence[str], names: S
 
 
 def _run_client(target: str, legacy: bool, timeout: float, work: Callable[[Any], Awaitable[Any]]) -> Any:
+    """Run `work` against a connection. A stdio server's stderr is kept aside and shown only
+    when something fails, so that its logs do not bury the answer."""
     from ..client import connect
 
-    async def go() -> Any:
-        async with connect(target, mode="legacy" if legacy else "auto", timeout=timeout) as client:
-            return await work(client)
+    with tempfile.TemporaryFile("w+", encoding="utf-8", errors="replace") as server_log:
 
-    try:
-        return anyio.run(go)
-    except ClientError as exc:
-        _fail(str(exc))
+        async def go() -> Any:
+            async with connect(target, mode="legacy" if legacy else "auto", timeout=timeout,
+                               errlog=server_log) as client:
+                return await work(client)
+
+        try:
+            return anyio.run(go)
+        except ClientError as exc:
+            server_log.seek(0)
+            lines = server_log.read().splitlines()[-40:]
+            if lines:
+                click.echo("server stderr (last lines):\n" + "\n".join("  " + line for line in lines), err=True)
+            _fail(str(exc))
 
 
 @main.command()

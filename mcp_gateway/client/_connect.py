@@ -4,15 +4,17 @@ ending in /sse (legacy HTTP+SSE). Built on the SDK's `Client`; its errors are tr
 from __future__ import annotations
 
 import shlex
+import sys
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager, nullcontext
-from typing import Any, Literal
+from typing import Any, Literal, TextIO
 
 import anyio
 import httpx2
 import mcp_types as types
 from mcp import Client, MCPError, StdioServerParameters
 from mcp.client.sse import sse_client
+from mcp.client.stdio import stdio_client
 
 from ._errors import ClientError, ClientTimeoutError, ConnectError, RemoteError
 
@@ -21,8 +23,13 @@ __all__ = ["GatewayClient", "connect", "parse_target"]
 Mode = Literal["auto", "legacy"]
 
 
-def parse_target(target: str | Sequence[str], *, env: Mapping[str, str] | None = None) -> Any:
-    """What the SDK client connects to for `target` (see module docstring)."""
+def parse_target(
+    target: str | Sequence[str], *, env: Mapping[str, str] | None = None, errlog: TextIO | None = None
+) -> Any:
+    """What the SDK client connects to for `target` (see module docstring).
+
+    `errlog` receives a stdio server's stderr (default: ours).
+    """
     if isinstance(target, str) and target.startswith(("http://", "https://")):
         if target.rstrip("/").endswith("/sse"):
             return sse_client(target)
@@ -30,7 +37,8 @@ def parse_target(target: str | Sequence[str], *, env: Mapping[str, str] | None =
     argv = shlex.split(target) if isinstance(target, str) else list(target)
     if not argv:
         raise ConnectError("empty server command")
-    return StdioServerParameters(command=argv[0], args=argv[1:], env=dict(env) if env is not None else None)
+    params = StdioServerParameters(command=argv[0], args=argv[1:], env=dict(env) if env is not None else None)
+    return stdio_client(params, errlog=errlog or sys.stderr)
 
 
 def _translate(exc: BaseException) -> ClientError:
@@ -42,6 +50,8 @@ def _translate(exc: BaseException) -> ClientError:
     if isinstance(exc, MCPError):
         if exc.code == types.REQUEST_TIMEOUT:
             return ClientTimeoutError(exc.message)
+        if exc.code == types.CONNECTION_CLOSED:
+            return ConnectError("the server closed the connection")
         return RemoteError(exc.code, exc.message, exc.data)
     if isinstance(exc, TimeoutError):
         return ClientTimeoutError(str(exc) or "timed out")
@@ -115,6 +125,7 @@ async def connect(
     mode: Mode = "auto",
     timeout: float | None = 60.0,
     env: Mapping[str, str] | None = None,
+    errlog: TextIO | None = None,
     logging_callback: Any = None,
     sampling_callback: Any = None,
     elicitation_callback: Any = None,
@@ -122,10 +133,11 @@ async def connect(
     """Open a connection to `target` for the duration of the `async with` block.
 
     `mode="legacy"` forces the initialize handshake; "auto" prefers the 2026-07-28 protocol and
-    falls back. Raises ConnectError when the server cannot be reached.
+    falls back. A stdio server's stderr goes to `errlog` (default: ours). Raises ConnectError when
+    the server cannot be reached.
     """
     client = Client(
-        parse_target(target, env=env),
+        parse_target(target, env=env, errlog=errlog),
         mode=mode,
         logging_callback=logging_callback,
         sampling_callback=sampling_callback,

@@ -7,13 +7,15 @@ providers; later stages do that with the `Origin` and `TextRef` of each item to 
 
 from __future__ import annotations
 
+import datetime
 import difflib
 import glob
 import re
+import types
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Generic, TypeVar, get_args
+from typing import Any, Generic, TypeVar, Union, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
 
@@ -73,7 +75,11 @@ class TextRef:
         path = format_path(self.origin.path + self.sub)
         if self.file is not None:
             return ConfigIssue(self.file, line_in_text, 1, path, message)
-        mark = self.origin.source.text_line(self.origin.path + self.sub, line_in_text)
+        where = self.origin.path + self.sub
+        mark = self.origin.source.text_line(where, line_in_text)
+        if mark is None:  # a folded or quoted scalar: point at its start and name the line
+            mark = self.origin.source.locate(where)
+            message = f"{message} (line {line_in_text} of this text)"
         return ConfigIssue(self.origin.file, mark.line, mark.column, path, message)
 
 
@@ -127,7 +133,7 @@ class _Loader:
             return str(path)
 
     def run(self) -> LoadedConfig:
-        if not self.path.is_file():
+        if not _is_file(self.path):
             self.issues.append(ConfigIssue(self.display(self.path), 1, 1, "", "config file not found"))
             return self.loaded
         self._load_file(self.path.resolve(), stack=(), is_root=True)
@@ -148,6 +154,9 @@ class _Loader:
         except UnicodeDecodeError as exc:
             self.issues.append(ConfigIssue(name, 1, 1, "", f"file is not UTF-8 text ({exc.reason})"))
             return
+        except OSError as exc:
+            self.issues.append(ConfigIssue(name, 1, 1, "", f"cannot read the file: {exc.strerror or exc}"))
+            return
         doc, problems = parse_yaml(text, name)
         self.issues += problems
         if doc is None:
@@ -156,7 +165,8 @@ class _Loader:
         if not isinstance(doc.data, dict):
             self.issues.append(source.issue((), "the top level must be a mapping of config keys"))
             return
-        config = self._validate(GatewayConfig, doc.data, source)
+        config = self._validate(GatewayConfig, doc.data, source, reported={
+            i.path for i in problems if i.message.startswith("invalid value")})
         if config is None:
             return
         if is_root and config.format is None:
@@ -177,11 +187,11 @@ class _Loader:
                 elif target not in self._seen:
                     self._load_file(target, stack=(*stack, path), is_root=False)
 
-    def _validate(self, model: type[BaseModel], data: Any, source: SourceMap) -> Any:
+    def _validate(self, model: type[BaseModel], data: Any, source: SourceMap, *, reported: set[str]) -> Any:
         try:
             return model.model_validate(data)
-        except ValidationError as exc:
-            self.issues += _pydantic_issues(exc, source)
+        except ValidationError as exc:  # a value YAML could not read is reported once, by the YAML stage
+            self.issues += [i for i in _pydantic_issues(exc, source) if i.path not in reported]
             return None
 
     def _expand_include(self, pattern: str, base: Path, source: SourceMap, sub: DocPath) -> Iterator[Path]:
@@ -195,13 +205,17 @@ class _Loader:
             resolved = self._inside_root(match, source, sub, what="include")
             if resolved is None:
                 continue
-            if not resolved.is_file():
+            if not _is_file(resolved):
                 self.issues.append(source.issue(sub, f"included file not found: {self.display(match)}"))
                 continue
             yield resolved
 
     def _inside_root(self, path: Path, source: SourceMap, sub: DocPath, *, what: str) -> Path | None:
-        resolved = path.resolve()
+        try:
+            resolved = path.resolve()
+        except (OSError, ValueError) as exc:  # e.g. an embedded NUL byte, a symlink loop
+            self.issues.append(source.issue(sub, f"invalid {what} path: {exc}"))
+            return None
         if not resolved.is_relative_to(self.root):
             self.issues.append(source.issue(
                 sub, f"{what} '{path}' is outside the config root {self.display(self.root)}"))
@@ -212,7 +226,7 @@ class _Loader:
         resolved = self._inside_root(base / ref.file, source, sub, what="file")
         if resolved is None:
             return None
-        if not resolved.is_file():
+        if not _is_file(resolved):
             self.issues.append(source.issue(sub, f"file not found: {self.display(base / ref.file)}"))
             return None
         try:
@@ -302,6 +316,13 @@ class _Loader:
                 first[name] = item
 
 
+def _is_file(path: Path) -> bool:
+    try:
+        return path.is_file()
+    except OSError:  # e.g. a name too long for the file system
+        return False
+
+
 def _unknown(what: str, name: str, known: dict[str, Any]) -> str:
     message = f"unknown {what} '{name}'"
     close = difflib.get_close_matches(name, list(known), n=1)
@@ -310,19 +331,20 @@ def _unknown(what: str, name: str, known: dict[str, Any]) -> str:
     return f"{message} (defined: {', '.join(sorted(known)) or 'none'})"
 
 
-_UNION_TAGS = re.compile(r"^(str|int|float|bool|dict\[.*\]|list\[.*\]|function-.*|[A-Z][A-Za-z]+|literal\[.*\])$")
-
-
 def _pydantic_issues(exc: ValidationError, source: SourceMap) -> list[ConfigIssue]:
     """Map pydantic errors to located issues, merging the per-member noise of union fields."""
     issues: dict[str, ConfigIssue] = {}
     for error in exc.errors(include_url=False):
-        loc = tuple(p for p in error["loc"] if not (isinstance(p, str) and _UNION_TAGS.match(p)))
+        loc, holder, in_union = _clean_loc(error["loc"])
         kind = error["type"]
         given = error.get("input")
+        if not loc:
+            continue
+        if in_union and kind == "string_type" and isinstance(given, (dict, list)):
+            continue  # the text member of `text | {file: ...}`: the other member's errors say more
         if kind == "extra_forbidden":
             field_name = str(loc[-1])
-            model_fields = _fields_at(loc[:-1])
+            model_fields = list(holder.model_fields) if _is_model(holder) else []
             message = f"unknown field '{field_name}'"
             close = difflib.get_close_matches(field_name, model_fields, n=1)
             message += f"; did you mean '{close[0]}'?" if close else (
@@ -330,9 +352,12 @@ def _pydantic_issues(exc: ValidationError, source: SourceMap) -> list[ConfigIssu
             issue = source.issue(loc, message, prefer_key=True)
         elif kind == "missing":
             issue = source.issue(loc[:-1], f"missing required field '{loc[-1]}'")
-        elif kind == "string_type" and isinstance(given, (bool, int, float)):
-            word = "a boolean" if isinstance(given, bool) else "a number"
-            issue = source.issue(loc, f"expected text, but YAML read {given!r} as {word}; put it in quotes")
+        elif kind == "string_type" and isinstance(given, (bool, int, float, datetime.date)):
+            word = {bool: "a boolean", datetime.date: "a date", datetime.datetime: "a date"}.get(type(given), "a number")
+            raw = source.raw.get(loc, str(given))
+            issue = source.issue(loc, f"expected text, but YAML read {raw} as {word}; put it in quotes: \"{raw}\"")
+        elif kind == "string_type" and given is None:
+            issue = source.issue(loc, "expected text, but the value is empty (YAML null)")
         else:
             message = error["msg"].removeprefix("Value error, ")
             issue = source.issue(loc, message[:1].lower() + message[1:])
@@ -340,23 +365,58 @@ def _pydantic_issues(exc: ValidationError, source: SourceMap) -> list[ConfigIssu
     return list(issues.values())
 
 
-def _fields_at(loc: tuple[Any, ...]) -> list[str]:
-    """The field names allowed at a path, for 'did you mean' hints."""
-    model: Any = GatewayConfig
-    for part in loc:
-        if model is None:
-            return []
-        info = model.model_fields.get(part) if isinstance(part, str) else None
-        if info is not None:  # otherwise a list index or a mapping key: same model
-            model = _submodel(info.annotation)
-    return list(model.model_fields) if model is not None else []
+def _clean_loc(raw: tuple[Any, ...]) -> tuple[DocPath, Any, bool]:
+    """Drop pydantic's union-member tags from an error location, following the models.
+
+    Returns the document path, the annotation holding its last part (the model whose fields
+    a 'did you mean' hint offers) and whether a union tag was dropped. Only walking the models
+    tells a tag such as 'FileText' from a user's key of the same spelling.
+    """
+    path: list[str | int] = []
+    annotation: Any = GatewayConfig
+    holder: Any = None
+    in_union = False
+    for part in raw:
+        annotation = _unwrap_optional(annotation)
+        members = _union_members(annotation)
+        if members:
+            annotation = next((m for m in members if getattr(m, "__name__", str(m)) == part), None)
+            in_union = True
+            continue
+        holder = annotation
+        path.append(part)
+        annotation = _step(annotation, part)
+    return tuple(path), holder, in_union
 
 
-def _submodel(annotation: Any) -> Any:
-    """The model inside an annotation such as `X | None`, `list[X]` or `dict[str, X]`."""
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    for arg in get_args(annotation):
-        if (found := _submodel(arg)) is not None:
-            return found
+def _is_model(annotation: Any) -> bool:
+    return isinstance(annotation, type) and issubclass(annotation, BaseModel)
+
+
+def _union_members(annotation: Any) -> list[Any]:
+    """The members of a union of two or more non-None types (pydantic tags their errors)."""
+    if get_origin(annotation) in (Union, types.UnionType):
+        members = [a for a in get_args(annotation) if a is not type(None)]
+        return members if len(members) > 1 else []
+    return []
+
+
+def _unwrap_optional(annotation: Any) -> Any:
+    if get_origin(annotation) in (Union, types.UnionType):
+        members = [a for a in get_args(annotation) if a is not type(None)]
+        if len(members) == 1:
+            return members[0]
+    return annotation
+
+
+def _step(annotation: Any, part: Any) -> Any:
+    """The annotation of `part` (a field, list index or mapping key) inside `annotation`."""
+    if _is_model(annotation):
+        info = annotation.model_fields.get(part) if isinstance(part, str) else None
+        return info.annotation if info is not None else None
+    origin, args = get_origin(annotation), get_args(annotation)
+    if origin is list and args:
+        return args[0]
+    if origin is dict and len(args) == 2:
+        return args[1]
     return None

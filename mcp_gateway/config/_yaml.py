@@ -22,6 +22,7 @@ Path = tuple[str | int, ...]
 
 _BaseLoader: type = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _MAX_NODES = 1_000_000  # bounds alias expansion ("billion laughs")
+_MAX_DEPTH = 100  # bounds nesting, so that no later stage recurses too deeply
 
 
 class _Loader(_BaseLoader):  # type: ignore[misc, valid-type]
@@ -52,7 +53,8 @@ class SourceMap:
     file: str
     values: dict[Path, Mark] = field(default_factory=dict)
     keys: dict[Path, Mark] = field(default_factory=dict)
-    blocks: set[Path] = field(default_factory=set)  # block scalars (| or >): text starts a line later
+    blocks: set[Path] = field(default_factory=set)  # literal block scalars (|): one text line per file line
+    raw: dict[Path, str] = field(default_factory=dict)  # source text of plain scalars YAML did not read as text
 
     def locate(self, path: Path, *, prefer_key: bool = False) -> Mark:
         """The most precise known position of `path`, falling back to its nearest ancestor."""
@@ -64,12 +66,16 @@ class SourceMap:
                 return self.values[sub]
         return Mark(1, 1)
 
-    def text_line(self, path: Path, line_in_text: int) -> Mark:
-        """Where line `line_in_text` (1-based) of the string value at `path` sits in the file."""
+    def text_line(self, path: Path, line_in_text: int) -> Mark | None:
+        """Where line `line_in_text` (1-based) of the string value at `path` sits in the file.
+
+        Exact for the first line and for literal blocks (|); None for a later line of a folded
+        (>), plain or quoted scalar, whose line breaks and escapes do not map to file lines.
+        """
         mark = self.locate(path)
         if path in self.blocks:
             return Mark(mark.line + line_in_text, 1)
-        return Mark(mark.line + line_in_text - 1, mark.column if line_in_text == 1 else 1)
+        return mark if line_in_text == 1 else None
 
     def issue(self, path: Path, message: str, *, prefer_key: bool = False) -> ConfigIssue:
         mark = self.locate(path, prefer_key=prefer_key)
@@ -100,12 +106,47 @@ class _Converter:
         self.loader = _Loader("")
         self.issues: list[ConfigIssue] = []
         self.count = 0
+        self.open: set[int] = set()  # collections being converted, to catch recursive aliases
 
     def convert(self, node: yaml.Node, path: Path) -> Any:
         self.count += 1
         if self.count > _MAX_NODES:
             raise _TooLarge
         self.source.values.setdefault(path, _mark(node))
+        if isinstance(node, (yaml.MappingNode, yaml.SequenceNode)):
+            if id(node) in self.open:
+                self.issues.append(self.source.issue(path, "recursive YAML alias (an anchor used inside itself)"))
+                return None
+            if len(self.open) >= _MAX_DEPTH:
+                self.issues.append(self.source.issue(path, f"nested more than {_MAX_DEPTH} levels deep"))
+                return None
+            self.open.add(id(node))
+            try:
+                return self._collection(node, path)
+            finally:
+                self.open.discard(id(node))
+        if node.style == "|":
+            self.source.blocks.add(path)
+        value = self._construct(node, path)
+        if value is _INVALID:
+            return None
+        if node.style is None and not isinstance(value, str):
+            self.source.raw[path] = node.value
+        return value
+
+    def _construct(self, node: yaml.Node, path: Path) -> Any:
+        try:
+            return self.loader.construct_object(node)
+        except Exception as exc:  # a constructor fed with a bad tagged value, e.g. `!!int abc`
+            mark = _mark(node)
+            tag = str(node.tag).replace("tag:yaml.org,2002:", "!!")
+            problem = getattr(exc, "problem", None) if isinstance(exc, yaml.YAMLError) else None
+            problem = problem or f"{tag} cannot read {str(node.value)[:80]!r}"
+            self.issues.append(ConfigIssue(
+                self.source.file, mark.line, mark.column, format_path(path), f"invalid value: {problem}"))
+            return _INVALID
+
+    def _collection(self, node: yaml.Node, path: Path) -> Any:
         if isinstance(node, yaml.MappingNode):
             result: dict[str, Any] = {}
             seen: dict[Any, Mark] = {}
@@ -114,7 +155,9 @@ class _Converter:
                     self.issues.append(self.source.issue(path, "YAML merge keys ('<<') are not supported"))
                     continue
                 key = self.convert(key_node, path + ("<key>",)) if not isinstance(key_node, yaml.ScalarNode) \
-                    else self.loader.construct_object(key_node)
+                    else self._construct(key_node, path)
+                if key is _INVALID:
+                    continue
                 if not isinstance(key, str):
                     key = str(key)
                 if key in seen:
@@ -129,19 +172,14 @@ class _Converter:
                 self.source.keys[path + (key,)] = _mark(key_node)
                 result[key] = self.convert(value_node, path + (key,))
             return result
-        if isinstance(node, yaml.SequenceNode):
-            return [self.convert(item, path + (i,)) for i, item in enumerate(node.value)]
-        if node.style in ("|", ">"):
-            self.source.blocks.add(path)
-        try:
-            return self.loader.construct_object(node)
-        except yaml.YAMLError as exc:
-            self.issues.append(self.source.issue(path, f"invalid value: {getattr(exc, 'problem', exc)}"))
-            return None
+        return [self.convert(item, path + (i,)) for i, item in enumerate(node.value)]
 
 
 class _TooLarge(Exception):
     pass
+
+
+_INVALID = object()  # what a scalar that cannot be constructed converts to
 
 
 def parse_yaml(text: str, file: str) -> tuple[YamlDocument | None, list[ConfigIssue]]:
@@ -152,7 +190,12 @@ def parse_yaml(text: str, file: str) -> tuple[YamlDocument | None, list[ConfigIs
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-        problem = " ".join(str(p) for p in (exc.context, exc.problem) if p)
+        problem = str(exc.problem or "")
+        if exc.context:
+            start = exc.context_mark
+            where = f" (line {start.line + 1}, column {start.column + 1})" if start and (
+                start.line + 1, start.column + 1) != (line, col) else ""
+            problem = f"{exc.context}{where}: {problem}" if problem else str(exc.context)
         return None, [ConfigIssue(file, line, col, "", f"YAML syntax error: {problem}")]
     except yaml.YAMLError as exc:
         return None, [ConfigIssue(file, 1, 1, "", f"YAML syntax error: {exc}")]
