@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import re
+import signal
+import subprocess
 import sys
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
 
+import httpx2
 import pytest
 
 from mcp_gateway.client import GatewayClient, connect
@@ -42,3 +48,60 @@ def stdio_gateway(mode: str) -> Callable[..., Any]:
             yield client
 
     return start
+
+
+class RunningServer:
+    """A `mcp-gateway serve --transport http` subprocess; its stderr is collected in `log`."""
+
+    def __init__(self, base_url: str, proc: subprocess.Popen[str], log: list[str]) -> None:
+        self.base_url = base_url
+        self.proc = proc
+        self.log = log
+
+
+@contextmanager
+def http_gateway(config: Path | str = EXAMPLE, *extra: str) -> Iterator[RunningServer]:
+    """Start the gateway over HTTP on a free loopback port; stop it (SIGINT, then kill) afterwards."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mcp_gateway", "serve", str(config), "--transport", "http", "--port", "0",
+         "--log-level", "info", *extra],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )
+    log: list[str] = []
+    found = threading.Event()
+    url: list[str] = []
+
+    def drain() -> None:
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            log.append(line)
+            match = re.search(r"serving \d+ tools on (http://\S+)/mcp", line)
+            if match:
+                url.append(match.group(1))
+                found.set()
+        found.set()
+
+    threading.Thread(target=drain, daemon=True).start()
+    try:
+        assert found.wait(30) and url, "gateway did not start:\n" + "".join(log)
+        _wait_healthy(url[0])
+        yield RunningServer(url[0], proc, log)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def _wait_healthy(base_url: str) -> None:
+    deadline = time.monotonic() + 15
+    while True:
+        try:
+            if httpx2.get(base_url + "/healthz", timeout=2).status_code == 200:
+                return
+        except httpx2.HTTPError:
+            pass
+        assert time.monotonic() < deadline, "gateway never became healthy"
+        time.sleep(0.05)

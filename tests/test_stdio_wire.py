@@ -56,7 +56,7 @@ def test_stdout_is_protocol_only_even_with_debug_logs():
     assert by_id[1]["result"]["capabilities"]["tools"] == {"listChanged": True}
     assert by_id[2]["result"]["isError"] is False
     # Logs went to stderr.
-    assert "serving 6 tools" in stderr and "tool=summarize" in stderr
+    assert "loaded 6 tools" in stderr and "tool=summarize" in stderr
 
 
 def test_malformed_messages_get_errors_and_the_server_keeps_serving():

@@ -10,7 +10,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from jsonschema import Draft202012Validator, SchemaError
+from jsonschema import Draft202012Validator
 from mcp.shared.uri_template import InvalidUriTemplate, UriTemplate
 
 from .._errors import ConfigIssue
@@ -22,6 +22,8 @@ from ._schema import compile_validator
 from ._tools import SERVED_STATUSES, PromptTool, ToolRegistry
 
 __all__ = ["Catalog", "build_catalog"]
+
+_META = Draft202012Validator(Draft202012Validator.META_SCHEMA, format_checker=Draft202012Validator.FORMAT_CHECKER)
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,11 +69,11 @@ class _Builder:
     # -- pieces -----------------------------------------------------------------------------
 
     def _schema(self, origin: Origin, key: str, schema: Mapping[str, Any]) -> Draft202012Validator | None:
-        try:
-            Draft202012Validator.check_schema(schema)
-        except SchemaError as exc:
-            where = (key, *exc.absolute_path)
-            self.issues.append(origin.issue(where, f"invalid JSON Schema: {exc.message}"))
+        errors = sorted(_META.iter_errors(schema), key=lambda e: list(map(str, e.absolute_path)))
+        for error in errors:  # every error, not only the first that check_schema raises
+            where = (key, *error.absolute_path)
+            self.issues.append(origin.issue(where, f"invalid JSON Schema: {error.message}"))
+        if errors:
             return None
         if schema.get("type") != "object":
             self.issues.append(origin.issue((key,), "must be an object schema ('type: object'), as MCP requires"))
@@ -91,10 +93,12 @@ class _Builder:
             variables, problems = self.engine.check(ref.text)
             for problem in problems:
                 self.issues.append(ref.issue(problem.line, problem.message))
-            if allowed is not None:
+            if allowed is not None and variables - allowed:
+                lines = self.engine.variable_lines(ref.text)
                 for name in sorted(variables - allowed):
                     known = ", ".join(sorted(allowed)) or "none"
-                    self.issues.append(ref.issue(1, f"template uses '{name}', which is not {what} (declared: {known})"))
+                    self.issues.append(ref.issue(
+                        lines.get(name, 1), f"template uses '{name}', which is not {what} (declared: {known})"))
             if not problems:
                 compiled.append(self.engine.compile(ref.text))
         return compiled
@@ -103,8 +107,10 @@ class _Builder:
         config, origin = item.value, item.origin
         before = len(self.issues)
         validator = self._schema(origin, "input_schema", config.input_schema)
-        output = self._schema(origin, "output_schema", config.output_schema) if config.output_schema else None
-        declared = set(config.input_schema.get("properties", {}))
+        output = self._schema(origin, "output_schema", config.output_schema) \
+            if config.output_schema is not None else None
+        properties = config.input_schema.get("properties", {})
+        declared = set(properties) if isinstance(properties, Mapping) else set()
         compiled = self._templates(item.texts, allowed=declared, what="a property in input_schema")
         if len(self.issues) > before or validator is None or len(compiled) != len(config.messages):
             return None

@@ -68,23 +68,54 @@ def main() -> None:
 
 @main.command()
 @click.argument("config", type=click.Path(dir_okay=False))
+@click.option("--transport", type=click.Choice(["stdio", "http"]), default="stdio", show_default=True,
+              help="stdio for local assistants; http serves Streamable HTTP at /mcp and legacy SSE at /sse.")
+@click.option("--host", default="127.0.0.1", show_default=True, help="HTTP: address to bind.")
+@click.option("--port", type=int, default=8765, show_default=True, help="HTTP: port to bind (0 picks a free one).")
+@click.option("--stateless", is_flag=True,
+              help="HTTP: no Mcp-Session-Id; each POST stands alone (for horizontally scaled deployments).")
+@click.option("--json-response", is_flag=True,
+              help="HTTP: answer POSTs with plain JSON instead of an SSE stream (faster; no progress).")
+@click.option("--allow-host", "allowed_hosts", multiple=True, metavar="HOST[:PORT]",
+              help="HTTP: another Host header to accept (DNS-rebinding protection); repeatable.")
+@click.option("--allow-origin", "allowed_origins", multiple=True, metavar="ORIGIN",
+              help="HTTP: another Origin header to accept; repeatable.")
+@click.option("--no-dns-rebinding-protection", is_flag=True,
+              help="HTTP: accept any Host and Origin header (only behind a proxy that checks them).")
+@click.option("--max-body-bytes", type=int, default=4 * 1024 * 1024, show_default=True,
+              help="HTTP: largest accepted request body; larger ones get 413.")
 @click.option("--log-level", type=LOG_LEVELS, default="info", show_default=True, envvar="MCP_GATEWAY_LOG_LEVEL",
               help="Logging threshold; logs always go to stderr.")
-def serve(config: str, log_level: str) -> None:
-    """Serve CONFIG over stdio.
+def serve(config: str, transport: str, host: str, port: int, stateless: bool, json_response: bool,
+          allowed_hosts: Sequence[str], allowed_origins: Sequence[str], no_dns_rebinding_protection: bool,
+          max_body_bytes: int, log_level: str) -> None:
+    """Serve CONFIG over stdio (default) or HTTP.
 
-    Stdout carries MCP messages only; logs go to stderr. An invalid config prints every error and
+    Over stdio, stdout carries MCP messages only; logs go to stderr. Over HTTP one process serves
+    Streamable HTTP at /mcp (both protocol eras), legacy HTTP+SSE at /sse and /messages/, and
+    /healthz; it binds 127.0.0.1 unless told otherwise. An invalid config prints every error and
     exits with status 2 without serving anything.
     """
     _setup_logging(log_level)
     gateway = _load(config)
-    from ..server import serve_stdio
+    from ..server import HttpSettings, serve_http, serve_stdio
 
     logging.getLogger("mcp_gateway").info(
-        "serving %d tools, %d prompts, %d resources from %s over stdio",
+        "loaded %d tools, %d prompts, %d resources from %s",
         len(gateway.catalog.tools), len(gateway.catalog.prompts.all()),
         len(gateway.catalog.resources.static()) + len(gateway.catalog.resources.templates()), config)
-    anyio.run(serve_stdio, gateway)
+    if transport == "stdio":
+        anyio.run(serve_stdio, gateway)
+        return
+    settings = HttpSettings(
+        host=host, port=port, stateless=stateless, json_response=json_response,
+        dns_rebinding_protection=not no_dns_rebinding_protection, allowed_hosts=tuple(allowed_hosts),
+        allowed_origins=tuple(allowed_origins), max_body_bytes=max_body_bytes,
+    )
+    try:
+        anyio.run(lambda: serve_http(gateway, settings, log_level=log_level.lower()))
+    except OSError as exc:
+        _fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}")
 
 
 @main.command()

@@ -79,7 +79,7 @@ class TextRef:
         mark = self.origin.source.text_line(where, line_in_text)
         if mark is None:  # a folded or quoted scalar: point at its start and name the line
             mark = self.origin.source.locate(where)
-            message = f"{message} (line {line_in_text} of this text)"
+            message = f"{message.rstrip('.')} (line {line_in_text} of this text)"
         return ConfigIssue(self.origin.file, mark.line, mark.column, path, message)
 
 

@@ -51,6 +51,7 @@ def _build_provider(
 ) -> Provider | None:
     config = item.value
     before = len(issues)
+    secrets: set[str] = set()
 
     def resolve(value: Any, sub: tuple[str | int, ...]) -> Any:
         if isinstance(value, str):
@@ -60,6 +61,7 @@ def _build_provider(
                     issues.append(item.origin.issue(
                         sub, f"environment variable {var} is not set (provider '{name}' needs it)"))
                     return ""
+                secrets.add(environ[var])
                 return environ[var]
             return _ENV_REF.sub(swap, value)
         if isinstance(value, Mapping):
@@ -77,5 +79,9 @@ def _build_provider(
     try:
         return factory(name, settings, base_url=base_url, api_key=api_key, headers=headers)
     except (TypeError, ValueError) as exc:
-        issues.append(item.origin.issue(("settings",), f"provider '{name}': {exc}"))
+        message = str(exc)
+        for secret in sorted(secrets, key=len, reverse=True):  # a factory may quote a bad value
+            if secret:
+                message = message.replace(secret, "***")
+        issues.append(item.origin.issue(("settings",), f"provider '{name}': {message}"))
         return None

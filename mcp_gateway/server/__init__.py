@@ -1,6 +1,7 @@
 """Serving a gateway over MCP: the server handlers, and one thin module per transport."""
 
+from ._http import HttpSettings, build_http_app, serve_http
 from ._mcp import build_server, initialization_options
 from ._stdio import serve_stdio
 
-__all__ = ["build_server", "initialization_options", "serve_stdio"]
+__all__ = ["HttpSettings", "build_http_app", "build_server", "initialization_options", "serve_http", "serve_stdio"]

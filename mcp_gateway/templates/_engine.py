@@ -110,9 +110,13 @@ class TemplateEngine:
     ) -> None:
         try:
             ast = self._env.parse(source)
-        except jinja2.TemplateSyntaxError as exc:
-            line = exc.lineno if line_offset is None else line_offset
+            self._env.compile(ast)  # unknown filters are found only when compiling
+        except jinja2.TemplateSyntaxError as exc:  # TemplateAssertionError included
+            line = (exc.lineno or 1) if line_offset is None else line_offset
             problems.append(TemplateSyntaxProblem(f"template syntax error: {exc.message}", line))
+            return
+        except RecursionError:
+            problems.append(TemplateSyntaxProblem("template is nested too deeply", line_offset or 1))
             return
         variables |= meta.find_undeclared_variables(ast)
         for node in ast.find_all(jinja2.nodes.Include):
@@ -128,7 +132,29 @@ class TemplateEngine:
             else:
                 self._walk(self._partials[name], variables, problems, seen=seen | {name}, line_offset=line)
         for node in ast.find_all((jinja2.nodes.Extends, jinja2.nodes.Import, jinja2.nodes.FromImport)):
-            problems.append(TemplateSyntaxProblem("only {% include %} of partials is supported", node.lineno))
+            line = node.lineno if line_offset is None else line_offset
+            problems.append(TemplateSyntaxProblem("only {% include %} of partials is supported", line))
+
+    def variable_lines(self, source: str) -> dict[str, int]:
+        """The first line of `source` reading each variable; a partial's reads are on its include line."""
+        lines: dict[str, int] = {}
+        self._lines(source, lines, seen=set(), line_offset=None)
+        return lines
+
+    def _lines(self, source: str, lines: dict[str, int], *, seen: set[str], line_offset: int | None) -> None:
+        try:
+            ast = self._env.parse(source)
+        except (jinja2.TemplateSyntaxError, RecursionError):
+            return
+        for node in ast.find_all(jinja2.nodes.Name):
+            if node.ctx == "load":
+                line = node.lineno if line_offset is None else line_offset
+                lines[node.name] = min(line, lines.get(node.name, line))
+        for node in ast.find_all(jinja2.nodes.Include):
+            name = node.template.value if isinstance(node.template, jinja2.nodes.Const) else None
+            if isinstance(name, str) and name in self._partials and name not in seen:
+                line = node.lineno if line_offset is None else line_offset
+                self._lines(self._partials[name], lines, seen=seen | {name}, line_offset=line)
 
     def compile(self, source: str) -> CompiledTemplate:
         """Compile `source`; call `check` first, this assumes it is valid."""

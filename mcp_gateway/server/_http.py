@@ -1,0 +1,137 @@
+"""Serve a gateway over HTTP: Streamable HTTP at /mcp, legacy HTTP+SSE at /sse + /messages/,
+and /healthz, from one Starlette app run by uvicorn.
+
+Binds 127.0.0.1 by default with DNS-rebinding protection on (the SDK leaves it off when
+transports are built by hand), so a web page cannot reach a local gateway through a hostile name.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import uvicorn
+from mcp.server.lowlevel import Server
+from mcp.server.sse import SseServerTransport
+from mcp.server.streamable_http_manager import StreamableHTTPASGIApp, StreamableHTTPSessionManager
+from mcp.server.transport_security import TransportSecuritySettings
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Mount, Route
+
+from .._gateway import Gateway
+from ._event_store import InMemoryEventStore
+from ._mcp import build_server, initialization_options
+
+__all__ = ["HttpSettings", "build_http_app", "serve_http"]
+
+log = logging.getLogger("mcp_gateway.http")
+
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+@dataclass(frozen=True, slots=True)
+class HttpSettings:
+    """How the HTTP transports are served."""
+
+    host: str = "127.0.0.1"
+    port: int = 8765
+    stateless: bool = False
+    json_response: bool = False
+    dns_rebinding_protection: bool = True
+    allowed_hosts: Sequence[str] = field(default_factory=tuple)
+    allowed_origins: Sequence[str] = field(default_factory=tuple)
+    max_body_bytes: int = 4 * 1024 * 1024
+    session_idle_timeout: float = 30 * 60
+    graceful_shutdown_seconds: float = 10.0
+
+    def security(self, port: int) -> TransportSecuritySettings:
+        hosts = list(self.allowed_hosts)
+        origins = list(self.allowed_origins)
+        if self.host in LOOPBACK or self.host in ("0.0.0.0", "::"):
+            hosts += ["127.0.0.1:*", "localhost:*", "[::1]:*", "127.0.0.1", "localhost"]
+            origins += ["http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*"]
+        if self.host not in LOOPBACK and self.host not in ("0.0.0.0", "::"):
+            hosts += [f"{self.host}:*", self.host]
+        return TransportSecuritySettings(
+            enable_dns_rebinding_protection=self.dns_rebinding_protection,
+            allowed_hosts=hosts,
+            allowed_origins=origins,
+        )
+
+
+def build_http_app(gateway: Gateway, settings: HttpSettings, *, port: int | None = None) -> Starlette:
+    """The ASGI app serving `gateway` on every HTTP transport."""
+    server: Server[Any] = build_server(gateway)
+    security = settings.security(port if port is not None else settings.port)
+    manager = StreamableHTTPSessionManager(
+        app=server,
+        event_store=None if settings.stateless else InMemoryEventStore(),
+        json_response=settings.json_response,
+        stateless=settings.stateless,
+        security_settings=security,
+        max_request_body_size=settings.max_body_bytes,
+        session_idle_timeout=None if settings.stateless else settings.session_idle_timeout,
+    )
+    sse = SseServerTransport("/messages/", security_settings=security, max_request_body_size=settings.max_body_bytes)
+    init = initialization_options(server)
+
+    async def handle_sse(request: Request) -> Response:
+        async with sse.connect_sse(request.scope, request.receive, request._send) as (read, write):
+            await server.run(read, write, init)
+        return Response()
+
+    async def healthz(request: Request) -> Response:
+        return JSONResponse({"status": "ok", "tools": len(gateway.catalog.tools)})
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        async with manager.run():
+            yield
+        await gateway.aclose()
+
+    return Starlette(
+        routes=[
+            Route("/mcp", endpoint=StreamableHTTPASGIApp(manager)),
+            Route("/sse", endpoint=handle_sse, methods=["GET"]),
+            Mount("/messages/", app=sse.handle_post_message),
+            Route("/healthz", endpoint=healthz, methods=["GET"]),
+        ],
+        lifespan=lifespan,
+    )
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(2048)
+    sock.setblocking(False)
+    return sock
+
+
+async def serve_http(gateway: Gateway, settings: HttpSettings, *, log_level: str = "info") -> None:
+    """Serve until interrupted; port 0 picks a free port. Announces its URLs on stderr."""
+    sock = _bind(settings.host, settings.port)
+    port = sock.getsockname()[1]
+    app = build_http_app(gateway, settings, port=port)
+    config = uvicorn.Config(
+        app, log_level=log_level, lifespan="on", access_log=False,
+        timeout_graceful_shutdown=int(settings.graceful_shutdown_seconds),
+    )
+    server = uvicorn.Server(config)
+    host = f"[{settings.host}]" if ":" in settings.host else settings.host
+    base = f"http://{host}:{port}"
+    mode = "stateless" if settings.stateless else "stateful"
+    log.info("serving %d tools on %s/mcp (Streamable HTTP, %s) and %s/sse (legacy SSE); health at %s/healthz",
+             len(gateway.catalog.tools), base, mode, base, base)
+    try:
+        await server.serve(sockets=[sock])
+    finally:
+        sock.close()

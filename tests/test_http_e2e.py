@@ -1,0 +1,83 @@
+"""Over the network: Streamable HTTP (stateful and stateless, both eras) and legacy SSE, from one
+`mcp-gateway serve --transport http` process, with the transport protections on."""
+
+from __future__ import annotations
+
+import json
+
+import httpx2
+import jsonschema
+import pytest
+
+from mcp_gateway.client import connect
+from tests.conftest import EXAMPLE, http_gateway
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture(scope="module")
+def server():
+    with http_gateway() as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def stateless_server():
+    with http_gateway(EXAMPLE, "--stateless") as running:
+        yield running
+
+
+@pytest.mark.parametrize(("path", "mode", "version"), [
+    ("/mcp", "legacy", "2025-11-25"),
+    ("/mcp", "auto", "2026-07-28"),
+    ("/sse", "legacy", "2025-11-25"),
+])
+async def test_every_transport_lists_and_calls(server, path, mode, version):
+    async with connect(server.base_url + path, mode=mode, timeout=30) as client:
+        assert client.protocol_version == version
+        tools = {t.name: t for t in await client.list_tools()}
+        assert "summarize" in tools and "draft_release_notes" not in tools
+        result = await client.call_tool("classify_ticket", {"ticket": "Refund please"})
+        jsonschema.validate(result.structured_content, tools["classify_ticket"].output_schema)
+        bad = await client.call_tool("summarize", {"sentences": 0})
+        assert bad.is_error and "$.sentences: 0 is less than the minimum of 1" in bad.content[0].text
+        entry = await client.read_resource("glossary://retry")
+        assert entry.contents[0].text.startswith("# retry")
+
+
+@pytest.mark.parametrize("mode", ["legacy", "auto"])
+async def test_stateless_mode(stateless_server, mode):
+    async with connect(stateless_server.base_url + "/mcp", mode=mode, timeout=30) as client:
+        result = await client.call_tool("summarize", {"text": "stateless"})
+    assert not result.is_error and "stateless" in result.content[0].text
+
+
+def test_healthz(server):
+    response = httpx2.get(server.base_url + "/healthz")
+    assert response.json() == {"status": "ok", "tools": 6}
+
+
+def test_dns_rebinding_protection_refuses_foreign_host_and_origin(server):
+    body = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "0"}}}
+    headers = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
+    evil_host = httpx2.post(server.base_url + "/mcp", json=body, headers={**headers, "Host": "evil.example:80"})
+    assert evil_host.status_code == 421
+    evil_origin = httpx2.post(server.base_url + "/mcp", json=body, headers={**headers, "Origin": "http://evil.example"})
+    assert evil_origin.status_code == 403
+    ok = httpx2.post(server.base_url + "/mcp", json=body, headers={**headers, "Origin": "http://localhost:3000"})
+    assert ok.status_code == 200
+
+
+def test_oversized_and_malformed_bodies_get_clear_http_errors(server):
+    headers = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
+    huge = httpx2.post(server.base_url + "/mcp", content=b"x" * (5 * 1024 * 1024), headers=headers)
+    assert huge.status_code == 413
+    garbage = httpx2.post(server.base_url + "/mcp", content=b"{not json", headers=headers)
+    assert garbage.status_code == 400
+    assert json.loads(garbage.text)["error"]["code"] == -32700
+    assert httpx2.get(server.base_url + "/healthz").status_code == 200  # still serving
+
+
+def test_logs_say_where_it_listens(server):
+    assert any("(Streamable HTTP, stateful)" in line and "/sse (legacy SSE)" in line for line in server.log)
