@@ -283,8 +283,10 @@ def _argument_names(schema: dict[str, Any]) -> list[str]:
 @click.option("--arg", "-a", "pairs", multiple=True, metavar="KEY=VALUE",
               help="A tool argument; repeat for more. KEY:=JSON passes a JSON value.")
 @click.option("--json-args", "--args", "json_args", metavar="OBJECT", help="All arguments as one JSON object.")
+@click.option("--stream/--no-stream", default=None,
+              help="Print text as the model generates it (default: on when stdout is a terminal).")
 @_with_target_options
-def call(target_and_tool: Sequence[str], pairs: Sequence[str], json_args: str | None,
+def call(target_and_tool: Sequence[str], pairs: Sequence[str], json_args: str | None, stream: bool | None,
          stdio_command: str | None, legacy: bool, timeout: float, as_json: bool) -> None:
     """Call TOOL on the MCP server at TARGET and print its answer.
 
@@ -296,15 +298,28 @@ def call(target_and_tool: Sequence[str], pairs: Sequence[str], json_args: str | 
     Exits with status 1 when the tool reports an error.
     """
     where, tool = _split_target(stdio_command, target_and_tool, ["tool"])
+    streaming = not as_json and (sys.stdout.isatty() if stream is None else stream)
+    streamed: list[str] = []
+
+    async def show_progress(progress: float, total: float | None, message: str | None) -> None:
+        if message:
+            streamed.append(message)
+            click.echo(message, nl=False)
 
     async def work(client: Any) -> Any:
         listed = {t.name: t for t in await client.list_tools()}
-        schema = listed[tool].input_schema if tool in listed else None
-        return await client.call_tool(tool, collect_arguments(pairs, json_args, schema))
+        tool_info = listed.get(tool)
+        schema = tool_info.input_schema if tool_info else None
+        # A structured answer is printed whole at the end; only text is worth streaming.
+        live = streaming and tool_info is not None and not tool_info.output_schema
+        return await client.call_tool(tool, collect_arguments(pairs, json_args, schema),
+                                      progress_callback=show_progress if live else None)
 
     result = _run_client(where, legacy, timeout, work)
     if as_json:
         echo_json(result)
+    elif streamed and not result.is_error:
+        click.echo()  # the text is already on screen
     else:
         text = "\n".join(getattr(block, "text", f"[{block.type} content]") for block in result.content)
         if result.structured_content is not None and not result.is_error:

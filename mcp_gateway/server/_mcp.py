@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import anyio
 import mcp_types as types
 from mcp import MCPError
 from mcp.server.context import ServerRequestContext
@@ -91,6 +92,9 @@ def build_server(gateway: Gateway) -> Server[Any]:
 
         try:
             answer = await gateway.call_tool(params.name, params.arguments, on_text=on_text)
+        except anyio.get_cancelled_exc_class():
+            log.info("tool=%s cancelled by the client", params.name)
+            raise
         except ToolNotFoundError as exc:
             raise MCPError(types.INVALID_PARAMS, str(exc)) from None
         except (ArgumentError, RenderError, ProviderError, OutputError) as exc:
