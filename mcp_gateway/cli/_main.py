@@ -84,28 +84,33 @@ def main() -> None:
               help="HTTP: accept any Host and Origin header (only behind a proxy that checks them).")
 @click.option("--max-body-bytes", type=int, default=4 * 1024 * 1024, show_default=True,
               help="HTTP: largest accepted request body; larger ones get 413.")
+@click.option("--watch", is_flag=True,
+              help="Reload when a config file changes (SIGHUP always reloads); clients are notified.")
 @click.option("--log-level", type=LOG_LEVELS, default="info", show_default=True, envvar="MCP_GATEWAY_LOG_LEVEL",
               help="Logging threshold; logs always go to stderr.")
 def serve(config: str, transport: str, host: str, port: int, stateless: bool, json_response: bool,
           allowed_hosts: Sequence[str], allowed_origins: Sequence[str], no_dns_rebinding_protection: bool,
-          max_body_bytes: int, log_level: str) -> None:
+          max_body_bytes: int, watch: bool, log_level: str) -> None:
     """Serve CONFIG over stdio (default) or HTTP.
 
     Over stdio, stdout carries MCP messages only; logs go to stderr. Over HTTP one process serves
     Streamable HTTP at /mcp (both protocol eras), legacy HTTP+SSE at /sse and /messages/, and
     /healthz; it binds 127.0.0.1 unless told otherwise. An invalid config prints every error and
-    exits with status 2 without serving anything.
+    exits with status 2 without serving anything. A reload (SIGHUP, or a file change with --watch)
+    swaps in the new config only if it is valid, and tells connected clients what changed.
     """
     _setup_logging(log_level)
     gateway = _load(config)
-    from ..server import HttpSettings, serve_http, serve_stdio
+    from ..server import HttpSettings, LiveGateway, Reloader, serve_http, serve_stdio
 
+    live = LiveGateway(gateway)
+    reloader = Reloader(live, config, watch_interval=0.5 if watch else None)
     logging.getLogger("mcp_gateway").info(
         "loaded %d tools, %d prompts, %d resources from %s",
         len(gateway.catalog.tools), len(gateway.catalog.prompts.all()),
         len(gateway.catalog.resources.static()) + len(gateway.catalog.resources.templates()), config)
     if transport == "stdio":
-        anyio.run(serve_stdio, gateway)
+        anyio.run(lambda: serve_stdio(live, reloader=reloader))
         return
     settings = HttpSettings(
         host=host, port=port, stateless=stateless, json_response=json_response,
@@ -113,7 +118,7 @@ def serve(config: str, transport: str, host: str, port: int, stateless: bool, js
         allowed_origins=tuple(allowed_origins), max_body_bytes=max_body_bytes,
     )
     try:
-        anyio.run(lambda: serve_http(gateway, settings, log_level=log_level.lower()))
+        anyio.run(lambda: serve_http(live, settings, reloader=reloader, log_level=log_level.lower()))
     except OSError as exc:
         _fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}")
 

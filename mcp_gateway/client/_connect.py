@@ -15,6 +15,9 @@ import mcp_types as types
 from mcp import Client, MCPError, StdioServerParameters
 from mcp.client.sse import sse_client
 from mcp.client.stdio import stdio_client
+from mcp.shared.subscriptions import PromptsListChanged, ResourcesListChanged, ToolsListChanged
+from mcp_types.version import MODERN_PROTOCOL_VERSIONS
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from ._errors import ClientError, ClientTimeoutError, ConnectError, RemoteError
 
@@ -61,12 +64,67 @@ def _translate(exc: BaseException) -> ClientError:
     return ClientError(f"{type(exc).__name__}: {exc}")
 
 
+_CHANGE_METHODS = {
+    "notifications/tools/list_changed": "tools",
+    "notifications/prompts/list_changed": "prompts",
+    "notifications/resources/list_changed": "resources",
+}
+_CHANGE_EVENTS = {ToolsListChanged: "tools", PromptsListChanged: "prompts", ResourcesListChanged: "resources"}
+
+
+class _ChangeFeed:
+    """Fans handshake-era list_changed notifications out to whoever is listening."""
+
+    def __init__(self) -> None:
+        self._listeners: set[MemoryObjectSendStream[str]] = set()
+
+    async def __call__(self, message: Any) -> None:
+        kind = _CHANGE_METHODS.get(getattr(message, "method", ""))
+        for listener in list(self._listeners) if kind else ():
+            try:
+                listener.send_nowait(kind)
+            except anyio.WouldBlock:
+                pass  # the listener is behind; it will refetch anyway
+
+    @asynccontextmanager
+    async def subscribe(self) -> AsyncIterator[MemoryObjectReceiveStream[str]]:
+        send, receive = anyio.create_memory_object_stream[str](64)
+        self._listeners.add(send)
+        try:
+            yield receive
+        finally:
+            self._listeners.discard(send)
+            send.close()
+            receive.close()
+
+
 class GatewayClient:
     """An open connection; every method raises only `ClientError` subclasses."""
 
-    def __init__(self, client: Client, timeout: float | None) -> None:
+    def __init__(self, client: Client, timeout: float | None, feed: _ChangeFeed) -> None:
         self._client = client
         self._timeout = timeout
+        self._feed = feed
+
+    @asynccontextmanager
+    async def changes(self) -> AsyncIterator[AsyncIterator[str]]:
+        """Yield an iterator of "tools", "prompts" or "resources" each time the server's list changes.
+
+        Works in both eras: list_changed notifications (handshake era) or a
+        `subscriptions/listen` stream (2026-07-28).
+        """
+        if self.protocol_version in MODERN_PROTOCOL_VERSIONS:
+            try:
+                async with self._client.listen(
+                    tools_list_changed=True, prompts_list_changed=True, resources_list_changed=True
+                ) as subscription:
+                    yield (_CHANGE_EVENTS[type(event)] async for event in subscription
+                           if type(event) in _CHANGE_EVENTS)
+            except (MCPError, OSError) as exc:
+                raise _translate(exc) from None
+        else:
+            async with self._feed.subscribe() as receive:
+                yield receive
 
     @property
     def protocol_version(self) -> str:
@@ -136,8 +194,10 @@ async def connect(
     falls back. A stdio server's stderr goes to `errlog` (default: ours). Raises ConnectError when
     the server cannot be reached.
     """
+    feed = _ChangeFeed()
     client = Client(
         parse_target(target, env=env, errlog=errlog),
+        message_handler=feed,
         mode=mode,
         logging_callback=logging_callback,
         sampling_callback=sampling_callback,
@@ -146,7 +206,7 @@ async def connect(
     )
     try:
         async with client:
-            yield GatewayClient(client, timeout)
+            yield GatewayClient(client, timeout, feed)
     except ClientError:
         raise
     except BaseException as exc:

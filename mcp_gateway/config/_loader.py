@@ -124,6 +124,7 @@ class _Loader:
         self.issues: list[ConfigIssue] = []
         self.loaded = LoadedConfig(root=self.root)
         self._seen: set[Path] = set()
+        self._incomplete = False  # a file could not be read or validated
 
     def display(self, path: Path) -> str:
         """Paths in messages: relative to the working directory when inside it."""
@@ -137,7 +138,8 @@ class _Loader:
             self.issues.append(ConfigIssue(self.display(self.path), 1, 1, "", "config file not found"))
             return self.loaded
         self._load_file(self.path.resolve(), stack=(), is_root=True)
-        self._check_references()
+        if not self._incomplete:  # with a file left out, references to its content would look unknown
+            self._check_references()
         return self.loaded
 
     # -- one file -------------------------------------------------------------------------
@@ -146,6 +148,8 @@ class _Loader:
         self._seen.add(path)
         name = self.display(path)
         self.loaded.files.append(name)
+        before = self._incomplete
+        self._incomplete = True  # until the file is read and validated
         if path.stat().st_size > MAX_FILE_BYTES:
             self.issues.append(ConfigIssue(name, 1, 1, "", f"file is larger than {MAX_FILE_BYTES} bytes"))
             return
@@ -162,13 +166,19 @@ class _Loader:
         if doc is None:
             return
         source = doc.source
+        if doc.data is None:  # `---` alone: an empty document, located at the top
+            doc.data = {}
+            source.values.pop((), None)
         if not isinstance(doc.data, dict):
             self.issues.append(source.issue((), "the top level must be a mapping of config keys"))
             return
-        config = self._validate(GatewayConfig, doc.data, source, reported={
-            i.path for i in problems if i.message.startswith("invalid value")})
+        config = self._validate(GatewayConfig, doc.data, source)
         if config is None:
+            includes = doc.data.get("include")  # still check the files it includes
+            if isinstance(includes, list) and all(isinstance(i, str) for i in includes):
+                self._follow(includes, path, source, stack)
             return
+        self._incomplete = before
         if is_root and config.format is None:
             self.issues.append(source.issue((), f"missing 'format: {FORMAT}' at the top of the root config"))
         for key in ("server", "limits"):
@@ -179,7 +189,10 @@ class _Loader:
                 else:
                     setattr(self.loaded, key, value)
         self._merge(config, source, path.parent)
-        for i, pattern in enumerate(config.include):
+        self._follow(config.include, path, source, stack)
+
+    def _follow(self, includes: list[str], path: Path, source: SourceMap, stack: tuple[Path, ...]) -> None:
+        for i, pattern in enumerate(includes):
             for target in self._expand_include(pattern, path.parent, source, (("include", i))):
                 if target in stack or target == path:
                     chain = " -> ".join(self.display(p) for p in (*stack, path, target))
@@ -187,11 +200,12 @@ class _Loader:
                 elif target not in self._seen:
                     self._load_file(target, stack=(*stack, path), is_root=False)
 
-    def _validate(self, model: type[BaseModel], data: Any, source: SourceMap, *, reported: set[str]) -> Any:
+    def _validate(self, model: type[BaseModel], data: Any, source: SourceMap) -> Any:
         try:
             return model.model_validate(data)
         except ValidationError as exc:  # a value YAML could not read is reported once, by the YAML stage
-            self.issues += [i for i in _pydantic_issues(exc, source) if i.path not in reported]
+            invalid = {format_path(p) for p in source.invalid}
+            self.issues += [i for i in _pydantic_issues(exc, source) if i.path not in invalid]
             return None
 
     def _expand_include(self, pattern: str, base: Path, source: SourceMap, sub: DocPath) -> Iterator[Path]:

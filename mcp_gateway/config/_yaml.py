@@ -55,6 +55,7 @@ class SourceMap:
     keys: dict[Path, Mark] = field(default_factory=dict)
     blocks: set[Path] = field(default_factory=set)  # literal block scalars (|): one text line per file line
     raw: dict[Path, str] = field(default_factory=dict)  # source text of plain scalars YAML did not read as text
+    invalid: set[Path] = field(default_factory=set)  # values already reported and replaced by None
 
     def locate(self, path: Path, *, prefer_key: bool = False) -> Mark:
         """The most precise known position of `path`, falling back to its nearest ancestor."""
@@ -115,11 +116,11 @@ class _Converter:
         self.source.values.setdefault(path, _mark(node))
         if isinstance(node, (yaml.MappingNode, yaml.SequenceNode)):
             if id(node) in self.open:
-                self.issues.append(self.source.issue(path, "recursive YAML alias (an anchor used inside itself)"))
-                return None
+                return self._invalid(node, path, "recursive YAML alias (an anchor used inside itself)")
             if len(self.open) >= _MAX_DEPTH:
-                self.issues.append(self.source.issue(path, f"nested more than {_MAX_DEPTH} levels deep"))
-                return None
+                return self._invalid(node, path, f"nested more than {_MAX_DEPTH} levels deep")
+            if node.tag not in _COLLECTION_TAGS:
+                return self._invalid(node, path, f"unsupported YAML tag '{_short_tag(node.tag)}'")
             self.open.add(id(node))
             try:
                 return self._collection(node, path)
@@ -130,20 +131,24 @@ class _Converter:
         value = self._construct(node, path)
         if value is _INVALID:
             return None
-        if node.style is None and not isinstance(value, str):
+        if not node.style and not isinstance(value, str):  # plain style: None, or '' from the C parser
             self.source.raw[path] = node.value
         return value
+
+    def _invalid(self, node: yaml.Node, path: Path, message: str) -> None:
+        """Report a value that cannot be read; it becomes None and is not reported again later."""
+        mark = _mark(node)
+        self.issues.append(ConfigIssue(self.source.file, mark.line, mark.column, format_path(path), message))
+        self.source.invalid.add(path)
+        return None
 
     def _construct(self, node: yaml.Node, path: Path) -> Any:
         try:
             return self.loader.construct_object(node)
         except Exception as exc:  # a constructor fed with a bad tagged value, e.g. `!!int abc`
-            mark = _mark(node)
-            tag = str(node.tag).replace("tag:yaml.org,2002:", "!!")
             problem = getattr(exc, "problem", None) if isinstance(exc, yaml.YAMLError) else None
-            problem = problem or f"{tag} cannot read {str(node.value)[:80]!r}"
-            self.issues.append(ConfigIssue(
-                self.source.file, mark.line, mark.column, format_path(path), f"invalid value: {problem}"))
+            problem = problem or f"{_short_tag(node.tag)} cannot read {str(node.value)[:80]!r}"
+            self._invalid(node, path, f"invalid value: {problem}")
             return _INVALID
 
     def _collection(self, node: yaml.Node, path: Path) -> Any:
@@ -180,6 +185,11 @@ class _TooLarge(Exception):
 
 
 _INVALID = object()  # what a scalar that cannot be constructed converts to
+_COLLECTION_TAGS = frozenset({"tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"})
+
+
+def _short_tag(tag: str) -> str:
+    return str(tag).replace("tag:yaml.org,2002:", "!!")
 
 
 def parse_yaml(text: str, file: str) -> tuple[YamlDocument | None, list[ConfigIssue]]:

@@ -14,6 +14,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+import anyio
 import uvicorn
 from mcp.server.lowlevel import Server
 from mcp.server.sse import SseServerTransport
@@ -24,9 +25,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 
-from .._gateway import Gateway
 from ._event_store import InMemoryEventStore
+from ._live import LiveGateway
 from ._mcp import build_server, initialization_options
+from ._reload import Reloader
 
 __all__ = ["HttpSettings", "build_http_app", "serve_http"]
 
@@ -65,9 +67,11 @@ class HttpSettings:
         )
 
 
-def build_http_app(gateway: Gateway, settings: HttpSettings, *, port: int | None = None) -> Starlette:
-    """The ASGI app serving `gateway` on every HTTP transport."""
-    server: Server[Any] = build_server(gateway)
+def build_http_app(
+    live: LiveGateway, settings: HttpSettings, *, port: int | None = None, reloader: Reloader | None = None
+) -> Starlette:
+    """The ASGI app serving `live` on every HTTP transport."""
+    server: Server[Any] = build_server(live)
     security = settings.security(port if port is not None else settings.port)
     manager = StreamableHTTPSessionManager(
         app=server,
@@ -87,13 +91,16 @@ def build_http_app(gateway: Gateway, settings: HttpSettings, *, port: int | None
         return Response()
 
     async def healthz(request: Request) -> Response:
-        return JSONResponse({"status": "ok", "tools": len(gateway.catalog.tools)})
+        return JSONResponse({"status": "ok", "tools": len(live.gateway.catalog.tools)})
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        async with manager.run():
+        async with anyio.create_task_group() as tg, manager.run():
+            if reloader is not None:
+                tg.start_soon(reloader.run, tg)
             yield
-        await gateway.aclose()
+            tg.cancel_scope.cancel()
+        await live.gateway.aclose()
 
     return Starlette(
         routes=[
@@ -116,11 +123,13 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-async def serve_http(gateway: Gateway, settings: HttpSettings, *, log_level: str = "info") -> None:
+async def serve_http(
+    live: LiveGateway, settings: HttpSettings, *, reloader: Reloader | None = None, log_level: str = "info"
+) -> None:
     """Serve until interrupted; port 0 picks a free port. Announces its URLs on stderr."""
     sock = _bind(settings.host, settings.port)
     port = sock.getsockname()[1]
-    app = build_http_app(gateway, settings, port=port)
+    app = build_http_app(live, settings, port=port, reloader=reloader)
     config = uvicorn.Config(
         app, log_level=log_level, lifespan="on", access_log=False,
         timeout_graceful_shutdown=int(settings.graceful_shutdown_seconds),
@@ -130,7 +139,7 @@ async def serve_http(gateway: Gateway, settings: HttpSettings, *, log_level: str
     base = f"http://{host}:{port}"
     mode = "stateless" if settings.stateless else "stateful"
     log.info("serving %d tools on %s/mcp (Streamable HTTP, %s) and %s/sse (legacy SSE); health at %s/healthz",
-             len(gateway.catalog.tools), base, mode, base, base)
+             len(live.gateway.catalog.tools), base, mode, base, base)
     try:
         await server.serve(sockets=[sock])
     finally:

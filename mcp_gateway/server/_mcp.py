@@ -17,68 +17,33 @@ from mcp.server.context import ServerRequestContext
 from mcp.server.lowlevel import Server
 from mcp.server.lowlevel.server import NotificationOptions
 from mcp.server.models import InitializationOptions
+from mcp.server.subscriptions import ListenHandler
 
 from .._errors import ArgumentError, GatewayError, OutputError, ProviderError, RenderError, ToolNotFoundError
-from .._gateway import Gateway
-from ..catalog import PromptEntry, PromptNotFoundError, PromptTool, ResourceNotFoundError
+from ..catalog import PromptNotFoundError, ResourceNotFoundError
+from ._live import LiveGateway
+from ._views import META_PREFIX
 
 __all__ = ["build_server", "initialization_options"]
 
 log = logging.getLogger("mcp_gateway.server")
 
-META_PREFIX = "mcp-gateway/"
-
-
-def _tool(tool: PromptTool) -> types.Tool:
-    config = tool.config
-    annotations = None
-    if config.annotations is not None or config.title:
-        hints = config.annotations.model_dump(exclude_none=True) if config.annotations else {}
-        annotations = types.ToolAnnotations(title=config.title, **hints)
-    return types.Tool(
-        name=config.name,
-        title=config.title,
-        description=tool.description,
-        input_schema=config.input_schema,
-        output_schema=config.output_schema,
-        annotations=annotations,
-        meta={f"{META_PREFIX}version": config.version, f"{META_PREFIX}status": config.status},
-    )
-
-
-def _prompt(entry: PromptEntry) -> types.Prompt:
-    return types.Prompt(
-        name=entry.name,
-        title=entry.title,
-        description=entry.description,
-        arguments=[types.PromptArgument(name=a.name, description=a.description, required=a.required)
-                   for a in entry.arguments],
-    )
-
-
 def _error_result(message: str) -> types.CallToolResult:
     return types.CallToolResult(content=[types.TextContent(type="text", text=message)], is_error=True)
 
 
-def build_server(gateway: Gateway) -> Server[Any]:
-    """An SDK server serving `gateway`'s tools, prompts and resources."""
-    catalog = gateway.catalog
-    tools = types.ListToolsResult(tools=[_tool(t) for t in catalog.tools.served()])
-    prompts = types.ListPromptsResult(prompts=[_prompt(p) for p in catalog.prompts.all()])
-    resources = types.ListResourcesResult(resources=[
-        types.Resource(uri=r.uri, name=r.config.name, title=r.config.title, description=r.config.description,
-                       mime_type=r.config.mime_type, size=len(r.text.encode()))
-        for r in catalog.resources.static()
-    ])
-    templates = types.ListResourceTemplatesResult(resource_templates=[
-        types.ResourceTemplate(uri_template=r.config.uri_template or "", name=r.config.name, title=r.config.title,
-                               description=r.config.description, mime_type=r.config.mime_type)
-        for r in catalog.resources.templates()
-    ])
-    schemas = {t.name: t.config.input_schema for t in catalog.tools.served()}
+def build_server(live: LiveGateway) -> Server[Any]:
+    """An SDK server serving whatever gateway `live` holds at the time of each request."""
+
+    async def track_connections(ctx: ServerRequestContext[Any], call_next: Any) -> Any:
+        if ctx.method == "notifications/initialized":
+            # ctx.session is a per-request wrapper; the connection behind it lives as long as the
+            # client is connected. The SDK has no public accessor for it yet (2.3).
+            live.track(ctx.session._connection)
+        return await call_next(ctx)
 
     async def list_tools(ctx: ServerRequestContext[Any], params: Any) -> types.ListToolsResult:
-        return tools
+        return live.views.tools
 
     async def call_tool(ctx: ServerRequestContext[Any], params: types.CallToolRequestParams) -> types.CallToolResult:
         on_text = None
@@ -91,7 +56,7 @@ def build_server(gateway: Gateway) -> Server[Any]:
                 await ctx.session.report_progress(count, None, piece)
 
         try:
-            answer = await gateway.call_tool(params.name, params.arguments, on_text=on_text)
+            answer = await live.gateway.call_tool(params.name, params.arguments, on_text=on_text)
         except anyio.get_cancelled_exc_class():
             log.info("tool=%s cancelled by the client", params.name)
             raise
@@ -116,11 +81,11 @@ def build_server(gateway: Gateway) -> Server[Any]:
         )
 
     async def list_prompts(ctx: ServerRequestContext[Any], params: Any) -> types.ListPromptsResult:
-        return prompts
+        return live.views.prompts
 
     async def get_prompt(ctx: ServerRequestContext[Any], params: types.GetPromptRequestParams) -> types.GetPromptResult:
         try:
-            entry = catalog.prompts.get(params.name)
+            entry = live.gateway.catalog.prompts.get(params.name)
             messages = entry.render(params.arguments)
         except (PromptNotFoundError, ArgumentError, RenderError) as exc:
             raise MCPError(types.INVALID_PARAMS, str(exc)) from None
@@ -131,16 +96,16 @@ def build_server(gateway: Gateway) -> Server[Any]:
         )
 
     async def list_resources(ctx: ServerRequestContext[Any], params: Any) -> types.ListResourcesResult:
-        return resources
+        return live.views.resources
 
     async def list_resource_templates(ctx: ServerRequestContext[Any], params: Any) -> types.ListResourceTemplatesResult:
-        return templates
+        return live.views.templates
 
     async def read_resource(
         ctx: ServerRequestContext[Any], params: types.ReadResourceRequestParams
     ) -> types.ReadResourceResult:
         try:
-            content = catalog.resources.read(str(params.uri))
+            content = live.gateway.catalog.resources.read(str(params.uri))
         except (ResourceNotFoundError, RenderError) as exc:
             raise MCPError(types.INVALID_PARAMS, str(exc)) from None
         return types.ReadResourceResult(contents=[
@@ -151,7 +116,7 @@ def build_server(gateway: Gateway) -> Server[Any]:
         ref = params.ref
         if getattr(ref, "type", None) == "ref/prompt":
             try:
-                entry = catalog.prompts.get(ref.name)
+                entry = live.gateway.catalog.prompts.get(ref.name)
             except GatewayError:
                 entry = None
             if entry is not None:
@@ -161,12 +126,13 @@ def build_server(gateway: Gateway) -> Server[Any]:
         return types.CompleteResult(
             completion=types.Completion(values=values[:100], total=len(values), has_more=len(values) > 100))
 
-    return Server(
-        gateway.settings.name,
-        version=gateway.settings.version,
-        title=gateway.settings.title,
-        instructions=gateway.settings.instructions,
-        get_tool_input_schema=schemas.get,
+    settings = live.gateway.settings
+    server: Server[Any] = Server(
+        settings.name,
+        version=settings.version,
+        title=settings.title,
+        instructions=settings.instructions,
+        get_tool_input_schema=lambda name: live.views.input_schemas.get(name),
         on_list_tools=list_tools,
         on_call_tool=call_tool,
         on_list_prompts=list_prompts,
@@ -175,7 +141,10 @@ def build_server(gateway: Gateway) -> Server[Any]:
         on_list_resource_templates=list_resource_templates,
         on_read_resource=read_resource,
         on_completion=complete,
+        on_subscriptions_listen=ListenHandler(live.bus),
     )
+    server.middleware.append(track_connections)
+    return server
 
 
 def initialization_options(server: Server[Any]) -> InitializationOptions:

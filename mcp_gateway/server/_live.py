@@ -1,0 +1,65 @@
+"""The gateway currently served, swappable at run time, and the clients to tell when it changes.
+
+Handshake-era connections are told with `notifications/*/list_changed` on their own session;
+2026-07-28 clients hear it on their `subscriptions/listen` stream through the subscription bus.
+"""
+
+from __future__ import annotations
+
+import logging
+import weakref
+from typing import Any
+
+from mcp.server.subscriptions import (
+    InMemorySubscriptionBus,
+    PromptsListChanged,
+    ResourcesListChanged,
+    SubscriptionBus,
+    ToolsListChanged,
+)
+
+from .._gateway import Gateway
+from ._views import McpViews
+
+__all__ = ["LiveGateway"]
+
+log = logging.getLogger("mcp_gateway.server")
+
+
+class LiveGateway:
+    def __init__(self, gateway: Gateway, *, bus: SubscriptionBus | None = None) -> None:
+        self.gateway = gateway
+        self.views = McpViews.from_gateway(gateway)
+        self.bus: SubscriptionBus = bus or InMemorySubscriptionBus()
+        self._connections: weakref.WeakSet[Any] = weakref.WeakSet()
+
+    def track(self, connection: Any) -> None:
+        """Remember a handshake-era connection so it hears about changes; forgotten when it ends."""
+        self._connections.add(connection)
+
+    async def swap(self, gateway: Gateway) -> Gateway:
+        """Serve `gateway` from now on, tell every connected client, and return the old one."""
+        old, self.gateway = self.gateway, gateway
+        old_views, self.views = self.views, McpViews.from_gateway(gateway)
+        changed = {
+            "tools": old_views.tools != self.views.tools,
+            "prompts": old_views.prompts != self.views.prompts,
+            "resources": (old_views.resources, old_views.templates) != (self.views.resources, self.views.templates),
+        }
+        for kind, event in (("tools", ToolsListChanged()), ("prompts", PromptsListChanged()),
+                            ("resources", ResourcesListChanged())):
+            if changed[kind]:
+                await self.bus.publish(event)
+        for connection in list(self._connections):
+            try:
+                if changed["tools"]:
+                    await connection.send_tool_list_changed()
+                if changed["prompts"]:
+                    await connection.send_prompt_list_changed()
+                if changed["resources"]:
+                    await connection.send_resource_list_changed()
+            except Exception:  # a connection that went away meanwhile
+                self._connections.discard(connection)
+        log.info("now serving %d tools (changed: %s; %d connections told)", len(gateway.catalog.tools),
+                 ", ".join(k for k, v in changed.items() if v) or "nothing", len(self._connections))
+        return old

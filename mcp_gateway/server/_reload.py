@@ -1,0 +1,87 @@
+"""Reload the config while serving: on SIGHUP, and (with --watch) when a config file changes.
+
+A new config is loaded in full and swapped in only if it is valid; otherwise its errors are logged
+and the last good config keeps serving. The replaced gateway's providers are closed after a grace
+period, so calls still running on them can finish.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+from collections.abc import Sequence
+from pathlib import Path
+
+import anyio
+from anyio.abc import TaskGroup
+
+from .._errors import ConfigError
+from .._gateway import Gateway, load_gateway
+from ._live import LiveGateway
+
+__all__ = ["Reloader"]
+
+log = logging.getLogger("mcp_gateway.reload")
+
+CLOSE_GRACE_SECONDS = 60.0
+
+
+def _snapshot(files: Sequence[str]) -> dict[str, tuple[int, int] | None]:
+    state: dict[str, tuple[int, int] | None] = {}
+    for name in files:
+        try:
+            st = os.stat(name)
+            state[name] = (st.st_mtime_ns, st.st_size)
+        except OSError:
+            state[name] = None
+    return state
+
+
+class Reloader:
+    def __init__(self, live: LiveGateway, config_path: str | Path, *, watch_interval: float | None = None) -> None:
+        self.live = live
+        self.config_path = config_path
+        self.watch_interval = watch_interval
+        self._lock = anyio.Lock()
+
+    async def reload(self, task_group: TaskGroup | None = None) -> bool:
+        """Load the config anew; swap it in if valid. Returns whether it was swapped."""
+        async with self._lock:
+            try:
+                gateway = await anyio.to_thread.run_sync(load_gateway, self.config_path)
+            except ConfigError as exc:
+                log.error("reload refused, still serving the previous config:\n%s", exc)
+                return False
+            old = await self.live.swap(gateway)
+        if task_group is not None:
+            task_group.start_soon(self._close_later, old)
+        return True
+
+    async def _close_later(self, gateway: Gateway) -> None:
+        await anyio.sleep(CLOSE_GRACE_SECONDS)
+        await gateway.aclose()
+
+    async def run(self, task_group: TaskGroup) -> None:
+        """Reload on SIGHUP, and on file changes when watching; runs until cancelled."""
+        task_group.start_soon(self._on_sighup, task_group)
+        if self.watch_interval:
+            await self._watch(task_group)
+
+    async def _on_sighup(self, task_group: TaskGroup) -> None:
+        with anyio.open_signal_receiver(signal.SIGHUP) as signals:
+            async for _ in signals:
+                log.info("SIGHUP: reloading %s", self.config_path)
+                await self.reload(task_group)
+
+    async def _watch(self, task_group: TaskGroup) -> None:
+        assert self.watch_interval
+        seen = _snapshot(self.live.gateway.files)
+        while True:
+            await anyio.sleep(self.watch_interval)
+            now = _snapshot(self.live.gateway.files)
+            if now != seen:
+                log.info("config changed on disk: reloading %s", self.config_path)
+                await self.reload(task_group)
+                # Whatever the outcome, wait for the next change before trying again.
+                seen = _snapshot(self.live.gateway.files)

@@ -1,0 +1,76 @@
+"""A gateway's catalog as MCP protocol objects, converted once per loaded config."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import mcp_types as types
+
+from .._gateway import Gateway
+from ..catalog import PromptEntry, PromptTool
+
+__all__ = ["META_PREFIX", "McpViews"]
+
+META_PREFIX = "mcp-gateway/"
+
+
+def _tool(tool: PromptTool) -> types.Tool:
+    config = tool.config
+    annotations = None
+    if config.annotations is not None or config.title:
+        hints = config.annotations.model_dump(exclude_none=True) if config.annotations else {}
+        annotations = types.ToolAnnotations(title=config.title, **hints)
+    return types.Tool(
+        name=config.name,
+        title=config.title,
+        description=tool.description,
+        input_schema=config.input_schema,
+        output_schema=config.output_schema,
+        annotations=annotations,
+        meta={f"{META_PREFIX}version": config.version, f"{META_PREFIX}status": config.status},
+    )
+
+
+def _prompt(entry: PromptEntry) -> types.Prompt:
+    return types.Prompt(
+        name=entry.name,
+        title=entry.title,
+        description=entry.description,
+        arguments=[types.PromptArgument(name=a.name, description=a.description, required=a.required)
+                   for a in entry.arguments],
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class McpViews:
+    """List results are immutable per config, so they are built once, not per request."""
+
+    tools: types.ListToolsResult
+    prompts: types.ListPromptsResult
+    resources: types.ListResourcesResult
+    templates: types.ListResourceTemplatesResult
+    input_schemas: Mapping[str, Mapping[str, Any]]
+
+    @classmethod
+    def from_gateway(cls, gateway: Gateway) -> McpViews:
+        catalog = gateway.catalog
+        served = catalog.tools.served()
+        return cls(
+            tools=types.ListToolsResult(tools=[_tool(t) for t in served]),
+            prompts=types.ListPromptsResult(prompts=[_prompt(p) for p in catalog.prompts.all()]),
+            resources=types.ListResourcesResult(resources=[
+                types.Resource(uri=r.uri, name=r.config.name, title=r.config.title,
+                               description=r.config.description, mime_type=r.config.mime_type,
+                               size=len(r.text.encode()))
+                for r in catalog.resources.static()
+            ]),
+            templates=types.ListResourceTemplatesResult(resource_templates=[
+                types.ResourceTemplate(uri_template=r.config.uri_template or "", name=r.config.name,
+                                       title=r.config.title, description=r.config.description,
+                                       mime_type=r.config.mime_type)
+                for r in catalog.resources.templates()
+            ]),
+            input_schemas={t.name: t.config.input_schema for t in served},
+        )
