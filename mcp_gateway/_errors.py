@@ -90,13 +90,33 @@ class RenderError(GatewayError):
 
 
 class ProviderError(GatewayError):
-    """A model provider failed. The message names the provider and the cause, never a secret."""
+    """A model provider failed. The message names the provider and the cause, never a secret.
 
-    def __init__(self, provider: str, cause: str, *, retryable: bool = False, status: int | None = None) -> None:
+    `kind` classifies the failure for routing: rate_limit, quota, auth, bad_request, not_found,
+    server, overloaded, timeout, connect, stream (died or stalled mid-way), malformed (a body that
+    does not parse), content_filter, or other. `retryable` says whether the same request may
+    succeed if sent again; `retry_after` is the provider's requested wait in seconds, if any.
+    `output_started` is true once any answer text reached the caller (no failover after that).
+    """
+
+    def __init__(
+        self,
+        provider: str,
+        cause: str,
+        *,
+        kind: str = "other",
+        retryable: bool = False,
+        status: int | None = None,
+        retry_after: float | None = None,
+        output_started: bool = False,
+    ) -> None:
         self.provider = provider
         self.cause = cause
+        self.kind = kind
         self.retryable = retryable
         self.status = status
+        self.retry_after = retry_after
+        self.output_started = output_started
         super().__init__(f"provider '{provider}' failed: {cause}")
 
 
