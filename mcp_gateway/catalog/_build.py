@@ -23,7 +23,8 @@ from ._tools import SERVED_STATUSES, PromptTool, ToolRegistry
 
 __all__ = ["Catalog", "build_catalog"]
 
-_META = Draft202012Validator(Draft202012Validator.META_SCHEMA, format_checker=Draft202012Validator.FORMAT_CHECKER)
+_META = Draft202012Validator(  # what check_schema uses; iterated here to report every error
+    Draft202012Validator.META_SCHEMA, format_checker=Draft202012Validator.FORMAT_CHECKER)
 
 
 @dataclass(frozen=True, slots=True)

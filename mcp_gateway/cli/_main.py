@@ -84,13 +84,15 @@ def main() -> None:
               help="HTTP: accept any Host and Origin header (only behind a proxy that checks them).")
 @click.option("--max-body-bytes", type=int, default=4 * 1024 * 1024, show_default=True,
               help="HTTP: largest accepted request body; larger ones get 413.")
+@click.option("--shutdown-grace", type=float, default=10.0, show_default=True, metavar="SECONDS",
+              help="HTTP: on SIGTERM/SIGINT, how long in-flight calls may finish before they are cancelled.")
 @click.option("--watch", is_flag=True,
               help="Reload when a config file changes (SIGHUP always reloads); clients are notified.")
 @click.option("--log-level", type=LOG_LEVELS, default="info", show_default=True, envvar="MCP_GATEWAY_LOG_LEVEL",
               help="Logging threshold; logs always go to stderr.")
 def serve(config: str, transport: str, host: str, port: int, stateless: bool, json_response: bool,
           allowed_hosts: Sequence[str], allowed_origins: Sequence[str], no_dns_rebinding_protection: bool,
-          max_body_bytes: int, watch: bool, log_level: str) -> None:
+          max_body_bytes: int, shutdown_grace: float, watch: bool, log_level: str) -> None:
     """Serve CONFIG over stdio (default) or HTTP.
 
     Over stdio, stdout carries MCP messages only; logs go to stderr. Over HTTP one process serves
@@ -116,6 +118,7 @@ def serve(config: str, transport: str, host: str, port: int, stateless: bool, js
         host=host, port=port, stateless=stateless, json_response=json_response,
         dns_rebinding_protection=not no_dns_rebinding_protection, allowed_hosts=tuple(allowed_hosts),
         allowed_origins=tuple(allowed_origins), max_body_bytes=max_body_bytes,
+        graceful_shutdown_seconds=shutdown_grace,
     )
     try:
         anyio.run(lambda: serve_http(live, settings, reloader=reloader, log_level=log_level.lower()))

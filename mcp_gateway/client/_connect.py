@@ -3,6 +3,7 @@ ending in /sse (legacy HTTP+SSE). Built on the SDK's `Client`; its errors are tr
 
 from __future__ import annotations
 
+import logging
 import shlex
 import sys
 from collections.abc import AsyncIterator, Mapping, Sequence
@@ -22,6 +23,8 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 from ._errors import ClientError, ClientTimeoutError, ConnectError, RemoteError
 
 __all__ = ["GatewayClient", "connect", "parse_target"]
+
+log = logging.getLogger("mcp_gateway.client")
 
 Mode = Literal["auto", "legacy"]
 
@@ -205,11 +208,24 @@ async def connect(
         cache=None,
     )
     try:
-        async with client:
-            yield GatewayClient(client, timeout, feed)
-    except ClientError:
-        raise
+        await client.__aenter__()
     except BaseException as exc:
-        if isinstance(exc, (anyio.get_cancelled_exc_class(), KeyboardInterrupt, GeneratorExit)):
+        if isinstance(exc, (anyio.get_cancelled_exc_class(), KeyboardInterrupt)):
             raise
         raise _translate(exc) from None
+    try:
+        yield GatewayClient(client, timeout, feed)
+    except BaseException as exc:
+        try:
+            await client.__aexit__(type(exc), exc, exc.__traceback__)
+        except BaseException as exit_exc:
+            if not isinstance(exc, ClientError) and not isinstance(
+                    exit_exc, (anyio.get_cancelled_exc_class(), KeyboardInterrupt)):
+                raise _translate(exit_exc) from None
+        raise
+    else:
+        # The work is done: a server that vanished while we said goodbye is not an error.
+        try:
+            await client.__aexit__(None, None, None)
+        except Exception as exc:
+            log.debug("closing the connection failed: %s", _translate(exc))

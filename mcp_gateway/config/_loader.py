@@ -352,8 +352,6 @@ def _pydantic_issues(exc: ValidationError, source: SourceMap) -> list[ConfigIssu
         loc, holder, in_union = _clean_loc(error["loc"])
         kind = error["type"]
         given = error.get("input")
-        if not loc:
-            continue
         if in_union and kind == "string_type" and isinstance(given, (dict, list)):
             continue  # the text member of `text | {file: ...}`: the other member's errors say more
         if kind == "extra_forbidden":
@@ -367,9 +365,10 @@ def _pydantic_issues(exc: ValidationError, source: SourceMap) -> list[ConfigIssu
         elif kind == "missing":
             issue = source.issue(loc[:-1], f"missing required field '{loc[-1]}'")
         elif kind == "string_type" and isinstance(given, (bool, int, float, datetime.date)):
-            word = {bool: "a boolean", datetime.date: "a date", datetime.datetime: "a date"}.get(type(given), "a number")
-            raw = source.raw.get(loc, str(given))
-            issue = source.issue(loc, f"expected text, but YAML read {raw} as {word}; put it in quotes: \"{raw}\"")
+            word = "a boolean" if isinstance(given, bool) else (
+                "a date" if isinstance(given, datetime.date) else "a number")
+            raw = source.raw.get(loc, str(given))  # as written: 1.10, not the 1.1 YAML made of it
+            issue = source.issue(loc, f'expected text, but YAML read {raw} as {word}; put it in quotes: "{raw}"')
         elif kind == "string_type" and given is None:
             issue = source.issue(loc, "expected text, but the value is empty (YAML null)")
         else:

@@ -20,6 +20,7 @@ from mcp.server.lowlevel import Server
 from mcp.server.sse import SseServerTransport
 from mcp.server.streamable_http_manager import StreamableHTTPASGIApp, StreamableHTTPSessionManager
 from mcp.server.transport_security import TransportSecuritySettings
+from sse_starlette.sse import AppStatus
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -132,15 +133,38 @@ async def serve_http(
     app = build_http_app(live, settings, port=port, reloader=reloader)
     config = uvicorn.Config(
         app, log_level=log_level, lifespan="on", access_log=False,
-        timeout_graceful_shutdown=int(settings.graceful_shutdown_seconds),
+        # Our drain below decides when streams close; uvicorn's own deadline is only a backstop.
+        timeout_graceful_shutdown=round(settings.graceful_shutdown_seconds) + 5,
     )
     server = uvicorn.Server(config)
+    # sse-starlette closes every SSE stream the moment a shutdown signal arrives, which would cut
+    # off calls still running; we close them ourselves once those calls are done.
+    AppStatus.disable_automatic_graceful_drain()
     host = f"[{settings.host}]" if ":" in settings.host else settings.host
     base = f"http://{host}:{port}"
     mode = "stateless" if settings.stateless else "stateful"
     log.info("serving %d tools on %s/mcp (Streamable HTTP, %s) and %s/sse (legacy SSE); health at %s/healthz",
              len(live.gateway.catalog.tools), base, mode, base, base)
     try:
-        await server.serve(sockets=[sock])
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(_drain_on_exit, server, live, settings.graceful_shutdown_seconds)
+            await server.serve(sockets=[sock])
+            tg.cancel_scope.cancel()
     finally:
         sock.close()
+
+
+async def _drain_on_exit(server: uvicorn.Server, live: LiveGateway, grace: float) -> None:
+    """After a shutdown signal, let in-flight calls finish (up to `grace` s), then close streams."""
+    while not server.should_exit:
+        await anyio.sleep(0.1)
+    if live.in_flight:
+        log.info("shutting down: waiting up to %.0f s for %d call(s) in flight", grace, live.in_flight)
+    with anyio.move_on_after(grace):
+        while live.in_flight:
+            await anyio.sleep(0.05)
+        # A handler has returned before its response is written to the stream: let it flush.
+        await anyio.sleep(0.25)
+    if live.in_flight:
+        log.warning("shutting down: cancelling %d call(s) still in flight", live.in_flight)
+    AppStatus.should_exit = True

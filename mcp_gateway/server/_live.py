@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import logging
 import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from mcp.server.subscriptions import (
@@ -32,6 +34,16 @@ class LiveGateway:
         self.views = McpViews.from_gateway(gateway)
         self.bus: SubscriptionBus = bus or InMemorySubscriptionBus()
         self._connections: weakref.WeakSet[Any] = weakref.WeakSet()
+        self.in_flight = 0
+
+    @contextmanager
+    def call(self) -> Iterator[None]:
+        """Count a tool call as in flight, so shutdown can wait for it."""
+        self.in_flight += 1
+        try:
+            yield
+        finally:
+            self.in_flight -= 1
 
     def track(self, connection: Any) -> None:
         """Remember a handshake-era connection so it hears about changes; forgotten when it ends."""

@@ -56,7 +56,8 @@ def build_server(live: LiveGateway) -> Server[Any]:
                 await ctx.session.report_progress(count, None, piece)
 
         try:
-            answer = await live.gateway.call_tool(params.name, params.arguments, on_text=on_text)
+            with live.call():
+                answer = await live.gateway.call_tool(params.name, params.arguments, on_text=on_text)
         except anyio.get_cancelled_exc_class():
             log.info("tool=%s cancelled by the client", params.name)
             raise

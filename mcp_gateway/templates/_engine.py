@@ -119,6 +119,12 @@ class TemplateEngine:
             problems.append(TemplateSyntaxProblem("template is nested too deeply", line_offset or 1))
             return
         variables |= meta.find_undeclared_variables(ast)
+        for node in ast.find_all((jinja2.nodes.Filter, jinja2.nodes.Test)):  # inside {% if %} Jinja waits
+            known = self._env.filters if isinstance(node, jinja2.nodes.Filter) else self._env.tests
+            if node.name not in known:
+                kind = "filter" if isinstance(node, jinja2.nodes.Filter) else "test"
+                line = node.lineno if line_offset is None else line_offset
+                problems.append(TemplateSyntaxProblem(f"template syntax error: no {kind} named '{node.name}'", line))
         for node in ast.find_all(jinja2.nodes.Include):
             line = node.lineno if line_offset is None else line_offset
             name = node.template.value if isinstance(node.template, jinja2.nodes.Const) else None
