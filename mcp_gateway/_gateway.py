@@ -18,8 +18,9 @@ from typing import Any
 from ._errors import ConfigError, OutputError, Violation
 from .catalog import Catalog, build_catalog
 from .config import Limits, ServerSettings, load_config
-from .providers import Completion, OnText
+from .providers import Completion, Message, OnText
 from .routing import Route, Router, build_router
+from .sessions import SessionManager, SessionRecord, Turn, build_sessions
 
 __all__ = ["Gateway", "ToolAnswer", "load_gateway"]
 
@@ -44,16 +45,39 @@ class Gateway:
     catalog: Catalog
     router: Router
     files: tuple[str, ...] = field(default=())
+    sessions: SessionManager | None = None
 
     async def call_tool(
-        self, name: str, arguments: Mapping[str, Any] | None, *, on_text: OnText | None = None
+        self,
+        name: str,
+        arguments: Mapping[str, Any] | None,
+        *,
+        on_text: OnText | None = None,
+        session: SessionRecord | None = None,
     ) -> ToolAnswer:
-        """Run one call. Raises ToolNotFoundError, ArgumentError, RenderError, ProviderError or OutputError."""
+        """Run one call, in `session` when given (its history feeds the prompt; the turn is recorded).
+
+        Raises ToolNotFoundError, ArgumentError, RenderError, ProviderError, OutputError, SessionError,
+        or SessionStoreError.
+        """
         started = time.perf_counter()
+        wall_started = time.time()
         tool = self.catalog.tools.get(name)
         args = tool.validate(arguments)
-        messages = tool.render(args)
         config = tool.config
+        history: list[Turn] = []
+        if session is not None and config.context is not None and self.sessions is not None:
+            history = await self.sessions.history(session.id, config.context)
+        extra = None
+        if config.context is not None:
+            extra = {"session": {
+                "id": session.id if session else None,
+                "history": [t.to_dict() for t in history],
+                "state": dict(session.state) if session else {},
+            }}
+        messages = tool.render(args, extra=extra)
+        if history and config.context is not None and config.context.as_messages:
+            messages = _with_history(messages, history)
         route, completion = await self.router.complete(
             config.model, messages, params=config.params, output_schema=config.output_schema, on_text=on_text
         )
@@ -67,6 +91,13 @@ class Gateway:
                     raise OutputError(name, [Violation("$", "the model did not answer with JSON")]) from None
             tool.check_output(structured)
         text = json.dumps(structured, ensure_ascii=False) if structured is not None else completion.text
+        if session is not None and self.sessions is not None:
+            last_user = next((m.content for m in reversed(messages) if m.role == "user"), "")
+            await self.sessions.record(session.id, Turn(
+                tool=name, input=last_user, output=text, model=completion.model,
+                started_at=wall_started, ended_at=time.time(),
+                input_tokens=completion.usage.input_tokens, output_tokens=completion.usage.output_tokens,
+            ))
         elapsed = (time.perf_counter() - started) * 1000
         log.info(
             "tool=%s version=%s route=%s provider=%s model=%s input_tokens=%d output_tokens=%d ms=%.1f",
@@ -77,13 +108,28 @@ class Gateway:
 
     async def aclose(self) -> None:
         await self.router.aclose()
+        if self.sessions is not None:
+            await self.sessions.store.aclose()
+
+
+def _with_history(messages: tuple[Message, ...], history: list[Turn]) -> tuple[Message, ...]:
+    """Earlier turns as user/assistant pairs, after the leading system messages."""
+    lead = 0
+    while lead < len(messages) and messages[lead].role == "system":
+        lead += 1
+    earlier: list[Message] = []
+    for turn in history:
+        earlier += [Message("user", turn.input), Message("assistant", turn.output)]
+    return (*messages[:lead], *earlier, *messages[lead:])
 
 
 def load_gateway(path: str | Path, *, environ: Mapping[str, str] | None = None) -> Gateway:
     """Load and compile a config; raise ConfigError with every issue of every file."""
     loaded = load_config(path)
     catalog, issues = build_catalog(loaded)
-    router, router_issues = build_router(loaded, os.environ if environ is None else environ)
-    if issues or router_issues:
-        raise ConfigError(issues + router_issues)
-    return Gateway(loaded.server, loaded.limits, catalog, router, tuple(loaded.files))
+    env = os.environ if environ is None else environ
+    router, router_issues = build_router(loaded, env)
+    sessions, session_issues = build_sessions(loaded, env)
+    if issues or router_issues or session_issues:
+        raise ConfigError(issues + router_issues + session_issues)
+    return Gateway(loaded.server, loaded.limits, catalog, router, tuple(loaded.files), sessions)

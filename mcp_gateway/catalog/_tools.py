@@ -56,9 +56,13 @@ class PromptTool:
             raise ArgumentError(self.name, found)
         return args
 
-    def render(self, arguments: Mapping[str, Any]) -> tuple[Message, ...]:
-        """Render each message on its own; arguments are data, never template source."""
+    def render(self, arguments: Mapping[str, Any], *, extra: Mapping[str, Any] | None = None) -> tuple[Message, ...]:
+        """Render each message on its own; arguments are data, never template source.
+
+        `extra` adds gateway-provided variables (such as `session`) to the context."""
         context = self._context(arguments)
+        if extra:
+            context.update(extra)
         budget = self.max_rendered_chars
         rendered: list[Message] = []
         for role, template in self.messages:

@@ -5,6 +5,7 @@ from ._loader import LoadedConfig, Located, Origin, TextRef, load_config
 from ._models import (
     FORMAT,
     Annotations,
+    ContextConfig,
     FileText,
     GatewayConfig,
     Limits,
@@ -15,6 +16,7 @@ from ._models import (
     ProviderConfig,
     ResourceConfig,
     ServerSettings,
+    SessionsConfig,
     ToolConfig,
     ToolStatus,
 )
@@ -22,6 +24,7 @@ from ._models import (
 __all__ = [
     "FORMAT",
     "Annotations",
+    "ContextConfig",
     "FileText",
     "GatewayConfig",
     "Limits",
@@ -35,6 +38,7 @@ __all__ = [
     "ProviderConfig",
     "ResourceConfig",
     "ServerSettings",
+    "SessionsConfig",
     "TextRef",
     "ToolConfig",
     "ToolStatus",

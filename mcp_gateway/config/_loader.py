@@ -31,6 +31,7 @@ from ._models import (
     ProviderConfig,
     ResourceConfig,
     ServerSettings,
+    SessionsConfig,
     ToolConfig,
 )
 from ._yaml import Path as DocPath
@@ -100,6 +101,7 @@ class LoadedConfig:
     files: list[str] = field(default_factory=list)
     server: ServerSettings = field(default_factory=ServerSettings)
     limits: Limits = field(default_factory=Limits)
+    sessions: Located[SessionsConfig] | None = None
     providers: dict[str, Located[ProviderConfig]] = field(default_factory=dict)
     models: dict[str, Located[ModelConfig]] = field(default_factory=dict)
     partials: dict[str, Located[str]] = field(default_factory=dict)
@@ -181,11 +183,13 @@ class _Loader:
         self._incomplete = before
         if is_root and config.format is None:
             self.issues.append(source.issue((), f"missing 'format: {FORMAT}' at the top of the root config"))
-        for key in ("server", "limits"):
+        for key in ("server", "limits", "sessions"):
             value = getattr(config, key)
             if value is not None:
                 if not is_root:
                     self.issues.append(source.issue((key,), f"'{key}' is only allowed in the root config"))
+                elif key == "sessions":
+                    self.loaded.sessions = Located(value, Origin(source, (key,)))
                 else:
                     setattr(self.loaded, key, value)
         self._merge(config, source, path.parent)

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 __all__ = [
     "FORMAT",
     "Annotations",
+    "ContextConfig",
     "FileText",
     "GatewayConfig",
     "Limits",
@@ -25,6 +26,7 @@ __all__ = [
     "ProviderConfig",
     "ResourceConfig",
     "ServerSettings",
+    "SessionsConfig",
     "ToolConfig",
     "ToolStatus",
 ]
@@ -103,6 +105,30 @@ class Annotations(_Model):
     open_world_hint: bool | None = None
 
 
+class ContextConfig(_Model):
+    """How much of its session a tool sees: the newest turns, within a token budget."""
+
+    turns: int | None = Field(None, ge=1, description="At most this many of the newest turns.")
+    max_tokens: int | None = Field(
+        None, ge=1, description="At most this many tokens of history (estimated offline); oldest turns dropped first."
+    )
+    as_messages: bool = Field(
+        True, description="Insert earlier turns as user/assistant messages before the tool's own (non-system) messages."
+    )
+
+
+class SessionsConfig(_Model):
+    """Where sessions live and how long. Sessions carry conversation history and state between calls."""
+
+    store: Literal["memory", "sqlite", "redis"] = Field("memory", description="memory (default), sqlite or redis.")
+    path: str | None = Field(None, description="sqlite: database file, relative to the root config file.")
+    url: str | None = Field(None, description="redis: URL such as redis://127.0.0.1:6379/0 (may use ${env:VAR}).")
+    idle_ttl_s: float = Field(1800, gt=0, description="A session unused this long ends (reason: idle).")
+    max_lifetime_s: float = Field(86400, gt=0, description="A session ends this long after it started.")
+    retention_s: float = Field(7 * 86400, ge=0, description="Data of ended sessions is purged after this long.")
+    builtin_tools: bool = Field(True, description="Serve session_start, session_end and session_state tools.")
+
+
 class ToolConfig(_Model):
     """A prompt tool: arguments in, rendered messages to a model, the answer out."""
 
@@ -127,6 +153,9 @@ class ToolConfig(_Model):
     )
     annotations: Annotations | None = None
     prompt: bool = Field(True, description="Also offer this tool's messages as an MCP prompt.")
+    context: ContextConfig | None = Field(
+        None, description="Opt in to session context: earlier turns and `session` in templates."
+    )
     tags: list[str] = Field(default_factory=list)
 
 
@@ -173,6 +202,7 @@ class GatewayConfig(_Model):
     format: Literal["mcp-gateway/1"] | None = Field(None, description="Config format version.")
     server: ServerSettings | None = None
     limits: Limits | None = None
+    sessions: SessionsConfig | None = None
     include: list[str] = Field(default_factory=list, description="More config files or globs, relative to this file.")
     providers: dict[str, ProviderConfig] = Field(default_factory=dict)
     models: dict[str, ModelConfig] = Field(default_factory=dict)

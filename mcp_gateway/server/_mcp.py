@@ -8,11 +8,14 @@ an unknown tool, prompt or resource is the protocol's invalid-params error.
 from __future__ import annotations
 
 import logging
+import warnings
 from typing import Any
 
 import anyio
 import mcp_types as types
 from mcp import MCPError
+from mcp.shared.exceptions import MCPDeprecationWarning
+from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from mcp.server.context import ServerRequestContext
 from mcp.server.lowlevel import Server
 from mcp.server.lowlevel.server import NotificationOptions
@@ -20,13 +23,38 @@ from mcp.server.models import InitializationOptions
 from mcp.server.subscriptions import ListenHandler
 
 from .._errors import ArgumentError, GatewayError, OutputError, ProviderError, RenderError, ToolNotFoundError
+from ..sessions import SessionError, SessionStoreError
 from ..catalog import PromptNotFoundError, ResourceNotFoundError
 from ._live import LiveGateway
+from ._sessions import (
+    BUILTIN_NAMES,
+    SESSION_META_KEY,
+    builtin_tool_result,
+    read_session_resource,
+    session_for_call,
+    split_session_argument,
+)
 from ._views import META_PREFIX
 
 __all__ = ["build_server", "initialization_options"]
 
 log = logging.getLogger("mcp_gateway.server")
+
+_LOG_LEVELS = ("debug", "info", "notice", "warning", "error", "critical", "alert", "emergency")
+_LEVEL_KEY = "mcp-gateway/log_level"
+
+
+async def _log_to_client(ctx: ServerRequestContext[Any], level: str, data: dict[str, Any]) -> None:
+    """Tell a client that asked for logs (logging/setLevel, or the 2026-07-28 per-request opt-in)."""
+    if ctx.protocol_version not in MODERN_PROTOCOL_VERSIONS:
+        wanted = ctx.session._connection.state.get(_LEVEL_KEY)
+        if wanted is None or _LOG_LEVELS.index(level) < _LOG_LEVELS.index(wanted):
+            return
+    try:
+        await ctx.session.send_log_message(level, data, logger="mcp-gateway", related_request_id=ctx.request_id)
+    except Exception:  # a log line is never worth failing a call for
+        log.debug("could not send a log message to the client", exc_info=True)
+
 
 def _error_result(message: str) -> types.CallToolResult:
     return types.CallToolResult(content=[types.TextContent(type="text", text=message)], is_error=True)
@@ -45,6 +73,10 @@ def build_server(live: LiveGateway) -> Server[Any]:
     async def list_tools(ctx: ServerRequestContext[Any], params: Any) -> types.ListToolsResult:
         return live.views.tools
 
+    async def set_logging_level(ctx: ServerRequestContext[Any], params: types.SetLevelRequestParams) -> types.EmptyResult:
+        ctx.session._connection.state[_LEVEL_KEY] = params.level
+        return types.EmptyResult()
+
     async def call_tool(ctx: ServerRequestContext[Any], params: types.CallToolRequestParams) -> types.CallToolResult:
         on_text = None
         if ctx.meta and ctx.meta.get("progress_token") is not None:
@@ -55,16 +87,26 @@ def build_server(live: LiveGateway) -> Server[Any]:
                 count += 1
                 await ctx.session.report_progress(count, None, piece)
 
+        gateway = live.gateway
+        manager = gateway.sessions
+        handle, arguments = split_session_argument(params.arguments)
         try:
             with live.call():
-                answer = await live.gateway.call_tool(params.name, params.arguments, on_text=on_text)
+                if manager is not None and params.name in BUILTIN_NAMES and live.views.session_tools:
+                    return await builtin_tool_result(ctx, manager, params.name, arguments)
+                session = None
+                if manager is not None:
+                    tool = gateway.catalog.tools.get(params.name)
+                    session = await session_for_call(ctx, manager, handle, tool.config.context is not None)
+                answer = await gateway.call_tool(params.name, arguments, on_text=on_text, session=session)
         except anyio.get_cancelled_exc_class():
             log.info("tool=%s cancelled by the client", params.name)
             raise
         except ToolNotFoundError as exc:
             raise MCPError(types.INVALID_PARAMS, str(exc)) from None
-        except (ArgumentError, RenderError, ProviderError, OutputError) as exc:
+        except (ArgumentError, RenderError, ProviderError, OutputError, SessionError, SessionStoreError) as exc:
             log.info("tool=%s failed: %s", params.name, type(exc).__name__)
+            await _log_to_client(ctx, "warning", {"tool": params.name, "error": str(exc)})
             return _error_result(str(exc))
         usage = answer.completion.usage
         meta = {f"{META_PREFIX}call": {
@@ -75,6 +117,9 @@ def build_server(live: LiveGateway) -> Server[Any]:
             "usage": {"input_tokens": usage.input_tokens, "output_tokens": usage.output_tokens},
             "duration_ms": round(answer.duration_ms, 3),
         }}
+        if session is not None:
+            meta[SESSION_META_KEY] = session.id
+        await _log_to_client(ctx, "info", {"tool": params.name, **meta[f"{META_PREFIX}call"]})
         return types.CallToolResult(
             content=[types.TextContent(type="text", text=answer.text)],
             structured_content=answer.structured,
@@ -105,9 +150,15 @@ def build_server(live: LiveGateway) -> Server[Any]:
     async def read_resource(
         ctx: ServerRequestContext[Any], params: types.ReadResourceRequestParams
     ) -> types.ReadResourceResult:
+        uri = str(params.uri)
         try:
-            content = live.gateway.catalog.resources.read(str(params.uri))
-        except (ResourceNotFoundError, RenderError) as exc:
+            manager = live.gateway.sessions
+            if manager is not None and uri.startswith("session://"):
+                found = await read_session_resource(ctx, manager, uri)
+                if found is not None:
+                    return found
+            content = live.gateway.catalog.resources.read(uri)
+        except (ResourceNotFoundError, RenderError, SessionError, SessionStoreError) as exc:
             raise MCPError(types.INVALID_PARAMS, str(exc)) from None
         return types.ReadResourceResult(contents=[
             types.TextResourceContents(uri=content.uri, mime_type=content.mime_type, text=content.text)])
@@ -128,22 +179,26 @@ def build_server(live: LiveGateway) -> Server[Any]:
             completion=types.Completion(values=values[:100], total=len(values), has_more=len(values) > 100))
 
     settings = live.gateway.settings
-    server: Server[Any] = Server(
-        settings.name,
-        version=settings.version,
-        title=settings.title,
-        instructions=settings.instructions,
-        get_tool_input_schema=lambda name: live.views.input_schemas.get(name),
-        on_list_tools=list_tools,
-        on_call_tool=call_tool,
-        on_list_prompts=list_prompts,
-        on_get_prompt=get_prompt,
-        on_list_resources=list_resources,
-        on_list_resource_templates=list_resource_templates,
-        on_read_resource=read_resource,
-        on_completion=complete,
-        on_subscriptions_listen=ListenHandler(live.bus),
-    )
+    with warnings.catch_warnings():
+        # logging/setLevel is deprecated from 2026-07-28 (SEP-2577) but is part of 2025-11-25, which we serve.
+        warnings.simplefilter("ignore", MCPDeprecationWarning)
+        server: Server[Any] = Server(
+            settings.name,
+            version=settings.version,
+            title=settings.title,
+            instructions=settings.instructions,
+            get_tool_input_schema=lambda name: live.views.input_schemas.get(name),
+            on_list_tools=list_tools,
+            on_call_tool=call_tool,
+            on_list_prompts=list_prompts,
+            on_get_prompt=get_prompt,
+            on_list_resources=list_resources,
+            on_list_resource_templates=list_resource_templates,
+            on_read_resource=read_resource,
+            on_completion=complete,
+            on_subscriptions_listen=ListenHandler(live.bus),
+            on_set_logging_level=set_logging_level,
+        )
     server.middleware.append(track_connections)
     return server
 

@@ -10,6 +10,7 @@ import mcp_types as types
 
 from .._gateway import Gateway
 from ..catalog import PromptEntry, PromptTool
+from ._sessions import BUILTIN_TOOLS, SESSION_ARGUMENT, SESSION_TEMPLATES
 
 __all__ = ["META_PREFIX", "McpViews"]
 
@@ -18,6 +19,12 @@ META_PREFIX = "mcp-gateway/"
 
 def _tool(tool: PromptTool) -> types.Tool:
     config = tool.config
+    schema = config.input_schema
+    if config.context is not None:
+        # Clients that cannot set _meta name their session with an argument instead.
+        properties = {**schema.get("properties", {}), SESSION_ARGUMENT: {
+            "type": "string", "description": "Session handle from session_start (optional)."}}
+        schema = {**schema, "properties": properties}
     annotations = None
     if config.annotations is not None or config.title:
         hints = config.annotations.model_dump(exclude_none=True) if config.annotations else {}
@@ -26,7 +33,7 @@ def _tool(tool: PromptTool) -> types.Tool:
         name=config.name,
         title=config.title,
         description=tool.description,
-        input_schema=config.input_schema,
+        input_schema=schema,
         output_schema=config.output_schema,
         annotations=annotations,
         meta={f"{META_PREFIX}version": config.version, f"{META_PREFIX}status": config.status},
@@ -52,13 +59,17 @@ class McpViews:
     resources: types.ListResourcesResult
     templates: types.ListResourceTemplatesResult
     input_schemas: Mapping[str, Mapping[str, Any]]
+    session_tools: bool = False
 
     @classmethod
     def from_gateway(cls, gateway: Gateway) -> McpViews:
         catalog = gateway.catalog
         served = catalog.tools.served()
+        sessions = gateway.sessions
+        session_tools = sessions is not None and sessions.settings.builtin_tools
+        tools = [_tool(t) for t in served] + (list(BUILTIN_TOOLS) if session_tools else [])
         return cls(
-            tools=types.ListToolsResult(tools=[_tool(t) for t in served]),
+            tools=types.ListToolsResult(tools=tools),
             prompts=types.ListPromptsResult(prompts=[_prompt(p) for p in catalog.prompts.all()]),
             resources=types.ListResourcesResult(resources=[
                 types.Resource(uri=r.uri, name=r.config.name, title=r.config.title,
@@ -71,6 +82,7 @@ class McpViews:
                                        title=r.config.title, description=r.config.description,
                                        mime_type=r.config.mime_type)
                 for r in catalog.resources.templates()
-            ]),
-            input_schemas={t.name: t.config.input_schema for t in served},
+            ] + (list(SESSION_TEMPLATES) if sessions is not None else [])),
+            input_schemas={t.name: t.input_schema for t in tools},
+            session_tools=session_tools,
         )
