@@ -6,6 +6,7 @@ returned as located ConfigIssues, all of them, so that one `validate` run shows 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -45,6 +46,7 @@ class _Builder:
     def __init__(self, loaded: LoadedConfig) -> None:
         self.loaded = loaded
         self.issues: list[ConfigIssue] = []
+        self._checked: dict[str, list[Any]] = {}
         self.engine = TemplateEngine(
             partials={name: p.value for name, p in loaded.partials.items()},
             max_chars=loaded.limits.max_rendered_chars,
@@ -69,8 +71,16 @@ class _Builder:
 
     # -- pieces -----------------------------------------------------------------------------
 
+    def _schema_errors(self, schema: Mapping[str, Any]) -> list[Any]:
+        """Metaschema errors, computed once per distinct schema: many tools share the same shapes,
+        and checking against the 2020-12 metaschema is the slowest step of loading a config."""
+        key = json.dumps(schema, sort_keys=True, default=repr)
+        if key not in self._checked:
+            self._checked[key] = sorted(_META.iter_errors(schema), key=lambda e: list(map(str, e.absolute_path)))
+        return self._checked[key]
+
     def _schema(self, origin: Origin, key: str, schema: Mapping[str, Any]) -> Draft202012Validator | None:
-        errors = sorted(_META.iter_errors(schema), key=lambda e: list(map(str, e.absolute_path)))
+        errors = self._schema_errors(schema)
         for error in errors:  # every error, not only the first that check_schema raises
             where = (key, *error.absolute_path)
             self.issues.append(origin.issue(where, f"invalid JSON Schema: {error.message}"))

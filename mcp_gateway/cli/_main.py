@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import atexit
 import json
 import logging
+import logging.handlers
+import queue
 import os
 import sys
 import tempfile
@@ -17,17 +20,30 @@ from .. import __version__
 from .._errors import ArgumentError, ClientError, ConfigError, RenderError, ToolNotFoundError
 from ._args import collect_arguments
 from ._output import echo_json, table, to_jsonable
+from ._sessions import sessions
 
 __all__ = ["main"]
 
 LOG_LEVELS = click.Choice(["debug", "info", "warning", "error"], case_sensitive=False)
 
 
+class _DeferredQueueHandler(logging.handlers.QueueHandler):
+    """Hands records to the writer thread unformatted: formatting and the stderr write leave the
+    call path (every tool call is logged, so this is on the hot path)."""
+
+    def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
+        return record
+
+
 def _setup_logging(level: str) -> None:
     """Logs go to stderr, always: in stdio mode stdout belongs to the protocol."""
-    logging.basicConfig(
-        level=level.upper(), stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True
-    )
+    writer = logging.StreamHandler(sys.stderr)
+    writer.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    records: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
+    listener = logging.handlers.QueueListener(records, writer)
+    listener.start()
+    atexit.register(listener.stop)  # flushes what is queued at exit
+    logging.basicConfig(level=level.upper(), handlers=[_DeferredQueueHandler(records)], force=True)
 
 
 def _fail(message: str, code: int = 1) -> None:
@@ -217,6 +233,9 @@ def schema(output: str | None) -> None:
             fh.write(text)
     else:
         click.echo(text, nl=False)
+
+
+main.add_command(sessions)
 
 
 # -- client commands -------------------------------------------------------------------------------

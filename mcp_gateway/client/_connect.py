@@ -20,6 +20,7 @@ from mcp.shared.subscriptions import PromptsListChanged, ResourcesListChanged, T
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
+from .._protocol import SESSION_META_KEY
 from ._errors import ClientError, ClientTimeoutError, ConnectError, RemoteError
 
 __all__ = ["GatewayClient", "connect", "parse_target"]
@@ -158,10 +159,24 @@ class GatewayClient:
         return (await self._run(self._client.list_tools())).tools
 
     async def call_tool(
-        self, name: str, arguments: Mapping[str, Any] | None = None, *, progress_callback: Any = None
+        self,
+        name: str,
+        arguments: Mapping[str, Any] | None = None,
+        *,
+        progress_callback: Any = None,
+        session: str | None = None,
+        meta: Mapping[str, Any] | None = None,
     ) -> types.CallToolResult:
-        """Call a tool. A failed tool is a result with `is_error`; only protocol failures raise."""
-        return await self._run(self._client.call_tool(name, dict(arguments or {}), progress_callback=progress_callback))
+        """Call a tool. A failed tool is a result with `is_error`; only protocol failures raise.
+
+        `session` is an mcp-gateway session handle (from the `session_start` tool); it travels in
+        `_meta`, so it works in both protocol eras."""
+        request_meta: dict[str, Any] = dict(meta or {})
+        if session is not None:
+            request_meta[SESSION_META_KEY] = session
+        return await self._run(self._client.call_tool(
+            name, dict(arguments or {}), progress_callback=progress_callback,
+            meta=request_meta or None))  # type: ignore[arg-type]
 
     async def list_prompts(self) -> list[types.Prompt]:
         return (await self._run(self._client.list_prompts())).prompts

@@ -1,5 +1,11 @@
 """Provider kinds: the built-ins and any installed plugin, behind one factory signature.
 
+Built-in kinds: `mock` (offline), the native HTTP adapters `openai` (also every OpenAI-compatible
+server), `anthropic`, `gemini`, `ollama`, and `litellm` (only usable when the litellm package is
+installed; imported lazily). `base_url` convention: for `openai` it includes the version prefix
+(`https://api.openai.com/v1`, `http://localhost:8000/v1`); for the others it is the server root
+(`https://api.anthropic.com`, `https://generativelanguage.googleapis.com`, `http://localhost:11434`).
+
 A plugin package registers a factory under the entry-point group `mcp_gateway.providers`;
 the factory is called as `factory(name, settings, base_url=..., api_key=..., headers=...)`
 and returns an object that satisfies `Provider`.
@@ -12,14 +18,29 @@ from importlib.metadata import entry_points
 from typing import Any
 
 from ._base import Provider
+from .anthropic import AnthropicProvider
+from .gemini import GeminiProvider
 from .mock import MockProvider
+from .ollama import OllamaProvider
+from .openai import OpenAIProvider
 
 __all__ = ["ProviderFactory", "provider_kinds"]
 
 ProviderFactory = Callable[..., Provider]
 
+def _litellm(*args: Any, **kwargs: Any) -> Provider:
+    from ._litellm import litellm_factory  # litellm itself is imported only if installed and used
+
+    return litellm_factory(*args, **kwargs)
+
+
 _BUILTIN: dict[str, ProviderFactory] = {
     "mock": MockProvider.from_settings,
+    "openai": OpenAIProvider.from_settings,
+    "anthropic": AnthropicProvider.from_settings,
+    "gemini": GeminiProvider.from_settings,
+    "ollama": OllamaProvider.from_settings,
+    "litellm": _litellm,
 }
 
 

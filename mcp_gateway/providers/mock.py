@@ -16,7 +16,7 @@ import anyio
 
 from .._errors import ProviderError
 from ._base import Completion, CompletionRequest, OnText, Usage
-from ._fake import answer_text, estimate_tokens, instance_for_schema, seed_of
+from ._fake import answer_text, estimate_tokens, instance_for_schema, prompt_words, seed_of
 
 __all__ = ["MockProvider"]
 
@@ -50,8 +50,7 @@ class MockProvider:
         last_user = next((m.content for m in reversed(request.messages) if m.role == "user"), prompt)
         structured: Any = None
         if request.output_schema is not None:
-            words = [w.strip(".,;:!?\"'()[]{}") for w in last_user.split()][:200]
-            structured = instance_for_schema(request.output_schema, seed_of(prompt), words=[w for w in words if w])
+            structured = instance_for_schema(request.output_schema, seed_of(prompt), words=prompt_words(last_user))
             text = json.dumps(structured, ensure_ascii=False)
         else:
             text = answer_text(request.model, last_user)

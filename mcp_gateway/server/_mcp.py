@@ -26,15 +26,14 @@ from .._errors import ArgumentError, GatewayError, OutputError, ProviderError, R
 from ..sessions import SessionError, SessionStoreError
 from ..catalog import PromptNotFoundError, ResourceNotFoundError
 from ._live import LiveGateway
+from .._protocol import META_PREFIX, SESSION_META_KEY
 from ._sessions import (
     BUILTIN_NAMES,
-    SESSION_META_KEY,
     builtin_tool_result,
     read_session_resource,
     session_for_call,
     split_session_argument,
 )
-from ._views import META_PREFIX
 
 __all__ = ["build_server", "initialization_options"]
 

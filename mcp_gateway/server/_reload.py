@@ -1,4 +1,5 @@
-"""Reload the config while serving: on SIGHUP, and (with --watch) when a config file changes.
+"""Background upkeep while serving: reload the config on SIGHUP and (with --watch) when a config
+file changes, and sweep expired sessions.
 
 A new config is loaded in full and swapped in only if it is valid; otherwise its errors are logged
 and the last good config keeps serving. The replaced gateway's providers are closed after a grace
@@ -7,17 +8,18 @@ period, so calls still running on them can finish.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import signal
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 
 import anyio
 from anyio.abc import TaskGroup
 
-from .._errors import ConfigError
-from .._gateway import Gateway, load_gateway
+from .._errors import ConfigError, GatewayError
+from .._gateway import load_gateway
 from ._live import LiveGateway
 
 __all__ = ["Reloader"]
@@ -53,20 +55,42 @@ class Reloader:
             except ConfigError as exc:
                 log.error("reload refused, still serving the previous config:\n%s", exc)
                 return False
+            current = self.live.gateway
+            keep_sessions = (
+                current.sessions is not None and gateway.sessions is not None
+                and current.sessions.settings == gateway.sessions.settings
+            )
+            if keep_sessions:
+                # Same store settings: keep the live store (an in-memory one holds the sessions).
+                assert gateway.sessions is not None
+                await gateway.sessions.store.aclose()
+                gateway = dataclasses.replace(gateway, sessions=current.sessions)
             old = await self.live.swap(gateway)
         if task_group is not None:
-            task_group.start_soon(self._close_later, old)
+            task_group.start_soon(self._close_later, old.router.aclose if keep_sessions else old.aclose)
         return True
 
-    async def _close_later(self, gateway: Gateway) -> None:
+    async def _close_later(self, close: Callable[[], Awaitable[None]]) -> None:
         await anyio.sleep(CLOSE_GRACE_SECONDS)
-        await gateway.aclose()
+        await close()
 
     async def run(self, task_group: TaskGroup) -> None:
-        """Reload on SIGHUP, and on file changes when watching; runs until cancelled."""
+        """Reload on SIGHUP, and on file changes when watching; sweep sessions; runs until cancelled."""
         task_group.start_soon(self._on_sighup, task_group)
+        task_group.start_soon(self._sweep_sessions)
         if self.watch_interval:
             await self._watch(task_group)
+
+    async def _sweep_sessions(self, interval: float = 10.0) -> None:
+        """End idle and over-age sessions, purge old ones; whichever config is live at the time."""
+        while True:
+            await anyio.sleep(interval)
+            manager = self.live.gateway.sessions
+            if manager is not None:
+                try:
+                    await manager.sweep()
+                except GatewayError as exc:
+                    log.warning("session sweep failed: %s", exc)
 
     async def _on_sighup(self, task_group: TaskGroup) -> None:
         with anyio.open_signal_receiver(signal.SIGHUP) as signals:

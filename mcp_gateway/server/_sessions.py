@@ -19,6 +19,7 @@ from mcp.server.context import ServerRequestContext
 from mcp.shared.uri_template import UriTemplate
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
+from .._protocol import SESSION_ARGUMENT, SESSION_META_KEY
 from ..sessions import SessionError, SessionManager, SessionRecord, Turn
 
 __all__ = [
@@ -33,8 +34,6 @@ __all__ = [
     "split_session_argument",
 ]
 
-SESSION_META_KEY = "mcp-gateway/session"
-SESSION_ARGUMENT = "session_id"
 _CONNECTION_KEY = "mcp-gateway/session"
 
 _HANDLE = {"type": "string", "description": "Session handle (from session_start)."}

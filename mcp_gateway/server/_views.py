@@ -10,11 +10,10 @@ import mcp_types as types
 
 from .._gateway import Gateway
 from ..catalog import PromptEntry, PromptTool
-from ._sessions import BUILTIN_TOOLS, SESSION_ARGUMENT, SESSION_TEMPLATES
+from .._protocol import META_PREFIX, SESSION_ARGUMENT
+from ._sessions import BUILTIN_TOOLS, SESSION_TEMPLATES
 
-__all__ = ["META_PREFIX", "McpViews"]
-
-META_PREFIX = "mcp-gateway/"
+__all__ = ["McpViews"]
 
 
 def _tool(tool: PromptTool) -> types.Tool:

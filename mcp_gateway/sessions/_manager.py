@@ -9,7 +9,6 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import anyio
 
 from .._errors import GatewayError
 from .._tokens import estimate_tokens
@@ -116,12 +115,3 @@ class SessionManager:
         if expired or purged:
             log.info("sessions: %d expired, %d purged", len(expired), purged)
         return expired, purged
-
-    async def run_maintenance(self, interval: float = 30.0) -> None:
-        """Sweep every `interval` seconds until cancelled; store outages are logged, not fatal."""
-        while True:
-            await anyio.sleep(interval)
-            try:
-                await self.sweep()
-            except GatewayError as exc:
-                log.warning("session sweep failed: %s", exc)

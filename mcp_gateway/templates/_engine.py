@@ -96,6 +96,7 @@ class TemplateEngine:
             auto_reload=False,
             cache_size=-1,
         )
+        self._analysed: dict[str, tuple[jinja2.nodes.Template, Any] | Exception] = {}
 
     def check(self, source: str) -> tuple[set[str], list[TemplateSyntaxProblem]]:
         """Return the variables `source` reads (partials included) and any problems in it."""
@@ -108,16 +109,15 @@ class TemplateEngine:
         self, source: str, variables: set[str], problems: list[TemplateSyntaxProblem],
         *, seen: set[str], line_offset: int | None,
     ) -> None:
-        try:
-            ast = self._env.parse(source)
-            self._env.compile(ast)  # unknown filters are found only when compiling
-        except jinja2.TemplateSyntaxError as exc:  # TemplateAssertionError included
-            line = (exc.lineno or 1) if line_offset is None else line_offset
-            problems.append(TemplateSyntaxProblem(f"template syntax error: {exc.message}", line))
+        analysed = self._analyse(source)
+        if isinstance(analysed, jinja2.TemplateSyntaxError):  # TemplateAssertionError included
+            line = (analysed.lineno or 1) if line_offset is None else line_offset
+            problems.append(TemplateSyntaxProblem(f"template syntax error: {analysed.message}", line))
             return
-        except RecursionError:
+        if isinstance(analysed, RecursionError):
             problems.append(TemplateSyntaxProblem("template is nested too deeply", line_offset or 1))
             return
+        ast = analysed[0]
         variables |= meta.find_undeclared_variables(ast)
         for node in ast.find_all((jinja2.nodes.Filter, jinja2.nodes.Test)):  # inside {% if %} Jinja waits
             known = self._env.filters if isinstance(node, jinja2.nodes.Filter) else self._env.tests
@@ -141,6 +141,19 @@ class TemplateEngine:
             line = node.lineno if line_offset is None else line_offset
             problems.append(TemplateSyntaxProblem("only {% include %} of partials is supported", line))
 
+    def _analyse(self, source: str) -> tuple[jinja2.nodes.Template, Any] | Exception:
+        """Parse and compile `source` once (partials are included by many templates): the tree and
+        code, or the error. Unknown filters are found only when compiling."""
+        found = self._analysed.get(source)
+        if found is None:
+            try:
+                ast = self._env.parse(source)
+                found = (ast, self._env.compile(ast))
+            except (jinja2.TemplateSyntaxError, RecursionError) as exc:
+                found = exc
+            self._analysed[source] = found
+        return found
+
     def variable_lines(self, source: str) -> dict[str, int]:
         """The first line of `source` reading each variable; a partial's reads are on its include line."""
         lines: dict[str, int] = {}
@@ -148,10 +161,10 @@ class TemplateEngine:
         return lines
 
     def _lines(self, source: str, lines: dict[str, int], *, seen: set[str], line_offset: int | None) -> None:
-        try:
-            ast = self._env.parse(source)
-        except (jinja2.TemplateSyntaxError, RecursionError):
+        analysed = self._analyse(source)
+        if isinstance(analysed, Exception):
             return
+        ast = analysed[0]
         for node in ast.find_all(jinja2.nodes.Name):
             if node.ctx == "load":
                 line = node.lineno if line_offset is None else line_offset
@@ -163,5 +176,9 @@ class TemplateEngine:
                 self._lines(self._partials[name], lines, seen=seen | {name}, line_offset=line)
 
     def compile(self, source: str) -> CompiledTemplate:
-        """Compile `source`; call `check` first, this assumes it is valid."""
-        return CompiledTemplate(self._env.from_string(source), source, self.max_chars)
+        """The compiled template for `source`; call `check` first, this assumes it is valid."""
+        analysed = self._analyse(source)
+        if isinstance(analysed, Exception):
+            raise analysed
+        template = self._env.template_class.from_code(self._env, analysed[1], self._env.make_globals(None), None)
+        return CompiledTemplate(template, source, self.max_chars)
