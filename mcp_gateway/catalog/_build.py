@@ -122,6 +122,8 @@ class _Builder:
             if config.output_schema is not None else None
         properties = config.input_schema.get("properties", {})
         declared = set(properties) if isinstance(properties, Mapping) else set()
+        if config.context is not None:
+            declared.add("session")  # session.id, session.history, session.state
         compiled = self._templates(item.texts, allowed=declared, what="a property in input_schema")
         if len(self.issues) > before or validator is None or len(compiled) != len(config.messages):
             return None

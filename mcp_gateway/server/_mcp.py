@@ -92,7 +92,7 @@ def build_server(live: LiveGateway) -> Server[Any]:
         try:
             with live.call():
                 if manager is not None and params.name in BUILTIN_NAMES and live.views.session_tools:
-                    return await builtin_tool_result(ctx, manager, params.name, arguments)
+                    return await builtin_tool_result(ctx, manager, params.name, params.arguments or {})
                 session = None
                 if manager is not None:
                     tool = gateway.catalog.tools.get(params.name)
