@@ -7,6 +7,7 @@
     ├── RenderError          a template that failed or grew past the size cap while rendering
     ├── ProviderError        a model provider that failed (names the provider, never a secret)
     ├── OutputError          a model answer that does not match the tool's output schema
+    ├── ClientInputRequired  the call needs the MCP client's input first (2026-07-28 sampling)
     └── ClientError          raised by mcp_gateway.client (see there for its subclasses)
 
 Foreign errors (Jinja, jsonschema, httpx2, the mcp SDK) are translated into these at the one
@@ -20,6 +21,7 @@ from dataclasses import dataclass
 __all__ = [
     "ArgumentError",
     "ClientError",
+    "ClientInputRequired",
     "ConfigError",
     "ConfigIssue",
     "GatewayError",
@@ -129,6 +131,17 @@ class OutputError(GatewayError):
         lines = [f"The model's answer for tool '{tool}' does not match its output schema:"]
         lines += [f"- {v}" for v in violations]
         super().__init__("\n".join(lines))
+
+
+class ClientInputRequired(GatewayError):
+    """The call cannot finish until the MCP client answers `requests` (keyed, protocol objects).
+
+    In the 2026-07-28 protocol a server cannot send requests to the client; it answers the call
+    with these requests instead, and the client retries the call with its responses."""
+
+    def __init__(self, requests: dict[str, object]) -> None:
+        self.requests = requests
+        super().__init__(f"waiting for the client to answer: {', '.join(requests)}")
 
 
 class ClientError(GatewayError):

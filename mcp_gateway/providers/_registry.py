@@ -21,6 +21,7 @@ from ._base import Provider
 from .anthropic import AnthropicProvider
 from .gemini import GeminiProvider
 from .mock import MockProvider
+from .sampling import SamplingProvider
 from .ollama import OllamaProvider
 from .openai import OpenAIProvider
 
@@ -40,6 +41,7 @@ _BUILTIN: dict[str, ProviderFactory] = {
     "anthropic": AnthropicProvider.from_settings,
     "gemini": GeminiProvider.from_settings,
     "ollama": OllamaProvider.from_settings,
+    "sampling": SamplingProvider.from_settings,
     "litellm": _litellm,
 }
 

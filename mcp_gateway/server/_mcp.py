@@ -22,11 +22,14 @@ from mcp.server.lowlevel.server import NotificationOptions
 from mcp.server.models import InitializationOptions
 from mcp.server.subscriptions import ListenHandler
 
+from .._errors import ClientInputRequired
 from .._errors import ArgumentError, GatewayError, OutputError, ProviderError, RenderError, ToolNotFoundError
 from ..sessions import SessionError, SessionStoreError
 from ..catalog import PromptNotFoundError, ResourceNotFoundError
 from ._live import LiveGateway
 from .._protocol import META_PREFIX, SESSION_META_KEY
+from ..providers.sampling import sampling_channel
+from ._sampling import McpSamplingChannel
 from ._sessions import (
     BUILTIN_NAMES,
     builtin_tool_result,
@@ -76,7 +79,9 @@ def build_server(live: LiveGateway) -> Server[Any]:
         ctx.session._connection.state[_LEVEL_KEY] = params.level
         return types.EmptyResult()
 
-    async def call_tool(ctx: ServerRequestContext[Any], params: types.CallToolRequestParams) -> types.CallToolResult:
+    async def call_tool(
+        ctx: ServerRequestContext[Any], params: types.CallToolRequestParams
+    ) -> types.CallToolResult | types.InputRequiredResult:
         on_text = None
         if ctx.meta and ctx.meta.get("progress_token") is not None:
             count = 0
@@ -97,7 +102,13 @@ def build_server(live: LiveGateway) -> Server[Any]:
                 if manager is not None:
                     tool = gateway.catalog.tools.get(params.name)
                     session = await session_for_call(ctx, manager, handle, tool.config.context is not None)
-                answer = await gateway.call_tool(params.name, arguments, on_text=on_text, session=session)
+                token = sampling_channel.set(McpSamplingChannel(ctx, params.input_responses))
+                try:
+                    answer = await gateway.call_tool(params.name, arguments, on_text=on_text, session=session)
+                finally:
+                    sampling_channel.reset(token)
+        except ClientInputRequired as needed:
+            return types.InputRequiredResult(input_requests=needed.requests)  # type: ignore[arg-type]
         except anyio.get_cancelled_exc_class():
             log.info("tool=%s cancelled by the client", params.name)
             raise
