@@ -17,6 +17,7 @@ import httpx2
 import pytest
 
 from mcp_gateway.client import GatewayClient, connect
+from tests.redis_server import RedisServer, RedisServerError
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "gateway.yaml"
@@ -105,3 +106,26 @@ def _wait_healthy(base_url: str) -> None:
             pass
         assert time.monotonic() < deadline, "gateway never became healthy"
         time.sleep(0.05)
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """A redis-server on a free loopback port, not persisted; fails (never skips) without the binary."""
+    server = RedisServer(Path(tmp_path_factory.mktemp("redis")))
+    problem = None
+    try:
+        server.start()
+    except RedisServerError as exc:
+        problem = str(exc)
+    if problem is not None:
+        pytest.fail(problem, pytrace=False)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_url(redis_server: RedisServer) -> str:
+    """The URL of the session-wide redis-server (tests isolate themselves with a key prefix)."""
+    return redis_server.url

@@ -234,8 +234,10 @@ async def connect(
         try:
             await client.__aexit__(type(exc), exc, exc.__traceback__)
         except BaseException as exit_exc:
-            if not isinstance(exc, ClientError) and not isinstance(
-                    exit_exc, (anyio.get_cancelled_exc_class(), KeyboardInterrupt)):
+            # The block's own error comes first, unless the block was only cancelled because the
+            # connection failed underneath it: then the connection's error is the news.
+            cancelled = anyio.get_cancelled_exc_class()
+            if isinstance(exc, cancelled) and not isinstance(exit_exc, (cancelled, KeyboardInterrupt)):
                 raise _translate(exit_exc) from None
         raise
     else:

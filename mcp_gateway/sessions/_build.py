@@ -56,4 +56,6 @@ def _store(
         return None
     from .redis import RedisSessionStore
 
-    return RedisSessionStore(_ENV_REF.sub(lambda m: environ[m.group(1)], settings.url))
+    # Redis drops ended sessions by key expiry a day after our own purge would, never before it.
+    return RedisSessionStore(_ENV_REF.sub(lambda m: environ[m.group(1)], settings.url),
+                             retention=settings.retention_s + 86400)

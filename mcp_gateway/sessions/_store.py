@@ -7,6 +7,7 @@ raises `SessionStoreError`; it never half-applies a change.
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Sequence
 from typing import Any, Protocol
 
@@ -40,7 +41,7 @@ class SessionStore(Protocol):
         session is unknown or ended. Concurrent appends never lose or interleave a turn."""
         ...
 
-    async def history(self, session_id: str, *, last: int | None = None) -> list[Turn]:
+    async def history(self, session_id: str, *, last: int | None = None) -> builtins.list[Turn]:
         """Turns in seq order; with `last`, only the newest `last` turns (still oldest first)."""
         ...
 
@@ -54,11 +55,13 @@ class SessionStore(Protocol):
         Return the record, or None if unknown."""
         ...
 
-    async def list(self, *, active: bool | None = None, owner: str | None = None, limit: int = 1000) -> list[SessionRecord]:
+    async def list(
+        self, *, active: bool | None = None, owner: str | None = None, limit: int = 1000
+    ) -> builtins.list[SessionRecord]:
         """Sessions, newest first, optionally only active (True) or ended (False), or of one owner."""
         ...
 
-    async def expire(self, now: float) -> list[str]:
+    async def expire(self, now: float) -> builtins.list[str]:
         """End every active session whose idle_expires_at or max_expires_at is <= now (reason idle or
         max_lifetime, whichever came first); return their ids."""
         ...

@@ -14,6 +14,7 @@ a turn costs beyond its own text (about 100 bytes instead of about 190).
 
 from __future__ import annotations
 
+import builtins
 import heapq
 import json
 import threading
@@ -218,11 +219,11 @@ class MemorySessionStore:
             newest = heapq.nlargest(limit, matching, key=lambda item: (item[0], item[1]))
             return [entry.record(session_id) for _, session_id, entry in newest]
 
-    async def expire(self, now: float) -> list[str]:
+    async def expire(self, now: float) -> builtins.list[str]:
         await checkpoint()
         with self._lock:
             self._check_open()
-            due: list[tuple[float, str, _Entry]] = []
+            due: builtins.list[tuple[float, str, _Entry]] = []
             for session_id, entry in self._sessions.items():
                 if entry.ended_at is None:
                     deadline = min(entry.idle_expires_at, entry.max_expires_at)

@@ -30,11 +30,12 @@ command, the change may still have been applied.
 
 from __future__ import annotations
 
+import builtins
 import json
 import math
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 from urllib.parse import urlsplit, urlunsplit
 
 import redis.asyncio as aioredis
@@ -304,7 +305,7 @@ class RedisSessionStore:
             raise SessionStoreError(f"Redis session store {self._where}: session {record.id!r} already exists")
 
     async def get(self, session_id: str) -> SessionRecord | None:
-        fields = await self._call("get", lambda: self._redis.hgetall(self._s(session_id)))
+        fields = cast(dict[str, str], await self._call("get", lambda: self._redis.hgetall(self._s(session_id))))
         return _record(session_id, fields) if fields else None
 
     async def touch(self, session_id: str, now: float, idle_expires_at: float) -> SessionRecord | None:
@@ -318,7 +319,7 @@ class RedisSessionStore:
         del body["seq"]
         text = json.dumps(body, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
         keys = [self._s(session_id), self._t(session_id)]
-        args = [text[1:], int(turn.input_tokens), int(turn.output_tokens), _num(time.time()),
+        args = [text[1:], str(int(turn.input_tokens)), str(int(turn.output_tokens)), _num(time.time()),
                 _num(self._retention)]
         seq = await self._call("append_turn", lambda: self._append(keys=keys, args=args))
         if seq is None:
@@ -364,14 +365,14 @@ class RedisSessionStore:
             start = 0
             page = max(_PAGE, limit) if active is None and owner is None else _PAGE
             while len(found) < limit:
-                ids = await self._redis.zrevrange(self._k_created, start, start + page - 1)
+                ids = cast(builtins.list[str], await self._redis.zrevrange(self._k_created, start, start + page - 1))
                 if not ids:
                     break
                 start += len(ids)
                 async with self._redis.pipeline(transaction=False) as pipe:
                     for session_id in ids:
                         pipe.hgetall(self._s(session_id))
-                    rows = await pipe.execute()
+                    rows = cast(builtins.list[dict[str, str]], await pipe.execute())
                 gone = []
                 for session_id, fields in zip(ids, rows, strict=True):
                     if session_id in seen:
@@ -390,9 +391,9 @@ class RedisSessionStore:
 
         return await self._call("list", run)
 
-    async def expire(self, now: float) -> list[str]:
-        async def run() -> list[str]:
-            ids = await self._redis.zrangebyscore(self._k_active, "-inf", _num(now))
+    async def expire(self, now: float) -> builtins.list[str]:
+        async def run() -> builtins.list[str]:
+            ids = cast(builtins.list[str], await self._redis.zrangebyscore(self._k_active, "-inf", _num(now)))
             if not ids:
                 return []
             keys = [self._k_active, self._k_ended, self._k_created]
@@ -407,7 +408,8 @@ class RedisSessionStore:
         async def run() -> int:
             if math.isnan(ended_before):
                 return 0
-            ids = await self._redis.zrangebyscore(self._k_ended, "-inf", "(" + _num(ended_before))
+            ids = cast(builtins.list[str],
+                       await self._redis.zrangebyscore(self._k_ended, "-inf", "(" + _num(ended_before)))
             if not ids:
                 return 0
             keys = [self._k_active, self._k_ended, self._k_created]

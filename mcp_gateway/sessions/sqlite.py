@@ -5,8 +5,9 @@ transaction is committed *and* the WAL is fsynced: an acknowledged turn survives
 gateway (NORMAL would already give that) and also an OS crash or power loss (NORMAL would not).
 Turns arrive at LLM speed, so one fsync per append costs nothing that matters.
 
-Concurrency: one connection per store, used from worker threads (`anyio.to_thread.run_sync`) one call
-at a time under a lock, so the event loop never blocks on disk or on another process's lock. Every
+Concurrency: one connection per store, used from a worker thread (`anyio.to_thread.run_sync` with a
+capacity limiter of 1, plus a lock) one call at a time, so the event loop never blocks on disk or on
+another process's lock, and a burst of calls does not tie up the shared worker-thread pool. Every
 write runs in a `BEGIN IMMEDIATE` transaction: the write lock is taken before anything is read, so
 two processes appending to one session serialise on it (waiting up to `busy_timeout`) and never both
 read the same turn_count. A cancelled call still runs its transaction to completion or rollback.
@@ -17,6 +18,7 @@ newer gateway (an unknown version) is refused rather than misread.
 
 from __future__ import annotations
 
+import builtins
 import json
 import sqlite3
 import threading
@@ -24,6 +26,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any, Literal, TypeVar
 
+import anyio
 import anyio.to_thread
 
 from ._model import EndReason, SessionRecord, Turn
@@ -120,6 +123,8 @@ class SqliteSessionStore:
         self._synchronous = synchronous
         self._conn: sqlite3.Connection | None = None
         self._lock = threading.Lock()
+        # Calls queue here, in the event loop, rather than as worker threads blocked on the lock.
+        self._limiter = anyio.CapacityLimiter(1)
         self._closed = False
 
     @property
@@ -200,7 +205,7 @@ class SqliteSessionStore:
                 raise
 
     async def _run(self, doing: str, work: Callable[[sqlite3.Connection], T]) -> T:
-        return await anyio.to_thread.run_sync(self._call, doing, work)
+        return await anyio.to_thread.run_sync(self._call, doing, work, limiter=self._limiter)
 
     @staticmethod
     def _select(conn: sqlite3.Connection, session_id: str) -> tuple[Any, ...] | None:
@@ -337,8 +342,8 @@ class SqliteSessionStore:
         rows = await self._run("list", lambda conn: conn.execute(sql, params).fetchall())
         return [_record(row) for row in rows]
 
-    async def expire(self, now: float) -> list[str]:
-        def work(conn: sqlite3.Connection) -> list[str]:
+    async def expire(self, now: float) -> builtins.list[str]:
+        def work(conn: sqlite3.Connection) -> builtins.list[str]:
             conn.execute("BEGIN IMMEDIATE")
             rows = conn.execute(
                 "UPDATE sessions SET ended_at = ?1, end_reason = CASE "
@@ -369,4 +374,4 @@ class SqliteSessionStore:
                     conn, self._conn = self._conn, None
                     conn.close()
 
-        await anyio.to_thread.run_sync(work)
+        await anyio.to_thread.run_sync(work, limiter=self._limiter)
