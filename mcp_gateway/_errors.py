@@ -95,8 +95,9 @@ class ProviderError(GatewayError):
     """A model provider failed. The message names the provider and the cause, never a secret.
 
     `kind` classifies the failure for routing: rate_limit, quota, auth, bad_request, not_found,
-    server, overloaded, timeout, connect, stream (died or stalled mid-way), malformed (a body that
-    does not parse), content_filter, or other. `retryable` says whether the same request may
+    server, overloaded, timeout (connect, first-token, idle or total deadline, stalls included),
+    connect, stream (died mid-way or ended without its end marker), malformed (a body that does
+    not parse), content_filter, or other. `retryable` says whether the same request may
     succeed if sent again; `retry_after` is the provider's requested wait in seconds, if any.
     `output_started` is true once any answer text reached the caller (no failover after that).
     """

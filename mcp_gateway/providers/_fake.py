@@ -14,6 +14,8 @@ from collections.abc import Mapping, Sequence
 from fractions import Fraction
 from typing import Any
 
+from .._tokens import estimate_tokens
+
 __all__ = [
     "SchemaInstanceError",
     "answer_text",
@@ -29,11 +31,6 @@ _WORD = re.compile(r"\S+")
 def seed_of(text: str) -> int:
     """A stable integer derived from `text` (not Python's randomised hash)."""
     return int.from_bytes(hashlib.blake2b(text.encode("utf-8"), digest_size=8).digest(), "big")
-
-
-def estimate_tokens(text: str) -> int:
-    """Offline token estimate: about four characters a token, at least one for non-empty text."""
-    return math.ceil(len(text) / 4) if text else 0
 
 
 def answer_text(model: str, prompt: str, *, max_words: int = 40) -> str:

@@ -32,10 +32,12 @@ from __future__ import annotations
 
 import contextlib
 import email.utils
+import functools
 import json
 import logging
 import math
 import re
+import ssl
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -202,6 +204,13 @@ class HttpOptions:
             keepalive_expiry=reader.number("keepalive_expiry_s", 30.0) or 30.0,
             trust_env=reader.boolean("trust_env", True),
         )
+
+
+@functools.cache
+def _ssl_context(trust_env: bool) -> ssl.SSLContext:
+    """One verifying TLS context per process, shared by every client (loading the CA store costs
+    ~40 ms and a few MB per context; contexts are safe to share)."""
+    return httpx2.create_ssl_context(trust_env=trust_env)
 
 
 def check_base_url(base_url: str) -> str:
@@ -466,12 +475,20 @@ def dumps(value: Any) -> bytes:
 
 
 class _CallState:
-    __slots__ = ("in_callback", "output_started", "responded")
+    __slots__ = ("callback_error", "output_started", "responded")
 
     def __init__(self) -> None:
         self.responded = False
         self.output_started = False
-        self.in_callback = False
+        self.callback_error: BaseException | None = None  # raised by the caller's on_text: passed through
+
+    async def emit(self, on_text: OnText, piece: str) -> None:
+        self.output_started = True
+        try:
+            await on_text(piece)
+        except BaseException as exc:
+            self.callback_error = exc
+            raise
 
 
 class HttpProvider:
@@ -493,12 +510,13 @@ class HttpProvider:
     ) -> None:
         self.name = name
         self.base_url = check_base_url(base_url)
-        self._headers = {"accept": "application/json", "content-type": "application/json", **headers}
+        self._headers = {"content-type": "application/json", **headers}
         values = {v for k, v in self._headers.items() if isinstance(v, str) and _SECRET_HEADER.search(k)}
         for value in list(values):  # "Bearer KEY" -> also scrub KEY alone
             values.update(part for part in value.split() if len(part) >= 8)
-        values.update(s for s in secrets if s)
-        self._secrets = tuple(sorted((v for v in values if len(v) >= 4), key=len, reverse=True))
+        values = {v for v in values if len(v) >= 4}
+        values.update(s for s in secrets if s)  # the API key itself: always, whatever its length
+        self._secrets = tuple(sorted(values, key=len, reverse=True))
         self._options = options
         self._client: httpx2.AsyncClient | None = None
         self._ignored: set[str] = set()
@@ -556,6 +574,7 @@ class HttpProvider:
                     keepalive_expiry=opts.keepalive_expiry,
                 ),
                 trust_env=opts.trust_env,
+                verify=_ssl_context(opts.trust_env),
                 follow_redirects=False,
             )
         return client
@@ -603,15 +622,13 @@ class HttpProvider:
                 retryable=True,
             )
         except WireError as exc:
-            if state.in_callback:
-                raise
             raise self._provider_error(exc, state) from None
         except httpx2.HTTPError as exc:
-            if state.in_callback:
+            if exc is state.callback_error:
                 raise
             raise self._provider_error(_transport_error(exc, state.responded), state) from None
         except httpx2.InvalidURL as exc:
-            if state.in_callback:
+            if exc is state.callback_error:
                 raise
             raise self._provider_error(WireError("other", f"invalid URL: {exc}"), state) from None
 
@@ -680,6 +697,13 @@ class HttpProvider:
                 state.responded = True
                 if response.status_code >= 300:
                     await self._raise_status(response)
+                if self.framing == "sse" and response.headers.get("content-type", "").startswith("application/json"):
+                    # A server that ignored `stream: true` and answered in one piece.
+                    raw = await response.aread()
+                    completion = self._decode(lambda: self.parse(loads(raw), request))
+                    if completion.text:
+                        await state.emit(on_text, completion.text)
+                    return completion
                 async with contextlib.aclosing(self._events(response)) as events:
                     async for event in events:
                         watch.data()
@@ -690,11 +714,7 @@ class HttpProvider:
                             continue
                         watch.progress()
                         if piece:
-                            state.output_started = True
-                            state.in_callback = True
-                            await on_text(piece)
-                            state.in_callback = False
-                            watch.progress()
+                            await state.emit(on_text, piece)
                 if not decoder.finished:
                     raise WireError(
                         "stream", f"stream ended without its end marker ({decoder.end_marker})", retryable=True
@@ -726,8 +746,9 @@ class HttpProvider:
 class _Watchdog:
     """Moves the stream's deadline: first_token_timeout until the answer starts, then idle_timeout.
 
-    Once started, any received line pushes the deadline forward (at most every idle/10 seconds,
-    so a fast stream does not reschedule a timer per line).
+    Once started, any received line pushes the deadline forward, at most every idle/10 seconds so
+    a fast stream does not reschedule a timer per line. Time spent in the caller's `on_text`
+    counts as stream time.
     """
 
     __slots__ = ("_idle", "_refreshed", "_slack", "scope", "started")
@@ -745,6 +766,9 @@ class _Watchdog:
             self.scope.deadline = now + self._idle
 
     def progress(self) -> None:
+        if self.started:
+            self.data()
+            return
         self.started = True
         self._refreshed = now = anyio.current_time()
         self.scope.deadline = now + self._idle

@@ -1,6 +1,6 @@
 """Provider kinds: the built-ins and any installed plugin, behind one factory signature.
 
-Built-in kinds: `mock` (offline), the native HTTP adapters `openai` (also every OpenAI-compatible
+Built-in kinds: `mock` (offline), `sampling` (the MCP client's own model), the native HTTP adapters `openai` (also every OpenAI-compatible
 server), `anthropic`, `gemini`, `ollama`, and `litellm` (only usable when the litellm package is
 installed; imported lazily). `base_url` convention: for `openai` it includes the version prefix
 (`https://api.openai.com/v1`, `http://localhost:8000/v1`); for the others it is the server root
@@ -21,13 +21,14 @@ from ._base import Provider
 from .anthropic import AnthropicProvider
 from .gemini import GeminiProvider
 from .mock import MockProvider
-from .sampling import SamplingProvider
 from .ollama import OllamaProvider
 from .openai import OpenAIProvider
+from .sampling import SamplingProvider
 
 __all__ = ["ProviderFactory", "provider_kinds"]
 
 ProviderFactory = Callable[..., Provider]
+
 
 def _litellm(*args: Any, **kwargs: Any) -> Provider:
     from ._litellm import litellm_factory  # litellm itself is imported only if installed and used

@@ -210,7 +210,7 @@ class _Gemini:
             for key in ("minItems", "maxItems"):
                 if _is_int(node.get(key)):
                     out[key] = node[key]
-        else:  # OBJECT
+        elif gemini_type == "OBJECT":
             properties = node.get("properties")
             if not isinstance(properties, Mapping) or not properties:
                 raise Unsupported("objects without properties (free-form maps)")

@@ -17,7 +17,9 @@ Plus ``GET /healthz``, ``GET /v1/models``, ``GET /api/tags`` and a test API:
 Answers are pure functions of the request: ``Mock answer (model M) #<crc32 of the last user
 message>: <its first 12 words>``; JSON mode answers ``{"answer": ...}``; a requested JSON schema
 (OpenAI ``json_schema``, Gemini ``responseSchema``/``responseJsonSchema``, Ollama ``format``,
-Anthropic forced ``tool_choice``) gets a deterministic instance valid against it.  Tokens are
+Anthropic forced ``tool_choice``) gets a deterministic instance valid against it, made by the
+gateway's own generator (``mcp_gateway.providers._fake.instance_for_schema``) from the schema and
+the last user message.  Tokens are
 estimated as ``ceil(len(text) / 4)`` per text part (prompt: system + all messages; completion:
 the answer text).  An answer longer than the request's max tokens is cut to ``max_tokens * 4``
 characters and finishes with ``length`` / ``max_tokens`` / ``MAX_TOKENS`` / ``done_reason: length``.
@@ -76,11 +78,12 @@ In-process, e.g. from tests::
         ...  # e.g. POST f"{base_url}/v1/chat/completions"; app.state.mock_llm holds the state
 """
 
+from mcp_gateway.providers._fake import SchemaInstanceError
+
 from ._app import MOCK_MODELS, create_app
-from ._content import answer_text, estimate_tokens
+from ._content import answer_text, estimate_tokens, instance_for
 from ._faults import FaultPlan, FaultSyntaxError, parse_faults
 from ._runner import bind_socket, running_mock_llm
-from ._schema import SchemaInstanceError, instance_for
 from ._state import MockState
 
 __all__ = [

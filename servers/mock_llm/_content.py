@@ -10,9 +10,12 @@ import json
 import re
 import zlib
 from collections.abc import Iterable
+from typing import Any
+
+from mcp_gateway._tokens import estimate_tokens
+from mcp_gateway.providers._fake import instance_for_schema, prompt_words, seed_of
 
 from ._faults import FaultPlan
-from ._schema import instance_for
 from ._types import ChatRequest, Completion, FinishReason
 
 #: How many words of the last user message the answer echoes.
@@ -21,11 +24,6 @@ ANSWER_WORDS = 12
 CHARS_PER_TOKEN = 4
 
 _CHUNK_PATTERN = re.compile(r"\S+\s*|\s+")
-
-
-def estimate_tokens(text: str) -> int:
-    """Offline token estimate used for all usage numbers: ``ceil(len(text) / 4)``."""
-    return -(-len(text) // CHARS_PER_TOKEN)
 
 
 def prompt_tokens(texts: Iterable[str]) -> int:
@@ -44,6 +42,14 @@ def answer_text(model: str, last_user_text: str) -> str:
         head += " ..."
     digest = zlib.crc32(last_user_text.encode("utf-8")) & 0xFFFFFFFF
     return f"Mock answer (model {model}) #{digest:08x}: {head}"
+
+
+def instance_for(schema: Any, prompt: str = "") -> Any:
+    """A deterministic value valid against ``schema``: the gateway's own generator, varied by ``prompt``.
+
+    Raises :class:`~mcp_gateway.providers._fake.SchemaInstanceError` for a schema no value satisfies.
+    """
+    return instance_for_schema(schema, seed_of(prompt), words=prompt_words(prompt))
 
 
 def split_chunks(text: str) -> tuple[str, ...]:
@@ -66,11 +72,12 @@ def build_completion(request: ChatRequest, plan: FaultPlan, *, serial: str, crea
     if plan.empty:
         text = ""
     elif request.tool is not None:
-        tool_name, tool_input = request.tool.name, instance_for(request.tool.input_schema)
+        tool_name, tool_input = request.tool.name, instance_for(request.tool.input_schema, request.last_user_text)
         text, finish = json.dumps(tool_input, ensure_ascii=False), "tool_use"
     else:
         if request.json_schema is not None:
-            text = json.dumps(instance_for(request.json_schema), ensure_ascii=False)
+            value = instance_for(request.json_schema, request.last_user_text)
+            text = json.dumps(value, ensure_ascii=False)
         elif request.json_mode:
             answer = answer_text(request.model, request.last_user_text)
             text = json.dumps({"answer": answer}, ensure_ascii=False)

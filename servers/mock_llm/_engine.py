@@ -19,11 +19,12 @@ import anyio
 from starlette.requests import ClientDisconnect, Request
 from starlette.types import Message, Receive, Scope, Send
 
+from mcp_gateway.providers._fake import SchemaInstanceError
+
 from ._content import build_completion
 from ._faults import FaultPlan, FaultSyntaxError, parse_faults
 from ._formats import StreamScript, WireFormat
 from ._formats._base import broken_json, dumps
-from ._schema import SchemaInstanceError
 from ._state import MockState
 from ._types import ErrorReply, RequestInvalid
 

@@ -1,0 +1,98 @@
+"""Cancelling a call closes the upstream request at once; the API key never leaks."""
+
+from __future__ import annotations
+
+import logging
+
+import anyio
+import pytest
+
+from mcp_gateway._errors import ProviderError
+from mcp_gateway.providers import CompletionRequest, Message, provider_kinds
+from tests.providers.support import KEY, KINDS
+
+pytestmark = pytest.mark.anyio
+
+REQUEST = CompletionRequest("m", (Message("user", "tell me a long story about otters"),))
+
+
+async def wait_for(predicate, mock) -> dict[str, int]:
+    while True:
+        stats = await mock.stats()
+        if predicate(stats):
+            return stats
+        await anyio.sleep(0.01)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
+async def test_cancel_during_a_stall_disconnects_upstream(kind, stream, make, mock):
+    provider = make(kind, fault="stall")  # the mock hangs for 300 s unless the client goes away
+    first_piece = anyio.Event()
+
+    async def on_text(piece: str) -> None:
+        first_piece.set()
+
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as group:
+            group.start_soon(lambda: provider.complete(REQUEST, on_text=on_text if stream else None))
+            if stream:
+                await first_piece.wait()  # the answer has started, then stalls
+            await wait_for(lambda s: s["in_flight"] == 1, mock)
+            group.cancel_scope.cancel()
+        stats = await wait_for(lambda s: s["in_flight"] == 0, mock)
+    assert stats == {"in_flight": 0, "completed": 0, "disconnected": 1}
+    # The provider stays usable after a cancelled call.
+    assert (await make(kind).complete(REQUEST)).text.startswith("Mock answer")
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_key_is_not_in_repr_errors_or_logs(kind, make, mock, caplog):
+    caplog.set_level(logging.DEBUG)
+    provider = make(kind, fault="401")
+    assert KEY not in repr(provider) and KEY not in str(provider) and provider.name in repr(provider)
+    for stream in (False, True):
+        with pytest.raises(ProviderError) as caught:
+            await provider.complete(REQUEST, on_text=(lambda _: anyio.sleep(0)) if stream else None)
+        error = caught.value
+        assert error.kind == "auth"
+        for text in (str(error), repr(error), error.cause, repr(error.args)):
+            assert KEY not in text
+    await make(kind).complete(CompletionRequest("m", REQUEST.messages, params={"unknown_param": 1}))
+    assert KEY not in caplog.text
+    recorded = await mock.requests()
+    assert recorded and KEY not in str(recorded)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_bad_settings_are_config_errors_that_never_echo_values(kind):
+    factory = provider_kinds()[kind]
+    with pytest.raises(ValueError, match="unknown setting.*known:"):
+        factory("p", {"latency": 1}, base_url=None, api_key=KEY, headers={})
+    with pytest.raises(ValueError, match="'total_timeout_s' must be a number") as caught:
+        factory("p", {"total_timeout_s": KEY}, base_url=None, api_key=KEY, headers={})
+    assert KEY not in str(caught.value)
+    with pytest.raises(ValueError, match="must be greater than 0"):
+        factory("p", {"connect_timeout_s": 0}, base_url=None, api_key=KEY, headers={})
+    with pytest.raises(ValueError, match="base_url"):
+        factory("p", {}, base_url="ftp://example.com", api_key=KEY, headers={})
+    default = factory("p", {}, base_url=None, api_key=None, headers={})
+    assert default.base_url == {
+        "openai": "https://api.openai.com/v1",
+        "anthropic": "https://api.anthropic.com",
+        "gemini": "https://generativelanguage.googleapis.com",
+        "ollama": "http://localhost:11434",
+    }[kind]
+
+
+async def test_aclose_is_idempotent_and_the_client_is_lazy(make):
+    provider = make("openai")
+    assert provider._client is None  # nothing opened until the first call
+    await provider.complete(REQUEST)
+    client = provider._client
+    assert client is not None
+    await provider.complete(REQUEST)
+    assert provider._client is client  # one pooled client per provider
+    await provider.aclose()
+    await provider.aclose()
+    assert provider._client is None and client.is_closed
