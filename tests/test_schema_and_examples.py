@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import jsonschema
@@ -31,15 +32,36 @@ def test_example_files_validate_against_the_schema_and_point_editors_at_it(path:
     jsonschema.validate(yaml.safe_load(path.read_text()), json.loads(SCHEMA_FILE.read_text()))
 
 
+EXAMPLE_ENV = {"OPENAI_API_KEY": "x", "ANTHROPIC_API_KEY": "x", "GEMINI_API_KEY": "x",
+               "MOCK_LLM": "http://127.0.0.1:8089"}
+
+
 def test_every_root_example_loads():
     roots = [p for p in EXAMPLE_YAML if "format: mcp-gateway/1" in p.read_text()]
-    assert roots
+    assert len(roots) >= 2
     for root in roots:
-        gateway = load_gateway(root)
+        gateway = load_gateway(root, environ=EXAMPLE_ENV)
         assert len(gateway.catalog.tools) > 0
 
 
-def test_claude_desktop_snippet_starts_the_gateway():
-    snippet = json.loads((ROOT / "examples" / "claude_desktop_config.json").read_text())
-    [server] = snippet["mcpServers"].values()
-    assert server["command"] == "mcp-gateway" and server["args"][0] == "serve"
+@pytest.mark.anyio
+@pytest.mark.parametrize("alias", ["gpt", "claude", "gemini", "local"])
+async def test_switching_provider_is_a_one_line_change(tmp_path, alias):
+    from servers.mock_llm import running_mock_llm
+
+    source = (ROOT / "examples" / "providers.yaml").read_text()
+    variant = source.replace("    model: gpt               # try", f"    model: {alias}               # try")
+    assert variant != source or alias == "gpt"
+    (tmp_path / "providers.yaml").write_text(variant)
+    shutil.copytree(ROOT / "examples" / "prompts", tmp_path / "prompts")
+    async with running_mock_llm() as base_url:
+        gateway = load_gateway(tmp_path / "providers.yaml", environ={**EXAMPLE_ENV, "MOCK_LLM": base_url})
+        try:
+            answer = await gateway.call_tool("summarize", {"text": "Otters hold hands."})
+            classified = await gateway.call_tool("classify_ticket", {"ticket": "I was charged twice"})
+        finally:
+            await gateway.aclose()
+    assert "Otters hold hands." in answer.text and answer.completion.usage.output_tokens > 0
+    assert answer.route.provider.name == {"gpt": "openai", "claude": "anthropic", "gemini": "gemini",
+                                          "local": "ollama"}[alias]
+    assert set(classified.structured) == {"category", "urgency"}

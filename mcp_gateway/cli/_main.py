@@ -238,6 +238,21 @@ def schema(output: str | None) -> None:
 main.add_command(sessions)
 
 
+@main.command("mock-llm", context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
+              add_help_option=False)
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def mock_llm(args: Sequence[str]) -> None:
+    """Run the offline mock LLM server (OpenAI, Anthropic, Gemini and Ollama wire formats).
+
+    \b
+    mcp-gateway mock-llm --port 8089 [--fault SPEC] [--latency-ms N]
+    Point a provider's base_url at it (openai: http://127.0.0.1:8089/v1). --help lists every option.
+    """
+    from servers.mock_llm.__main__ import main as run_mock
+
+    run_mock.main(list(args), prog_name="mcp-gateway mock-llm")
+
+
 # -- client commands -------------------------------------------------------------------------------
 
 _target_options = [
