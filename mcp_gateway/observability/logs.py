@@ -1,0 +1,131 @@
+"""Structured logs: one JSON object per line, tagged with the request id, secrets redacted.
+
+    {"ts": "2025-01-31T12:00:00.123Z", "level": "INFO", "logger": "mcp_gateway.server",
+     "message": "tool call finished", "request_id": "9f2c...", "tool": "summarize", ...}
+
+Any `extra={...}` field becomes a top-level key (the fixed keys win on a clash). The request id lives
+in a context variable, so every log line written while serving one request carries it, including
+lines from tasks that request spawns (contextvars are copied into new tasks). `RequestIdMiddleware`
+sets it per HTTP request, taking a well-formed incoming `X-Request-ID` or making one, and echoes it
+in the response.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import secrets
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from datetime import UTC, datetime
+from typing import IO, Any
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from ..security.redact import RedactingFilter, Redactor
+
+__all__ = [
+    "JsonFormatter",
+    "RequestIdFilter",
+    "RequestIdMiddleware",
+    "json_log_handler",
+    "new_request_id",
+    "request_id",
+    "request_id_var",
+]
+
+request_id_var: ContextVar[str | None] = ContextVar("mcp_gateway_request_id", default=None)
+
+_INCOMING_ID = re.compile(r"[A-Za-z0-9._:\-]{1,64}")
+_RESERVED = ("ts", "level", "logger", "message", "request_id")
+_STANDARD_ATTRS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
+
+
+def new_request_id() -> str:
+    return secrets.token_hex(8)
+
+
+@contextmanager
+def request_id(value: str | None = None) -> Iterator[str]:
+    """Run a block under a request id (a new one unless given); restores the previous id after."""
+    rid = value or new_request_id()
+    token = request_id_var.set(rid)
+    try:
+        yield rid
+    finally:
+        request_id_var.reset(token)
+
+
+class RequestIdFilter(logging.Filter):
+    """Copies the current request id onto records (for non-JSON formatters: `%(request_id)s`)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not hasattr(record, "request_id"):
+            record.request_id = request_id_var.get()
+        return True
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line; never raises on odd `extra` values (they are stringified)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds").replace(
+                "+00:00", "Z"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+            "request_id": getattr(record, "request_id", None) or request_id_var.get(),
+        }
+        for name, value in vars(record).items():
+            if name not in _STANDARD_ATTRS and name not in _RESERVED:
+                entry[name] = value
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self.formatException(record.exc_info)
+        if record.exc_text:
+            entry["exc"] = record.exc_text
+        if record.stack_info:
+            entry["stack"] = record.stack_info
+        return json.dumps(entry, ensure_ascii=False, default=str, separators=(",", ":"))
+
+
+def json_log_handler(stream: IO[str] | None = None, *, redactor: Redactor | None = None,
+                     level: int | str = logging.INFO) -> logging.Handler:
+    """A stream handler writing JSON lines, redacting with `redactor` (a default one if None).
+
+    Attach it to the root logger (`logging.getLogger().addHandler(h)`): its filters then see every
+    record, whichever logger it came from.
+    """
+    handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
+    handler.setLevel(level)
+    handler.addFilter(RequestIdFilter())
+    handler.addFilter(RedactingFilter(redactor or Redactor()))
+    handler.setFormatter(JsonFormatter())
+    return handler
+
+
+class RequestIdMiddleware:
+    """ASGI middleware: one request id per HTTP request, in the context var and `X-Request-ID`."""
+
+    def __init__(self, app: ASGIApp, header: str = "x-request-id") -> None:
+        self.app = app
+        self.header = header.lower().encode()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        incoming = next((v.decode("latin-1") for k, v in scope.get("headers", []) if k == self.header), None)
+        rid = incoming if incoming is not None and _INCOMING_ID.fullmatch(incoming) else new_request_id()
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != self.header]
+                message = {**message, "headers": [*headers, (self.header, rid.encode())]}
+            await send(message)
+
+        with request_id(rid):
+            await self.app(scope, receive, send_with_id)

@@ -1,0 +1,228 @@
+"""Prometheus metrics of the gateway, on a registry of its own (never the process-global one).
+
+Names follow the OpenTelemetry GenAI semantic conventions where one exists (OTel dots become
+underscores, the unit becomes a suffix, as the OTel->Prometheus mapping does):
+
+    gen_ai_client_operation_duration_seconds           histogram  provider call latency
+    gen_ai_client_operation_time_to_first_chunk_seconds histogram time to the first streamed chunk
+    gen_ai_client_token_usage                          histogram  tokens per provider call
+        labels: gen_ai_operation_name, gen_ai_provider_name, gen_ai_request_model,
+                error_type (duration only), gen_ai_token_type (input | output; usage only)
+
+The gateway calls the providers, so it reports the *client* instruments; the conventions'
+`gen_ai.server.*` instruments describe model servers. Everything else is `mcp_gateway_*`:
+
+    mcp_gateway_requests_total{method,tool,outcome}
+    mcp_gateway_errors_total{method,tool,error_kind}
+    mcp_gateway_request_duration_seconds{method,tool,outcome}
+    mcp_gateway_tokens_total{tool,route,gen_ai_provider_name,gen_ai_request_model,gen_ai_token_type}
+        (gen_ai_token_type: input | output | cached; cached is the cached part of input)
+    mcp_gateway_cost_usd_total{tool,route,gen_ai_provider_name,gen_ai_request_model}
+    mcp_gateway_active_sessions{transport}
+    mcp_gateway_rate_limit_rejections_total{scope,limit,tool}
+    mcp_gateway_auth_failures_total{kind}
+
+No secret can become a label value: every value passes `LabelGuard`, which admits only short
+identifier-like strings, refuses secret shapes (keys, tokens, long random runs) and caps the number
+of distinct values per label (beyond it: `_other`), so a client inventing tool names can neither
+leak a pasted key into the metrics nor blow up their cardinality. Principals are never labels.
+
+Hot path: label children are cached in a dict per metric, so recording is one dict lookup plus the
+prometheus_client update.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.exposition import choose_encoder
+from starlette.requests import Request
+from starlette.responses import Response
+
+__all__ = ["GatewayMetrics", "LabelGuard", "metrics_endpoint"]
+
+_VALUE_RE = re.compile(r"[A-Za-z0-9_.:/@+\-]{1,80}")
+_SECRETISH = re.compile(
+    r"mgw_|sk-[A-Za-z0-9]|eyJ[A-Za-z0-9_-]{8,}|(?i:bearer)|[A-Za-z0-9]{32,}"
+    r"|(?=[A-Za-z0-9]*[0-9])(?=[A-Za-z0-9]*[A-Za-z])[A-Za-z0-9]{24,}")
+
+REQUEST_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
+# Bucket boundaries recommended by the GenAI conventions.
+OPERATION_BUCKETS = (0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92)
+FIRST_CHUNK_BUCKETS = (0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5,
+                       10.0)
+TOKEN_BUCKETS = (1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864)
+
+
+class LabelGuard:
+    """Turns arbitrary values into safe, bounded label values; thread-safe."""
+
+    def __init__(self, *, max_values_per_label: int = 200) -> None:
+        self.max_values = max_values_per_label
+        self._lock = threading.Lock()
+        self._seen: dict[str, set[str]] = {}
+        self._allowed: dict[str, frozenset[str]] = {}
+
+    def allow(self, label: str, values: Iterable[str]) -> None:
+        """Admit only these values for `label` (e.g. the configured tool names); others -> `_other`."""
+        with self._lock:
+            self._allowed[label] = frozenset(values)
+
+    def clean(self, label: str, value: object) -> str:
+        if value is None or value == "":
+            return "none"
+        text = str(value)
+        if not _VALUE_RE.fullmatch(text):
+            return "_invalid"
+        if _SECRETISH.search(text):
+            return "_redacted"
+        with self._lock:
+            allowed = self._allowed.get(label)
+            if allowed is not None:
+                return text if text in allowed else "_other"
+            seen = self._seen.setdefault(label, set())
+            if text in seen:
+                return text
+            if len(seen) >= self.max_values:
+                return "_other"
+            seen.add(text)
+            return text
+
+
+class _Family:
+    """One metric plus its cache of label children (keyed by the raw values, cleaned once)."""
+
+    def __init__(self, metric: Any, labels: Sequence[str], guard: LabelGuard) -> None:
+        self.metric = metric
+        self.labels = tuple(labels)
+        self.guard = guard
+        self.children: dict[tuple[object, ...], Any] = {}
+        self.max_children = 10_000
+
+    def child(self, *values: object) -> Any:
+        found = self.children.get(values)
+        if found is None:
+            clean = [self.guard.clean(label, value) for label, value in zip(self.labels, values, strict=True)]
+            found = self.metric.labels(*clean)
+            if len(self.children) < self.max_children:  # bounded: raw values may be many, clean ones few
+                self.children[values] = found
+        return found
+
+
+class GatewayMetrics:
+    """Every gateway metric, registered on `self.registry`."""
+
+    def __init__(self, registry: CollectorRegistry | None = None, *, guard: LabelGuard | None = None) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry(auto_describe=True)
+        self.guard = guard or LabelGuard()
+        r = self.registry
+
+        def family(kind: type, name: str, doc: str, labels: Sequence[str], **kw: Any) -> _Family:
+            return _Family(kind(name, doc, labels, registry=r, **kw), labels, self.guard)
+
+        self._requests = family(Counter, "mcp_gateway_requests_total", "MCP requests handled.",
+                                ("method", "tool", "outcome"))
+        self._errors = family(Counter, "mcp_gateway_errors_total", "MCP requests that failed, by error kind.",
+                              ("method", "tool", "error_kind"))
+        self._request_seconds = family(Histogram, "mcp_gateway_request_duration_seconds",
+                                       "Time to handle an MCP request.", ("method", "tool", "outcome"),
+                                       buckets=REQUEST_BUCKETS)
+        genai = ("gen_ai_operation_name", "gen_ai_provider_name", "gen_ai_request_model")
+        self._operation_seconds = family(Histogram, "gen_ai_client_operation_duration_seconds",
+                                         "GenAI operation duration (one provider call).",
+                                         (*genai, "error_type"),
+                                         buckets=OPERATION_BUCKETS)
+        self._first_chunk_seconds = family(Histogram, "gen_ai_client_operation_time_to_first_chunk_seconds",
+                                           "Time from a provider request to its first streamed chunk.",
+                                           genai, buckets=FIRST_CHUNK_BUCKETS)
+        self._token_usage = family(Histogram, "gen_ai_client_token_usage",
+                                   "Number of input and output tokens used per provider call.",
+                                   (*genai, "gen_ai_token_type"), buckets=TOKEN_BUCKETS)
+        route = ("tool", "route", "gen_ai_provider_name", "gen_ai_request_model")
+        self._tokens = family(Counter, "mcp_gateway_tokens_total", "Tokens used, by tool, route and model.",
+                              (*route, "gen_ai_token_type"))
+        self._cost = family(Counter, "mcp_gateway_cost_usd_total", "Estimated provider cost in US dollars.",
+                            route)
+        self._sessions = family(Gauge, "mcp_gateway_active_sessions", "Sessions currently open.",
+                                ("transport",))
+        self._rate_limited = family(Counter, "mcp_gateway_rate_limit_rejections_total",
+                                    "Requests refused by a rate limit.", ("scope", "limit", "tool"))
+        self._auth_failures = family(Counter, "mcp_gateway_auth_failures_total",
+                                     "Bearer tokens refused, by credential kind.", ("kind",))
+
+    def allow(self, label: str, values: Iterable[str]) -> None:
+        """Admit only `values` for `label` from now on (call again after a config reload)."""
+        self.guard.allow(label, values)
+        for fam in self._families:
+            if label in fam.labels:
+                fam.children.clear()
+
+    @property
+    def _families(self) -> list[_Family]:
+        return [v for v in vars(self).values() if isinstance(v, _Family)]
+
+    # -- recording (hot path) --------------------------------------------------------------------
+
+    def request(self, method: str, tool: str | None, outcome: str, seconds: float,
+                error_kind: str | None = None) -> None:
+        """One finished MCP request; `outcome` is "ok" or "error" (then give `error_kind`)."""
+        self._requests.child(method, tool, outcome).inc()
+        self._request_seconds.child(method, tool, outcome).observe(seconds)
+        if outcome != "ok":
+            self._errors.child(method, tool, error_kind or outcome).inc()
+
+    def provider_call(self, provider: str, model: str | None, seconds: float, *, operation: str = "chat",
+                      error_type: str | None = None) -> None:
+        self._operation_seconds.child(operation, provider, model, error_type).observe(seconds)
+
+    def first_chunk(self, provider: str, model: str | None, seconds: float, *,
+                    operation: str = "chat") -> None:
+        self._first_chunk_seconds.child(operation, provider, model).observe(seconds)
+
+    def usage(self, *, tool: str | None, route: str | None, provider: str, model: str | None,
+              input_tokens: int = 0, output_tokens: int = 0, cached_tokens: int = 0,
+              cost_usd: float | None = None, operation: str = "chat") -> None:
+        """Tokens and cost of one provider call (one histogram sample per token type, as OTel says)."""
+        self._token_usage.child(operation, provider, model, "input").observe(input_tokens)
+        self._token_usage.child(operation, provider, model, "output").observe(output_tokens)
+        for kind, count in (("input", input_tokens), ("output", output_tokens), ("cached", cached_tokens)):
+            if count:
+                self._tokens.child(tool, route, provider, model, kind).inc(count)
+        if cost_usd:
+            self._cost.child(tool, route, provider, model).inc(cost_usd)
+
+    def session_opened(self, transport: str = "http") -> None:
+        self._sessions.child(transport).inc()
+
+    def session_closed(self, transport: str = "http") -> None:
+        self._sessions.child(transport).dec()
+
+    def set_active_sessions(self, count: int, transport: str = "http") -> None:
+        self._sessions.child(transport).set(count)
+
+    def rate_limited(self, scope: str, limit: str, tool: str | None = None) -> None:
+        self._rate_limited.child(scope, limit, tool).inc()
+
+    def auth_failed(self, kind: str) -> None:
+        self._auth_failures.child(kind).inc()
+
+    # -- exposition ------------------------------------------------------------------------------
+
+    def render(self, accept: str | None = None) -> tuple[bytes, str]:
+        """The registry in the text format the `Accept` header asks for (Prometheus or OpenMetrics)."""
+        encoder, content_type = choose_encoder(accept or "")
+        return encoder(self.registry), content_type
+
+
+def metrics_endpoint(metrics: GatewayMetrics) -> Callable[[Request], Awaitable[Response]]:
+    """A Starlette endpoint serving `metrics`: `Route("/metrics", metrics_endpoint(m), methods=["GET"])`."""
+
+    async def endpoint(request: Request) -> Response:
+        body, content_type = metrics.render(request.headers.get("accept"))
+        return Response(body, media_type=None, headers={"content-type": content_type})
+
+    return endpoint

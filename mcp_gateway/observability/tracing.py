@@ -1,0 +1,91 @@
+"""OpenTelemetry spans around tool calls, routing and provider calls (API only, no SDK needed).
+
+Without a configured tracer provider every span is OpenTelemetry's non-recording span: the cost is
+a few attribute-free calls. A deployment that installs the OTel SDK and sets a provider (globally,
+or passed here) gets real spans with the GenAI semantic-convention attributes:
+
+    execute_tool {tool}     INTERNAL  gen_ai.operation.name=execute_tool, gen_ai.tool.name, mcp.method.name
+    route {tool}            INTERNAL  mcp_gateway.route (the routing decision; attempts as events)
+    {operation} {model}     CLIENT    gen_ai.operation.name, gen_ai.provider.name, gen_ai.request.model,
+                                      gen_ai.usage.input_tokens / output_tokens, gen_ai.response.model
+
+A span that ends by an exception gets `error.type` (the ProviderError kind when there is one, else
+the exception class name) and ERROR status. Principals, arguments and prompts are never attributes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
+
+from opentelemetry import trace
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode, TracerProvider
+
+__all__ = ["TRACER_NAME", "GatewayTracer"]
+
+TRACER_NAME = "mcp_gateway"
+
+
+def _error_type(exc: BaseException) -> str:
+    kind = getattr(exc, "kind", None)
+    return kind if isinstance(kind, str) and kind else type(exc).__name__
+
+
+class GatewayTracer:
+    """Span factories for the gateway; `tracer_provider=None` follows the global provider."""
+
+    def __init__(self, tracer_provider: TracerProvider | None = None) -> None:
+        self._tracer = trace.get_tracer(TRACER_NAME, tracer_provider=tracer_provider)
+
+    @contextmanager
+    def _span(self, name: str, kind: SpanKind, attributes: dict[str, str | int]) -> Iterator[Span]:
+        with self._tracer.start_as_current_span(
+                name, kind=kind, attributes=attributes, record_exception=False,
+                set_status_on_exception=False) as span:
+            try:
+                yield span
+            except BaseException as exc:
+                if span.is_recording():
+                    span.set_attribute("error.type", _error_type(exc))
+                    span.set_status(Status(StatusCode.ERROR, type(exc).__name__))
+                    if isinstance(exc, Exception):
+                        span.record_exception(exc, escaped=True)
+                raise
+
+    def tool_call(self, tool: str, *, method: str = "tools/call") -> AbstractContextManager[Span]:
+        return self._span(f"execute_tool {tool}", SpanKind.INTERNAL,
+                          {"gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": tool,
+                           "mcp.method.name": method})
+
+    def routing(self, tool: str, route: str | None = None) -> AbstractContextManager[Span]:
+        attributes: dict[str, str | int] = {"gen_ai.tool.name": tool}
+        if route:
+            attributes["mcp_gateway.route"] = route
+        return self._span(f"route {tool}", SpanKind.INTERNAL, attributes)
+
+    def provider_call(self, provider: str, model: str | None, *,
+                      operation: str = "chat") -> AbstractContextManager[Span]:
+        attributes: dict[str, str | int] = {"gen_ai.operation.name": operation,
+                                            "gen_ai.provider.name": provider}
+        if model:
+            attributes["gen_ai.request.model"] = model
+        return self._span(f"{operation} {model}" if model else operation, SpanKind.CLIENT, attributes)
+
+    @staticmethod
+    def record_usage(span: Span, *, input_tokens: int | None = None, output_tokens: int | None = None,
+                     response_model: str | None = None) -> None:
+        if not span.is_recording():
+            return
+        if input_tokens is not None:
+            span.set_attribute("gen_ai.usage.input_tokens", input_tokens)
+        if output_tokens is not None:
+            span.set_attribute("gen_ai.usage.output_tokens", output_tokens)
+        if response_model:
+            span.set_attribute("gen_ai.response.model", response_model)
+
+    @staticmethod
+    def record_attempt(span: Span, provider: str, outcome: str) -> None:
+        """A failover step inside a routing span (an event, so the span stays one per decision)."""
+        if span.is_recording():
+            span.add_event("attempt", {"gen_ai.provider.name": provider, "outcome": outcome})
+

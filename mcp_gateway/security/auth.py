@@ -1,0 +1,113 @@
+"""The SDK `TokenVerifier` of the gateway: a bearer token is an API key or a JWT, told apart by shape.
+
+`mgw_...` goes to the `KeyStore` (cache first; scrypt in a worker thread on a miss), a three-segment
+base64url string to the `JWTVerifier`; anything else is refused without work.
+
+The SDK's `AccessToken` has a `token` field. The SDK's resource-server path never reads it (bearer
+auth logs only `resource`; session ownership and request-state binding use client_id, `iss` and
+subject), but it is a pydantic model whose repr shows every field, so any `log(access_token)`,
+`repr(request.user)` or traceback-with-locals would print the live credential. We therefore store
+a fingerprint there, `sha256:<first 16 hex digits>`: enough to correlate log lines, useless as a
+credential. Nothing else (the OAuth authorization-server provider's revoke/load calls) uses it here.
+
+Principals: `key:<key_id>` for API keys, the JWT `sub` otherwise. A JWT whose `sub` starts with
+`key:` is refused so it cannot impersonate a key's sessions or share its rate limits.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Callable
+from typing import Literal
+
+import anyio.to_thread
+from mcp.server.auth.provider import AccessToken
+
+from .jwt import JWTError, JWTVerifier, looks_like_jwt
+from .keys import KEY_PREFIX, KeyRecord, KeyStore, parse_key
+
+__all__ = ["GatewayTokenVerifier", "RejectReason", "token_fingerprint"]
+
+logger = logging.getLogger(__name__)
+
+RejectReason = Callable[[Literal["api_key", "jwt", "unknown"], str], None]
+
+
+def token_fingerprint(token: str) -> str:
+    """A short, non-reversible name for a credential, for AccessToken.token and log correlation."""
+    return "sha256:" + hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+
+
+class GatewayTokenVerifier:
+    """`mcp.server.auth.provider.TokenVerifier` accepting API keys and/or JWTs.
+
+    `resource` is this server's resource URL (`AuthSettings.resource_server_url`): API keys are
+    minted for this server, so they report it as their `AccessToken.resource`; JWTs report the
+    configured audience they matched. `on_reject(kind, reason)` receives the reason of every
+    refusal (for metrics or debug logs); reasons never contain the token.
+    """
+
+    def __init__(self, *, keys: KeyStore | None = None, jwt: JWTVerifier | None = None,
+                 resource: str | None = None, on_reject: RejectReason | None = None) -> None:
+        if keys is None and jwt is None:
+            raise ValueError("GatewayTokenVerifier needs a KeyStore, a JWTVerifier, or both")
+        self.keys = keys
+        self.jwt = jwt
+        self.resource = resource
+        self._on_reject = on_reject
+
+    async def verify_token(self, token: str) -> AccessToken | None:
+        if token.startswith(KEY_PREFIX):
+            return await self._verify_key(token)
+        if looks_like_jwt(token):
+            return self._verify_jwt(token)
+        self._reject("unknown", "token is neither an API key nor a JWT")
+        return None
+
+    async def _verify_key(self, token: str) -> AccessToken | None:
+        if self.keys is None:
+            self._reject("api_key", "API keys are not enabled")
+            return None
+        if parse_key(token) is None:
+            self._reject("api_key", "malformed API key")
+            return None
+        record = self.keys.cached(token)
+        if record is None:
+            record = await anyio.to_thread.run_sync(self.keys.verify, token)
+        if record is None:
+            self._reject("api_key", "unknown, revoked or expired API key")
+            return None
+        return self._key_token(token, record)
+
+    def _key_token(self, token: str, record: KeyRecord) -> AccessToken:
+        return AccessToken(
+            token=token_fingerprint(token), client_id=record.principal, scopes=list(record.scopes),
+            expires_at=int(record.expires_at) if record.expires_at is not None else None,
+            resource=self.resource, subject=record.principal,
+            claims={"auth": "api_key", "key_id": record.key_id, "key_name": record.name})
+
+    def _verify_jwt(self, token: str) -> AccessToken | None:
+        if self.jwt is None:
+            self._reject("jwt", "JWT bearer tokens are not enabled")
+            return None
+        try:
+            principal = self.jwt.verify(token)
+        except JWTError as exc:
+            self._reject("jwt", str(exc))
+            return None
+        if principal.subject.startswith("key:"):
+            self._reject("jwt", "token 'sub' uses the reserved 'key:' prefix")
+            return None
+        claims: dict[str, object] = {"auth": "jwt"}
+        if principal.issuer is not None:
+            claims["iss"] = principal.issuer  # session ownership compares (client_id, iss, sub)
+        return AccessToken(
+            token=token_fingerprint(token), client_id=principal.subject, scopes=list(principal.scopes),
+            expires_at=principal.expires_at, resource=principal.audience, subject=principal.subject,
+            claims=claims)
+
+    def _reject(self, kind: Literal["api_key", "jwt", "unknown"], reason: str) -> None:
+        logger.debug("bearer token refused (%s): %s", kind, reason)
+        if self._on_reject is not None:
+            self._on_reject(kind, reason)

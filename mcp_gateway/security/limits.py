@@ -1,0 +1,170 @@
+"""Request limits: body size, argument size, message count and a per-call deadline.
+
+Each check raises `RequestLimitError` naming the measured size and the limit, so a caller who hits
+one knows by how much ("request body is 5,242,880 bytes; the limit is 4,194,304"). Sizes are
+measured, never trusted: `BodySizeLimitMiddleware` refuses a too-large `Content-Length` before
+reading anything and also counts streamed (chunked) bodies as they arrive.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import anyio
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from .._errors import GatewayError
+
+__all__ = [
+    "BodySizeLimitMiddleware",
+    "RequestLimitError",
+    "RequestLimits",
+    "call_deadline",
+    "check_arguments",
+    "check_body_size",
+    "check_message_count",
+    "run_with_deadline",
+]
+
+T = TypeVar("T")
+
+
+class RequestLimitError(GatewayError):
+    """A request over one of the configured limits; `limit` names which one."""
+
+    def __init__(self, limit: str, message: str, *, actual: float | None = None,
+                 maximum: float | None = None) -> None:
+        self.limit = limit
+        self.actual = actual
+        self.maximum = maximum
+        super().__init__(message)
+
+
+@dataclass(frozen=True, slots=True)
+class RequestLimits:
+    """The limits of one gateway; None disables a limit."""
+
+    max_body_bytes: int | None = 4 * 1024 * 1024
+    max_argument_bytes: int | None = 1024 * 1024
+    max_messages: int | None = 200
+    call_deadline_seconds: float | None = 300.0
+
+
+def check_body_size(size: int, maximum: int | None, *, at_least: bool = False) -> None:
+    """`at_least`: the body was cut off while streaming, so `size` is a lower bound."""
+    if maximum is not None and size > maximum:
+        how = "at least " if at_least else ""
+        raise RequestLimitError("max_body_bytes",
+                                f"request body is {how}{size:,} bytes; the limit is {maximum:,}",
+                                actual=size, maximum=maximum)
+
+
+def check_arguments(arguments: Any, maximum: int | None, *, tool: str | None = None) -> int:
+    """The JSON-encoded size of tool arguments in bytes; raises when over `maximum`."""
+    size = len(json.dumps(arguments, ensure_ascii=False, separators=(",", ":"), default=str).encode())
+    if maximum is not None and size > maximum:
+        whose = f" for tool '{tool}'" if tool else ""
+        raise RequestLimitError("max_argument_bytes",
+                                f"arguments{whose} are {size:,} bytes as JSON; the limit is {maximum:,}",
+                                actual=size, maximum=maximum)
+    return size
+
+
+def check_message_count(count: int, maximum: int | None, *, what: str = "messages") -> None:
+    if maximum is not None and count > maximum:
+        raise RequestLimitError("max_messages", f"the request has {count:,} {what}; the limit is {maximum:,}",
+                                actual=count, maximum=maximum)
+
+
+def _deadline_error(seconds: float) -> RequestLimitError:
+    return RequestLimitError("call_deadline_seconds",
+                             f"the call did not finish within its deadline of {seconds:g} s",
+                             maximum=seconds)
+
+
+@asynccontextmanager
+async def call_deadline(seconds: float | None) -> AsyncIterator[None]:
+    """Cancel the block after `seconds` and raise RequestLimitError instead of a bare timeout."""
+    if seconds is None:
+        yield
+        return
+    with anyio.move_on_after(seconds) as scope:
+        yield
+    if scope.cancelled_caught:
+        raise _deadline_error(seconds)
+
+
+async def run_with_deadline(func: Callable[[], Awaitable[T]], seconds: float | None) -> T:
+    async with call_deadline(seconds):
+        return await func()
+    raise _deadline_error(seconds or 0.0)  # reached only when the deadline cancelled the call
+
+
+class BodySizeLimitMiddleware:
+    """ASGI middleware: 413 for HTTP bodies over `max_bytes` (declared or streamed)."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope.get("headers", []):
+            if name == b"content-length":
+                try:
+                    declared = int(value)
+                except ValueError:
+                    declared = -1
+                if declared > self.max_bytes:
+                    await _send_413(send, f"request body is {declared:,} bytes; "
+                                          f"the limit is {self.max_bytes:,}")
+                    return
+        received = 0
+        response_started = False
+        answered = False  # our 413 went out: swallow whatever the app sends or raises after it
+
+        async def limited_receive() -> Message:
+            nonlocal received, answered
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    if not response_started and not answered:
+                        answered = True
+                        await _send_413(send, f"request body is at least {received:,} bytes; "
+                                              f"the limit is {self.max_bytes:,}")
+                    raise _BodyTooLarge(received)
+            return message
+
+        async def guarded_send(message: Message) -> None:
+            nonlocal response_started
+            if answered:
+                return
+            if message["type"] == "http.response.start":
+                response_started = True
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, guarded_send)
+        except Exception:
+            if not answered:
+                raise
+
+
+class _BodyTooLarge(Exception):
+    def __init__(self, size: int) -> None:
+        self.size = size
+
+
+async def _send_413(send: Send, message: str) -> None:
+    body = json.dumps({"error": "request_too_large", "error_description": message}).encode()
+    await send({"type": "http.response.start", "status": 413,
+                "headers": [(b"content-type", b"application/json"),
+                            (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})

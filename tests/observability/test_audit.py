@@ -1,0 +1,120 @@
+"""Audit log: JSONL and SQLite sinks, redaction, append-only, flushing on close, bounded queue."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import stat
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+
+from mcp_gateway.observability.audit import AuditEvent, AuditLog, JsonlAuditSink, SqliteAuditSink
+from mcp_gateway.security.redact import Redactor
+
+pytestmark = pytest.mark.anyio
+
+
+def event(i: int = 0, **kw: object) -> AuditEvent:
+    base: dict[str, object] = {"principal": "key:abc", "method": "tools/call", "target": "summarize",
+                               "duration_ms": 12.5, "input_tokens": 10, "output_tokens": 5, "cost_usd": 0.001,
+                               "request_id": f"r{i}", "ts": 1_700_000_000 + i}
+    base.update(kw)
+    return AuditEvent(**base)  # type: ignore[arg-type]
+
+
+async def test_jsonl_sink_appends_redacted_lines(tmp_path: Path) -> None:
+    path = tmp_path / "audit" / "audit.jsonl"
+    async with AuditLog(JsonlAuditSink(path, fsync=True), redactor=Redactor(["hunter22"])) as log:
+        for i in range(50):
+            log.record_nowait(event(i))
+        await log.record(event(99, outcome="error", error_kind="provider",
+                               target="note with hunter22 and Bearer abc.def"))
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    assert len(rows) == 51 and [r["request_id"] for r in rows[:3]] == ["r0", "r1", "r2"]
+    assert rows[-1]["outcome"] == "error" and rows[-1]["error_kind"] == "provider"
+    assert "hunter22" not in path.read_text() and "abc.def" not in path.read_text()
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    # a second log appends, never truncates
+    async with AuditLog(JsonlAuditSink(path)) as log:
+        log.record_nowait(event(100))
+    assert len(path.read_text().splitlines()) == 52
+
+
+async def test_sqlite_sink_is_append_only(tmp_path: Path) -> None:
+    path = tmp_path / "audit.db"
+    sink = SqliteAuditSink(path)
+    async with AuditLog(sink) as log:
+        for i in range(20):
+            log.record_nowait(event(i, principal="key:a" if i % 2 else "key:b"))
+    reader = SqliteAuditSink(path)
+    try:
+        rows = reader.read()
+        assert len(rows) == 20 and rows[0]["request_id"] == "r0" and rows[0]["input_tokens"] == 10
+        assert len(reader.read(principal="key:a")) == 10
+        assert len(reader.read(since=1_700_000_015)) == 5
+    finally:
+        reader.close()
+    raw = sqlite3.connect(path)
+    try:
+        with pytest.raises(sqlite3.DatabaseError, match="append-only"):
+            raw.execute("UPDATE audit_events SET principal = 'someone else'")
+        with pytest.raises(sqlite3.DatabaseError, match="append-only"):
+            raw.execute("DELETE FROM audit_events")
+        assert raw.execute("SELECT count(*) FROM audit_events").fetchone() == (20,)
+    finally:
+        raw.close()
+    assert not hasattr(SqliteAuditSink, "update") and not hasattr(SqliteAuditSink, "delete")
+
+
+class SlowSink:
+    def __init__(self) -> None:
+        self.rows: list[dict[str, Any]] = []
+        self.closed = False
+
+    def write_batch(self, events: Sequence[dict[str, Any]]) -> None:
+        import time
+        time.sleep(0.02)
+        self.rows.extend(events)
+
+    def close(self) -> None:
+        self.closed = True
+
+
+async def test_aclose_flushes_everything_queued() -> None:
+    sink = SlowSink()
+    log = AuditLog(sink, max_batch=7)
+    async with log:
+        for i in range(100):
+            assert log.record_nowait(event(i))
+    assert len(sink.rows) == 100 and sink.closed and log.written == 100
+    assert [r["request_id"] for r in sink.rows] == [f"r{i}" for i in range(100)]
+    assert not log.record_nowait(event())  # closed: refused and counted
+    assert log.dropped == 1
+    await log.aclose()  # idempotent
+
+
+async def test_full_queue_drops_nowait_but_record_waits() -> None:
+    sink = SlowSink()
+    log = AuditLog(sink, max_queue=5)
+    for i in range(8):  # not started yet: nothing drains
+        log.record_nowait(event(i))
+    assert log.dropped == 3
+    async with log:
+        with anyio.fail_after(5):
+            for i in range(20):
+                await log.record(event(i))  # waits for room, never drops
+    assert len(sink.rows) == 25 and log.dropped == 3
+
+
+async def test_sink_failure_is_logged_not_raised(caplog: pytest.LogCaptureFixture) -> None:
+    class Broken(SlowSink):
+        def write_batch(self, events: Sequence[dict[str, Any]]) -> None:
+            raise OSError("disk full")
+
+    async with AuditLog(Broken()) as log:
+        log.record_nowait(event())
+    assert log.dropped == 1 and "audit sink failed" in caplog.text

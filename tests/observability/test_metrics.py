@@ -1,0 +1,115 @@
+"""Metrics: names and labels on a private registry, label safety, the /metrics endpoint."""
+
+from __future__ import annotations
+
+import httpx2
+import pytest
+from prometheus_client import REGISTRY
+from prometheus_client.parser import text_string_to_metric_families
+from starlette.applications import Starlette
+from starlette.routing import Route
+
+from mcp_gateway.observability.metrics import GatewayMetrics, LabelGuard, metrics_endpoint
+
+
+def samples(metrics: GatewayMetrics) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    body, _ = metrics.render()
+    out = {}
+    for family in text_string_to_metric_families(body.decode()):
+        for s in family.samples:
+            out[(s.name, tuple(sorted(s.labels.items())))] = s.value
+    return out
+
+
+def value(metrics: GatewayMetrics, name: str, **labels: str) -> float:
+    return samples(metrics)[(name, tuple(sorted(labels.items())))]
+
+
+def test_recording_api_and_names() -> None:
+    m = GatewayMetrics()
+    m.request("tools/call", "summarize", "ok", 0.2)
+    m.request("tools/call", "summarize", "error", 0.1, error_kind="rate_limit")
+    m.provider_call("openai", "gpt-4o", 1.5)
+    m.provider_call("openai", "gpt-4o", 0.5, error_type="timeout")
+    m.first_chunk("openai", "gpt-4o", 0.3)
+    m.usage(tool="summarize", route="default", provider="openai", model="gpt-4o", input_tokens=100,
+            output_tokens=20, cached_tokens=60, cost_usd=0.0025)
+    m.session_opened()
+    m.session_opened()
+    m.session_closed()
+    m.rate_limited("key", "requests_per_minute", "summarize")
+    m.auth_failed("jwt")
+
+    assert value(m, "mcp_gateway_requests_total", method="tools/call", tool="summarize", outcome="ok") == 1
+    assert value(m, "mcp_gateway_errors_total", method="tools/call", tool="summarize",
+                 error_kind="rate_limit") == 1
+    assert value(m, "mcp_gateway_request_duration_seconds_count", method="tools/call", tool="summarize",
+                 outcome="ok") == 1
+    genai = {"gen_ai_operation_name": "chat", "gen_ai_provider_name": "openai",
+             "gen_ai_request_model": "gpt-4o"}
+    assert value(m, "gen_ai_client_operation_duration_seconds_count", **genai, error_type="none") == 1
+    assert value(m, "gen_ai_client_operation_duration_seconds_count", **genai, error_type="timeout") == 1
+    assert value(m, "gen_ai_client_operation_time_to_first_chunk_seconds_sum", **genai) == pytest.approx(0.3)
+    assert value(m, "gen_ai_client_token_usage_sum", **genai, gen_ai_token_type="input") == 100
+    assert value(m, "gen_ai_client_token_usage_sum", **genai, gen_ai_token_type="output") == 20
+    route = {"tool": "summarize", "route": "default", "gen_ai_provider_name": "openai",
+             "gen_ai_request_model": "gpt-4o"}
+    assert value(m, "mcp_gateway_tokens_total", **route, gen_ai_token_type="cached") == 60
+    assert value(m, "mcp_gateway_cost_usd_total", **route) == pytest.approx(0.0025)
+    assert value(m, "mcp_gateway_active_sessions", transport="http") == 1
+    assert value(m, "mcp_gateway_rate_limit_rejections_total", scope="key", limit="requests_per_minute",
+                 tool="summarize") == 1
+    assert value(m, "mcp_gateway_auth_failures_total", kind="jwt") == 1
+    # a private registry: nothing leaked into the process-global one
+    assert REGISTRY.get_sample_value("mcp_gateway_requests_total",
+                                     {"method": "tools/call", "tool": "summarize", "outcome": "ok"}) is None
+    GatewayMetrics()  # a second instance does not clash with the first
+
+
+@pytest.mark.parametrize("raw", [
+    "mgw_0123456789abcdef_" + "a" * 48,
+    "sk-proj-abcdefghijklmnop",
+    "eyJhbGciOiJIUzI1NiJ9",
+    "bearer_abc123",
+    "a1b2c3d4e5f6a7b8c9d0e1f2a3b4",  # a long random-looking run
+])
+def test_secret_shaped_values_never_become_labels(raw: str) -> None:
+    m = GatewayMetrics()
+    m.request("tools/call", raw, "error", 0.01, error_kind="not_found")
+    body = m.render()[0].decode()
+    assert raw not in body
+    assert 'tool="_redacted"' in body
+
+
+def test_label_guard_shapes_and_cardinality() -> None:
+    guard = LabelGuard(max_values_per_label=3)
+    assert guard.clean("tool", None) == "none" and guard.clean("tool", "") == "none"
+    assert guard.clean("tool", "has space") == "_invalid"
+    assert guard.clean("tool", "x" * 81) == "_invalid"
+    assert guard.clean("tool", 'quote"') == "_invalid"
+    assert guard.clean("model", "claude-3-5-sonnet-20241022") == "claude-3-5-sonnet-20241022"
+    assert [guard.clean("tool", t) for t in ("a", "b", "c", "d", "a")] == ["a", "b", "c", "_other", "a"]
+    guard.allow("tool", ["summarize"])
+    assert guard.clean("tool", "summarize") == "summarize" and guard.clean("tool", "a") == "_other"
+
+
+def test_allow_list_after_reload_clears_cached_children() -> None:
+    m = GatewayMetrics()
+    m.request("tools/call", "old_tool", "ok", 0.01)
+    m.allow("tool", ["new_tool"])
+    m.request("tools/call", "old_tool", "ok", 0.01)
+    assert value(m, "mcp_gateway_requests_total", method="tools/call", tool="_other", outcome="ok") == 1
+
+
+@pytest.mark.anyio
+async def test_metrics_endpoint() -> None:
+    m = GatewayMetrics()
+    m.request("tools/list", None, "ok", 0.001)
+    app = Starlette(routes=[Route("/metrics", metrics_endpoint(m), methods=["GET"])])
+    async with httpx2.AsyncClient(transport=httpx2.ASGITransport(app=app), base_url="http://t") as client:
+        plain = await client.get("/metrics")
+        assert plain.status_code == 200 and plain.headers["content-type"].startswith("text/plain")
+        assert 'mcp_gateway_requests_total{method="tools/list",outcome="ok",tool="none"} 1.0' in plain.text
+        om = await client.get("/metrics", headers={"accept": "application/openmetrics-text"})
+        assert om.headers["content-type"].startswith("application/openmetrics-text")
+        assert om.text.rstrip().endswith("# EOF")

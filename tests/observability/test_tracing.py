@@ -1,0 +1,89 @@
+"""Tracing: no-op without a provider; GenAI attributes and error.type with one."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pytest
+from opentelemetry.trace import NonRecordingSpan, SpanKind, StatusCode
+
+from mcp_gateway._errors import ProviderError
+from mcp_gateway.observability.tracing import GatewayTracer
+
+
+class FakeSpan:
+    def __init__(self, name: str, kind: SpanKind, attributes: dict[str, Any]) -> None:
+        self.name, self.kind, self.attributes = name, kind, dict(attributes)
+        self.status: Any = None
+        self.events: list[tuple[str, dict[str, Any]]] = []
+        self.exceptions: list[BaseException] = []
+
+    def is_recording(self) -> bool:
+        return True
+
+    def set_attribute(self, key: str, value: Any) -> None:
+        self.attributes[key] = value
+
+    def set_status(self, status: Any) -> None:
+        self.status = status
+
+    def record_exception(self, exc: BaseException, escaped: bool = False) -> None:
+        self.exceptions.append(exc)
+
+    def add_event(self, name: str, attributes: dict[str, Any]) -> None:
+        self.events.append((name, attributes))
+
+
+class FakeTracer:
+    def __init__(self) -> None:
+        self.spans: list[FakeSpan] = []
+
+    @contextmanager
+    def start_as_current_span(self, name: str, kind: SpanKind, attributes: dict[str, Any],
+                              **_: Any) -> Iterator[FakeSpan]:
+        span = FakeSpan(name, kind, attributes)
+        self.spans.append(span)
+        yield span
+
+
+class FakeProvider:
+    def __init__(self) -> None:
+        self.tracer = FakeTracer()
+
+    def get_tracer(self, *args: Any, **kwargs: Any) -> FakeTracer:
+        return self.tracer
+
+
+def test_without_a_provider_spans_are_no_ops() -> None:
+    tracer = GatewayTracer()
+    with tracer.tool_call("summarize") as span:
+        assert isinstance(span, NonRecordingSpan) and not span.is_recording()
+        GatewayTracer.record_usage(span, input_tokens=1, output_tokens=2)
+        GatewayTracer.record_attempt(span, "openai", "ok")
+    with pytest.raises(RuntimeError), tracer.provider_call("openai", "gpt-4o"):
+        raise RuntimeError("x")
+
+
+def test_spans_carry_genai_attributes_and_errors() -> None:
+    provider = FakeProvider()
+    tracer = GatewayTracer(provider)  # type: ignore[arg-type]
+    with tracer.tool_call("summarize"), tracer.routing("summarize", "default") as route:
+        GatewayTracer.record_attempt(route, "anthropic", "rate_limit")
+        with pytest.raises(ProviderError), tracer.provider_call("anthropic", "claude-x"):
+            raise ProviderError("anthropic", "slow down", kind="rate_limit")
+        with tracer.provider_call("openai", "gpt-4o") as call:
+            GatewayTracer.record_usage(call, input_tokens=100, output_tokens=7, response_model="gpt-4o-2024")
+    tool, routing, failed, ok = provider.tracer.spans
+    assert tool.name == "execute_tool summarize" and tool.attributes == {
+        "gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": "summarize",
+        "mcp.method.name": "tools/call"}
+    assert routing.attributes["mcp_gateway.route"] == "default"
+    assert routing.events == [("attempt", {"gen_ai.provider.name": "anthropic", "outcome": "rate_limit"})]
+    assert failed.name == "chat claude-x" and failed.kind == SpanKind.CLIENT
+    assert failed.attributes["error.type"] == "rate_limit" and failed.status.status_code == StatusCode.ERROR
+    assert ok.attributes == {"gen_ai.operation.name": "chat", "gen_ai.provider.name": "openai",
+                             "gen_ai.request.model": "gpt-4o", "gen_ai.usage.input_tokens": 100,
+                             "gen_ai.usage.output_tokens": 7, "gen_ai.response.model": "gpt-4o-2024"}
+    assert ok.status is None
