@@ -116,7 +116,10 @@ def build_http_app(
 
 def _bind(host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # IPPROTO_TCP, not 0: asyncio turns on TCP_NODELAY for accepted connections only when the
+    # listening socket says it is TCP; without it a response sent in two writes waits ~40 ms for
+    # the client's delayed ACK (Nagle), which cost 2026-07-28 and SSE calls 40 ms each.
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
     sock.listen(2048)
