@@ -97,7 +97,7 @@ class ProviderError(GatewayError):
     `kind` classifies the failure for routing: rate_limit, quota, auth, bad_request, not_found,
     server, overloaded, timeout (connect, first-token, idle or total deadline, stalls included),
     connect, stream (died mid-way or ended without its end marker), malformed (a body that does
-    not parse), content_filter, or other. `retryable` says whether the same request may
+    not parse), content_filter, circuit_open (every target's breaker is open), or other. `retryable` says whether the same request may
     succeed if sent again; `retry_after` is the provider's requested wait in seconds, if any.
     `output_started` is true once any answer text reached the caller (no failover after that).
     """

@@ -19,7 +19,7 @@ from ._errors import ConfigError, OutputError, Violation
 from .catalog import Catalog, build_catalog
 from .config import Limits, ServerSettings, load_config
 from .providers import Completion, Message, OnText
-from .routing import Route, Router, build_router
+from .routing import Route, Routed, Router, build_router
 from .sessions import SessionManager, SessionRecord, Turn, build_sessions
 
 __all__ = ["Gateway", "ToolAnswer", "load_gateway"]
@@ -36,6 +36,7 @@ class ToolAnswer:
     completion: Completion
     route: Route
     duration_ms: float
+    routed: Routed | None = None  # which target answered, the attempts made, cost, cache
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,8 +58,8 @@ class Gateway:
     ) -> ToolAnswer:
         """Run one call, in `session` when given (its history feeds the prompt; the turn is recorded).
 
-        Raises ToolNotFoundError, ArgumentError, RenderError, ProviderError, OutputError, SessionError,
-        or SessionStoreError.
+        Raises ToolNotFoundError, ArgumentError, RenderError, ProviderError, BudgetExceededError,
+        OutputError, SessionError, or SessionStoreError.
         """
         started = time.perf_counter()
         wall_started = time.time()
@@ -78,9 +79,12 @@ class Gateway:
         messages = tool.render(args, extra=extra)
         if history and config.context is not None and config.context.as_messages:
             messages = _with_history(messages, history)
-        route, completion = await self.router.complete(
-            config.model, messages, params=config.params, output_schema=config.output_schema, on_text=on_text
+        routed = await self.router.complete(
+            config.model, messages, params=config.params, output_schema=config.output_schema, on_text=on_text,
+            tool=name, session=session.id if session is not None else None,
+            cache_ttl_s=config.cache.ttl_s if config.cache is not None else None,
         )
+        route, completion = routed.route, routed.completion
         structured = None
         if config.output_schema is not None:
             structured = completion.structured
@@ -91,6 +95,8 @@ class Gateway:
                     raise OutputError(name, [Violation("$", "the model did not answer with JSON")]) from None
             tool.check_output(structured)
         text = json.dumps(structured, ensure_ascii=False) if structured is not None else completion.text
+        if routed.cache == "miss":
+            await self.router.remember(routed)  # only an answer that passed the output checks
         if session is not None and self.sessions is not None:
             last_user = next((m.content for m in reversed(messages) if m.role == "user"), "")
             await self.sessions.record(session.id, Turn(
@@ -101,10 +107,10 @@ class Gateway:
         elapsed = (time.perf_counter() - started) * 1000
         log.info(
             "tool=%s version=%s route=%s provider=%s model=%s input_tokens=%d output_tokens=%d ms=%.1f",
-            name, config.version, route.name, route.provider.name, completion.model,
+            name, config.version, route.name, routed.target.provider.name, completion.model,
             completion.usage.input_tokens, completion.usage.output_tokens, elapsed,
         )
-        return ToolAnswer(text, structured, completion, route, elapsed)
+        return ToolAnswer(text, structured, completion, route, elapsed, routed)
 
     async def aclose(self) -> None:
         await self.router.aclose()

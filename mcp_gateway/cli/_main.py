@@ -20,6 +20,7 @@ from .. import __version__
 from .._errors import ArgumentError, ClientError, ConfigError, RenderError, ToolNotFoundError
 from ._args import collect_arguments
 from ._output import echo_json, table, to_jsonable
+from ._keys import keys
 from ._sessions import sessions
 
 __all__ = ["main"]
@@ -236,6 +237,7 @@ def schema(output: str | None) -> None:
 
 
 main.add_command(sessions)
+main.add_command(keys)
 
 
 @main.command("mock-llm", context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
@@ -259,6 +261,8 @@ _target_options = [
     click.option("--stdio", "stdio_command", metavar="COMMAND",
                  help="Server command line to run over stdio (instead of a TARGET argument)."),
     click.option("--legacy", is_flag=True, help="Force the initialize handshake (protocol 2025-11-25)."),
+    click.option("--token", envvar="MCP_GATEWAY_TOKEN", metavar="TOKEN",
+                 help="HTTP: an API key or JWT, sent as 'Authorization: Bearer TOKEN' (env MCP_GATEWAY_TOKEN)."),
     click.option("--timeout", type=float, default=120.0, show_default=True, help="Seconds to wait for each answer."),
     click.option("--json", "as_json", is_flag=True, help="Print the raw result as JSON."),
 ]
@@ -279,7 +283,8 @@ def _split_target(stdio_command: str | None, positional: Sequence[str], names: S
     return values  # type: ignore[return-value]
 
 
-def _run_client(target: str, legacy: bool, timeout: float, work: Callable[[Any], Awaitable[Any]]) -> Any:
+def _run_client(target: str, legacy: bool, timeout: float, work: Callable[[Any], Awaitable[Any]],
+                token: str | None = None) -> Any:
     """Run `work` against a connection. A stdio server's stderr is kept aside and shown only
     when something fails, so that its logs do not bury the answer."""
     from ..client import connect
@@ -287,8 +292,9 @@ def _run_client(target: str, legacy: bool, timeout: float, work: Callable[[Any],
     with tempfile.TemporaryFile("w+", encoding="utf-8", errors="replace") as server_log:
 
         async def go() -> Any:
+            headers = {"Authorization": f"Bearer {token}"} if token else None
             async with connect(target, mode="legacy" if legacy else "auto", timeout=timeout,
-                               errlog=server_log) as client:
+                               errlog=server_log, headers=headers) as client:
                 return await work(client)
 
         try:
@@ -304,10 +310,10 @@ def _run_client(target: str, legacy: bool, timeout: float, work: Callable[[Any],
 @main.command()
 @click.argument("target", nargs=-1)
 @_with_target_options
-def tools(target: Sequence[str], stdio_command: str | None, legacy: bool, timeout: float, as_json: bool) -> None:
+def tools(target: Sequence[str], stdio_command: str | None, legacy: bool, token: str | None, timeout: float, as_json: bool) -> None:
     """List the tools of the MCP server at TARGET."""
     (where,) = _split_target(stdio_command, target, [])
-    listed = _run_client(where, legacy, timeout, lambda c: c.list_tools())
+    listed = _run_client(where, legacy, timeout, lambda c: c.list_tools(), token)
     if as_json:
         echo_json(listed)
         return
@@ -329,7 +335,7 @@ def _argument_names(schema: dict[str, Any]) -> list[str]:
               help="Print text as the model generates it (default: on when stdout is a terminal).")
 @_with_target_options
 def call(target_and_tool: Sequence[str], pairs: Sequence[str], json_args: str | None, stream: bool | None,
-         stdio_command: str | None, legacy: bool, timeout: float, as_json: bool) -> None:
+         stdio_command: str | None, legacy: bool, token: str | None, timeout: float, as_json: bool) -> None:
     """Call TOOL on the MCP server at TARGET and print its answer.
 
     \b
@@ -357,7 +363,7 @@ def call(target_and_tool: Sequence[str], pairs: Sequence[str], json_args: str | 
         return await client.call_tool(tool, collect_arguments(pairs, json_args, schema),
                                       progress_callback=show_progress if live else None)
 
-    result = _run_client(where, legacy, timeout, work)
+    result = _run_client(where, legacy, timeout, work, token)
     if as_json:
         echo_json(result)
     elif streamed and not result.is_error:
@@ -374,10 +380,10 @@ def call(target_and_tool: Sequence[str], pairs: Sequence[str], json_args: str | 
 @main.command()
 @click.argument("target", nargs=-1)
 @_with_target_options
-def prompts(target: Sequence[str], stdio_command: str | None, legacy: bool, timeout: float, as_json: bool) -> None:
+def prompts(target: Sequence[str], stdio_command: str | None, legacy: bool, token: str | None, timeout: float, as_json: bool) -> None:
     """List the prompts of the MCP server at TARGET."""
     (where,) = _split_target(stdio_command, target, [])
-    listed = _run_client(where, legacy, timeout, lambda c: c.list_prompts())
+    listed = _run_client(where, legacy, timeout, lambda c: c.list_prompts(), token)
     if as_json:
         echo_json(listed)
         return
@@ -390,12 +396,12 @@ def prompts(target: Sequence[str], stdio_command: str | None, legacy: bool, time
 @click.argument("target_and_name", nargs=-1, metavar="TARGET NAME")
 @click.option("--arg", "-a", "pairs", multiple=True, metavar="KEY=VALUE", help="A prompt argument (text).")
 @_with_target_options
-def prompt(target_and_name: Sequence[str], pairs: Sequence[str], stdio_command: str | None, legacy: bool,
+def prompt(target_and_name: Sequence[str], pairs: Sequence[str], stdio_command: str | None, legacy: bool, token: str | None,
            timeout: float, as_json: bool) -> None:
     """Get prompt NAME from the MCP server at TARGET and print its messages."""
     where, name = _split_target(stdio_command, target_and_name, ["name"])
     args = {k: str(v) for k, v in collect_arguments(pairs, None).items()}
-    result = _run_client(where, legacy, timeout, lambda c: c.get_prompt(name, args))
+    result = _run_client(where, legacy, timeout, lambda c: c.get_prompt(name, args), token)
     if as_json:
         echo_json(result)
         return
@@ -407,14 +413,14 @@ def prompt(target_and_name: Sequence[str], pairs: Sequence[str], stdio_command: 
 @main.command()
 @click.argument("target", nargs=-1)
 @_with_target_options
-def resources(target: Sequence[str], stdio_command: str | None, legacy: bool, timeout: float, as_json: bool) -> None:
+def resources(target: Sequence[str], stdio_command: str | None, legacy: bool, token: str | None, timeout: float, as_json: bool) -> None:
     """List the resources and resource templates of the MCP server at TARGET."""
     (where,) = _split_target(stdio_command, target, [])
 
     async def work(client: Any) -> Any:
         return await client.list_resources(), await client.list_resource_templates()
 
-    fixed, templated = _run_client(where, legacy, timeout, work)
+    fixed, templated = _run_client(where, legacy, timeout, work, token)
     if as_json:
         echo_json({"resources": to_jsonable(fixed), "resourceTemplates": to_jsonable(templated)})
         return
@@ -427,11 +433,11 @@ def resources(target: Sequence[str], stdio_command: str | None, legacy: bool, ti
 @main.command()
 @click.argument("target_and_uri", nargs=-1, metavar="TARGET URI")
 @_with_target_options
-def read(target_and_uri: Sequence[str], stdio_command: str | None, legacy: bool, timeout: float,
+def read(target_and_uri: Sequence[str], stdio_command: str | None, legacy: bool, token: str | None, timeout: float,
          as_json: bool) -> None:
     """Read resource URI from the MCP server at TARGET and print its text."""
     where, uri = _split_target(stdio_command, target_and_uri, ["uri"])
-    result = _run_client(where, legacy, timeout, lambda c: c.read_resource(uri))
+    result = _run_client(where, legacy, timeout, lambda c: c.read_resource(uri), token)
     if as_json:
         echo_json(result)
         return

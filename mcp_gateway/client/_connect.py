@@ -16,6 +16,8 @@ import mcp_types as types
 from mcp import Client, MCPError, StdioServerParameters
 from mcp.client.sse import sse_client
 from mcp.client.stdio import stdio_client
+from mcp.client.streamable_http import streamable_http_client
+from mcp.shared._httpx_utils import create_mcp_http_client
 from mcp.shared.subscriptions import PromptsListChanged, ResourcesListChanged, ToolsListChanged
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
@@ -31,21 +33,33 @@ Mode = Literal["auto", "legacy"]
 
 
 def parse_target(
-    target: str | Sequence[str], *, env: Mapping[str, str] | None = None, errlog: TextIO | None = None
+    target: str | Sequence[str],
+    *,
+    env: Mapping[str, str] | None = None,
+    errlog: TextIO | None = None,
+    headers: Mapping[str, str] | None = None,
 ) -> Any:
     """What the SDK client connects to for `target` (see module docstring).
 
-    `errlog` receives a stdio server's stderr (default: ours).
+    `errlog` receives a stdio server's stderr (default: ours); `headers` go with every HTTP request
+    (e.g. {"Authorization": "Bearer ..."}).
     """
     if isinstance(target, str) and target.startswith(("http://", "https://")):
         if target.rstrip("/").endswith("/sse"):
-            return sse_client(target)
-        return target
+            return sse_client(target, headers=dict(headers) if headers else None)
+        return _streamable_http(target, dict(headers or {}))
     argv = shlex.split(target) if isinstance(target, str) else list(target)
     if not argv:
         raise ConnectError("empty server command")
     params = StdioServerParameters(command=argv[0], args=argv[1:], env=dict(env) if env is not None else None)
     return stdio_client(params, errlog=errlog or sys.stderr)
+
+
+@asynccontextmanager
+async def _streamable_http(url: str, headers: dict[str, str]) -> AsyncIterator[Any]:
+    async with create_mcp_http_client(headers=headers or None) as http, \
+            streamable_http_client(url, http_client=http) as streams:
+        yield streams
 
 
 def _translate(exc: BaseException) -> ClientError:
@@ -202,6 +216,7 @@ async def connect(
     timeout: float | None = 60.0,
     env: Mapping[str, str] | None = None,
     errlog: TextIO | None = None,
+    headers: Mapping[str, str] | None = None,
     logging_callback: Any = None,
     sampling_callback: Any = None,
     elicitation_callback: Any = None,
@@ -214,7 +229,7 @@ async def connect(
     """
     feed = _ChangeFeed()
     client = Client(
-        parse_target(target, env=env, errlog=errlog),
+        parse_target(target, env=env, errlog=errlog, headers=headers),
         message_handler=feed,
         mode=mode,
         logging_callback=logging_callback,

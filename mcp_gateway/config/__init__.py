@@ -1,6 +1,5 @@
 """The config file format and its loader."""
 
-from ._schema_export import config_json_schema
 from ._loader import LoadedConfig, Located, Origin, TextRef, load_config
 from ._models import (
     FORMAT,
@@ -20,22 +19,30 @@ from ._models import (
     ToolConfig,
     ToolStatus,
 )
+from ._ops import AuditConfig, AuthConfig, JwtConfig, ObservabilityConfig, RateLimitConfig, RateLimitValues
+from ._schema_export import config_json_schema
 
 __all__ = [
     "FORMAT",
     "Annotations",
+    "AuditConfig",
+    "AuthConfig",
     "ContextConfig",
     "FileText",
     "GatewayConfig",
+    "JwtConfig",
     "Limits",
     "LoadedConfig",
     "Located",
     "MessageTemplate",
     "ModelConfig",
+    "ObservabilityConfig",
     "Origin",
     "PromptArgument",
     "PromptConfig",
     "ProviderConfig",
+    "RateLimitConfig",
+    "RateLimitValues",
     "ResourceConfig",
     "ServerSettings",
     "SessionsConfig",

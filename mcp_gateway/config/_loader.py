@@ -22,24 +22,29 @@ from pydantic import BaseModel, ValidationError
 from .._errors import ConfigError, ConfigIssue
 from ._models import (
     FORMAT,
+    BudgetsConfig,
     FileText,
     GatewayConfig,
     Limits,
     MessageTemplate,
     ModelConfig,
+    PriceConfig,
     PromptConfig,
     ProviderConfig,
     ResourceConfig,
+    ResponseCacheConfig,
     ServerSettings,
     SessionsConfig,
     ToolConfig,
 )
+from ._ops import AuditConfig, AuthConfig, ObservabilityConfig, RateLimitConfig
 from ._yaml import Path as DocPath
 from ._yaml import SourceMap, format_path, parse_yaml
 
 __all__ = ["LoadedConfig", "Located", "Origin", "TextRef", "load_config"]
 
 T = TypeVar("T")
+_ROOT_SECTIONS = ("sessions", "prices", "budgets", "response_cache", "auth", "rate_limits", "audit", "observability")
 MAX_FILE_BYTES = 5_000_000
 _ENV_ONLY = re.compile(r"^\$\{env:[A-Za-z_][A-Za-z0-9_]*\}$")
 
@@ -101,7 +106,15 @@ class LoadedConfig:
     files: list[str] = field(default_factory=list)
     server: ServerSettings = field(default_factory=ServerSettings)
     limits: Limits = field(default_factory=Limits)
+    # Root-only sections, each with its origin so later stages can point at it:
     sessions: Located[SessionsConfig] | None = None
+    prices: Located[dict[str, PriceConfig]] | None = None
+    budgets: Located[BudgetsConfig] | None = None
+    response_cache: Located[ResponseCacheConfig] | None = None
+    auth: Located[AuthConfig] | None = None
+    rate_limits: Located[RateLimitConfig] | None = None
+    audit: Located[AuditConfig] | None = None
+    observability: Located[ObservabilityConfig] | None = None
     providers: dict[str, Located[ProviderConfig]] = field(default_factory=dict)
     models: dict[str, Located[ModelConfig]] = field(default_factory=dict)
     partials: dict[str, Located[str]] = field(default_factory=dict)
@@ -183,13 +196,13 @@ class _Loader:
         self._incomplete = before
         if is_root and config.format is None:
             self.issues.append(source.issue((), f"missing 'format: {FORMAT}' at the top of the root config"))
-        for key in ("server", "limits", "sessions"):
+        for key in ("server", "limits", *_ROOT_SECTIONS):
             value = getattr(config, key)
             if value is not None:
                 if not is_root:
                     self.issues.append(source.issue((key,), f"'{key}' is only allowed in the root config"))
-                elif key == "sessions":
-                    self.loaded.sessions = Located(value, Origin(source, (key,)))
+                elif key in _ROOT_SECTIONS:
+                    setattr(self.loaded, key, Located(value, Origin(source, (key,))))
                 else:
                     setattr(self.loaded, key, value)
         self._merge(config, source, path.parent)
@@ -305,10 +318,10 @@ class _Loader:
                 self.issues.append(provider.origin.issue(
                     ("api_key",), "write secrets as an environment reference such as ${env:OPENAI_API_KEY}, "
                     "never inline"))
-        for name, model in loaded.models.items():
-            if model.value.provider not in loaded.providers:
-                self.issues.append(model.origin.issue(
-                    ("provider",), _unknown("provider", model.value.provider, loaded.providers)))
+        for model in loaded.models.values():
+            for sub, provider in model.value.provider_refs():
+                if provider not in loaded.providers:
+                    self.issues.append(model.origin.issue(sub, _unknown("provider", provider, loaded.providers)))
         self._unique((t for t in loaded.tools), lambda t: t.name, "tool")
         self._unique((p for p in loaded.prompts), lambda p: p.name, "prompt")
         self._unique((r for r in loaded.resources), lambda r: r.uri or r.uri_template, "resource")

@@ -12,21 +12,33 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from ._ops import AuditConfig, AuthConfig, ObservabilityConfig, RateLimitConfig
+
 __all__ = [
     "FORMAT",
     "Annotations",
+    "BreakerConfig",
+    "BudgetLimit",
+    "BudgetsConfig",
     "ContextConfig",
     "FileText",
     "GatewayConfig",
     "Limits",
     "MessageTemplate",
     "ModelConfig",
+    "PriceConfig",
     "PromptArgument",
     "PromptConfig",
     "ProviderConfig",
     "ResourceConfig",
+    "ResponseCacheConfig",
+    "RetryConfig",
+    "RouteStrategy",
     "ServerSettings",
     "SessionsConfig",
+    "TargetConfig",
+    "TimeoutsConfig",
+    "ToolCacheConfig",
     "ToolConfig",
     "ToolStatus",
 ]
@@ -73,14 +85,153 @@ class ProviderConfig(_Model):
     settings: dict[str, Any] = Field(default_factory=dict, description="Kind-specific settings.")
 
 
-class ModelConfig(_Model):
-    """A model alias that tools name: which provider serves it, which model, default parameters."""
+class TargetConfig(_Model):
+    """One provider and model a route can send a call to."""
 
     provider: str = Field(description="Name of an entry under `providers`.")
     model: str = Field(description="The provider's model identifier.")
     params: dict[str, Any] = Field(
-        default_factory=dict, description="Default generation parameters (temperature, max_tokens, ...)."
+        default_factory=dict, description="Generation parameters for this target (over the alias' `params`)."
     )
+    weight: float = Field(1.0, ge=0, description="strategy weighted: relative share of first tries (0: fallback only).")
+
+
+class RetryConfig(_Model):
+    """Retries of one target before moving on: exponential backoff with full jitter."""
+
+    attempts: int = Field(3, ge=1, le=20, description="Tries per target, the first included (1: no retry).")
+    base_delay_ms: float = Field(200, ge=0, description="Backoff base: try n waits up to base * 2^(n-1), at random.")
+    max_delay_ms: float = Field(5000, ge=0, description="Cap of one backoff wait.")
+    max_retry_after_s: float = Field(
+        10, ge=0, description="A provider's Retry-After up to this is waited for; a longer one moves on to the next target."
+    )
+
+
+class TimeoutsConfig(_Model):
+    """Deadlines the router enforces around each provider call (each try)."""
+
+    first_token_s: float | None = Field(
+        None, gt=0, description="Streamed calls: the first piece of answer must arrive within this many seconds."
+    )
+    total_s: float | None = Field(None, gt=0, description="The whole provider call must end within this many seconds.")
+
+
+class BreakerConfig(_Model):
+    """A circuit breaker per target: open after consecutive failures, probe once after a cooldown."""
+
+    failures: int = Field(5, ge=1, description="Consecutive failures that open the circuit.")
+    cooldown_s: float = Field(30, gt=0, description="How long an open circuit skips the target before one probe call.")
+
+
+RouteStrategy = Literal["fallback", "weighted", "least_latency"]
+
+
+class ModelConfig(_Model):
+    """A model alias that tools name: one provider and model, or a route over several `targets`.
+
+    After validation `provider` and `model` always name the first (primary) target, and
+    `all_targets()` lists every target, whichever form was written.
+    """
+
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, strict=True,
+        json_schema_extra={"oneOf": [{"required": ["provider", "model"]}, {"required": ["targets"]}]},
+    )
+
+    provider: str | None = Field(None, description="Name of an entry under `providers` (single-target form).")
+    model: str | None = Field(None, description="The provider's model identifier (single-target form).")
+    params: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Default generation parameters (temperature, max_tokens, ...); with `targets`, shared by all.",
+    )
+    targets: list[TargetConfig] | None = Field(
+        None, min_length=1, description="Route form: the targets to try, instead of `provider` and `model`."
+    )
+    strategy: RouteStrategy = Field(
+        "fallback",
+        description="Order of targets: fallback (as listed), weighted (random by weight), least_latency "
+        "(fastest observed first; targets never observed go first).",
+    )
+    retry: RetryConfig | None = Field(None, description="Retry a failing target before moving on (default: no retry).")
+    timeouts: TimeoutsConfig | None = None
+    breaker: BreakerConfig | None = Field(None, description="Skip a target that keeps failing (default: no breaker).")
+    hedge_after_ms: float | None = Field(
+        None, gt=0,
+        description="Start the next target when the running one has produced nothing (no answer, no first token) "
+        "after this long; the first answer wins and the other call is cancelled.",
+    )
+
+    @model_validator(mode="after")
+    def _one_form(self) -> ModelConfig:
+        if self.targets is not None:
+            if self.provider is not None or self.model is not None:
+                raise ValueError("give either 'provider' and 'model', or 'targets', not both")
+            first = self.targets[0]
+            return self.model_copy(update={"provider": first.provider, "model": first.model})
+        missing = [name for name in ("provider", "model") if getattr(self, name) is None]
+        if missing:
+            raise ValueError(f"missing required field '{missing[0]}' (or give 'targets')")
+        return self
+
+    def all_targets(self) -> list[TargetConfig]:
+        """Every target, in the order written; the single-target form as one target."""
+        if self.targets is not None:
+            return list(self.targets)
+        assert self.provider is not None and self.model is not None
+        return [TargetConfig(provider=self.provider, model=self.model)]
+
+    def provider_refs(self) -> list[tuple[tuple[str | int, ...], str]]:
+        """(path inside this alias, provider name) of every provider the alias names, for reference checks."""
+        if self.targets is not None:
+            return [(("targets", i, "provider"), t.provider) for i, t in enumerate(self.targets)]
+        assert self.provider is not None
+        return [(("provider",), self.provider)]
+
+
+class PriceConfig(_Model):
+    """A model's price in USD per million tokens (overrides or extends the bundled price table)."""
+
+    input: float = Field(ge=0, description="USD per million input tokens (not read from or written to a cache).")
+    output: float = Field(ge=0, description="USD per million output tokens (reasoning tokens included).")
+    cache_read: float | None = Field(None, ge=0, description="USD per million cached input tokens read (default: input).")
+    cache_write: float | None = Field(
+        None, ge=0, description="USD per million input tokens written to a cache (default: input)."
+    )
+
+
+class BudgetLimit(_Model):
+    """A spending limit in USD, over the whole run or over a sliding window."""
+
+    usd: float = Field(ge=0, description="Most USD that may be spent (reserved or settled).")
+    window_s: float | None = Field(None, gt=0, description="Count only spending of the last this-many seconds.")
+
+
+class BudgetsConfig(_Model):
+    """Spending limits. A call first reserves its worst-case cost and is refused if that does not fit."""
+
+    total: BudgetLimit | None = Field(None, description="All calls of this gateway process.")
+    per_tool: dict[str, BudgetLimit] = Field(default_factory=dict, description="Per tool, by tool name.")
+    per_session: BudgetLimit | None = Field(None, description="Each session on its own (calls in a session).")
+    max_tokens: int = Field(
+        4096, ge=1,
+        description="Output cap for budgeted calls that set no max_tokens (sent to the provider, and used for the "
+        "worst-case reservation).",
+    )
+
+
+class ResponseCacheConfig(_Model):
+    """Where tools that opt in with `cache: {ttl_s}` keep answers."""
+
+    store: Literal["memory", "redis"] = Field("memory", description="memory (default; a bounded LRU) or redis.")
+    max_entries: int = Field(10_000, ge=1, description="memory: most answers kept (least recently used go first).")
+    url: str | None = Field(None, description="redis: URL such as redis://127.0.0.1:6379/0 (may use ${env:VAR}).")
+    prefix: str = Field("mcp-gateway:cache:", description="redis: key prefix.")
+
+
+class ToolCacheConfig(_Model):
+    """Opt a tool in to the response cache: identical calls within `ttl_s` get the stored answer."""
+
+    ttl_s: float = Field(gt=0, description="How long an answer is reused, in seconds.")
 
 
 class FileText(_Model):
@@ -157,6 +308,9 @@ class ToolConfig(_Model):
         None, description="Opt in to session context: earlier turns and `session` in templates."
     )
     tags: list[str] = Field(default_factory=list)
+    cache: ToolCacheConfig | None = Field(
+        None, description="Reuse answers to identical calls (same messages, model, parameters) for `ttl_s` seconds."
+    )
 
 
 class PromptArgument(_Model):
@@ -206,6 +360,16 @@ class GatewayConfig(_Model):
     include: list[str] = Field(default_factory=list, description="More config files or globs, relative to this file.")
     providers: dict[str, ProviderConfig] = Field(default_factory=dict)
     models: dict[str, ModelConfig] = Field(default_factory=dict)
+    prices: dict[str, PriceConfig] | None = Field(
+        None, description="Model prices (USD per million tokens) over the bundled table; key: model id "
+        "or '<provider name>/<model id>'. Root config only."
+    )
+    budgets: BudgetsConfig | None = Field(None, description="Spending limits. Root config only.")
+    response_cache: ResponseCacheConfig | None = Field(None, description="Response cache store. Root config only.")
+    auth: AuthConfig | None = Field(None, description="Authentication of HTTP callers. Root config only.")
+    rate_limits: RateLimitConfig | None = Field(None, description="Rate limits per caller and tool. Root config only.")
+    audit: AuditConfig | None = Field(None, description="Append-only audit log. Root config only.")
+    observability: ObservabilityConfig | None = Field(None, description="Metrics and logs. Root config only.")
     partials: dict[str, str | FileText] = Field(
         default_factory=dict, description="Named template fragments, used as {% include 'name' %}."
     )

@@ -140,7 +140,6 @@ class _Converter:
         mark = _mark(node)
         self.issues.append(ConfigIssue(self.source.file, mark.line, mark.column, format_path(path), message))
         self.source.invalid.add(path)
-        return None
 
     def _construct(self, node: yaml.Node, path: Path) -> Any:
         try:

@@ -2,23 +2,35 @@
 
 Only providers that a served tool needs are built, so an unset key for an unused provider is no
 error. A missing variable is reported by name; its value (when set) never appears anywhere.
+Also built here: each target's price (bundled table under the config's `prices:`), the budgets
+and the response cache store.
 """
 
 from __future__ import annotations
 
+import difflib
+import logging
 import re
 from collections.abc import Mapping
 from typing import Any
 
 from .._errors import ConfigIssue
-from ..config import LoadedConfig, Located, ProviderConfig
+from ..accounting import Budgets, PriceTable
+from ..cache import CacheStore, MemoryCache
+from ..config import LoadedConfig, Located, ModelConfig, Origin, ProviderConfig
 from ..providers import Provider, provider_kinds
-from ._router import Route, Router
+from ._policy import Breaker, RetryPolicy
+from ._route import Route, Target
+from ._router import Router
 
 __all__ = ["build_router"]
 
+log = logging.getLogger("mcp_gateway.routing")
+
 _ENV_REF = re.compile(r"\$\{env:([A-Za-z_][A-Za-z0-9_]*)\}")
 _SERVED = ("published", "deprecated")
+_ROOT_SECTIONS = ("prices", "budgets", "response_cache")
+_UNBILLED = frozenset({"sampling"})  # the client's own model: not the gateway's cost, no warning
 
 
 def build_router(loaded: LoadedConfig, environ: Mapping[str, str]) -> tuple[Router, list[ConfigIssue]]:
@@ -28,8 +40,14 @@ def build_router(loaded: LoadedConfig, environ: Mapping[str, str]) -> tuple[Rout
         if item.value.kind not in kinds:
             issues.append(item.origin.issue(
                 ("kind",), f"unknown provider kind '{item.value.kind}' (available: {', '.join(sorted(kinds))})"))
-    needed_models = {t.value.model for t in loaded.tools if t.value.status in _SERVED}
-    needed = {loaded.models[m].value.provider for m in needed_models if m in loaded.models}
+    for alias, m in loaded.models.items():  # the loader checks only the first target of a route
+        for sub, provider_name in m.value.provider_refs():
+            if provider_name not in loaded.providers:
+                issues.append(m.origin.issue(sub, _unknown("provider", provider_name, loaded.providers)))
+    served = [t for t in loaded.tools if t.value.status in _SERVED]
+    needed_models = {t.value.model for t in served}
+    needed = {target.provider for m in needed_models if m in loaded.models
+              for target in loaded.models[m].value.all_targets()}
     providers: dict[str, Provider] = {}
     for name in sorted(needed):
         item = loaded.providers.get(name)
@@ -38,12 +56,125 @@ def build_router(loaded: LoadedConfig, environ: Mapping[str, str]) -> tuple[Rout
         provider = _build_provider(name, item, kinds[item.value.kind], environ, issues)
         if provider is not None:
             providers[name] = provider
-    routes = {
-        alias: Route(alias, providers[m.value.provider], m.value.model, m.value.params)
-        for alias, m in loaded.models.items()
-        if m.value.provider in providers
-    }
-    return Router(routes, providers), issues
+
+    sections = _RootSections(loaded)
+    prices, _ = sections.get("prices")
+    table = PriceTable.bundled()
+    if prices:
+        table = table.with_overrides(prices)
+    routes: dict[str, Route] = {}
+    for alias, m in loaded.models.items():
+        if all(t.provider in providers for t in m.value.all_targets()):
+            routes[alias] = _route(alias, m.value, providers, loaded, table)
+    unpriced = sorted({f"{t.provider.name}/{t.model}" for name in needed_models if name in routes
+                       for t in routes[name].targets if t.price is None and t.kind not in _UNBILLED})
+    if unpriced:
+        log.warning("no price known for %s: costs are reported as unknown; add prices under `prices:`",
+                    ", ".join(unpriced))
+
+    budgets = _budgets(sections, loaded, served, routes, issues)
+    cache, cache_settings = _cache(sections, served, environ, issues)
+    router = Router(routes, providers, budgets=budgets, cache=cache, cache_settings=cache_settings)
+    return router, issues
+
+
+def _route(alias: str, config: ModelConfig, providers: Mapping[str, Provider], loaded: LoadedConfig,
+           table: PriceTable) -> Route:
+    targets: list[Target] = []
+    seen: dict[str, int] = {}
+    for spec in config.all_targets():
+        label = f"{spec.provider}/{spec.model}"
+        seen[label] = seen.get(label, 0) + 1
+        if seen[label] > 1:
+            label = f"{label}#{seen[label]}"
+        kind = loaded.providers[spec.provider].value.kind
+        breaker = None
+        if config.breaker is not None:
+            breaker = Breaker(config.breaker.failures, config.breaker.cooldown_s)
+        targets.append(Target(
+            label=label, provider=providers[spec.provider], model=spec.model,
+            params={**config.params, **spec.params}, kind=kind, weight=spec.weight,
+            price=table.lookup(spec.model, provider=spec.provider, kind=kind), breaker=breaker,
+        ))
+    retry = RetryPolicy()
+    if config.retry is not None:
+        r = config.retry
+        retry = RetryPolicy(r.attempts, r.base_delay_ms / 1000, r.max_delay_ms / 1000, r.max_retry_after_s)
+    timeouts = config.timeouts
+    return Route(
+        alias, tuple(targets), strategy=config.strategy, retry=retry,
+        first_token_s=timeouts.first_token_s if timeouts else None,
+        total_s=timeouts.total_s if timeouts else None,
+        hedge_after_s=config.hedge_after_ms / 1000 if config.hedge_after_ms is not None else None,
+    )
+
+
+def _budgets(sections: _RootSections, loaded: LoadedConfig, served: list[Located[Any]],
+             routes: Mapping[str, Route], issues: list[ConfigIssue]) -> Budgets | None:
+    config, origin = sections.get("budgets")
+    if config is None:
+        return None
+    tools = {t.value.name: t for t in loaded.tools}
+    for name in config.per_tool:
+        if name not in tools:
+            issues.append(sections.issue(origin, ("per_tool", name), _unknown("tool", name, tools)))
+    for tool in served:
+        name = tool.value.name
+        if config.total is None and config.per_session is None and name not in config.per_tool:
+            continue
+        route = routes.get(tool.value.model)
+        if route is None:
+            continue
+        for index, target in enumerate(route.targets):
+            if target.price is None:
+                model = loaded.models[route.name]
+                sub: tuple[str | int, ...] = ("targets", index, "model") if model.value.targets else ("model",)
+                issues.append(model.origin.issue(sub, (
+                    f"no price is known for model '{target.model}', and tool '{name}' has a budget: "
+                    "add the model under `prices:` (USD per million tokens)")))
+    return Budgets(config)
+
+
+def _cache(sections: _RootSections, served: list[Located[Any]], environ: Mapping[str, str],
+           issues: list[ConfigIssue]) -> tuple[CacheStore | None, Any]:
+    config, origin = sections.get("response_cache")
+    if config is None and not any(t.value.cache is not None for t in served):
+        return None, None
+    if config is None or config.store == "memory":
+        return MemoryCache(config.max_entries if config is not None else 10_000), config
+    if not config.url:
+        issues.append(sections.issue(origin, ("url",), "the redis store needs 'url', such as redis://127.0.0.1:6379/0"))
+        return None, config
+    missing = [v for v in _ENV_REF.findall(config.url) if v not in environ]
+    if missing:
+        issues.append(sections.issue(origin, ("url",), f"environment variable {missing[0]} is not set"))
+        return None, config
+    from ..cache._redis import RedisCache
+
+    return RedisCache(_ENV_REF.sub(lambda m: environ[m.group(1)], config.url), prefix=config.prefix), config
+
+
+class _RootSections:
+    """Root-only sections of the config (`prices`, `budgets`, `response_cache`) with their origins."""
+
+    def __init__(self, loaded: LoadedConfig) -> None:
+        self.loaded = loaded
+
+    def get(self, key: str) -> tuple[Any, Origin | None]:
+        located = getattr(self.loaded, key)
+        return (located.value, located.origin) if located is not None else (None, None)
+
+    def issue(self, origin: Origin | None, sub: tuple[str | int, ...], message: str) -> ConfigIssue:
+        assert origin is not None  # only a configured section can be misconfigured
+        return origin.issue(sub, message)
+
+
+def _unknown(what: str, name: str, known: Mapping[str, Any]) -> str:
+    message = f"unknown {what} '{name}'"
+    close = difflib.get_close_matches(name, list(known), n=1)
+    if close:
+        return f"{message}; did you mean '{close[0]}'?"
+    return f"{message} (defined: {', '.join(sorted(known)) or 'none'})"
 
 
 def _build_provider(

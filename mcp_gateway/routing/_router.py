@@ -1,36 +1,81 @@
-"""Model aliases resolved to a provider and model, and the one place a provider is called."""
+"""Model aliases resolved to routes, and the one place providers are called.
+
+`Router.complete` runs one call: the response cache (for tools that opt in), then the route's
+targets in strategy order (see `_call`), with each try's worst-case cost reserved on the
+budgets that apply and settled to its actual cost; every provider call is recorded in the
+`Ledger`. Everything a provider raises comes back as `ProviderError` (a `RouteError`, with the
+call's attempts); a refused budget as `BudgetExceededError`.
+"""
 
 from __future__ import annotations
 
+import logging
+import random
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
-from .._errors import GatewayError, ProviderError
-from ..providers import Completion, CompletionRequest, Message, OnText, Provider
+from .._errors import ProviderError
+from ..accounting import MILLION_TOKENS, BudgetExceededError, Budgets, Charge, Ledger, Reservation, input_token_bound
+from ..cache import CacheStore, entry_key, request_digest
+from ..providers import Completion, CompletionRequest, Message, OnText, Provider, Usage
+from ._call import Guard, RoutedCall
+from ._route import Route, RouteError, Routed, Target
 
-__all__ = ["Route", "Router"]
+__all__ = ["Router"]
+
+log = logging.getLogger("mcp_gateway.routing")
+ZERO = Decimal(0)
 
 
-@dataclass(frozen=True, slots=True)
-class Route:
-    """A model alias: the provider that serves it, its model id and default parameters."""
-
-    name: str
-    provider: Provider
-    model: str
-    params: Mapping[str, Any] = field(default_factory=dict)
+def _no_guard(target: Target) -> Reservation | None:
+    return None
 
 
 class Router:
     """Sends a rendered prompt to the route a tool names."""
 
-    def __init__(self, routes: Mapping[str, Route], providers: Mapping[str, Provider]) -> None:
+    def __init__(
+        self,
+        routes: Mapping[str, Route],
+        providers: Mapping[str, Provider],
+        *,
+        ledger: Ledger | None = None,
+        budgets: Budgets | None = None,
+        cache: CacheStore | None = None,
+        cache_settings: Any = None,
+        rng: random.Random | None = None,
+    ) -> None:
         self._routes = dict(routes)
         self._providers = dict(providers)
+        self.ledger = ledger if ledger is not None else Ledger()
+        self.budgets = budgets
+        self.cache = cache
+        self._cache_settings = cache_settings
+        self._owns_cache = True
+        self._rng = rng if rng is not None else random.Random()
+
+    @property
+    def routes(self) -> Mapping[str, Route]:
+        return self._routes
 
     def route(self, name: str) -> Route:
         return self._routes[name]
+
+    def order(self, route: Route) -> list[Target]:
+        """The targets of `route` in the order this call tries them."""
+        targets = route.targets
+        if len(targets) == 1 or route.strategy == "fallback":
+            return list(targets)
+        if route.strategy == "weighted":  # weighted random order (Efraimidis-Spirakis keys)
+            rng = self._rng
+            weighted = sorted((t for t in targets if t.weight > 0),
+                              key=lambda t: rng.random() ** (1.0 / t.weight), reverse=True)
+            return weighted + [t for t in targets if t.weight <= 0]
+        # least_latency: never observed first (in the order written), then fastest first
+        unobserved = [t for t in targets if t.latency.value is None]
+        observed = sorted((t for t in targets if t.latency.value is not None), key=lambda t: t.latency.value or 0.0)
+        return unobserved + observed
 
     async def complete(
         self,
@@ -40,22 +85,133 @@ class Router:
         params: Mapping[str, Any],
         output_schema: Mapping[str, Any] | None = None,
         on_text: OnText | None = None,
-    ) -> tuple[Route, Completion]:
-        """Call the route's provider; every failure comes back as `ProviderError`."""
+        tool: str | None = None,
+        session: str | None = None,
+        cache_ttl_s: float | None = None,
+    ) -> Routed:
+        """Answer through the route; raises ProviderError (RouteError) or BudgetExceededError."""
         route = self._routes[route_name]
-        request = CompletionRequest(
-            model=route.model,
-            messages=messages,
-            params={**route.params, **params},
-            output_schema=output_schema,
-        )
+        order = self.order(route)
+        budgets = self.budgets if self.budgets is not None and self.budgets.applies(tool, session) else None
+        requests: dict[Target, CompletionRequest] = {}
+        for target in order:
+            merged = {**target.params, **params}
+            if budgets is not None and not _is_count(merged.get("max_tokens")):
+                merged["max_tokens"] = budgets.max_tokens  # a budgeted call always has an output cap
+            requests[target] = CompletionRequest(target.model, messages, merged, output_schema)
+        keys: dict[Target, str] | None = None
+        if cache_ttl_s and self.cache is not None:
+            digest = request_digest(messages, output_schema)
+            keys = {t: entry_key(digest, provider=t.provider.name, kind=t.kind, model=t.model,
+                                 params=requests[t].params) for t in order}
+            found = await self.cache.get_many([keys[t] for t in order])
+            for target, hit in zip(order, found):
+                if hit is not None:
+                    return await self._hit(route, target, hit, on_text, tool)
+        guard = self._guard(budgets, tool, session, requests, messages, output_schema)
+        call = RoutedCall(route, order, requests, on_text, guard, self._rng)
+        answered = False
         try:
-            return route, await route.provider.complete(request, on_text=on_text)
-        except GatewayError:
-            raise
-        except Exception as exc:  # the provider boundary: nothing foreign escapes it
-            raise ProviderError(route.provider.name, f"{type(exc).__name__}: {exc}") from exc
+            await call.run()
+            answered = call.result is not None and call.fatal is None
+        finally:
+            self.ledger.record(tool=tool, route=route.name, outcome="answered" if answered else "failed",
+                               charges=[Charge(a.target, a.usage, a.cost_usd) for a in call.attempts])
+        attempts, skipped = tuple(call.attempts), tuple(call.skipped)
+        if call.fatal is not None:
+            if isinstance(call.fatal, ProviderError):
+                raise RouteError(route.name, call.fatal, attempts, skipped) from call.fatal
+            raise call.fatal
+        if call.result is None:
+            last = call.failures[-1] if call.failures else None
+            if isinstance(last, BudgetExceededError):
+                raise last
+            if isinstance(last, ProviderError):
+                raise RouteError(route.name, last, attempts, skipped) from last
+            waits = [t.breaker.retry_in() for t in route.targets if t.breaker is not None]
+            wait = min(waits, default=0.0)
+            error = ProviderError(
+                route.provider.name,
+                f"every target of route '{route.name}' is skipped: circuit open (next probe in {wait:.1f} s)",
+                kind="circuit_open", retryable=True, retry_after=wait,
+            )
+            raise RouteError(route.name, error, attempts, skipped)
+        target, completion = call.result
+        answer = next(a for a in attempts if a.outcome == "ok")
+        known = sum((a.cost_usd for a in attempts if a.cost_usd is not None), ZERO)
+        unknown = sum(1 for a in attempts if a.cost_usd is None and a is not answer)
+        return Routed(
+            route, target, completion, attempts,
+            cost_usd=None if answer.cost_usd is None else known, unknown_cost=unknown,
+            cache=None if keys is None else "miss", hedged=call.hedged, skipped=skipped,
+            cache_key=None if keys is None else keys[target], cache_ttl_s=cache_ttl_s,
+        )
+
+    async def remember(self, routed: Routed) -> None:
+        """Store a cache miss' answer (call this once the answer has been checked and accepted)."""
+        if routed.cache != "miss" or routed.cache_key is None or not routed.cache_ttl_s or self.cache is None:
+            return
+        await self.cache.put(routed.cache_key, routed.completion, routed.cache_ttl_s)
+
+    async def _hit(self, route: Route, target: Target, hit: Completion, on_text: OnText | None,
+                   tool: str | None) -> Routed:
+        completion = Completion(text=hit.text, finish_reason=hit.finish_reason, usage=Usage(), model=hit.model,
+                                structured=hit.structured)
+        if on_text is not None and completion.text:
+            await on_text(completion.text)
+        self.ledger.record(tool=tool, route=route.name, outcome="hit", charges=())
+        return Routed(route, target, completion, (), cost_usd=ZERO, cache="hit")
+
+    def _guard(self, budgets: Budgets | None, tool: str | None, session: str | None,
+               requests: dict[Target, CompletionRequest], messages: tuple[Message, ...],
+               output_schema: Mapping[str, Any] | None) -> Guard:
+        if budgets is None:
+            return _no_guard
+        bound = input_token_bound(messages, output_schema)
+
+        def guard(target: Target) -> Reservation | None:
+            price = target.price
+            if price is None:
+                scopes = budgets.scopes(tool, session)
+                raise BudgetExceededError(
+                    f"Budget check failed for {scopes}: model '{target.model}' of provider "
+                    f"'{target.provider.name}' has no price, so the call's cost cannot be bounded; "
+                    "add it under `prices:`.", scope=scopes)
+            max_out = requests[target].params["max_tokens"]
+            worst = (bound * price.worst_input() + max_out * price.output) / MILLION_TOKENS
+            return budgets.reserve(tool, session, worst)
+
+        return guard
+
+    def adopt(self, old: Router) -> None:
+        """Carry state over from the router of the config this one replaces: the ledger, budget
+        spending, the memory cache (same settings) and each kept target's breaker and latency."""
+        self.ledger = old.ledger
+        if self.budgets is not None and old.budgets is not None:
+            self.budgets.adopt(old.budgets)
+        if (self.cache is not None and old.cache is not None and self._cache_settings == old._cache_settings
+                and old._owns_cache):
+            self.cache, old._owns_cache = old.cache, False
+        for name, route in self._routes.items():
+            previous = old._routes.get(name)
+            if previous is None:
+                continue
+            before = {t.label: t for t in previous.targets}
+            for target in route.targets:
+                kept = before.get(target.label)
+                if kept is None:
+                    continue
+                target.latency = kept.latency
+                if target.breaker is not None and kept.breaker is not None:
+                    target.breaker.adopt(kept.breaker)
 
     async def aclose(self) -> None:
         for provider in self._providers.values():
             await provider.aclose()
+        if self.cache is not None and self._owns_cache:
+            self._owns_cache = False
+            await self.cache.aclose()
+
+
+def _is_count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0

@@ -24,6 +24,7 @@ from mcp.server.subscriptions import ListenHandler
 
 from .._errors import ClientInputRequired
 from .._errors import ArgumentError, GatewayError, OutputError, ProviderError, RenderError, ToolNotFoundError
+from ..accounting import BudgetExceededError
 from ..sessions import SessionError, SessionStoreError
 from ..catalog import PromptNotFoundError, ResourceNotFoundError
 from ._live import LiveGateway
@@ -114,19 +115,23 @@ def build_server(live: LiveGateway) -> Server[Any]:
             raise
         except ToolNotFoundError as exc:
             raise MCPError(types.INVALID_PARAMS, str(exc)) from None
-        except (ArgumentError, RenderError, ProviderError, OutputError, SessionError, SessionStoreError) as exc:
+        except (ArgumentError, RenderError, ProviderError, BudgetExceededError, OutputError, SessionError,
+                SessionStoreError) as exc:
             log.info("tool=%s failed: %s", params.name, type(exc).__name__)
             await _log_to_client(ctx, "warning", {"tool": params.name, "error": str(exc)})
             return _error_result(str(exc))
         usage = answer.completion.usage
-        meta = {f"{META_PREFIX}call": {
+        call_meta: dict[str, Any] = {
             "route": answer.route.name,
             "provider": answer.route.provider.name,
             "model": answer.completion.model,
             "finish_reason": answer.completion.finish_reason,
             "usage": {"input_tokens": usage.input_tokens, "output_tokens": usage.output_tokens},
-            "duration_ms": round(answer.duration_ms, 3),
-        }}
+        }
+        if answer.routed is not None:  # target, attempts, full usage, cost_usd, cache, hedged
+            call_meta.update(answer.routed.describe())
+        call_meta["duration_ms"] = round(answer.duration_ms, 3)
+        meta = {f"{META_PREFIX}call": call_meta}
         if session is not None:
             meta[SESSION_META_KEY] = session.id
         await _log_to_client(ctx, "info", {"tool": params.name, **meta[f"{META_PREFIX}call"]})

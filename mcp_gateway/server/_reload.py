@@ -65,6 +65,8 @@ class Reloader:
                 assert gateway.sessions is not None
                 await gateway.sessions.store.aclose()
                 gateway = dataclasses.replace(gateway, sessions=current.sessions)
+            # Budget spending, cost totals, the response cache and breaker state carry over.
+            gateway.router.adopt(current.router)
             old = await self.live.swap(gateway)
         if task_group is not None:
             task_group.start_soon(self._close_later, old.router.aclose if keep_sessions else old.aclose)

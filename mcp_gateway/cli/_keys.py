@@ -1,0 +1,89 @@
+"""`mcp-gateway keys ...`: API keys for the HTTP transports (stored only as salted hashes)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timezone
+from typing import Any
+
+import click
+
+from .._errors import ConfigError
+from ._output import echo_json, table
+
+__all__ = ["keys"]
+
+
+def _store(config: str) -> Any:
+    from ..config import load_config
+    from ..security import KeyStore
+
+    try:
+        loaded = load_config(config)
+    except ConfigError as exc:
+        click.echo(str(exc), err=True)
+        raise SystemExit(2) from None
+    if loaded.auth is None or loaded.auth.value.keys_file is None:
+        raise click.ClickException(f"{config} has no 'auth: {{keys_file: ...}}' to keep keys in")
+    return KeyStore(loaded.root / loaded.auth.value.keys_file)
+
+
+def _when(ts: float | None) -> str:
+    return datetime.fromtimestamp(ts, tz=timezone.utc).strftime("%Y-%m-%d %H:%M") if ts else "-"
+
+
+@click.group()
+def keys() -> None:
+    """Create, list and revoke API keys (for `serve --transport http` with `auth:` configured).
+
+    A key's scopes say what it may use: tools:NAME (globs allowed, e.g. tools:* or tools:summar*),
+    prompts:NAME, resources:URI-GLOB, sessions:own.
+    """
+
+
+@keys.command()
+@click.argument("config", type=click.Path(dir_okay=False))
+@click.option("--name", required=True, help="Who or what the key is for.")
+@click.option("--scope", "scopes", multiple=True, required=True, metavar="SCOPE",
+              help="What the key may use; repeatable (e.g. --scope 'tools:*').")
+@click.option("--rpm", type=int, help="Requests per minute for this key.")
+@click.option("--tpm", type=int, help="Tokens per minute for this key.")
+@click.option("--concurrency", type=int, help="Calls in flight at once for this key.")
+def create(config: str, name: str, scopes: Sequence[str], rpm: int | None, tpm: int | None,
+           concurrency: int | None) -> None:
+    """Create a key and print it. It is shown this once: only a salted hash is stored."""
+    from ..security import RateLimits
+
+    limits = RateLimits(rpm, tpm, concurrency) if (rpm or tpm or concurrency) else None
+    key_id, plaintext = _store(config).create(name, list(scopes), limits)
+    click.echo(f"created key {key_id} for {name!r} (scopes: {', '.join(scopes)})", err=True)
+    click.echo(plaintext)
+
+
+@keys.command("list")
+@click.argument("config", type=click.Path(dir_okay=False))
+@click.option("--json", "as_json", is_flag=True)
+def list_keys(config: str, as_json: bool) -> None:
+    """List keys (never their secrets)."""
+    records = _store(config).list()
+    if as_json:
+        echo_json([{"key_id": r.key_id, "name": r.name, "scopes": list(r.scopes), "created_at": r.created_at,
+                    "revoked_at": r.revoked_at} for r in records])
+        return
+    click.echo(table(["KEY", "NAME", "SCOPES", "CREATED", "STATUS"], [
+        [r.key_id, r.name, " ".join(r.scopes), _when(r.created_at),
+         f"revoked {_when(r.revoked_at)}" if r.revoked_at else "active"] for r in records]))
+
+
+@keys.command()
+@click.argument("config", type=click.Path(dir_okay=False))
+@click.argument("key_id")
+def revoke(config: str, key_id: str) -> None:
+    """Revoke a key. A running gateway refuses it within 30 s (at once if it is the one revoking)."""
+    from ..security import KeyStoreError
+
+    try:
+        record = _store(config).revoke(key_id)
+    except KeyStoreError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"revoked {record.key_id} ({record.name})")

@@ -1,0 +1,238 @@
+"""What stands between a caller and a tool when a gateway is shared: who is calling (auth), what
+they may use (scopes), how much (rate limits, deadlines), and what gets recorded (metrics, audit).
+
+Built once per served process from the config; auth, limits and audit settings take effect on a
+restart (a reload swaps tools, not these).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import time
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mcp.server.auth.middleware.auth_context import get_access_token
+
+from .._errors import ConfigError, ConfigIssue
+from ..config import LoadedConfig, RateLimitValues
+from ..observability.audit import AuditEvent, AuditLog, JsonlAuditSink, SqliteAuditSink
+from ..observability.logs import request_id_var
+from ..observability.metrics import GatewayMetrics
+from ..security import (
+    GatewayTokenVerifier,
+    JWTSettings,
+    JWTVerifier,
+    KeyStore,
+    MemoryRateLimitBackend,
+    RateLimiter,
+    RateLimitExceeded,
+    RateLimits,
+    RedisRateLimitBackend,
+    Redactor,
+    ScopeCache,
+    ScopeSet,
+)
+from ..security.limits import call_deadline
+
+__all__ = ["Caller", "CallRecord", "Protections", "build_protections"]
+
+log = logging.getLogger("mcp_gateway.protections")
+
+_ENV_REF = re.compile(r"\$\{env:([A-Za-z_][A-Za-z0-9_]*)\}")
+_EVERYTHING = ("tools:*", "prompts:*", "resources:*", "sessions:own")
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """The principal of a request and what it may do."""
+
+    principal: str
+    scopes: ScopeSet
+    limits: RateLimits | None
+
+
+@dataclass(slots=True)
+class CallRecord:
+    """Filled in by the handler during a call, read when the call is recorded."""
+
+    outcome: str = "ok"
+    error_kind: str | None = None
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: float | None = None
+    session_id: str | None = None
+
+
+@dataclass(slots=True)
+class Protections:
+    verifier: GatewayTokenVerifier | None = None
+    keys: KeyStore | None = None
+    limiter: RateLimiter | None = None
+    default_limits: RateLimits | None = None
+    tool_limits: Mapping[str, RateLimits] = field(default_factory=dict)
+    call_deadline_s: float | None = None
+    metrics: GatewayMetrics = field(default_factory=GatewayMetrics)
+    audit: AuditLog | None = None
+    redactor: Redactor = field(default_factory=Redactor)
+    resource_url: str | None = None
+    metrics_enabled: bool = True
+    _scopes: ScopeCache = field(default_factory=ScopeCache)
+    _everything: ScopeSet | None = None
+
+    @property
+    def auth_required(self) -> bool:
+        return self.verifier is not None
+
+    def caller(self) -> Caller:
+        """Who is calling. Without authentication (stdio, or HTTP without `auth:`) the caller may do
+        everything, as the local user who started the process."""
+        token = get_access_token()
+        if token is None:
+            if self._everything is None:
+                self._everything = self._scopes.get(_EVERYTHING)
+            return Caller("anonymous", self._everything, self.default_limits)
+        limits = self.default_limits
+        if self.keys is not None and token.client_id.startswith("key:"):
+            record = self.keys.get(token.client_id[4:])
+            if record is not None and record.limits is not None:
+                limits = record.limits
+        return Caller(token.client_id, self._scopes.get(tuple(token.scopes)), limits)
+
+    @asynccontextmanager
+    async def tool_call(self, caller: Caller, tool: str, *, estimated_tokens: int) -> AsyncIterator[CallRecord]:
+        """Admit one call (rate limits, deadline), then record it (metrics, audit) however it ends."""
+        record = CallRecord()
+        started = time.perf_counter()
+        try:
+            if self.limiter is None:
+                async with call_deadline(self.call_deadline_s):
+                    yield record
+            else:
+                async with self.limiter.limit(caller.principal, caller.limits, tool=tool,
+                                              tool_limits=self.tool_limits.get(tool),
+                                              tokens=estimated_tokens) as permit:
+                    async with call_deadline(self.call_deadline_s):
+                        yield record
+                    await permit.settle(record.input_tokens + record.output_tokens)
+        except RateLimitExceeded as exc:
+            record.outcome, record.error_kind = "error", "rate_limit"
+            self.metrics.rate_limited(exc.scope, exc.limit, tool)
+            raise
+        except BaseException as exc:
+            if record.outcome == "ok":
+                record.outcome, record.error_kind = "error", type(exc).__name__
+            raise
+        finally:
+            seconds = time.perf_counter() - started
+            self.metrics.request("tools/call", tool, record.outcome, seconds, record.error_kind)
+            if self.audit is not None:
+                self.audit.record_nowait(AuditEvent(
+                    principal=caller.principal, method="tools/call", target=tool, outcome=record.outcome,
+                    error_kind=record.error_kind, duration_ms=round(seconds * 1000, 3),
+                    input_tokens=record.input_tokens, output_tokens=record.output_tokens,
+                    cost_usd=record.cost_usd, request_id=request_id_var.get(), session_id=record.session_id))
+
+    async def aclose(self) -> None:
+        if self.audit is not None:
+            await self.audit.aclose()
+        if self.limiter is not None:
+            await self.limiter.aclose()
+
+
+def _limits(values: RateLimitValues | None) -> RateLimits | None:
+    if values is None:
+        return None
+    return RateLimits(values.requests_per_minute, values.tokens_per_minute, values.max_concurrency)
+
+
+def build_protections(loaded: LoadedConfig, environ: Mapping[str, str] | None = None) -> Protections:
+    """Protections for a served config; raises ConfigError naming what is wrong."""
+    env = os.environ if environ is None else environ
+    issues: list[ConfigIssue] = []
+    root = loaded.root
+
+    def resolve(value: str | None, origin: Any, sub: tuple[str, ...]) -> str | None:
+        if value is None:
+            return None
+        missing = [v for v in _ENV_REF.findall(value) if v not in env]
+        if missing:
+            issues.append(origin.issue(sub, f"environment variable {missing[0]} is not set"))
+            return None
+        return _ENV_REF.sub(lambda m: env[m.group(1)], value)
+
+    protections = Protections()
+    secrets: list[str] = []  # the values of every ${env:...} the config uses
+    for name in sorted(set(_ENV_REF.findall(_config_text(loaded)))):
+        if name in env and len(env[name]) >= 8:
+            secrets.append(env[name])
+    obs = loaded.observability.value if loaded.observability else None
+    protections.redactor = Redactor(secrets, fields=_fields(obs.redact_fields if obs else []))
+    protections.metrics_enabled = obs.metrics if obs else True
+    protections.call_deadline_s = loaded.limits.call_deadline_s
+
+    if loaded.auth is not None:
+        auth, origin = loaded.auth.value, loaded.auth.origin
+        keys = KeyStore(root / auth.keys_file) if auth.keys_file else None
+        jwt = None
+        if auth.jwt is not None:
+            cfg = auth.jwt
+            secret = resolve(cfg.secret, origin, ("jwt", "secret"))
+            pem = None
+            if cfg.public_key_file:
+                try:
+                    pem = (root / cfg.public_key_file).read_text()
+                except OSError as exc:
+                    issues.append(origin.issue(("jwt", "public_key_file"), f"cannot read: {exc.strerror}"))
+            jwt = JWTVerifier(JWTSettings(
+                secret=secret, public_key_pem=pem,
+                jwks_file=(root / cfg.jwks_file) if cfg.jwks_file else None,
+                issuer=cfg.issuer, audience=cfg.audience, leeway=cfg.leeway_s))
+        protections.keys = keys
+        protections.resource_url = auth.resource_url
+        protections.verifier = GatewayTokenVerifier(
+            keys=keys, jwt=jwt, resource=auth.resource_url,
+            on_reject=lambda kind, _why: protections.metrics.auth_failed(kind))
+
+    if loaded.rate_limits is not None:
+        rl, origin = loaded.rate_limits.value, loaded.rate_limits.origin
+        protections.default_limits = _limits(rl.per_key)
+        protections.tool_limits = {name: lim for name, v in rl.per_tool.items() if (lim := _limits(v))}
+        if rl.store == "redis":
+            url = resolve(rl.url, origin, ("url",))
+            if rl.url is None:
+                issues.append(origin.issue(("url",), "the redis store needs 'url'"))
+            backend: Any = RedisRateLimitBackend.from_url(url) if url else MemoryRateLimitBackend()
+        else:
+            backend = MemoryRateLimitBackend()
+        protections.limiter = RateLimiter(backend)
+
+    if loaded.audit is not None:
+        path = Path(root / loaded.audit.value.path)
+        sink: Any = SqliteAuditSink(path) if path.suffix in (".sqlite", ".db", ".sqlite3") else JsonlAuditSink(path)
+        protections.audit = AuditLog(sink, redactor=protections.redactor)
+    if issues:
+        raise ConfigError(issues)
+    return protections
+
+
+def _fields(extra: list[str]) -> Any:
+    from ..security.redact import DEFAULT_SECRET_FIELDS
+
+    return tuple(DEFAULT_SECRET_FIELDS) + tuple(extra)
+
+
+def _config_text(loaded: LoadedConfig) -> str:
+    """Every config file's text: the ${env:...} names it uses are the secrets to redact."""
+    texts = []
+    for name in loaded.files:
+        try:
+            texts.append(Path(name).read_text(encoding="utf-8"))
+        except OSError:
+            pass
+    return "\n".join(texts)
