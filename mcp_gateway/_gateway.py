@@ -17,7 +17,7 @@ from typing import Any
 
 from ._errors import ConfigError, OutputError, Violation
 from .catalog import Catalog, build_catalog
-from .config import Limits, ServerSettings, load_config
+from .config import Limits, LoadedConfig, ServerSettings, load_config
 from .providers import Completion, Message, OnText
 from .routing import Route, Routed, Router, build_router
 from .sessions import SessionManager, SessionRecord, Turn, build_sessions
@@ -47,6 +47,7 @@ class Gateway:
     router: Router
     files: tuple[str, ...] = field(default=())
     sessions: SessionManager | None = None
+    loaded: LoadedConfig | None = None  # what it was built from (operators' sections: auth, audit, ...)
 
     async def call_tool(
         self,
@@ -138,4 +139,4 @@ def load_gateway(path: str | Path, *, environ: Mapping[str, str] | None = None) 
     sessions, session_issues = build_sessions(loaded, env)
     if issues or router_issues or session_issues:
         raise ConfigError(issues + router_issues + session_issues)
-    return Gateway(loaded.server, loaded.limits, catalog, router, tuple(loaded.files), sessions)
+    return Gateway(loaded.server, loaded.limits, catalog, router, tuple(loaded.files), sessions, loaded)

@@ -7,7 +7,6 @@ import json
 import logging
 import logging.handlers
 import queue
-import os
 import sys
 import tempfile
 from collections.abc import Awaitable, Callable, Sequence
@@ -17,7 +16,7 @@ import anyio
 import click
 
 from .. import __version__
-from .._errors import ArgumentError, ClientError, ConfigError, RenderError, ToolNotFoundError
+from .._errors import ArgumentError, ClientError, ConfigError, RenderError
 from ._args import collect_arguments
 from ._output import echo_json, table, to_jsonable
 from ._keys import keys
@@ -36,10 +35,19 @@ class _DeferredQueueHandler(logging.handlers.QueueHandler):
         return record
 
 
-def _setup_logging(level: str) -> None:
-    """Logs go to stderr, always: in stdio mode stdout belongs to the protocol."""
-    writer = logging.StreamHandler(sys.stderr)
-    writer.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+def _setup_logging(level: str, *, json_logs: bool = False, redactor: Any = None) -> None:
+    """Logs go to stderr, always: in stdio mode stdout belongs to the protocol. Known secrets are
+    redacted from every record."""
+    from ..observability.logs import json_log_handler
+    from ..security import RedactingFilter, Redactor
+
+    redactor = redactor or Redactor()
+    if json_logs:
+        writer = json_log_handler(sys.stderr, redactor=redactor)
+    else:
+        writer = logging.StreamHandler(sys.stderr)
+        writer.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        writer.addFilter(RedactingFilter(redactor))
     records: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
     listener = logging.handlers.QueueListener(records, writer)
     listener.start()
@@ -118,9 +126,17 @@ def serve(config: str, transport: str, host: str, port: int, stateless: bool, js
     exits with status 2 without serving anything. A reload (SIGHUP, or a file change with --watch)
     swaps in the new config only if it is valid, and tells connected clients what changed.
     """
-    _setup_logging(log_level)
     gateway = _load(config)
-    from ..server import HttpSettings, LiveGateway, Reloader, serve_http, serve_stdio
+    from ..server import HttpSettings, LiveGateway, Reloader, build_protections, serve_http, serve_stdio
+
+    try:
+        protections = build_protections(gateway.loaded)
+    except ConfigError as exc:
+        click.echo(str(exc), err=True)
+        raise SystemExit(2) from None
+    observability = gateway.loaded.observability
+    _setup_logging(log_level, json_logs=bool(observability and observability.value.json_logs),
+                   redactor=protections.redactor)
 
     live = LiveGateway(gateway)
     reloader = Reloader(live, config, watch_interval=0.5 if watch else None)
@@ -129,7 +145,7 @@ def serve(config: str, transport: str, host: str, port: int, stateless: bool, js
         len(gateway.catalog.tools), len(gateway.catalog.prompts.all()),
         len(gateway.catalog.resources.static()) + len(gateway.catalog.resources.templates()), config)
     if transport == "stdio":
-        anyio.run(lambda: serve_stdio(live, reloader=reloader))
+        anyio.run(lambda: serve_stdio(live, reloader=reloader, protections=protections))
         return
     settings = HttpSettings(
         host=host, port=port, stateless=stateless, json_response=json_response,
@@ -138,7 +154,8 @@ def serve(config: str, transport: str, host: str, port: int, stateless: bool, js
         graceful_shutdown_seconds=shutdown_grace,
     )
     try:
-        anyio.run(lambda: serve_http(live, settings, reloader=reloader, log_level=log_level.lower()))
+        anyio.run(lambda: serve_http(live, settings, reloader=reloader, protections=protections,
+                                     log_level=log_level.lower()))
     except OSError as exc:
         _fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}")
 

@@ -73,6 +73,10 @@ class Limits(_Model):
     max_rendered_chars: int = Field(
         200_000, ge=1, description="Largest rendered prompt (all messages of one call), in characters."
     )
+    max_messages: int = Field(200, ge=1, description="Most messages one call may send (history included).")
+    call_deadline_s: float | None = Field(
+        300, gt=0, description="A tool call still running after this many seconds is cancelled with an error."
+    )
 
 
 class ProviderConfig(_Model):

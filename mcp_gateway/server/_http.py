@@ -9,13 +9,17 @@ from __future__ import annotations
 
 import logging
 import socket
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
 import uvicorn
+from pydantic import AnyHttpUrl
+from mcp.server.auth.middleware.auth_context import AuthContextMiddleware
+from mcp.server.auth.middleware.bearer_auth import BearerAuthBackend, RequireAuthMiddleware
+from mcp.server.auth.routes import build_resource_metadata_url, create_protected_resource_routes
 from mcp.server.lowlevel import Server
 from mcp.server.sse import SseServerTransport
 from mcp.server.streamable_http_manager import StreamableHTTPASGIApp, StreamableHTTPSessionManager
@@ -24,10 +28,16 @@ from sse_starlette.sse import AppStatus
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Mount, Route
+from starlette.middleware import Middleware
+from starlette.middleware.authentication import AuthenticationMiddleware
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ._event_store import InMemoryEventStore
+from ..observability.logs import RequestIdMiddleware
+from ..observability.metrics import metrics_endpoint
 from ._live import LiveGateway
+from ._protections import Protections
 from ._mcp import build_server, initialization_options
 from ._reload import Reloader
 
@@ -69,10 +79,16 @@ class HttpSettings:
 
 
 def build_http_app(
-    live: LiveGateway, settings: HttpSettings, *, port: int | None = None, reloader: Reloader | None = None
+    live: LiveGateway,
+    settings: HttpSettings,
+    *,
+    port: int | None = None,
+    reloader: Reloader | None = None,
+    protections: Protections | None = None,
 ) -> Starlette:
-    """The ASGI app serving `live` on every HTTP transport."""
-    server: Server[Any] = build_server(live)
+    """The ASGI app serving `live` on every HTTP transport, behind `protections` when given."""
+    guard = protections or Protections()
+    server: Server[Any] = build_server(live, guard)
     security = settings.security(port if port is not None else settings.port)
     manager = StreamableHTTPSessionManager(
         app=server,
@@ -86,32 +102,65 @@ def build_http_app(
     sse = SseServerTransport("/messages/", security_settings=security, max_request_body_size=settings.max_body_bytes)
     init = initialization_options(server)
 
-    async def handle_sse(request: Request) -> Response:
-        async with sse.connect_sse(request.scope, request.receive, request._send) as (read, write):
+    async def sse_stream(scope: Scope, receive: Receive, send: Send) -> None:
+        async with sse.connect_sse(scope, receive, send) as (read, write):
             await server.run(read, write, init)
-        return Response()
 
     async def healthz(request: Request) -> Response:
         return JSONResponse({"status": "ok", "tools": len(live.gateway.catalog.tools)})
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        async with anyio.create_task_group() as tg, manager.run():
+        async with AsyncExitStack() as stack:
+            if guard.audit is not None:
+                await stack.enter_async_context(guard.audit)
+            tg = await stack.enter_async_context(anyio.create_task_group())
+            await stack.enter_async_context(manager.run())
             if reloader is not None:
                 tg.start_soon(reloader.run, tg)
             yield
             tg.cancel_scope.cancel()
         await live.gateway.aclose()
+        await guard.aclose()
 
-    return Starlette(
-        routes=[
-            Route("/mcp", endpoint=StreamableHTTPASGIApp(manager)),
-            Route("/sse", endpoint=handle_sse, methods=["GET"]),
-            Mount("/messages/", app=sse.handle_post_message),
-            Route("/healthz", endpoint=healthz, methods=["GET"]),
-        ],
-        lifespan=lifespan,
-    )
+    protect = _auth_wrapper(guard)
+    routes: list[BaseRoute] = [
+        Route("/mcp", endpoint=protect(StreamableHTTPASGIApp(manager))),
+        Route("/sse", endpoint=protect(_Asgi(sse_stream)), methods=["GET"]),
+        Mount("/messages/", app=protect(sse.handle_post_message)),
+        Route("/healthz", endpoint=healthz, methods=["GET"]),
+    ]
+    middleware = [Middleware(RequestIdMiddleware)]
+    if guard.verifier is not None:
+        middleware += [
+            Middleware(AuthenticationMiddleware, backend=BearerAuthBackend(guard.verifier)),
+            Middleware(AuthContextMiddleware),
+        ]
+        if guard.resource_url:
+            routes += create_protected_resource_routes(
+                resource_url=AnyHttpUrl(guard.resource_url), authorization_servers=[AnyHttpUrl(guard.resource_url)])
+    if guard.metrics_enabled:
+        routes.append(Route("/metrics", endpoint=metrics_endpoint(guard.metrics), methods=["GET"]))
+    return Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
+
+
+class _Asgi:
+    """A plain ASGI callable that Starlette's Route will not mistake for a request handler."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self._app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self._app(scope, receive, send)
+
+
+def _auth_wrapper(guard: Protections) -> Callable[[ASGIApp], ASGIApp]:
+    """Require a valid key or token on an endpoint when authentication is configured: otherwise
+    401 with a WWW-Authenticate challenge, and nothing behind it runs."""
+    if guard.verifier is None:
+        return lambda app: app
+    metadata = build_resource_metadata_url(AnyHttpUrl(guard.resource_url)) if guard.resource_url else None
+    return lambda app: RequireAuthMiddleware(app, [], metadata)
 
 
 def _bind(host: str, port: int) -> socket.socket:
@@ -128,12 +177,17 @@ def _bind(host: str, port: int) -> socket.socket:
 
 
 async def serve_http(
-    live: LiveGateway, settings: HttpSettings, *, reloader: Reloader | None = None, log_level: str = "info"
+    live: LiveGateway,
+    settings: HttpSettings,
+    *,
+    reloader: Reloader | None = None,
+    protections: Protections | None = None,
+    log_level: str = "info",
 ) -> None:
     """Serve until interrupted; port 0 picks a free port. Announces its URLs on stderr."""
     sock = _bind(settings.host, settings.port)
     port = sock.getsockname()[1]
-    app = build_http_app(live, settings, port=port, reloader=reloader)
+    app = build_http_app(live, settings, port=port, reloader=reloader, protections=protections)
     config = uvicorn.Config(
         app, log_level=log_level, lifespan="on", access_log=False,
         # Our drain below decides when streams close; uvicorn's own deadline is only a backstop.

@@ -7,6 +7,7 @@ an unknown tool, prompt or resource is the protocol's invalid-params error.
 
 from __future__ import annotations
 
+import json
 import logging
 import warnings
 from typing import Any
@@ -27,7 +28,11 @@ from .._errors import ArgumentError, GatewayError, OutputError, ProviderError, R
 from ..accounting import BudgetExceededError
 from ..sessions import SessionError, SessionStoreError
 from ..catalog import PromptNotFoundError, ResourceNotFoundError
+from .._gateway import ToolAnswer
+from .._tokens import estimate_tokens
+from ..security import RateLimitExceeded, RateLimitUnavailable, RequestLimitError
 from ._live import LiveGateway
+from ._protections import CallRecord, Protections
 from .._protocol import META_PREFIX, SESSION_META_KEY
 from ..providers.sampling import sampling_channel
 from ._sampling import McpSamplingChannel
@@ -59,12 +64,31 @@ async def _log_to_client(ctx: ServerRequestContext[Any], level: str, data: dict[
         log.debug("could not send a log message to the client", exc_info=True)
 
 
-def _error_result(message: str) -> types.CallToolResult:
-    return types.CallToolResult(content=[types.TextContent(type="text", text=message)], is_error=True)
+def _error_result(message: str, meta: dict[str, Any] | None = None) -> types.CallToolResult:
+    return types.CallToolResult(content=[types.TextContent(type="text", text=message)], is_error=True, meta=meta)
 
 
-def build_server(live: LiveGateway) -> Server[Any]:
-    """An SDK server serving whatever gateway `live` holds at the time of each request."""
+def record_answer(guard: Protections, record: CallRecord, tool: str, answer: ToolAnswer) -> None:
+    """Tokens and cost of a finished call, for rate-limit settlement, metrics and the audit log."""
+    usage = answer.completion.usage
+    record.input_tokens, record.output_tokens = usage.input_tokens, usage.output_tokens
+    routed = answer.routed
+    cost = routed.cost_usd if routed is not None else None
+    record.cost_usd = float(cost) if cost is not None else None
+    if routed is not None and routed.cache == "hit":
+        return  # no provider was called
+    guard.metrics.usage(tool=tool, route=answer.route.name, provider=answer.route.provider.name,
+                        model=answer.completion.model, input_tokens=usage.input_tokens,
+                        output_tokens=usage.output_tokens, cached_tokens=usage.cache_read_tokens,
+                        cost_usd=record.cost_usd)
+
+
+def build_server(live: LiveGateway, protections: Protections | None = None) -> Server[Any]:
+    """An SDK server serving whatever gateway `live` holds at the time of each request.
+
+    `protections` (auth scopes, rate limits, deadlines, metrics, audit) default to none of them
+    beyond metrics: the local-user case of stdio."""
+    guard = protections or Protections()
 
     async def track_connections(ctx: ServerRequestContext[Any], call_next: Any) -> Any:
         if ctx.method == "notifications/initialized":
@@ -74,7 +98,11 @@ def build_server(live: LiveGateway) -> Server[Any]:
         return await call_next(ctx)
 
     async def list_tools(ctx: ServerRequestContext[Any], params: Any) -> types.ListToolsResult:
-        return live.views.tools
+        scopes = guard.caller().scopes
+        listed = live.views.tools
+        if scopes.allows_tool("*") and all(scopes.allows_tool(t.name) for t in listed.tools):
+            return listed
+        return types.ListToolsResult(tools=[t for t in listed.tools if scopes.allows_tool(t.name)])
 
     async def set_logging_level(ctx: ServerRequestContext[Any], params: types.SetLevelRequestParams) -> types.EmptyResult:
         ctx.session._connection.state[_LEVEL_KEY] = params.level
@@ -92,22 +120,31 @@ def build_server(live: LiveGateway) -> Server[Any]:
                 count += 1
                 await ctx.session.report_progress(count, None, piece)
 
+        caller = guard.caller()
+        if not caller.scopes.allows_tool(params.name):
+            # Out-of-scope tools are absent from this caller's list; calling one is like calling
+            # a tool that does not exist.
+            raise MCPError(types.INVALID_PARAMS, f"Unknown tool: '{params.name}'")
         gateway = live.gateway
         manager = gateway.sessions
         handle, arguments = split_session_argument(params.arguments)
+        session = None
+        estimate = estimate_tokens(json.dumps(arguments, default=str)) if guard.limiter is not None else 0
         try:
-            with live.call():
-                if manager is not None and params.name in BUILTIN_NAMES and live.views.session_tools:
-                    return await builtin_tool_result(ctx, manager, params.name, params.arguments or {})
-                session = None
-                if manager is not None:
-                    tool = gateway.catalog.tools.get(params.name)
-                    session = await session_for_call(ctx, manager, handle, tool.config.context is not None)
-                token = sampling_channel.set(McpSamplingChannel(ctx, params.input_responses))
-                try:
-                    answer = await gateway.call_tool(params.name, arguments, on_text=on_text, session=session)
-                finally:
-                    sampling_channel.reset(token)
+            async with guard.tool_call(caller, params.name, estimated_tokens=estimate) as record:
+                with live.call():
+                    if manager is not None and params.name in BUILTIN_NAMES and live.views.session_tools:
+                        return await builtin_tool_result(ctx, manager, params.name, params.arguments or {})
+                    if manager is not None:
+                        tool = gateway.catalog.tools.get(params.name)
+                        session = await session_for_call(ctx, manager, handle, tool.config.context is not None)
+                        record.session_id = session.id if session else None
+                    token = sampling_channel.set(McpSamplingChannel(ctx, params.input_responses))
+                    try:
+                        answer = await gateway.call_tool(params.name, arguments, on_text=on_text, session=session)
+                    finally:
+                        sampling_channel.reset(token)
+                record_answer(guard, record, params.name, answer)
         except ClientInputRequired as needed:
             return types.InputRequiredResult(input_requests=needed.requests)  # type: ignore[arg-type]
         except anyio.get_cancelled_exc_class():
@@ -115,8 +152,13 @@ def build_server(live: LiveGateway) -> Server[Any]:
             raise
         except ToolNotFoundError as exc:
             raise MCPError(types.INVALID_PARAMS, str(exc)) from None
+        except RateLimitExceeded as exc:
+            return _error_result(f"Rate limit exceeded: {exc}; retry after {exc.retry_after:.1f} s",
+                                 meta={f"{META_PREFIX}retry_after_s": round(exc.retry_after, 3)})
+        except RateLimitUnavailable as exc:
+            return _error_result(f"Rate limits cannot be checked right now: {exc}")
         except (ArgumentError, RenderError, ProviderError, BudgetExceededError, OutputError, SessionError,
-                SessionStoreError) as exc:
+                SessionStoreError, RequestLimitError) as exc:
             log.info("tool=%s failed: %s", params.name, type(exc).__name__)
             await _log_to_client(ctx, "warning", {"tool": params.name, "error": str(exc)})
             return _error_result(str(exc))
@@ -142,10 +184,13 @@ def build_server(live: LiveGateway) -> Server[Any]:
         )
 
     async def list_prompts(ctx: ServerRequestContext[Any], params: Any) -> types.ListPromptsResult:
-        return live.views.prompts
+        scopes = guard.caller().scopes
+        return types.ListPromptsResult(prompts=[p for p in live.views.prompts.prompts if scopes.allows_prompt(p.name)])
 
     async def get_prompt(ctx: ServerRequestContext[Any], params: types.GetPromptRequestParams) -> types.GetPromptResult:
         try:
+            if not guard.caller().scopes.allows_prompt(params.name):
+                raise PromptNotFoundError(f"Unknown prompt: '{params.name}'")
             entry = live.gateway.catalog.prompts.get(params.name)
             messages = entry.render(params.arguments)
         except (PromptNotFoundError, ArgumentError, RenderError) as exc:
@@ -157,16 +202,23 @@ def build_server(live: LiveGateway) -> Server[Any]:
         )
 
     async def list_resources(ctx: ServerRequestContext[Any], params: Any) -> types.ListResourcesResult:
-        return live.views.resources
+        scopes = guard.caller().scopes
+        return types.ListResourcesResult(
+            resources=[r for r in live.views.resources.resources if scopes.allows_resource(str(r.uri))])
 
     async def list_resource_templates(ctx: ServerRequestContext[Any], params: Any) -> types.ListResourceTemplatesResult:
-        return live.views.templates
+        scopes = guard.caller().scopes
+        return types.ListResourceTemplatesResult(resource_templates=[
+            t for t in live.views.templates.resource_templates
+            if t.uri_template.startswith("session://") or scopes.allows_resource(t.uri_template)])
 
     async def read_resource(
         ctx: ServerRequestContext[Any], params: types.ReadResourceRequestParams
     ) -> types.ReadResourceResult:
         uri = str(params.uri)
         try:
+            if not uri.startswith("session://") and not guard.caller().scopes.allows_resource(uri):
+                raise ResourceNotFoundError(f"Unknown resource: '{uri}'")
             manager = live.gateway.sessions
             if manager is not None and uri.startswith("session://"):
                 found = await read_session_resource(ctx, manager, uri)

@@ -2,21 +2,30 @@
 
 from __future__ import annotations
 
+from contextlib import AsyncExitStack
+
 import anyio
 from mcp.server.stdio import stdio_server
 
 from ._live import LiveGateway
 from ._mcp import build_server, initialization_options
+from ._protections import Protections
 from ._reload import Reloader
 
 __all__ = ["serve_stdio"]
 
 
-async def serve_stdio(live: LiveGateway, *, reloader: Reloader | None = None) -> None:
+async def serve_stdio(
+    live: LiveGateway, *, reloader: Reloader | None = None, protections: Protections | None = None
+) -> None:
     """Serve until the client closes stdin."""
-    server = build_server(live)
+    guard = protections or Protections()
+    server = build_server(live, guard)
     try:
-        async with anyio.create_task_group() as tg:
+        async with AsyncExitStack() as stack:
+            if guard.audit is not None:
+                await stack.enter_async_context(guard.audit)
+            tg = await stack.enter_async_context(anyio.create_task_group())
             if reloader is not None:
                 tg.start_soon(reloader.run, tg)
             async with stdio_server() as (read_stream, write_stream):
@@ -24,3 +33,4 @@ async def serve_stdio(live: LiveGateway, *, reloader: Reloader | None = None) ->
             tg.cancel_scope.cancel()
     finally:
         await live.gateway.aclose()
+        await guard.aclose()
