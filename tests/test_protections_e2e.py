@@ -1,0 +1,171 @@
+"""A gateway shared by a team: authentication and scopes on both HTTP transports, exact rate
+limits, metrics, an audit trail, and secrets that never leak."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+import time
+
+import anyio
+import httpx2
+import jwt
+import pytest
+
+from mcp_gateway.client import RemoteError, connect
+from tests.conftest import EXAMPLE, http_gateway
+
+pytestmark = pytest.mark.anyio
+
+JWT_SECRET = "test-jwt-secret-0123456789abcdefghij"
+
+
+@pytest.fixture(scope="module")
+def team(tmp_path_factory):
+    """The example gateway plus auth, limits and audit; three keys made with the CLI."""
+    root = tmp_path_factory.mktemp("team")
+    for item in ("prompts", "docs", "tools"):
+        shutil.copytree(EXAMPLE.parent / item, root / item)
+    text = EXAMPLE.read_text() + textwrap.dedent("""
+        auth:
+          keys_file: keys.json
+          jwt: {secret: "${env:GATEWAY_JWT_SECRET}", issuer: tests, audience: mcp-gateway}
+        rate_limits:
+          per_tool: {rewrite_tone: {requests_per_minute: 1000}}
+        audit: {path: audit.jsonl}
+    """)
+    config = root / "gateway.yaml"
+    config.write_text(text)
+
+    def create(*args: str) -> str:
+        out = subprocess.run([sys.executable, "-m", "mcp_gateway", "keys", "create", str(config), *args],
+                             capture_output=True, text=True, timeout=60, check=True)
+        return out.stdout.strip()
+
+    keys = {
+        "full": create("--name", "ci", "--scope", "tools:*", "--scope", "prompts:*", "--scope", "resources:*"),
+        "summarize_only": create("--name", "intern", "--scope", "tools:summarize", "--scope", "prompts:summarize"),
+        "limited": create("--name", "batch", "--scope", "tools:*", "--rpm", "5"),
+    }
+    os.environ["GATEWAY_JWT_SECRET"] = JWT_SECRET
+    try:
+        with http_gateway(config) as server:
+            yield server, keys, root
+    finally:
+        os.environ.pop("GATEWAY_JWT_SECRET", None)
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def make_jwt(**claims) -> str:
+    now = int(time.time())
+    body = {"sub": "alice", "iss": "tests", "aud": "mcp-gateway", "iat": now, "exp": now + 600,
+            "scope": "tools:* prompts:*", **claims}
+    return jwt.encode(body, JWT_SECRET, algorithm="HS256")
+
+
+INIT = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+    "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "0"}}}
+ACCEPT = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
+
+
+@pytest.mark.parametrize("credentials", [None, "mgw_0000000000000000_nope", "not-a-key", "expired-jwt", "bad-sig"])
+def test_unauthenticated_requests_get_401_and_touch_nothing(team, credentials):
+    server, _, _ = team
+    token = {"expired-jwt": make_jwt(exp=int(time.time()) - 3600),
+             "bad-sig": jwt.encode({"sub": "x", "iss": "tests", "aud": "mcp-gateway", "exp": int(time.time()) + 60},
+                                   "another-secret-0123456789abcdefghijklmn", algorithm="HS256")}.get(credentials, credentials)
+    headers = {**ACCEPT, **(bearer(token) if token else {})}
+    for method, path in (("POST", "/mcp"), ("GET", "/sse"), ("POST", "/messages/?session_id=x")):
+        response = httpx2.request(method, server.base_url + path, json=INIT if method == "POST" else None,
+                                  headers=headers, timeout=10)
+        assert response.status_code == 401, (path, response.text)
+        assert response.headers["www-authenticate"].startswith("Bearer")
+    assert httpx2.get(server.base_url + "/healthz").status_code == 200
+
+
+@pytest.mark.parametrize(("path", "mode"), [("/mcp", "legacy"), ("/mcp", "auto"), ("/sse", "legacy")])
+async def test_scopes_decide_what_a_key_sees_and_may_call(team, path, mode):
+    server, keys, _ = team
+    async with connect(server.base_url + path, mode=mode, headers=bearer(keys["full"]), timeout=30) as client:
+        assert len(await client.list_tools()) == 6
+        assert not (await client.call_tool("translate", {"text": "hi", "target_language": "de"})).is_error
+    async with connect(server.base_url + path, mode=mode, headers=bearer(keys["summarize_only"]),
+                       timeout=30) as client:
+        assert [t.name for t in await client.list_tools()] == ["summarize"]
+        assert [p.name for p in await client.list_prompts()] == ["summarize"]
+        assert await client.list_resources() == []
+        assert not (await client.call_tool("summarize", {"text": "allowed"})).is_error
+        with pytest.raises(RemoteError, match="Unknown tool: 'translate'"):
+            await client.call_tool("translate", {"text": "hi", "target_language": "de"})
+        with pytest.raises(RemoteError, match="Unknown resource"):
+            await client.read_resource("docs://style-guide")
+
+
+@pytest.mark.parametrize("path", ["/mcp", "/sse"])
+async def test_jwt_bearer_tokens(team, path):
+    server, _, _ = team
+    async with connect(server.base_url + path, mode="legacy", headers=bearer(make_jwt()), timeout=30) as client:
+        result = await client.call_tool("summarize", {"text": "signed"})
+    assert not result.is_error
+
+
+async def test_rate_limit_admits_exactly_the_limit_and_says_when_to_retry(team):
+    server, keys, _ = team
+    results = []
+    async with connect(server.base_url + "/mcp", mode="auto", headers=bearer(keys["limited"]), timeout=30) as client:
+        await client.list_tools()
+
+        async def call(i: int) -> None:
+            results.append(await client.call_tool("summarize", {"text": f"burst {i}"}))
+
+        async with anyio.create_task_group() as tg:
+            for i in range(12):
+                tg.start_soon(call, i)
+    refused = [r for r in results if r.is_error]
+    assert len(results) - len(refused) == 5
+    assert all(r.content[0].text.startswith("Rate limit exceeded") for r in refused)
+    assert all(0 < r.meta["mcp-gateway/retry_after_s"] <= 60 for r in refused)
+
+
+async def test_metrics_audit_and_logs_never_show_a_secret(team):
+    server, keys, root = team
+    async with connect(server.base_url + "/mcp", mode="auto", headers=bearer(keys["full"]), timeout=30) as client:
+        await client.call_tool("summarize", {"text": "for the record"})
+        await client.call_tool("summarize", {"sentences": "x"})
+    metrics = httpx2.get(server.base_url + "/metrics").text
+    assert 'mcp_gateway_requests_total{method="tools/call",outcome="ok",tool="summarize"}' in metrics
+    assert "gen_ai_client_token_usage_bucket" in metrics
+    audit = root / "audit.jsonl"
+    with anyio.fail_after(10):  # the audit log is written off the call path
+        while not audit.exists() or not any(json.loads(line)["outcome"] == "error"
+                                            for line in audit.read_text().splitlines()):
+            await anyio.sleep(0.05)
+    events = [json.loads(line) for line in audit.read_text().splitlines()]
+    full_id = keys["full"].split("_")[1]
+    assert any(e["principal"] == f"key:{full_id}" and e["target"] == "summarize" and e["outcome"] == "ok"
+               for e in events)
+    everything = metrics + audit.read_text() + "".join(server.log)
+    for secret in (*keys.values(), JWT_SECRET):
+        assert secret not in everything
+    assert secret_free(keys, (root / "keys.json").read_text())
+
+
+def secret_free(keys: dict[str, str], text: str) -> bool:
+    """The key store holds salted hashes only: no key's secret part appears in it."""
+    return not any(key.split("_")[2] in text for key in keys.values())
+
+
+async def test_stdio_stays_keyless(team):
+    _, _, root = team
+    from tests.conftest import serve_command
+
+    async with connect(serve_command(root / "gateway.yaml"), mode="legacy", timeout=30,
+                       env={"GATEWAY_JWT_SECRET": JWT_SECRET, "PATH": "/usr/bin:/bin"}) as client:
+        assert len(await client.list_tools()) == 6
