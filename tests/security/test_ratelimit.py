@@ -56,7 +56,7 @@ async def make_limiter(request: pytest.FixtureRequest) -> AsyncIterator[Factory]
                 backend = MemoryRateLimitBackend(clock=clock) if clock else MemoryRateLimitBackend()
                 shared_memory[key] = backend
             return RateLimiter(shared_memory[key])
-        server: RedisServer = request.getfixturevalue("security_redis")
+        server: RedisServer = request.getfixturevalue("redis_server")
         limiter = RateLimiter(RedisRateLimitBackend.from_url(server.url, prefix=prefix, clock=clock))
         limiters.append(limiter)
         return limiter
@@ -234,9 +234,9 @@ async def test_no_limits_means_no_backend_call() -> None:
 # -- Redis specifics --------------------------------------------------------------------------------
 
 
-async def test_redis_leases_expire_when_a_process_dies(security_redis: RedisServer) -> None:
+async def test_redis_leases_expire_when_a_process_dies(redis_server: RedisServer) -> None:
     clock = Clock()
-    client = aioredis.Redis.from_url(security_redis.url)
+    client = aioredis.Redis.from_url(redis_server.url)
     try:
         backend = RedisRateLimitBackend(client, prefix=f"t{secrets.token_hex(4)}:", clock=clock)
         limiter = RateLimiter(backend, lease_ttl=30)
@@ -265,13 +265,13 @@ async def test_redis_unreachable_fails_closed_or_open() -> None:
         await client.aclose()
 
 
-def test_redis_two_os_processes_share_one_limit(security_redis: RedisServer) -> None:
+def test_redis_two_os_processes_share_one_limit(redis_server: RedisServer) -> None:
     prefix = f"t{secrets.token_hex(4)}:"
     script = textwrap.dedent(f"""
         import anyio, redis.asyncio as aioredis
         from mcp_gateway.security.ratelimit import *
         async def main():
-            limiter = RateLimiter(RedisRateLimitBackend.from_url({security_redis.url!r}, prefix={prefix!r}))
+            limiter = RateLimiter(RedisRateLimitBackend.from_url({redis_server.url!r}, prefix={prefix!r}))
             admitted = 0
             async def one():
                 nonlocal admitted
