@@ -20,6 +20,7 @@ from .catalog import Catalog, build_catalog
 from .config import Limits, LoadedConfig, ServerSettings, load_config
 from .providers import Completion, Message, OnText
 from .routing import Route, Routed, Router, build_router
+from .security.limits import check_message_count
 from .sessions import SessionManager, SessionRecord, Turn, build_sessions
 
 __all__ = ["Gateway", "ToolAnswer", "load_gateway"]
@@ -80,6 +81,7 @@ class Gateway:
         messages = tool.render(args, extra=extra)
         if history and config.context is not None and config.context.as_messages:
             messages = _with_history(messages, history)
+        check_message_count(len(messages), self.limits.max_messages)
         routed = await self.router.complete(
             config.model, messages, params=config.params, output_schema=config.output_schema, on_text=on_text,
             tool=name, session=session.id if session is not None else None,

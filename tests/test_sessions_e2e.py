@@ -153,3 +153,15 @@ async def test_resources_of_unknown_sessions_are_refused(tmp_path):
 
         with pytest.raises(RemoteError, match="Unknown session: 'sess_other'"):
             await client.read_resource("session://sess_other/history")
+
+
+async def test_history_cannot_push_a_call_past_the_message_limit(tmp_path):
+    config = write_config(tmp_path)
+    config.write_text(config.read_text().replace("format: mcp-gateway/1", "format: mcp-gateway/1\nlimits: {max_messages: 5}"))
+    async with connect(serve_command(config), mode="auto", timeout=30) as client:
+        handle = (await client.call_tool("session_start", {})).structured_content["session_id"]
+        first = await client.call_tool("chat", {"message": "one"}, session=handle)  # 2 messages
+        second = await client.call_tool("chat", {"message": "two"}, session=handle)  # 2 + 2 of history
+        third = await client.call_tool("chat", {"message": "three"}, session=handle)  # 2 + 4: over
+    assert not first.is_error and not second.is_error
+    assert third.is_error and third.content[0].text == "the request has 6 messages; the limit is 5"

@@ -2,7 +2,13 @@
 
 from ._build import Catalog, build_catalog
 from ._prompts import PromptArgumentSpec, PromptEntry, PromptNotFoundError, PromptRegistry
-from ._resources import ResourceContent, ResourceNotFoundError, ResourceRegistry, StaticResource, TemplateResource
+from ._resources import (
+    ResourceContent,
+    ResourceNotFoundError,
+    ResourceRegistry,
+    StaticResource,
+    TemplateResource,
+)
 from ._tools import PromptTool, ToolRegistry
 
 __all__ = [

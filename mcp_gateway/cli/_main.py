@@ -18,8 +18,8 @@ import click
 from .. import __version__
 from .._errors import ArgumentError, ClientError, ConfigError, RenderError
 from ._args import collect_arguments
-from ._output import echo_json, table, to_jsonable
 from ._keys import keys
+from ._output import echo_json, table, to_jsonable
 from ._sessions import sessions
 
 __all__ = ["main"]

@@ -8,7 +8,7 @@ failover before any text reached the caller and optional hedging. `Router.comple
 
 from ._build import build_router
 from ._policy import Breaker, LatencyStats, RetryPolicy
-from ._route import Attempt, Route, RouteError, Routed, Target
+from ._route import Attempt, Route, Routed, RouteError, Target
 from ._router import Router
 
 __all__ = [

@@ -16,11 +16,19 @@ from decimal import Decimal
 from typing import Any
 
 from .._errors import ProviderError
-from ..accounting import MILLION_TOKENS, BudgetExceededError, Budgets, Charge, Ledger, Reservation, input_token_bound
+from ..accounting import (
+    MILLION_TOKENS,
+    BudgetExceededError,
+    Budgets,
+    Charge,
+    Ledger,
+    Reservation,
+    input_token_bound,
+)
 from ..cache import CacheStore, entry_key, request_digest
 from ..providers import Completion, CompletionRequest, Message, OnText, Provider, Usage
 from ._call import Guard, RoutedCall
-from ._route import Route, RouteError, Routed, Target
+from ._route import Route, Routed, RouteError, Target
 
 __all__ = ["Router"]
 

@@ -16,7 +16,6 @@ from typing import Any
 
 import anyio
 import uvicorn
-from pydantic import AnyHttpUrl
 from mcp.server.auth.middleware.auth_context import AuthContextMiddleware
 from mcp.server.auth.middleware.bearer_auth import BearerAuthBackend, RequireAuthMiddleware
 from mcp.server.auth.routes import build_resource_metadata_url, create_protected_resource_routes
@@ -24,21 +23,22 @@ from mcp.server.lowlevel import Server
 from mcp.server.sse import SseServerTransport
 from mcp.server.streamable_http_manager import StreamableHTTPASGIApp, StreamableHTTPSessionManager
 from mcp.server.transport_security import TransportSecuritySettings
+from pydantic import AnyHttpUrl
 from sse_starlette.sse import AppStatus
 from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
 from starlette.middleware import Middleware
 from starlette.middleware.authentication import AuthenticationMiddleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from ._event_store import InMemoryEventStore
 from ..observability.logs import RequestIdMiddleware
 from ..observability.metrics import metrics_endpoint
+from ._event_store import InMemoryEventStore
 from ._live import LiveGateway
-from ._protections import Protections
 from ._mcp import build_server, initialization_options
+from ._protections import Protections
 from ._reload import Reloader
 
 __all__ = ["HttpSettings", "build_http_app", "serve_http"]

@@ -15,26 +15,33 @@ from typing import Any
 import anyio
 import mcp_types as types
 from mcp import MCPError
-from mcp.shared.exceptions import MCPDeprecationWarning
-from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from mcp.server.context import ServerRequestContext
 from mcp.server.lowlevel import Server
 from mcp.server.lowlevel.server import NotificationOptions
 from mcp.server.models import InitializationOptions
 from mcp.server.subscriptions import ListenHandler
+from mcp.shared.exceptions import MCPDeprecationWarning
+from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
-from .._errors import ClientInputRequired
-from .._errors import ArgumentError, GatewayError, OutputError, ProviderError, RenderError, ToolNotFoundError
-from ..accounting import BudgetExceededError
-from ..sessions import SessionError, SessionStoreError
-from ..catalog import PromptNotFoundError, ResourceNotFoundError
+from .._errors import (
+    ArgumentError,
+    ClientInputRequired,
+    GatewayError,
+    OutputError,
+    ProviderError,
+    RenderError,
+    ToolNotFoundError,
+)
 from .._gateway import ToolAnswer
+from .._protocol import META_PREFIX, SESSION_META_KEY
 from .._tokens import estimate_tokens
+from ..accounting import BudgetExceededError
+from ..catalog import PromptNotFoundError, ResourceNotFoundError
+from ..providers.sampling import sampling_channel
 from ..security import RateLimitExceeded, RateLimitUnavailable, RequestLimitError
+from ..sessions import SessionError, SessionStoreError
 from ._live import LiveGateway
 from ._protections import CallRecord, Protections
-from .._protocol import META_PREFIX, SESSION_META_KEY
-from ..providers.sampling import sampling_channel
 from ._sampling import McpSamplingChannel
 from ._sessions import (
     BUILTIN_NAMES,
@@ -77,6 +84,9 @@ def record_answer(guard: Protections, record: CallRecord, tool: str, answer: Too
     record.cost_usd = float(cost) if cost is not None else None
     if routed is not None and routed.cache == "hit":
         return  # no provider was called
+    for attempt in routed.attempts if routed is not None else ():
+        guard.metrics.provider_call(attempt.provider, attempt.model, attempt.duration_ms / 1000,
+                                    error_type=None if attempt.outcome in ("ok", "lost") else attempt.outcome)
     guard.metrics.usage(tool=tool, route=answer.route.name, provider=answer.route.provider.name,
                         model=answer.completion.model, input_tokens=usage.input_tokens,
                         output_tokens=usage.output_tokens, cached_tokens=usage.cache_read_tokens,

@@ -33,8 +33,8 @@ from ..security import (
     RateLimiter,
     RateLimitExceeded,
     RateLimits,
-    RedisRateLimitBackend,
     Redactor,
+    RedisRateLimitBackend,
     ScopeCache,
     ScopeSet,
 )

@@ -9,8 +9,8 @@ from typing import Any
 import mcp_types as types
 
 from .._gateway import Gateway
-from ..catalog import PromptEntry, PromptTool
 from .._protocol import META_PREFIX, SESSION_ARGUMENT
+from ..catalog import PromptEntry, PromptTool
 from ._sessions import BUILTIN_TOOLS, SESSION_TEMPLATES
 
 __all__ = ["McpViews"]

@@ -9,7 +9,6 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-
 from .._errors import GatewayError
 from .._tokens import estimate_tokens
 from ..config import ContextConfig, SessionsConfig
