@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 __all__ = ["EndReason", "SessionRecord", "Turn"]
 
 EndReason = Literal["ended", "disconnected", "idle", "max_lifetime"]
 
 
-@dataclass(frozen=True, slots=True)
-class Turn:
-    """One tool call in a session. `seq` is assigned by the store: 1, 2, 3... with no gaps."""
+class Turn(NamedTuple):
+    """One tool call in a session. `seq` is assigned by the store: 1, 2, 3... with no gaps.
+
+    A named tuple rather than a frozen dataclass: histories are rebuilt on every call that uses
+    context, and tuples are several times cheaper to make."""
 
     tool: str
     input: str  # the rendered user-facing input (the last user message of the call)

@@ -20,7 +20,7 @@ import json
 import threading
 from array import array
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 from anyio.lowlevel import checkpoint
@@ -159,7 +159,7 @@ class MemorySessionStore:
             entry.turn_count = seq
             entry.input_tokens += turn.input_tokens
             entry.output_tokens += turn.output_tokens
-        return replace(turn, seq=seq)
+        return turn._replace(seq=seq)
 
     async def history(self, session_id: str, *, last: int | None = None) -> list[Turn]:
         await checkpoint()
