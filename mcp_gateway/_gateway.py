@@ -30,14 +30,21 @@ log = logging.getLogger("mcp_gateway.calls")
 
 @dataclass(frozen=True, slots=True)
 class ToolAnswer:
-    """The outcome of one successful tool call."""
+    """The outcome of one successful tool call; `routed` says which target answered, the attempts
+    made, cost and cache use."""
 
     text: str
     structured: Any
-    completion: Completion
-    route: Route
+    routed: Routed
     duration_ms: float
-    routed: Routed | None = None  # which target answered, the attempts made, cost, cache
+
+    @property
+    def completion(self) -> Completion:
+        return self.routed.completion
+
+    @property
+    def route(self) -> Route:
+        return self.routed.route
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,7 +120,7 @@ class Gateway:
             name, config.version, route.name, routed.target.provider.name, completion.model,
             completion.usage.input_tokens, completion.usage.output_tokens, elapsed,
         )
-        return ToolAnswer(text, structured, completion, route, elapsed, routed)
+        return ToolAnswer(text, structured, routed, elapsed)
 
     async def aclose(self) -> None:
         await self.router.aclose()

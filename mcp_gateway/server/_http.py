@@ -117,7 +117,7 @@ def build_http_app(
             tg = await stack.enter_async_context(anyio.create_task_group())
             await stack.enter_async_context(manager.run())
             if reloader is not None:
-                tg.start_soon(reloader.run, tg)
+                await reloader.start(tg)
             yield
             tg.cancel_scope.cancel()
         await live.gateway.aclose()

@@ -80,14 +80,13 @@ def record_answer(guard: Protections, record: CallRecord, tool: str, answer: Too
     usage = answer.completion.usage
     record.input_tokens, record.output_tokens = usage.input_tokens, usage.output_tokens
     routed = answer.routed
-    cost = routed.cost_usd if routed is not None else None
-    record.cost_usd = float(cost) if cost is not None else None
-    if routed is not None and routed.cache == "hit":
+    record.cost_usd = float(routed.cost_usd) if routed.cost_usd is not None else None
+    if routed.cache == "hit":
         return  # no provider was called
-    for attempt in routed.attempts if routed is not None else ():
+    for attempt in routed.attempts:
         guard.metrics.provider_call(attempt.provider, attempt.model, attempt.duration_ms / 1000,
                                     error_type=None if attempt.outcome in ("ok", "lost") else attempt.outcome)
-    guard.metrics.usage(tool=tool, route=answer.route.name, provider=answer.route.provider.name,
+    guard.metrics.usage(tool=tool, route=answer.route.name, provider=routed.target.provider.name,
                         model=answer.completion.model, input_tokens=usage.input_tokens,
                         output_tokens=usage.output_tokens, cached_tokens=usage.cache_read_tokens,
                         cost_usd=record.cost_usd)
@@ -172,16 +171,8 @@ def build_server(live: LiveGateway, protections: Protections | None = None) -> S
             log.info("tool=%s failed: %s", params.name, type(exc).__name__)
             await _log_to_client(ctx, "warning", {"tool": params.name, "error": str(exc)})
             return _error_result(str(exc))
-        usage = answer.completion.usage
-        call_meta: dict[str, Any] = {
-            "route": answer.route.name,
-            "provider": answer.route.provider.name,
-            "model": answer.completion.model,
-            "finish_reason": answer.completion.finish_reason,
-            "usage": {"input_tokens": usage.input_tokens, "output_tokens": usage.output_tokens},
-        }
-        if answer.routed is not None:  # target, attempts, full usage, cost_usd, cache, hedged
-            call_meta.update(answer.routed.describe())
+        # route, target, provider, model, finish reason, attempts, usage, cost_usd, cache, hedging
+        call_meta: dict[str, Any] = answer.routed.describe()
         call_meta["duration_ms"] = round(answer.duration_ms, 3)
         meta = {f"{META_PREFIX}call": call_meta}
         if session is not None:

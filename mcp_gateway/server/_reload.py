@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 
 import anyio
-from anyio.abc import TaskGroup
+from anyio.abc import TaskGroup, TaskStatus
 
 from .._errors import ConfigError, GatewayError
 from .._gateway import load_gateway
@@ -76,12 +76,13 @@ class Reloader:
         await anyio.sleep(CLOSE_GRACE_SECONDS)
         await close()
 
-    async def run(self, task_group: TaskGroup) -> None:
-        """Reload on SIGHUP, and on file changes when watching; sweep sessions; runs until cancelled."""
-        task_group.start_soon(self._on_sighup, task_group)
+    async def start(self, task_group: TaskGroup) -> None:
+        """Start reloading on SIGHUP (handler installed before this returns: SIGHUP's default
+        action would end the process), on file changes when watching, and sweeping sessions."""
+        await task_group.start(self._on_sighup, task_group)
         task_group.start_soon(self._sweep_sessions)
         if self.watch_interval:
-            await self._watch(task_group)
+            task_group.start_soon(self._watch, task_group)
 
     async def _sweep_sessions(self, interval: float = 10.0) -> None:
         """End idle and over-age sessions, purge old ones; whichever config is live at the time."""
@@ -94,8 +95,9 @@ class Reloader:
                 except GatewayError as exc:
                     log.warning("session sweep failed: %s", exc)
 
-    async def _on_sighup(self, task_group: TaskGroup) -> None:
+    async def _on_sighup(self, task_group: TaskGroup, *, task_status: TaskStatus[None]) -> None:
         with anyio.open_signal_receiver(signal.SIGHUP) as signals:
+            task_status.started()
             async for _ in signals:
                 log.info("SIGHUP: reloading %s", self.config_path)
                 await self.reload(task_group)

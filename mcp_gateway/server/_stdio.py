@@ -27,7 +27,7 @@ async def serve_stdio(
                 await stack.enter_async_context(guard.audit)
             tg = await stack.enter_async_context(anyio.create_task_group())
             if reloader is not None:
-                tg.start_soon(reloader.run, tg)
+                await reloader.start(tg)
             async with stdio_server() as (read_stream, write_stream):
                 await server.run(read_stream, write_stream, initialization_options(server))
             tg.cancel_scope.cancel()
