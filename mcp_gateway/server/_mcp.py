@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 import warnings
 from typing import Any
 
@@ -121,11 +122,14 @@ def build_server(live: LiveGateway, protections: Protections | None = None) -> S
         ctx: ServerRequestContext[Any], params: types.CallToolRequestParams
     ) -> types.CallToolResult | types.InputRequiredResult:
         on_text = None
+        first_piece_at: float | None = None
         if ctx.meta and ctx.meta.get("progress_token") is not None:
             count = 0
 
             async def on_text(piece: str) -> None:
-                nonlocal count
+                nonlocal count, first_piece_at
+                if count == 0:
+                    first_piece_at = time.perf_counter()
                 count += 1
                 await ctx.session.report_progress(count, None, piece)
 
@@ -139,6 +143,7 @@ def build_server(live: LiveGateway, protections: Protections | None = None) -> S
         handle, arguments = split_session_argument(params.arguments)
         session = None
         estimate = estimate_tokens(json.dumps(arguments, default=str)) if guard.limiter is not None else 0
+        started = time.perf_counter()
         try:
             async with guard.tool_call(caller, params.name, estimated_tokens=estimate) as record:
                 with live.call():
@@ -154,6 +159,9 @@ def build_server(live: LiveGateway, protections: Protections | None = None) -> S
                     finally:
                         sampling_channel.reset(token)
                 record_answer(guard, record, params.name, answer)
+                if first_piece_at is not None:
+                    guard.metrics.first_chunk(answer.routed.target.provider.name, answer.completion.model,
+                                              first_piece_at - started)
         except ClientInputRequired as needed:
             return types.InputRequiredResult(input_requests=needed.requests)  # type: ignore[arg-type]
         except anyio.get_cancelled_exc_class():
