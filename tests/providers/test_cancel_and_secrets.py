@@ -85,14 +85,15 @@ def test_bad_settings_are_config_errors_that_never_echo_values(kind):
     }[kind]
 
 
-async def test_aclose_is_idempotent_and_the_client_is_lazy(make):
+async def test_aclose_is_idempotent_and_the_clients_are_lazy(make):
     provider = make("openai")
-    assert provider._client is None  # nothing opened until the first call
+    assert provider._clients == [None] * 16  # 1,000 connections in pools of 64, none opened yet
     await provider.complete(REQUEST)
-    client = provider._client
-    assert client is not None
     await provider.complete(REQUEST)
-    assert provider._client is client  # one pooled client per provider
+    opened = [c for c in provider._clients if c is not None]
+    assert len(opened) == 2  # round-robin over the pools, each opened on first use
+    await provider.complete(REQUEST)
+    assert len([c for c in provider._clients if c is not None]) == 3
     await provider.aclose()
     await provider.aclose()
-    assert provider._client is None and client.is_closed
+    assert provider._clients == [None] * 16 and all(c.is_closed for c in opened)
