@@ -15,6 +15,7 @@ from fractions import Fraction
 from typing import Any
 
 from .._tokens import estimate_tokens
+from ._schemas import merge_schemas
 
 __all__ = [
     "SchemaInstanceError",
@@ -148,11 +149,11 @@ class _Instance:
             if "$ref" in current:
                 target = self.resolve(current["$ref"])
                 siblings = {k: v for k, v in current.items() if k != "$ref"}
-                current = _merge(dict(target), siblings) if isinstance(target, Mapping) else target
+                current = merge_schemas(dict(target), siblings) if isinstance(target, Mapping) else target
             elif isinstance(current.get("allOf"), list):
                 merged = {k: v for k, v in current.items() if k != "allOf"}
                 for part in current["allOf"]:
-                    merged = _merge(merged, self.flatten(part) if isinstance(part, Mapping) else {})
+                    merged = merge_schemas(merged, self.flatten(part) if isinstance(part, Mapping) else {})
                 current = merged
             else:
                 key = "anyOf" if isinstance(current.get("anyOf"), list) else "oneOf"
@@ -161,7 +162,7 @@ class _Instance:
                     return dict(current)
                 rest = {k: v for k, v in current.items() if k != key}
                 first = branches[0]
-                current = _merge(rest, first) if isinstance(first, Mapping) else first
+                current = merge_schemas(rest, first) if isinstance(first, Mapping) else first
             if current is True:
                 return {}
             if not isinstance(current, Mapping):
@@ -292,19 +293,6 @@ class _Instance:
         else:
             value = float(k)
         return int(value) if float(value).is_integer() and abs(value) < 2**53 else value
-
-
-def _merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
-    """Combine two schemas (`allOf` parts, `$ref` siblings): properties and required are unioned."""
-    merged = dict(base)
-    for key, value in extra.items():
-        if key == "properties" and isinstance(merged.get(key), Mapping) and isinstance(value, Mapping):
-            merged[key] = {**merged[key], **value}
-        elif key == "required" and isinstance(merged.get(key), list) and isinstance(value, list):
-            merged[key] = merged[key] + [item for item in value if item not in merged[key]]
-        else:
-            merged[key] = value
-    return merged
 
 
 def _pick_type(schema: Mapping[str, Any]) -> str:

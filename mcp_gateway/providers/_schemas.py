@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["Unsupported", "is_object_schema", "openai_strict_ok", "to_gemini_schema", "wrap_root"]
+__all__ = ["Unsupported", "is_object_schema", "merge_schemas", "openai_strict_ok", "to_gemini_schema", "wrap_root"]
 
 _STRICT_FORBIDDEN = frozenset({"allOf", "oneOf", "not", "if", "then", "else", "dependentRequired",
                                "dependentSchemas", "patternProperties", "unevaluatedProperties"})
@@ -126,14 +126,14 @@ class _Gemini:
                 if not isinstance(target, Mapping):
                     raise Unsupported(f"$ref {ref!r} is not a schema object")
                 refs = (*refs, ref)
-                current = _merge(dict(target), current)
+                current = merge_schemas(dict(target), current)
             elif isinstance(current.get("allOf"), list):
                 parts = current.pop("allOf")
                 for part in parts:
                     if not isinstance(part, Mapping):
                         raise Unsupported("boolean schema inside allOf")
                     flat, refs = self.flatten(part, refs)
-                    current = _merge(current, flat)
+                    current = merge_schemas(current, flat)
             else:
                 return current, refs
         raise Unsupported("$ref chain too long")
@@ -153,7 +153,7 @@ class _Gemini:
                 if isinstance(branch, Mapping) and branch.get("type") == "null":
                     nullable = True
                     continue
-                options.append(self.convert(_merge(dict(rest), dict(branch)) if isinstance(branch, Mapping)
+                options.append(self.convert(merge_schemas(dict(rest), dict(branch)) if isinstance(branch, Mapping)
                                             else branch, refs, depth + 1))
             if not options:
                 raise Unsupported("a schema that only allows null")
@@ -273,7 +273,7 @@ def _infer_type(node: Mapping[str, Any]) -> str:
     raise Unsupported("a schema without a type")
 
 
-def _merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
+def merge_schemas(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
     """Combine schemas (allOf parts, $ref siblings): properties and required are unioned."""
     merged = dict(base)
     for key, value in extra.items():
