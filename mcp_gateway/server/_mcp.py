@@ -101,7 +101,9 @@ def build_server(live: LiveGateway, protections: Protections | None = None) -> S
     guard = protections or Protections()
 
     async def track_connections(ctx: ServerRequestContext[Any], call_next: Any) -> Any:
-        if ctx.method == "notifications/initialized":
+        if ctx.method == "initialize":
+            # Tracked from the handshake on (not from `notifications/initialized`, which the client
+            # sends without waiting): a reload right after connecting must still reach it.
             # ctx.session is a per-request wrapper; the connection behind it lives as long as the
             # client is connected. The SDK has no public accessor for it yet (2.3).
             live.track(ctx.session._connection)
