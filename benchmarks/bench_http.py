@@ -29,9 +29,6 @@ import argparse
 import logging
 import os
 import shutil
-import signal
-import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -42,9 +39,11 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-import httpx2
 from mcp import Client
 from mcp.client.sse import sse_client
+
+from _common import (describe, fmt, in_turn, loadavg, med, pct, print_table, proc_cpu_seconds, start_http_server,
+                     stop_proc, vm_rss_kb)
 
 ROOT = Path(__file__).resolve().parent.parent
 BARE_HTTP_SERVER = ROOT / "benchmarks" / "bare_http_server.py"
@@ -98,12 +97,6 @@ class ServerProc:
         return self.proc.poll() is None
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
-
-
 def bare_argv(port: int, args: argparse.Namespace) -> list[str]:
     return ([sys.executable, str(BARE_HTTP_SERVER), "--port", str(port)] + (["--nagle"] if args.bare_nagle else [])
             + (["--event-store"] if args.bare_event_store else []))
@@ -120,55 +113,8 @@ def gateway_argv(port: int, args: argparse.Namespace) -> list[str]:
 def start_server(label: str, argv_for: Callable[[int], list[str]], tool: str, logdir: Path) -> ServerProc:
     """Start a server on a free loopback port and wait for /healthz (a few tries if the port was taken)."""
     log_path = logdir / f"{label}.stderr.log"
-    last = ""
-    for _ in range(3):
-        port = free_port()
-        with open(log_path, "ab") as log:
-            proc = subprocess.Popen(argv_for(port), cwd=ROOT, stdin=subprocess.DEVNULL, stdout=log, stderr=log)
-        base = f"http://{HOST}:{port}"
-        deadline = time.monotonic() + 30
-        while proc.poll() is None and time.monotonic() < deadline:
-            try:
-                if httpx2.get(base + "/healthz", timeout=2).status_code == 200:
-                    return ServerProc(label, tool, {"text": TEXT}, proc, base, log_path)
-            except httpx2.HTTPError:
-                pass
-            time.sleep(0.05)
-        last = f"exit status {proc.poll()}" if proc.poll() is not None else "no /healthz answer in 30 s"
-        stop_server_proc(proc)
-    raise RuntimeError(f"{label} did not start ({last}); see {log_path}")
-
-
-def stop_server_proc(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is not None:
-        return
-    proc.send_signal(signal.SIGINT)
-    try:
-        proc.wait(20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-
-
-def proc_cpu_seconds(pid: int) -> float:
-    """utime + stime of a process, from /proc/PID/stat."""
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    except (OSError, IndexError, ValueError):
-        return float("nan")
-
-
-def vm_rss_kb(pid: int) -> int | None:
-    try:
-        with open(f"/proc/{pid}/status", encoding="ascii") as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return None
+    proc, base = start_http_server(label, lambda port: (argv_for(port), None), HOST, log_path, ROOT)
+    return ServerProc(label, tool, {"text": TEXT}, proc, base, log_path)
 
 
 # -- clients ----------------------------------------------------------------------------------------
@@ -181,13 +127,6 @@ def make_client(base: str, transport: str, timeout: float) -> Client:
                       read_timeout_seconds=timeout)
     mode = "legacy" if transport == "http-legacy" else "auto"
     return Client(base + "/mcp", mode=mode, cache=None, read_timeout_seconds=timeout)
-
-
-def describe(exc: BaseException) -> str:
-    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
-        exc = exc.exceptions[0]
-    text = str(exc).splitlines()[0][:120] if str(exc) else ""
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 @dataclass
@@ -216,11 +155,7 @@ class RunResult:
 
     def pct(self, q: float) -> float:
         """Latency percentile in ms (nearest rank)."""
-        if not self.latencies:
-            return float("nan")
-        data = sorted(self.latencies)
-        k = min(len(data) - 1, max(0, int(round(q / 100 * len(data) + 0.5)) - 1))
-        return data[k] * 1000
+        return pct(self.latencies, q)
 
     def per_call_us(self, cpu: float) -> float:
         return cpu / self.calls * 1e6 if self.calls else float("nan")
@@ -427,34 +362,6 @@ async def measure_rss(server: ServerProc, sessions: int, args: argparse.Namespac
 # -- report -----------------------------------------------------------------------------------------
 
 
-def med(values: Sequence[float]) -> float:
-    values = [v for v in values if v == v]  # drop NaN
-    return statistics.median(values) if values else float("nan")
-
-
-def fmt(value: float, spec: str = ".0f") -> str:
-    return "n/a" if value != value or value in (float("inf"), float("-inf")) else format(value, spec)
-
-
-def print_table(headers: Sequence[str], rows: Sequence[Sequence[str]], right: Callable[[int], bool]) -> None:
-    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
-
-    def line(cells: Sequence[str]) -> str:
-        return "  ".join(c.rjust(w) if right(i) else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
-
-    print(line(headers))
-    print("  ".join("-" * w for w in widths))
-    for r in rows:
-        print(line(r))
-
-
-def loadavg() -> str:
-    try:
-        return "/".join(f"{x:.2f}" for x in os.getloadavg())
-    except OSError:
-        return "n/a"
-
-
 def pattern_name(clients: int) -> str:
     return "sequential" if clients == 1 else f"{clients} clients"
 
@@ -503,7 +410,7 @@ async def main(args: argparse.Namespace) -> None:
         for r in range(args.rounds):
             for transport in transports:
                 for clients in client_counts:
-                    order = ("bare", "gateway") if r % 2 == 0 else ("gateway", "bare")
+                    order = in_turn(("bare", "gateway"), r)
                     for label in order:
                         server = servers[label]
                         if not server.alive():
@@ -591,7 +498,7 @@ async def main(args: argparse.Namespace) -> None:
               "(the benchmark itself keeps about 2 busy; much more means other work shared the CPUs)")
     finally:
         for server in servers.values():
-            stop_server_proc(server.proc)
+            stop_proc(server.proc)
         if keep_logs:
             print(f"server stderr kept in {logdir}")
         else:

@@ -34,12 +34,8 @@ import argparse
 import gc
 import json
 import logging
-import math
 import os
 import shutil
-import signal
-import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -56,18 +52,10 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from _common import (describe, fmt, in_turn, loadavg, med, pct, print_table, proc_cpu_seconds,  # noqa: E402
+                     python_argv, start_http_server, stop_proc, use_gateway_src)
 
-def _gateway_src(argv: Sequence[str]) -> Path | None:
-    """--gateway-src DIR, read before mcp_gateway is imported (parse_args validates it again)."""
-    early = argparse.ArgumentParser(add_help=False)
-    early.add_argument("--gateway-src", type=Path, default=None)
-    src = early.parse_known_args(argv)[0].gateway_src
-    return src.resolve() if src is not None else None
-
-
-GATEWAY_SRC = _gateway_src(sys.argv[1:])
-if GATEWAY_SRC is not None:
-    sys.path.insert(0, str(GATEWAY_SRC))  # ahead of ROOT and of the editable install
+GATEWAY_SRC = use_gateway_src(sys.argv[1:])  # ahead of ROOT and of the editable install
 
 import httpx2
 from mcp import Client
@@ -124,14 +112,10 @@ runpy.run_module("mcp_gateway", run_name="__main__", alter_sys=True)
 # -- setup ------------------------------------------------------------------------------------------
 
 
-def python_argv(*args: str, gc_freeze: bool = False) -> tuple[list[str], dict[str, str] | None]:
+def gateway_cli_argv(*args: str, gc_freeze: bool = False) -> tuple[list[str], dict[str, str] | None]:
     """`python -m mcp_gateway ARGS`, importing mcp_gateway from --gateway-src when given."""
     head = ["-c", GC_FREEZE_LAUNCHER] if gc_freeze else ["-m", "mcp_gateway"]
-    argv = [sys.executable, *head, *args]
-    if GATEWAY_SRC is None:
-        return argv, None
-    # -P: `-m` would otherwise put the working directory (this checkout) first on sys.path.
-    return [sys.executable, "-P", *argv[1:]], {**os.environ, "PYTHONPATH": str(GATEWAY_SRC)}
+    return python_argv(GATEWAY_SRC, *head, *args)
 
 
 def make_configs(workdir: Path) -> tuple[dict[str, Path], str]:
@@ -145,27 +129,11 @@ def make_configs(workdir: Path) -> tuple[dict[str, Path], str]:
         configs[label] = workdir / f"{label.replace('+', '-')}.yaml"
         configs[label].write_text(text + extra)
     protected_config = configs["protected"]
-    argv, env = python_argv("keys", "create", str(protected_config), "--name", "bench", "--scope", "tools:*",
+    argv, env = gateway_cli_argv("keys", "create", str(protected_config), "--name", "bench", "--scope", "tools:*",
                             "--scope", "prompts:*", "--scope", "resources:*", "--rpm", str(HIGH),
                             "--tpm", str(HIGH), "--concurrency", "10000")
     out = subprocess.run(argv, capture_output=True, text=True, timeout=120, check=True, cwd=ROOT, env=env)
     return configs, out.stdout.strip()
-
-
-def proc_cpu_seconds(pid: int) -> float:
-    """utime + stime of a process, from /proc/PID/stat."""
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    except (OSError, IndexError, ValueError):
-        return float("nan")
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
 
 
 @dataclass
@@ -187,38 +155,16 @@ class ServerProc:
 def start_server(label: str, config: Path, logdir: Path, args: argparse.Namespace) -> ServerProc:
     """`mcp-gateway serve CONFIG --transport http` on a free loopback port; waits for /healthz."""
     log_path = logdir / f"{label}.stderr.log"
-    last = ""
-    for _ in range(3):
-        port = free_port()
-        argv, env = python_argv("serve", str(config), "--transport", "http", "--host", HOST, "--port", str(port),
-                                gc_freeze=args.gc_freeze)
+
+    def command(port: int) -> tuple[list[str], dict[str, str] | None]:
+        argv, env = gateway_cli_argv("serve", str(config), "--transport", "http", "--host", HOST, "--port", str(port),
+                                     gc_freeze=args.gc_freeze)
         if args.log_level:
             argv += ["--log-level", args.log_level]
-        with open(log_path, "ab") as log:
-            proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log)
-        base = f"http://{HOST}:{port}"
-        deadline = time.monotonic() + 30
-        while proc.poll() is None and time.monotonic() < deadline:
-            try:
-                if httpx2.get(base + "/healthz", timeout=2).status_code == 200:
-                    return ServerProc(label, config, proc, base, log_path)
-            except httpx2.HTTPError:
-                pass
-            time.sleep(0.05)
-        last = f"exit status {proc.poll()}" if proc.poll() is not None else "no /healthz answer in 30 s"
-        stop_server_proc(proc)
-    raise RuntimeError(f"{label} did not start ({last}); see {log_path}")
+        return argv, env
 
-
-def stop_server_proc(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is not None:
-        return
-    proc.send_signal(signal.SIGINT)
-    try:
-        proc.wait(20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+    proc, base = start_http_server(label, command, HOST, log_path, ROOT)
+    return ServerProc(label, config, proc, base, log_path)
 
 
 def check_enforced(servers: dict[str, ServerProc]) -> list[str]:
@@ -235,13 +181,6 @@ def check_enforced(servers: dict[str, ServerProc]) -> list[str]:
 
 
 # -- HTTP runs --------------------------------------------------------------------------------------
-
-
-def describe(exc: BaseException) -> str:
-    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
-        exc = exc.exceptions[0]
-    text = str(exc).splitlines()[0][:120] if str(exc) else ""
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 @dataclass
@@ -266,11 +205,7 @@ class RunResult:
 
     def pct(self, q: float) -> float:
         """Latency percentile in ms (nearest rank)."""
-        if not self.latencies:
-            return float("nan")
-        data = sorted(self.latencies)
-        k = min(len(data) - 1, max(0, round(q / 100 * len(data) + 0.5) - 1))
-        return data[k] * 1000
+        return pct(self.latencies, q)
 
     def per_call_us(self, cpu: float) -> float:
         return cpu / self.calls * 1e6 if self.calls else float("nan")
@@ -562,35 +497,6 @@ async def micro(config: Path, key: str, args: argparse.Namespace,
 # -- report -----------------------------------------------------------------------------------------
 
 
-def med(values: Sequence[float]) -> float:
-    values = [v for v in values if not math.isnan(v)]
-    return statistics.median(values) if values else float("nan")
-
-
-def fmt(value: float, spec: str = ".0f") -> str:
-    return format(value, spec) if math.isfinite(value) else "n/a"
-
-
-def print_table(headers: Sequence[str], rows: Sequence[Sequence[str]], right: Callable[[int], bool]) -> None:
-    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
-
-    def line(cells: Sequence[str]) -> str:
-        return "  ".join(c.rjust(w) if right(i) else c.ljust(w)
-                         for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
-
-    print(line(headers))
-    print("  ".join("-" * w for w in widths))
-    for r in rows:
-        print(line(r))
-
-
-def loadavg() -> str:
-    try:
-        return "/".join(f"{x:.2f}" for x in os.getloadavg())
-    except OSError:
-        return "n/a"
-
-
 def pattern_name(clients: int) -> str:
     return "sequential" if clients == 1 else f"{clients} clients"
 
@@ -696,7 +602,7 @@ async def main(args: argparse.Namespace) -> None:
             for r in range(args.rounds):
                 for mode in args.modes:
                     for clients in client_counts:
-                        order = args.servers if r % 2 == 0 else list(reversed(args.servers))
+                        order = in_turn(args.servers, r)
                         for label in order:
                             server = servers[label]
                             if not server.alive():
@@ -736,7 +642,7 @@ async def main(args: argparse.Namespace) -> None:
               "(the benchmark itself keeps about 2 busy; much more means other work shared the CPUs)")
     finally:
         for server in servers.values():
-            stop_server_proc(server.proc)
+            stop_proc(server.proc)
         if keep:
             print(f"server stderr and configs kept in {workdir}")
         else:

@@ -41,9 +41,6 @@ import math
 import os
 import re
 import shutil
-import signal
-import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -60,18 +57,10 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))  # servers.mock_llm (and mcp_gateway from this checkout)
 
+from _common import (describe, fmt, in_turn, loadavg, med, pct, print_table, proc_cpu_seconds,  # noqa: E402
+                     python_argv, start_http_server, stop_proc, use_gateway_src)
 
-def _gateway_src(argv: Sequence[str]) -> Path | None:
-    """--gateway-src DIR, read before mcp_gateway is imported (parse_args validates it again)."""
-    early = argparse.ArgumentParser(add_help=False)
-    early.add_argument("--gateway-src", type=Path, default=None)
-    src = early.parse_known_args(argv)[0].gateway_src
-    return src.resolve() if src is not None else None
-
-
-GATEWAY_SRC = _gateway_src(sys.argv[1:])
-if GATEWAY_SRC is not None:
-    sys.path.insert(0, str(GATEWAY_SRC))  # ahead of ROOT and of the editable install
+GATEWAY_SRC = use_gateway_src(sys.argv[1:])  # ahead of ROOT and of the editable install
 
 import httpx2
 from mcp import Client
@@ -151,33 +140,6 @@ CONFIG = textwrap.dedent("""\
 # -- processes --------------------------------------------------------------------------------------
 
 
-def proc_cpu_seconds(pid: int) -> float:
-    """utime + stime of a process, from /proc/PID/stat."""
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    except (OSError, IndexError, ValueError):
-        return float("nan")
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
-
-
-def stop_proc(proc: subprocess.Popen[Any]) -> None:
-    if proc.poll() is not None:
-        return
-    proc.send_signal(signal.SIGINT)
-    try:
-        proc.wait(20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-
-
 @dataclass
 class Proc:
     label: str
@@ -214,13 +176,9 @@ def start_mock(label: str, latency_ms: float, logdir: Path) -> Proc:
 
 
 def gateway_argv(config: Path, port: int, args: argparse.Namespace) -> tuple[list[str], dict[str, str]]:
-    env = {**os.environ, KEY_ENV: KEY}
-    argv = [sys.executable, "-m", "mcp_gateway", "serve", str(config), "--transport", "http", "--host", HOST,
-            "--port", str(port)]
-    if GATEWAY_SRC is not None:
-        # -P: `-m` would otherwise put the working directory (this checkout) first on sys.path.
-        argv[1:1] = ["-P"]
-        env["PYTHONPATH"] = str(GATEWAY_SRC)
+    argv, env = python_argv(GATEWAY_SRC, "-m", "mcp_gateway", "serve", str(config), "--transport", "http",
+                            "--host", HOST, "--port", str(port))
+    env = {**(env or os.environ), KEY_ENV: KEY}
     if args.log_level:
         argv += ["--log-level", args.log_level]
     return argv, env
@@ -229,43 +187,11 @@ def gateway_argv(config: Path, port: int, args: argparse.Namespace) -> tuple[lis
 def start_gateway(config: Path, logdir: Path, args: argparse.Namespace) -> Proc:
     """The gateway over HTTP on a free loopback port; waits for /healthz (a few tries if the port was taken)."""
     log_path = logdir / "gateway-http.stderr.log"
-    last = ""
-    for _ in range(3):
-        port = free_port()
-        argv, env = gateway_argv(config, port, args)
-        with open(log_path, "ab") as log:
-            proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log)
-        base = f"http://{HOST}:{port}"
-        deadline = time.monotonic() + 30
-        while proc.poll() is None and time.monotonic() < deadline:
-            try:
-                if httpx2.get(base + "/healthz", timeout=2).status_code == 200:
-                    return Proc("gateway-http", proc, base, log_path)
-            except httpx2.HTTPError:
-                pass
-            time.sleep(0.05)
-        last = f"exit status {proc.poll()}" if proc.poll() is not None else "no /healthz answer in 30 s"
-        stop_proc(proc)
-    raise RuntimeError(f"the gateway did not start ({last}); see {log_path}")
+    proc, base = start_http_server("the gateway", lambda port: gateway_argv(config, port, args), HOST, log_path, ROOT)
+    return Proc("gateway-http", proc, base, log_path)
 
 
 # -- measurements -----------------------------------------------------------------------------------
-
-
-def describe(exc: BaseException) -> str:
-    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
-        exc = exc.exceptions[0]
-    text = str(exc).splitlines()[0][:120] if str(exc) else ""
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-
-
-def pct(latencies: Sequence[float], q: float) -> float:
-    """Percentile in ms (nearest rank) of latencies in seconds."""
-    if not latencies:
-        return float("nan")
-    data = sorted(latencies)
-    k = min(len(data) - 1, max(0, round(q / 100 * len(data) + 0.5) - 1))
-    return data[k] * 1000
 
 
 @dataclass
@@ -584,40 +510,9 @@ async def burst(variant: str, phase: str, call: Call, n: int, mock: Proc) -> Bur
 # -- report -----------------------------------------------------------------------------------------
 
 
-def med(values: Sequence[float]) -> float:
-    values = [v for v in values if not math.isnan(v)]
-    return statistics.median(values) if values else float("nan")
-
-
-def fmt(value: float, spec: str = ".0f", signed: bool = False) -> str:
-    if not math.isfinite(value):
-        return "n/a"
-    return format(value, ("+" if signed else "") + spec)
-
-
 def span(values: Sequence[float], spec: str = ".2f") -> str:
     values = [v for v in values if not math.isnan(v)]
     return f"{min(values):{spec}}..{max(values):{spec}}" if values else "n/a"
-
-
-def print_table(headers: Sequence[str], rows: Sequence[Sequence[str]], right: Callable[[int], bool]) -> None:
-    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
-
-    def line(cells: Sequence[str]) -> str:
-        return "  ".join(c.rjust(w) if right(i) else c.ljust(w)
-                         for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
-
-    print(line(headers))
-    print("  ".join("-" * w for w in widths))
-    for r in rows:
-        print(line(r))
-
-
-def loadavg() -> str:
-    try:
-        return "/".join(f"{x:.2f}" for x in os.getloadavg())
-    except OSError:
-        return "n/a"
 
 
 def calls_for(concurrency: int, args: argparse.Namespace) -> int:
@@ -807,7 +702,7 @@ async def main(args: argparse.Namespace) -> None:
                         print(f"  ! {variant}/{k}: {run.errors} errors: {'; '.join(run.samples)}",
                               file=sys.stderr, flush=True)
             if args.stream_calls > 0:
-                for variant in (("direct", "gateway") if r % 2 == 0 else ("gateway", "direct")):
+                for variant in in_turn(("direct", "gateway"), r):
                     _, target, closer = await fresh(variant)
                     first: list[float] = []
 
@@ -837,7 +732,7 @@ async def main(args: argparse.Namespace) -> None:
         idle_runs: dict[str, list[Run]] = {"direct": [], "gateway": []}
         if args.idle_pool > 0:
             for r in range(args.rounds):
-                for variant in (("direct", "gateway") if r % 2 == 0 else ("gateway", "direct")):
+                for variant in in_turn(("direct", "gateway"), r):
                     call, _, closer = await fresh(variant)
                     try:
                         await warm(call, args.idle_pool, 2 * args.idle_pool)  # opens idle_pool connections
@@ -850,7 +745,7 @@ async def main(args: argparse.Namespace) -> None:
         bursts: list[Burst] = []
         if args.burst > 0 and slow is not None:
             for r in range(args.burst_rounds):
-                for variant in (("direct", "gateway") if r % 2 == 0 else ("gateway", "direct")):
+                for variant in in_turn(("direct", "gateway"), r):
                     assert slow is not None
                     call, _, closer = await fresh(variant, slow.base, SLOW_TOOL)  # a new, empty pool
                     try:

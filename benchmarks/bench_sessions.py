@@ -38,7 +38,6 @@ import math
 import os
 import pstats
 import shutil
-import statistics
 import sys
 import tempfile
 import textwrap
@@ -55,18 +54,9 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))  # tests.redis_server (and mcp_gateway from this checkout)
 
+from _common import fmt, in_turn, loadavg, med, pct, print_table, use_gateway_src  # noqa: E402
 
-def _gateway_src(argv: Sequence[str]) -> Path | None:
-    """--gateway-src DIR, read before mcp_gateway is imported (parse_args validates it again)."""
-    early = argparse.ArgumentParser(add_help=False)
-    early.add_argument("--gateway-src", type=Path, default=None)
-    src = early.parse_known_args(argv)[0].gateway_src
-    return src.resolve() if src is not None else None
-
-
-GATEWAY_SRC = _gateway_src(sys.argv[1:])
-if GATEWAY_SRC is not None:
-    sys.path.insert(0, str(GATEWAY_SRC))  # ahead of ROOT and of the editable install
+GATEWAY_SRC = use_gateway_src(sys.argv[1:])  # ahead of ROOT and of the editable install
 
 from mcp_gateway._gateway import Gateway, load_gateway  # noqa: E402
 from mcp_gateway.client import connect  # noqa: E402
@@ -199,44 +189,6 @@ def fs_type(path: Path) -> str:
 
 
 # -- stats and tables -------------------------------------------------------------------------------
-
-
-def med(values: Sequence[float]) -> float:
-    values = [v for v in values if not math.isnan(v)]
-    return statistics.median(values) if values else float("nan")
-
-
-def pct(samples: Sequence[float], q: float) -> float:
-    """Percentile (nearest rank) of latencies in seconds, in ms."""
-    if not samples:
-        return float("nan")
-    data = sorted(samples)
-    k = min(len(data) - 1, max(0, round(q / 100 * len(data) + 0.5) - 1))
-    return data[k] * 1000
-
-
-def fmt(value: float, spec: str = ".0f") -> str:
-    return "n/a" if not math.isfinite(value) else format(value, spec)
-
-
-def print_table(headers: Sequence[str], rows: Sequence[Sequence[str]], right: Callable[[int], bool]) -> None:
-    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
-
-    def line(cells: Sequence[str]) -> str:
-        cells = [c.rjust(w) if right(i) else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths))]
-        return "  ".join(cells).rstrip()
-
-    print(line(headers))
-    print("  ".join("-" * w for w in widths))
-    for r in rows:
-        print(line(r))
-
-
-def loadavg() -> str:
-    try:
-        return "/".join(f"{x:.2f}" for x in os.getloadavg())
-    except OSError:
-        return "n/a"
 
 
 def verdict(ok: bool) -> str:
@@ -420,7 +372,7 @@ async def bench_stdio(
                     # Blocks of STDIO_BLOCK calls, alternating, so a burst of load on the shared machine
                     # hits both variants of the round alike.
                     blocks: dict[str, list[StdioRound]] = {"no session": [], "session": []}
-                    order = ("no session", "session") if r % 2 == 0 else ("session", "no session")
+                    order = in_turn(("no session", "session"), r)
                     done = 0
                     while done < args.stdio_calls:
                         n = min(STDIO_BLOCK, args.stdio_calls - done)
@@ -594,7 +546,7 @@ async def bench_appends(
             shift = r % len(names)
             names = names[shift:] + names[:shift]
             for name in names:
-                for p in (patterns if r % 2 == 0 else patterns[::-1]):
+                for p in in_turn(patterns, r):
                     results[(name, p)].append(await append_round(
                         opened[name], args.writers, p != patterns[0], args.append_seconds, r + 1))
             print(f"  appends round {r + 1}/{args.rounds} done ({time.perf_counter() - started:.0f} s)",
@@ -636,7 +588,7 @@ async def profile_overhead(args: argparse.Namespace, config: Path) -> None:
         await loop(min(args.warmup, n))
     chunks = 10  # alternate in chunks, so load bursts on the shared machine hit both profiles alike
     for i in range(chunks):
-        for label in (("none", "session") if i % 2 == 0 else ("session", "none")):
+        for label in in_turn(("none", "session"), i):
             count = n // chunks + (1 if i < n % chunks else 0)
             profilers[label].enable()
             await loops[label](count)

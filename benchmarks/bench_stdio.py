@@ -25,11 +25,10 @@ import argparse
 import copy
 import os
 import shutil
-import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,6 +37,8 @@ import anyio
 import yaml
 from mcp import Client, StdioServerParameters
 from mcp.client.stdio import stdio_client
+
+from _common import fmt, in_turn, loadavg, med, pct, print_table
 
 ROOT = Path(__file__).resolve().parent.parent
 BARE_SERVER = ROOT / "benchmarks" / "bare_server.py"
@@ -125,11 +126,7 @@ class RoundResult:
 
     def pct(self, q: float) -> float:
         """Latency percentile in ms (nearest rank)."""
-        if not self.latencies:
-            return float("nan")
-        data = sorted(self.latencies)
-        k = min(len(data) - 1, max(0, int(round(q / 100 * len(data) + 0.5)) - 1))
-        return data[k] * 1000
+        return pct(self.latencies, q)
 
 
 async def _timed_call(client: Client, spec: ServerSpec, latencies: list[float]) -> int:
@@ -242,38 +239,10 @@ def write_many_tools_config(directory: Path, count: int) -> Path:
 # -- report -----------------------------------------------------------------------------------------
 
 
-def med(values: Sequence[float]) -> float:
-    values = [v for v in values if v == v]  # drop NaN
-    return statistics.median(values) if values else float("nan")
-
-
-def fmt(value: float, spec: str = ".0f") -> str:
-    return "n/a" if value != value or value in (float("inf"), float("-inf")) else format(value, spec)
-
-
-def print_table(headers: Sequence[str], rows: Sequence[Sequence[str]], right: Callable[[int], bool]) -> None:
-    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
-
-    def line(cells: Sequence[str]) -> str:
-        return "  ".join(c.rjust(w) if right(i) else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
-
-    print(line(headers))
-    print("  ".join("-" * w for w in widths))
-    for r in rows:
-        print(line(r))
-
-
 def pair_ratio(gateway: RoundResult, bare: RoundResult) -> str:
     if gateway.failed or bare.failed or bare.rate <= 0:
         return "failed"
     return f"{gateway.rate / bare.rate:.2f}x"
-
-
-def loadavg() -> str:
-    try:
-        return "/".join(f"{x:.2f}" for x in os.getloadavg())
-    except OSError:
-        return "n/a"
 
 
 def verdict(ok: bool) -> str:
@@ -308,7 +277,7 @@ async def main(args: argparse.Namespace) -> None:
             e: {p: {"bare": [], "gateway": []} for p in patterns} for e in eras}
         for r in range(args.rounds):
             for era in eras:
-                order = (bare, gateway) if (r % 2 == 0) else (gateway, bare)
+                order = in_turn((bare, gateway), r)
                 for spec in order:
                     out = await one_connection(spec, era, args, logs)
                     for p in patterns:
