@@ -58,25 +58,6 @@ TEXT = (
 
 TRANSPORTS = ("http-legacy", "http-2026", "sse")
 
-# Benchmark-only stand-in for mcp_gateway.server._http._bind that gives the listening socket
-# proto=IPPROTO_TCP, so asyncio turns TCP_NODELAY on for each accepted connection (see --gateway-nodelay).
-NODELAY_LAUNCHER = """\
-import runpy, socket, sys
-import mcp_gateway.server._http as http
-def _bind(host, port):
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
-    sock.listen(2048)
-    sock.setblocking(False)
-    return sock
-http._bind = _bind
-sys.argv = ["mcp-gateway", *sys.argv[1:]]
-runpy.run_module("mcp_gateway", run_name="__main__", alter_sys=True)
-"""
-
-
 # -- servers ----------------------------------------------------------------------------------------
 
 
@@ -103,7 +84,7 @@ def bare_argv(port: int, args: argparse.Namespace) -> list[str]:
 
 
 def gateway_argv(port: int, args: argparse.Namespace) -> list[str]:
-    head = [sys.executable, "-c", NODELAY_LAUNCHER] if args.gateway_nodelay else [sys.executable, "-m", "mcp_gateway"]
+    head = [sys.executable, "-m", "mcp_gateway"]
     argv = head + ["serve", str(EXAMPLE_CONFIG), "--transport", "http", "--host", HOST, "--port", str(port)]
     if args.log_level:
         argv += ["--log-level", args.log_level]
@@ -386,11 +367,10 @@ async def main(args: argparse.Namespace) -> None:
     started = time.perf_counter()
     servers: dict[str, ServerProc] = {}
     try:
-        gateway_code = "with the benchmark's TCP_NODELAY socket (--gateway-nodelay)" if args.gateway_nodelay else "as is"
         print(f"mcp-gateway HTTP benchmark  python {sys.version.split()[0]}  cpus={os.cpu_count()}  "
               f"calls/run<={args.calls} time/run<={args.max_seconds:g}s rounds={args.rounds} "
               f"clients=1,{args.clients} transports={','.join(transports)} sessions={args.sessions}  "
-              f"gateway log level={args.log_level or 'default'}  gateway socket {gateway_code}"
+              f"gateway log level={args.log_level or 'default'}"
               f"{'  bare server with --nagle' if args.bare_nagle else ''}"
               f"{'  bare server with --event-store' if args.bare_event_store else ''}  load avg {loadavg()}", flush=True)
 
@@ -520,9 +500,6 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--call-timeout", type=float, default=30.0, help="s before one call counts as failed (default 30)")
     parser.add_argument("--log-level", default=None, choices=["debug", "info", "warning", "error"],
                         help="pass --log-level to the gateway (default: the gateway's own default, info)")
-    parser.add_argument("--gateway-nodelay", action="store_true",
-                        help="start the gateway through a launcher that binds its socket with proto=IPPROTO_TCP, so "
-                             "connections get TCP_NODELAY (shows what fixing the ~40 ms Nagle stall would give)")
     parser.add_argument("--bare-nagle", action="store_true",
                         help="start the bare server with --nagle (a proto-0 socket, like the gateway's): reproduces the stall")
     parser.add_argument("--bare-event-store", action="store_true",
