@@ -206,3 +206,14 @@ async def test_prompts_resources_and_completion(stdio_gateway):
         completed = await client._client.complete(
             ref={"type": "ref/prompt", "name": "summarize"}, argument={"name": "audience", "value": "ex"})
         assert completed.completion.values == ["expert", "executive"]
+
+
+async def test_usage_and_cost_totals_are_a_resource(stdio_gateway):
+    async with stdio_gateway() as client:
+        await client.call_tool("summarize", {"text": "one"})
+        await client.call_tool("classify_ticket", {"ticket": "two"})
+        await client.call_tool("summarize", {"sentences": 0})  # refused before routing: not a model call
+        usage = json.loads((await client.read_resource("gateway://usage")).contents[0].text)
+    assert usage["process"]["calls"] == 2 and usage["process"]["cost_usd"] == "0"  # mock models cost 0
+    assert set(usage["tools"]) == {"summarize", "classify_ticket"}
+    assert usage["routes"]["precise"]["calls"] == 1 and usage["tools"]["summarize"]["input_tokens"] > 0

@@ -43,6 +43,7 @@ from ..security import RateLimitExceeded, RateLimitUnavailable, RequestLimitErro
 from ..sessions import SessionError, SessionStoreError
 from ._live import LiveGateway
 from ._protections import CallRecord, Protections
+from ._views import USAGE_URI
 from ._sampling import McpSamplingChannel
 from ._sessions import (
     BUILTIN_NAMES,
@@ -230,6 +231,10 @@ def build_server(live: LiveGateway, protections: Protections | None = None) -> S
         try:
             if not uri.startswith("session://") and not guard.caller().scopes.allows_resource(uri):
                 raise ResourceNotFoundError(f"Unknown resource: '{uri}'")
+            if uri == USAGE_URI:
+                usage = json.dumps(live.gateway.router.ledger.snapshot(), indent=2)
+                return types.ReadResourceResult(contents=[
+                    types.TextResourceContents(uri=uri, mime_type="application/json", text=usage)])
             manager = live.gateway.sessions
             if manager is not None and uri.startswith("session://"):
                 found = await read_session_resource(ctx, manager, uri)

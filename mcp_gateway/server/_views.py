@@ -13,7 +13,7 @@ from .._protocol import META_PREFIX, SESSION_ARGUMENT
 from ..catalog import PromptEntry, PromptTool
 from ._sessions import BUILTIN_TOOLS, SESSION_TEMPLATES
 
-__all__ = ["McpViews"]
+__all__ = ["USAGE_URI", "McpViews"]
 
 
 def _tool(tool: PromptTool) -> types.Tool:
@@ -49,6 +49,13 @@ def _prompt(entry: PromptEntry) -> types.Prompt:
     )
 
 
+USAGE_URI = "gateway://usage"
+USAGE_RESOURCE = types.Resource(
+    uri=USAGE_URI, name="gateway-usage", title="Usage and cost", mime_type="application/json",
+    description="Calls, tokens and cost (USD) since this gateway started: in total, per tool, per route "
+                "and per target.")
+
+
 @dataclass(frozen=True, slots=True)
 class McpViews:
     """List results are immutable per config, so they are built once, not per request."""
@@ -75,7 +82,7 @@ class McpViews:
                                description=r.config.description, mime_type=r.config.mime_type,
                                size=len(r.text.encode()))
                 for r in catalog.resources.static()
-            ]),
+            ] + [USAGE_RESOURCE]),
             templates=types.ListResourceTemplatesResult(resource_templates=[
                 types.ResourceTemplate(uri_template=r.config.uri_template or "", name=r.config.name,
                                        title=r.config.title, description=r.config.description,

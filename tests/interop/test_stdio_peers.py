@@ -26,7 +26,7 @@ def test_typescript_sdk_lists_and_calls_tools():
     assert call["isError"] is False
     jsonschema.validate(call["structuredContent"], tools["classify_ticket"]["outputSchema"])
     assert {p["name"] for p in out["prompts"]} >= {"review_draft", "summarize"}
-    assert {r["uri"] for r in out["resources"]} == {"docs://style-guide"}
+    assert {r["uri"] for r in out["resources"]} == {"docs://style-guide", "gateway://usage"}
 
 
 def test_typescript_sdk_sees_errors_the_protocol_way():
