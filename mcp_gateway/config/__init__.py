@@ -1,5 +1,6 @@
 """The config file format and its loader."""
 
+from ._env import ENV_REF, resolve_env
 from ._loader import LoadedConfig, Located, Origin, TextRef, load_config
 from ._models import (
     FORMAT,
@@ -23,6 +24,7 @@ from ._ops import AuditConfig, AuthConfig, JwtConfig, ObservabilityConfig, RateL
 from ._schema_export import config_json_schema
 
 __all__ = [
+    "ENV_REF",
     "FORMAT",
     "Annotations",
     "AuditConfig",
@@ -51,4 +53,5 @@ __all__ = [
     "ToolStatus",
     "config_json_schema",
     "load_config",
+    "resolve_env",
 ]

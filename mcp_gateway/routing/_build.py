@@ -17,7 +17,7 @@ from typing import Any
 from .._errors import ConfigIssue
 from ..accounting import Budgets, PriceTable
 from ..cache import CacheStore, MemoryCache
-from ..config import LoadedConfig, Located, ModelConfig, Origin, ProviderConfig
+from ..config import ENV_REF, LoadedConfig, Located, ModelConfig, Origin, ProviderConfig, resolve_env
 from ..providers import Provider, provider_kinds
 from ._policy import Breaker, RetryPolicy
 from ._route import Route, Target
@@ -27,7 +27,6 @@ __all__ = ["build_router"]
 
 log = logging.getLogger("mcp_gateway.routing")
 
-_ENV_REF = re.compile(r"\$\{env:([A-Za-z_][A-Za-z0-9_]*)\}")
 _SERVED = ("published", "deprecated")
 _ROOT_SECTIONS = ("prices", "budgets", "response_cache")
 _UNBILLED = frozenset({"sampling"})  # the client's own model: not the gateway's cost, no warning
@@ -145,13 +144,13 @@ def _cache(sections: _RootSections, served: list[Located[Any]], environ: Mapping
     if not config.url:
         issues.append(sections.issue(origin, ("url",), "the redis store needs 'url', such as redis://127.0.0.1:6379/0"))
         return None, config
-    missing = [v for v in _ENV_REF.findall(config.url) if v not in environ]
-    if missing:
-        issues.append(sections.issue(origin, ("url",), f"environment variable {missing[0]} is not set"))
+    url, missing = resolve_env(config.url, environ)
+    if url is None:
+        issues.append(sections.issue(origin, ("url",), f"environment variable {missing} is not set"))
         return None, config
     from ..cache._redis import RedisCache
 
-    return RedisCache(_ENV_REF.sub(lambda m: environ[m.group(1)], config.url), prefix=config.prefix), config
+    return RedisCache(url, prefix=config.prefix), config
 
 
 class _RootSections:
@@ -194,7 +193,7 @@ def _build_provider(
                     return ""
                 secrets.add(environ[var])
                 return environ[var]
-            return _ENV_REF.sub(swap, value)
+            return ENV_REF.sub(swap, value)
         if isinstance(value, Mapping):
             return {k: resolve(v, (*sub, k)) for k, v in value.items()}
         if isinstance(value, list):

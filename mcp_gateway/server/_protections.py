@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import time
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
@@ -20,7 +19,7 @@ from typing import Any
 from mcp.server.auth.middleware.auth_context import get_access_token
 
 from .._errors import ConfigError, ConfigIssue
-from ..config import LoadedConfig, RateLimitValues
+from ..config import ENV_REF, LoadedConfig, RateLimitValues, resolve_env
 from ..observability.audit import AuditEvent, AuditLog, JsonlAuditSink, SqliteAuditSink
 from ..observability.logs import request_id_var
 from ..observability.metrics import GatewayMetrics
@@ -44,7 +43,6 @@ __all__ = ["Caller", "CallRecord", "Protections", "build_protections"]
 
 log = logging.getLogger("mcp_gateway.protections")
 
-_ENV_REF = re.compile(r"\$\{env:([A-Za-z_][A-Za-z0-9_]*)\}")
 _EVERYTHING = ("tools:*", "prompts:*", "resources:*", "sessions:own")
 
 
@@ -160,15 +158,14 @@ def build_protections(loaded: LoadedConfig, environ: Mapping[str, str] | None = 
     def resolve(value: str | None, origin: Any, sub: tuple[str, ...]) -> str | None:
         if value is None:
             return None
-        missing = [v for v in _ENV_REF.findall(value) if v not in env]
-        if missing:
-            issues.append(origin.issue(sub, f"environment variable {missing[0]} is not set"))
-            return None
-        return _ENV_REF.sub(lambda m: env[m.group(1)], value)
+        resolved, missing = resolve_env(value, env)
+        if resolved is None:
+            issues.append(origin.issue(sub, f"environment variable {missing} is not set"))
+        return resolved
 
     protections = Protections()
     secrets: list[str] = []  # the values of every ${env:...} the config uses
-    for name in sorted(set(_ENV_REF.findall(_config_text(loaded)))):
+    for name in sorted(set(ENV_REF.findall(_config_text(loaded)))):
         if name in env and len(env[name]) >= 8:
             secrets.append(env[name])
     obs = loaded.observability.value if loaded.observability else None

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Mapping
 
 from .._errors import ConfigIssue
-from ..config import LoadedConfig, SessionsConfig
+from ..config import LoadedConfig, SessionsConfig, resolve_env
 from ._manager import SessionManager
 from ._store import SessionStore
 
 __all__ = ["build_sessions"]
 
-_ENV_REF = re.compile(r"\$\{env:([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
 def build_sessions(loaded: LoadedConfig, environ: Mapping[str, str]) -> tuple[SessionManager | None, list[ConfigIssue]]:
@@ -50,12 +48,11 @@ def _store(
     if not settings.url:
         issue("url", "the redis store needs 'url', such as ${env:REDIS_URL} or redis://127.0.0.1:6379/0")
         return None
-    missing = [v for v in _ENV_REF.findall(settings.url) if v not in environ]
-    if missing:
-        issue("url", f"environment variable {missing[0]} is not set")
+    url, missing = resolve_env(settings.url, environ)
+    if url is None:
+        issue("url", f"environment variable {missing} is not set")
         return None
     from .redis import RedisSessionStore
 
     # Redis drops ended sessions by key expiry a day after our own purge would, never before it.
-    return RedisSessionStore(_ENV_REF.sub(lambda m: environ[m.group(1)], settings.url),
-                             retention=settings.retention_s + 86400)
+    return RedisSessionStore(url, retention=settings.retention_s + 86400)
