@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime, timezone
 from typing import Any
 
 import click
 
 from .._errors import ConfigError
-from ._output import echo_json, table
+from ._output import echo_json, table, utc_time
 
 __all__ = ["keys"]
 
@@ -26,10 +25,6 @@ def _store(config: str) -> Any:
     if loaded.auth is None or loaded.auth.value.keys_file is None:
         raise click.ClickException(f"{config} has no 'auth: {{keys_file: ...}}' to keep keys in")
     return KeyStore(loaded.root / loaded.auth.value.keys_file)
-
-
-def _when(ts: float | None) -> str:
-    return datetime.fromtimestamp(ts, tz=timezone.utc).strftime("%Y-%m-%d %H:%M") if ts else "-"
 
 
 @click.group()
@@ -71,8 +66,8 @@ def list_keys(config: str, as_json: bool) -> None:
                     "revoked_at": r.revoked_at} for r in records])
         return
     click.echo(table(["KEY", "NAME", "SCOPES", "CREATED", "STATUS"], [
-        [r.key_id, r.name, " ".join(r.scopes), _when(r.created_at),
-         f"revoked {_when(r.revoked_at)}" if r.revoked_at else "active"] for r in records]))
+        [r.key_id, r.name, " ".join(r.scopes), utc_time(r.created_at, seconds=False),
+         f"revoked {utc_time(r.revoked_at, seconds=False)}" if r.revoked_at else "active"] for r in records]))
 
 
 @keys.command()

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime, timezone
 from collections.abc import Sequence
 from typing import Any
 
 import click
 from pydantic import BaseModel
 
-__all__ = ["echo_json", "table", "to_jsonable"]
+__all__ = ["echo_json", "table", "to_jsonable", "utc_time"]
 
 
 def to_jsonable(value: Any) -> Any:
@@ -34,3 +35,10 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[str]], *, max_width: i
     lines.append("  ".join("-" * w for w in widths))
     lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in cut]
     return "\n".join(lines)
+
+
+def utc_time(ts: float | None, *, seconds: bool = True) -> str:
+    """A Unix time as `YYYY-MM-DD HH:MM[:SS]` in UTC, or "-" for none."""
+    if not ts:
+        return "-"
+    return datetime.fromtimestamp(ts, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M")

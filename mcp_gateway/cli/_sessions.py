@@ -6,20 +6,15 @@ import json
 import os
 import time
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timezone
 from typing import Any
 
 import anyio
 import click
 
 from .._errors import ConfigError, GatewayError
-from ._output import echo_json, table
+from ._output import echo_json, table, utc_time
 
 __all__ = ["sessions"]
-
-
-def _when(ts: float | None) -> str:
-    return datetime.fromtimestamp(ts, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S") if ts else "-"
 
 
 def _with_manager(config: str, work: Callable[[Any], Awaitable[Any]]) -> Any:
@@ -69,7 +64,7 @@ def list_sessions(config: str, active: bool | None, limit: int, as_json: bool) -
         echo_json([r.to_dict() for r in records])
         return
     click.echo(table(["SESSION", "OWNER", "STARTED", "LAST SEEN", "TURNS", "STATUS"], [
-        [r.id, r.owner, _when(r.created_at), _when(r.last_seen), str(r.turn_count),
+        [r.id, r.owner, utc_time(r.created_at), utc_time(r.last_seen), str(r.turn_count),
          "active" if r.active else f"ended ({r.end_reason})"] for r in records]))
 
 
