@@ -256,7 +256,7 @@ async def test_cache_hit_through_the_gateway_and_an_http_adapter(mock, tmp_path)
     """))
     gateway = _gateway.load_gateway(path, environ={})
     try:
-        with anyio.fail_after(5):
+        with anyio.fail_after(30):
             first = await gateway.call_tool("ask", {"q": "what is cached"})
             second = await gateway.call_tool("ask", {"q": "what is cached"})
         assert first.routed.cache == "miss" and first.routed.cost_usd > 0
