@@ -27,6 +27,7 @@ def anyio_backend():
 
     return "trio", {"clock": MockClock(autojump_threshold=0)}
 
+
 MESSAGES = (Message("user", "hello there"),)
 PRICE = Price(Decimal(2), Decimal(8), Decimal("0.5"), Decimal("2.5"))
 
