@@ -138,7 +138,8 @@ async def test_rate_limit_admits_exactly_the_limit_and_says_when_to_retry(team):
 async def test_metrics_audit_and_logs_never_show_a_secret(team):
     server, keys, root = team
     principal = "key:" + keys["audited"].split("_")[1]  # no other test uses this key
-    async with connect(server.base_url + "/mcp", mode="auto", headers=bearer(keys["audited"]), timeout=30) as client:
+    async with connect(server.base_url + "/mcp", mode="auto", headers=bearer(keys["audited"]),
+                       timeout=30) as client:
         await client.call_tool("summarize", {"text": "for the record"})
         await client.call_tool("summarize", {"sentences": "x"})
     metrics = httpx2.get(server.base_url + "/metrics").text

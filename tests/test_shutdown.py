@@ -48,7 +48,8 @@ async def test_sigterm_lets_in_flight_calls_finish(tmp_path):
                 in_flight = anyio.Event()
 
                 async def call() -> None:
-                    results.append(await client.call_tool("slow", {}, progress_callback=first_word(in_flight)))
+                    results.append(await client.call_tool("slow", {},
+                                                          progress_callback=first_word(in_flight)))
 
                 tg.start_soon(call)
                 with anyio.fail_after(15):

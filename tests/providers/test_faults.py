@@ -100,8 +100,8 @@ async def test_stalls_and_slow_first_token_time_out(kind, make):
     error, pieces = await fail(make(kind, fault="stall", **{**SLOW, "idle_timeout_s": 0.25}), stream=True)
     assert facts(error) == ("timeout", True, None, None, True) and len(pieces) == 1
     assert "idle_timeout_s=0.25" in error.cause
-    error, pieces = await fail(make(kind, fault="first_token_delay=300000", **{**SLOW, "first_token_timeout_s": 0.25}),
-                               stream=True)
+    slow_start = make(kind, fault="first_token_delay=300000", **{**SLOW, "first_token_timeout_s": 0.25})
+    error, pieces = await fail(slow_start, stream=True)
     assert facts(error) == ("timeout", True, None, None, False) and not pieces
     assert "first_token_timeout_s=0.25" in error.cause
     error, _ = await fail(make(kind, fault="stall", **{**SLOW, "total_timeout_s": 0.5}), stream=False)

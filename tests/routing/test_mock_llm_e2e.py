@@ -75,7 +75,8 @@ def router(*providers: Any, model: str = "mock-gpt", price: Price | None = None,
     return Router({"r": Route("r", targets, **options)}, {})
 
 
-async def run(r: Router, *, stream: bool = False, pieces: list[str] | None = None, limit: float = 30, **kw: Any):
+async def run(r: Router, *, stream: bool = False, pieces: list[str] | None = None, limit: float = 30,
+              **kw: Any):
     received = pieces if pieces is not None else []
 
     async def on_text(piece: str) -> None:

@@ -580,7 +580,8 @@ async def test_redis_key_layout_and_expiry(redis_server: RedisServer) -> None:
         after = time.time()
         for key in keys:
             at = await raw.pexpiretime(key)
-            assert math.floor((max(basis, before) + 3600) * 1000) <= at <= math.floor((max(basis, after) + 3600) * 1000)
+            earliest, latest = ((max(basis, wall) + 3600) * 1000 for wall in (before, after))
+            assert math.floor(earliest) <= at <= math.floor(latest)
 
     both = (f"{prefix}s:k", f"{prefix}t:k")
     try:
