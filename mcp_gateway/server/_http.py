@@ -38,6 +38,7 @@ from ..observability.metrics import metrics_endpoint
 from ._event_store import InMemoryEventStore
 from ._live import LiveGateway
 from ._mcp import build_server, initialization_options
+from ._pipeline import CallPipeline
 from ._protections import Protections
 from ._reload import Reloader
 
@@ -88,7 +89,8 @@ def build_http_app(
 ) -> Starlette:
     """The ASGI app serving `live` on every HTTP transport, behind `protections` when given."""
     guard = protections or Protections()
-    server: Server[Any] = build_server(live, guard)
+    pipeline = CallPipeline(live, guard)  # one call path for every surface of this app
+    server: Server[Any] = build_server(live, guard, pipeline=pipeline)
     security = settings.security(port if port is not None else settings.port)
     manager = StreamableHTTPSessionManager(
         app=server,
