@@ -45,6 +45,10 @@ CONFIG = textwrap.dedent("""
       remote: {provider: remote, model: gpt-4o-mini}
       stalled: {provider: stalled, model: gpt-4o-mini}
       broken: {provider: down, model: mock-1}
+    prices:
+      offline/mock-1: {input: 1, output: 2}
+    budgets:
+      per_tool: {capped: {usd: 0}}
     sessions: {}
     limits: {max_argument_chars: 4000, call_deadline_s: 2}
     auth: {keys_file: keys.json}
@@ -105,6 +109,11 @@ CONFIG = textwrap.dedent("""
         messages: [{role: user, content: "{{ text }}"}]
       - name: limited
         description: Two calls a minute.
+        model: default
+        input_schema: {type: object, properties: {text: {type: string, maxLength: 200}}, required: [text]}
+        messages: [{role: user, content: "{{ text }}"}]
+      - name: capped
+        description: Has no money.
         model: default
         input_schema: {type: object, properties: {text: {type: string, maxLength: 200}}, required: [text]}
         messages: [{role: user, content: "{{ text }}"}]
@@ -177,7 +186,9 @@ def test_a_tool_call_answers_with_text_usage_cost_and_routing(rest):
     assert "hello rest x2" in body["text"]
     assert body["route"] == "default" and body["target"] == "offline/mock-1" and body["attempts"] == 1
     assert body["usage"]["input_tokens"] > 0 and body["usage"]["output_tokens"] > 0
-    assert "cost_usd" in body and body["duration_ms"] > 0
+    usage = body["usage"]
+    assert body["cost_usd"] == pytest.approx((usage["input_tokens"] * 1 + usage["output_tokens"] * 2) / 1e6)
+    assert body["duration_ms"] > 0
     assert "structured" not in body and "session_id" not in body
     result = structured.json()
     assert structured.status_code == 200 and isinstance(result["structured"]["names"], list)
@@ -191,11 +202,15 @@ def test_argument_errors_list_every_violation_by_json_path(rest):
         bad = http.post("/v1/tools/echo", json={"times": 7, "extra": True})
         not_json = http.post("/v1/tools/echo", content=b"{nope", headers={"Content-Type": "application/json"})
         not_object = http.post("/v1/tools/echo", json=[1, 2])
+        as_text = http.post("/v1/tools/echo", content=b'{"text": "hi"}', headers={"Content-Type": "text/plain"})
+        from_page = http.post("/v1/tools/echo", json={"text": "hi"}, headers={"Origin": "http://evil.example"})
     body = assert_problem(bad, 400, "invalid-arguments")
     paths = {e["path"] for e in body["errors"]}
     assert {"$", "$.times"} <= paths and len(body["errors"]) >= 3  # missing text, extra, times > 3
     assert assert_problem(not_json, 400, "invalid-arguments")["errors"][0]["path"] == "$"
     assert "JSON object" in assert_problem(not_object, 400, "invalid-arguments")["detail"]
+    assert_problem(as_text, 415, "unsupported-media-type")  # no form or text/plain posts from web pages
+    assert_problem(from_page, 403, "origin-not-allowed")
 
 
 def test_each_failure_has_its_status(rest):
@@ -207,6 +222,7 @@ def test_each_failure_has_its_status(rest):
         provider = http.post("/v1/tools/broken", json={"text": "hi"})
         late = http.post("/v1/tools/stalled", json={"text": "hi"})
         limited = [http.post("/v1/tools/limited", json={"text": f"call {i}"}) for i in range(3)]
+        broke = http.post("/v1/tools/capped", json={"text": "hi"})
     assert_problem(unknown, 404, "tool-not-found")
     assert "retired" in assert_problem(retired, 410, "tool-retired")["detail"]
     assert "the limit is 20,000" in assert_problem(too_big, 413, "request-too-large")["detail"]
@@ -214,6 +230,7 @@ def test_each_failure_has_its_status(rest):
     failed = assert_problem(provider, 502, "provider-failed")
     assert failed["provider"] == "down" and "scripted outage" in failed["detail"]
     assert "deadline of 2 s" in assert_problem(late, 504, "deadline-exceeded")["detail"]
+    assert assert_problem(broke, 402, "budget-exceeded")["budget"] == "tool 'capped'"
     assert [r.status_code for r in limited[:2]] == [200, 200]
     refused = assert_problem(limited[2], 429, "rate-limited")
     assert int(limited[2].headers["retry-after"]) >= 1 and refused["retry_after_s"] > 0
@@ -240,7 +257,7 @@ def test_keys_and_scopes_decide_what_a_caller_sees(rest):
     assert [p for p in document["paths"] if p.startswith("/v1/tools/")] == ["/v1/tools/echo"]
     with client(rest) as http:
         names = [t["name"] for t in http.get("/v1/tools").json()["tools"]]
-    assert names == ["echo", "extract", "chat", "remote", "stalled", "broken", "limited"]
+    assert names == ["echo", "extract", "chat", "remote", "stalled", "broken", "limited", "capped"]
 
 
 def test_rest_calls_are_metered_and_audited_like_mcp_calls(rest):

@@ -133,7 +133,7 @@ def build_http_app(
         Route("/sse", endpoint=protect(_Asgi(sse_stream)), methods=["GET"]),
         Mount("/messages/", app=protect(sse.handle_post_message)),
         Route("/healthz", endpoint=healthz, methods=["GET"]),
-        *rest_routes(live, guard, pipeline, max_body_bytes=settings.max_body_bytes),
+        *rest_routes(live, guard, pipeline, max_body_bytes=settings.max_body_bytes, security=security),
     ]
     middleware = [Middleware(RequestIdMiddleware)]
     if guard.verifier is not None:

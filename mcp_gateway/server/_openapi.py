@@ -22,7 +22,7 @@ __all__ = ["openapi_document", "tool_summary"]
 
 _PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
 # What a tool call can answer besides 200 (401 only with authentication on).
-_TOOL_ERRORS = (400, 402, 404, 410, 413, 429, 502, 503, 504)
+_TOOL_ERRORS = (400, 402, 403, 404, 410, 413, 415, 429, 502, 503, 504)
 _SESSION_ERRORS = (404, 413, 503)
 # Before OpenAPI 3.2 (`itemSchema`), the schema of an event stream describes one event.
 _SSE_EVENT = {"type": "object", "required": ["event", "data"], "properties": {
@@ -83,6 +83,8 @@ def openapi_document(gateway: Gateway, guard: Protections, allows_tool: Callable
 def _errors(statuses: tuple[int, ...], auth: bool) -> dict[str, Any]:
     titles = {status: ", ".join(m.title for m in mappings) for status, mappings in problem_types().items()}
     titles[401] = "Missing or invalid credentials"
+    titles[403] = "Origin not allowed (DNS-rebinding protection)"
+    titles[415] = "The body is not JSON (Content-Type: application/json)"
     wanted = sorted({*statuses, *((401,) if auth else ())})
     responses: dict[str, Any] = {}
     for status in wanted:
@@ -124,7 +126,7 @@ def _tool_operation(tool: PromptTool, components: dict[str, Any], auth: bool, *,
         "description": description,
         "tags": ["tools"],
         "parameters": parameters,
-        "requestBody": {"required": False, "content": {"application/json": {"schema": request_schema}}},
+        "requestBody": {"required": True, "content": {"application/json": {"schema": request_schema}}},
         "responses": {
             "200": {"description": "The tool's answer, with usage, cost and routing", "content": {
                 "application/json": {"schema": {"$ref": f"#/components/schemas/{prefix}_result"}},

@@ -22,6 +22,7 @@ from typing import Any
 
 import anyio
 from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
+from mcp.server.transport_security import TransportSecurityMiddleware, TransportSecuritySettings
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
@@ -32,7 +33,7 @@ from .._gateway import ToolAnswer
 from .._protocol import SESSION_ARGUMENT
 from ..security import BodySizeLimitMiddleware
 from ..sessions import SessionError
-from ._boundary import problem
+from ._boundary import PROBLEM_TYPE_PREFIX, problem
 from ._live import LiveGateway
 from ._openapi import openapi_document, tool_summary
 from ._pipeline import CallPipeline, ToolCall
@@ -62,9 +63,18 @@ class _Problem(Response):
     media_type = PROBLEM
 
 
+def _problem_response(status: int, slug: str, title: str, detail: str,
+                      headers: dict[str, str] | None = None) -> Response:
+    body = {"type": PROBLEM_TYPE_PREFIX + slug, "title": title, "status": status, "detail": detail}
+    return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM)
+
+
 def rest_routes(live: LiveGateway, guard: Protections, pipeline: CallPipeline, *,
-                max_body_bytes: int | None = None) -> list[BaseRoute]:
-    """The REST routes, for mounting into the gateway's one Starlette app."""
+                max_body_bytes: int | None = None,
+                security: TransportSecuritySettings | None = None) -> list[BaseRoute]:
+    """The REST routes, for mounting into the gateway's one Starlette app. `security` applies the
+    MCP transports' Host/Origin checks (DNS-rebinding protection) to REST requests too."""
+    checker = TransportSecurityMiddleware(security) if security is not None else None
 
     def error_response(exc: BaseException) -> Response:
         if not isinstance(exc, GatewayError):
@@ -72,8 +82,15 @@ def rest_routes(live: LiveGateway, guard: Protections, pipeline: CallPipeline, *
         status, body, headers = problem(exc, redact=guard.redactor.redact_text)
         return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM)
 
-    def unauthorized(request: Request) -> Response | None:
-        """401 with a Bearer challenge when authentication is on and the request has no valid credentials."""
+    async def refuse(request: Request) -> Response | None:
+        """A web page on another origin (or behind a rebound DNS name) gets 403/421; then 401 with a
+        Bearer challenge when authentication is on and the request has no valid credentials."""
+        if checker is not None and (rejected := await checker.validate_request(request)) is not None:
+            if rejected.status_code == 403:
+                return _problem_response(403, "origin-not-allowed", "Origin not allowed",
+                                         "this Origin may not call the gateway (see --allow-origin)")
+            return _problem_response(421, "host-not-allowed", "Host not allowed",
+                                     "this Host header is not served here (see --allow-host)")
         if guard.verifier is None or isinstance(request.user, AuthenticatedUser):
             return None
         given = "authorization" in request.headers
@@ -82,12 +99,12 @@ def rest_routes(live: LiveGateway, guard: Protections, pipeline: CallPipeline, *
             challenge += ', error="invalid_token", error_description="the key or token is not valid"'
         if guard.resource_url:
             challenge += f', resource_metadata="{guard.resource_url.rstrip("/")}/.well-known/oauth-protected-resource"'
-        body = {"type": "urn:mcp-gateway:problem:unauthorized", "title": "Unauthorized", "status": 401,
-                "detail": "the key or token is not valid" if given else "this endpoint needs a bearer key or token"}
-        return JSONResponse(body, status_code=401, headers={"WWW-Authenticate": challenge}, media_type=PROBLEM)
+        return _problem_response(401, "unauthorized", "Unauthorized",
+                                 "the key or token is not valid" if given else "this endpoint needs a bearer key or token",
+                                 {"WWW-Authenticate": challenge})
 
     async def list_tools(request: Request) -> Response:
-        if (refused := unauthorized(request)) is not None:
+        if (refused := await refuse(request)) is not None:
             return refused
         scopes = guard.caller().scopes
         base = str(request.base_url).rstrip("/")
@@ -95,14 +112,18 @@ def rest_routes(live: LiveGateway, guard: Protections, pipeline: CallPipeline, *
         return JSONResponse({"tools": tools})
 
     async def openapi(request: Request) -> Response:
-        if (refused := unauthorized(request)) is not None:
+        if (refused := await refuse(request)) is not None:
             return refused
         return JSONResponse(openapi_document(live.gateway, guard, guard.caller().scopes.allows_tool))
 
     async def call_tool(request: Request) -> Response:
-        if (refused := unauthorized(request)) is not None:
+        if (refused := await refuse(request)) is not None:
             return refused
         name, _, version = request.path_params["name"].partition("@")
+        if not _is_json(request):
+            # Also what keeps a web page from posting a form or text/plain body (no CORS preflight).
+            return _problem_response(415, "unsupported-media-type", "Unsupported media type",
+                                     "send the arguments as a JSON object with Content-Type: application/json")
         try:
             arguments = await _json_object(request, name)
         except GatewayError as exc:
@@ -122,7 +143,7 @@ def rest_routes(live: LiveGateway, guard: Protections, pipeline: CallPipeline, *
         return JSONResponse(_result(live, call, answer))
 
     async def start_session(request: Request) -> Response:
-        if (refused := unauthorized(request)) is not None:
+        if (refused := await refuse(request)) is not None:
             return refused
         try:
             manager = _sessions(live)
@@ -132,7 +153,7 @@ def rest_routes(live: LiveGateway, guard: Protections, pipeline: CallPipeline, *
         return JSONResponse({"session_id": record.id, "expires_at": record.idle_expires_at}, status_code=201)
 
     async def end_session(request: Request) -> Response:
-        if (refused := unauthorized(request)) is not None:
+        if (refused := await refuse(request)) is not None:
             return refused
         try:
             manager = _sessions(live)
@@ -170,6 +191,15 @@ def _sessions(live: LiveGateway) -> Any:
     if manager is None:
         raise SessionError("this gateway has no sessions (add a 'sessions:' section to its config)")
     return manager
+
+
+def _is_json(request: Request) -> bool:
+    """JSON content type; an empty body may come without one."""
+    content_type = request.headers.get("content-type")
+    if content_type is None:
+        return request.headers.get("content-length", "0") == "0" and "transfer-encoding" not in request.headers
+    media = content_type.split(";", 1)[0].strip().lower()
+    return media == "application/json" or (media.startswith("application/") and media.endswith("+json"))
 
 
 def _wants_stream(request: Request) -> bool:
