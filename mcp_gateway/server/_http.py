@@ -22,7 +22,7 @@ from mcp.server.auth.routes import build_resource_metadata_url, create_protected
 from mcp.server.lowlevel import Server
 from mcp.server.sse import SseServerTransport
 from mcp.server.streamable_http_manager import StreamableHTTPASGIApp, StreamableHTTPSessionManager
-from mcp.server.transport_security import TransportSecuritySettings
+from mcp.server.transport_security import TransportSecurityMiddleware, TransportSecuritySettings
 from pydantic import AnyHttpUrl
 from sse_starlette.sse import AppStatus
 from starlette.applications import Starlette
@@ -30,7 +30,7 @@ from starlette.middleware import Middleware
 from starlette.middleware.authentication import AuthenticationMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import BaseRoute, Mount, Route
+from starlette.routing import BaseRoute, Mount, Route, request_response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ..observability.logs import RequestIdMiddleware
@@ -41,11 +41,12 @@ from ._mcp import build_server, initialization_options
 from ._protections import Protections
 from ._reload import Reloader
 
-__all__ = ["HttpSettings", "build_http_app", "serve_http"]
+__all__ = ["METRICS_SCOPE", "HttpSettings", "build_http_app", "serve_http"]
 
 log = logging.getLogger("mcp_gateway.http")
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
+METRICS_SCOPE = "metrics"  # what a token needs to read /metrics when auth is configured
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,19 +129,18 @@ def build_http_app(
         Route("/mcp", endpoint=protect(StreamableHTTPASGIApp(manager))),
         Route("/sse", endpoint=protect(_Asgi(sse_stream)), methods=["GET"]),
         Mount("/messages/", app=protect(sse.handle_post_message)),
+        # No auth work at all: a health probe must stay cheap whatever Authorization it carries.
         Route("/healthz", endpoint=healthz, methods=["GET"]),
     ]
-    middleware = [Middleware(RequestIdMiddleware)]
-    if guard.verifier is not None:
-        middleware += [
-            Middleware(AuthenticationMiddleware, backend=BearerAuthBackend(guard.verifier)),
-            Middleware(AuthContextMiddleware),
-        ]
-        if guard.resource_url:
-            routes += create_protected_resource_routes(
-                resource_url=AnyHttpUrl(guard.resource_url), authorization_servers=[AnyHttpUrl(guard.resource_url)])
+    if guard.verifier is not None and guard.resource_url:
+        routes += create_protected_resource_routes(
+            resource_url=AnyHttpUrl(guard.resource_url), authorization_servers=[AnyHttpUrl(guard.resource_url)])
     if guard.metrics_enabled:
-        routes.append(Route("/metrics", endpoint=metrics_endpoint(guard.metrics), methods=["GET"]))
+        # Tool names and usage are not public: behind the Host check, and a token with the `metrics`
+        # scope when auth is configured.
+        metrics_app = _HostChecked(request_response(metrics_endpoint(guard.metrics)), security)
+        routes.append(Route("/metrics", endpoint=protect(metrics_app, [METRICS_SCOPE]), methods=["GET"]))
+    middleware = [Middleware(RequestIdMiddleware)]
     return Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
 
 
@@ -154,13 +154,33 @@ class _Asgi:
         await self._app(scope, receive, send)
 
 
-def _auth_wrapper(guard: Protections) -> Callable[[ASGIApp], ASGIApp]:
-    """Require a valid key or token on an endpoint when authentication is configured: otherwise
-    401 with a WWW-Authenticate challenge, and nothing behind it runs."""
-    if guard.verifier is None:
-        return lambda app: app
+class _HostChecked:
+    """The DNS-rebinding check (Host and Origin) of the MCP transports, for a plain endpoint."""
+
+    def __init__(self, app: ASGIApp, settings: TransportSecuritySettings) -> None:
+        self._app = app
+        self._check = TransportSecurityMiddleware(settings)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        refused = await self._check.validate_request(Request(scope, receive))
+        await (refused or self._app)(scope, receive, send)
+
+
+def _auth_wrapper(guard: Protections) -> Callable[..., ASGIApp]:
+    """Require a valid key or token (and `scopes`) on an endpoint when authentication is configured:
+    otherwise 401 with a WWW-Authenticate challenge (403 for a missing scope), and nothing behind it
+    runs. Applied per route, not app-wide, so routes without auth (/healthz) never verify a token."""
+    verifier = guard.verifier
+    if verifier is None:
+        return lambda app, scopes=(): app
     metadata = build_resource_metadata_url(AnyHttpUrl(guard.resource_url)) if guard.resource_url else None
-    return lambda app: RequireAuthMiddleware(app, [], metadata)
+    backend = BearerAuthBackend(verifier)
+
+    def protect(app: ASGIApp, scopes: Sequence[str] = ()) -> ASGIApp:
+        inner = AuthContextMiddleware(RequireAuthMiddleware(app, list(scopes), metadata))
+        return _Asgi(AuthenticationMiddleware(inner, backend=backend))
+
+    return protect
 
 
 def _bind(host: str, port: int) -> socket.socket:
