@@ -62,6 +62,10 @@ class RateLimitConfig(_Model):
     url: str | None = Field(None, description="redis: URL (may use ${env:VAR}).")
     per_key: RateLimitValues | None = Field(None, description="Default limits of each caller.")
     per_tool: dict[str, RateLimitValues] = Field(default_factory=dict, description="Limits of each tool, all callers.")
+    lease_s: float = Field(
+        30, gt=0, description="redis: a concurrency slot is a lease of this many seconds, renewed while its call runs; "
+        "a crashed process holds its slots at most this long.",
+    )
 
 
 class AuditConfig(_Model):

@@ -115,6 +115,8 @@ def build_http_app(
         async with AsyncExitStack() as stack:
             if guard.audit is not None:
                 await stack.enter_async_context(guard.audit)
+            if guard.limiter is not None:
+                await stack.enter_async_context(guard.limiter)  # renews Redis leases of running calls
             tg = await stack.enter_async_context(anyio.create_task_group())
             await stack.enter_async_context(manager.run())
             if reloader is not None:

@@ -207,7 +207,7 @@ def build_protections(loaded: LoadedConfig, environ: Mapping[str, str] | None = 
             backend: Any = RedisRateLimitBackend.from_url(url) if url else MemoryRateLimitBackend()
         else:
             backend = MemoryRateLimitBackend()
-        protections.limiter = RateLimiter(backend)
+        protections.limiter = RateLimiter(backend, lease_ttl=rl.lease_s)
 
     if loaded.audit is not None:
         path = Path(root / loaded.audit.value.path)
