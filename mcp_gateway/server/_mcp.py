@@ -177,8 +177,11 @@ def build_server(live: LiveGateway, protections: Protections | None = None) -> S
                                  meta={f"{META_PREFIX}retry_after_s": round(exc.retry_after, 3)})
         except RateLimitUnavailable as exc:
             return _error_result(f"Rate limits cannot be checked right now: {exc}")
+        except SessionStoreError as exc:
+            log.warning("tool=%s failed: %s", params.name, exc)  # the store's address stays in our log
+            return _error_result(exc.public)
         except (ArgumentError, RenderError, ProviderError, BudgetExceededError, OutputError, SessionError,
-                SessionStoreError, RequestLimitError) as exc:
+                RequestLimitError) as exc:
             log.info("tool=%s failed: %s", params.name, type(exc).__name__)
             await _log_to_client(ctx, "warning", {"tool": params.name, "error": str(exc)})
             return _error_result(str(exc))
@@ -241,7 +244,10 @@ def build_server(live: LiveGateway, protections: Protections | None = None) -> S
                 if found is not None:
                     return found
             content = live.gateway.catalog.resources.read(uri)
-        except (ResourceNotFoundError, RenderError, SessionError, SessionStoreError) as exc:
+        except SessionStoreError as exc:
+            log.warning("resource %s failed: %s", uri, exc)
+            raise MCPError(types.INTERNAL_ERROR, exc.public) from None
+        except (ResourceNotFoundError, RenderError, SessionError) as exc:
             raise MCPError(types.INVALID_PARAMS, str(exc)) from None
         return types.ReadResourceResult(contents=[
             types.TextResourceContents(uri=content.uri, mime_type=content.mime_type, text=content.text)])
