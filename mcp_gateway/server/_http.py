@@ -21,7 +21,7 @@ from mcp.server.auth.middleware.bearer_auth import BearerAuthBackend, RequireAut
 from mcp.server.auth.routes import build_resource_metadata_url, create_protected_resource_routes
 from mcp.server.lowlevel import Server
 from mcp.server.sse import SseServerTransport
-from mcp.server.streamable_http_manager import StreamableHTTPASGIApp, StreamableHTTPSessionManager
+from mcp.server.streamable_http_manager import StreamableHTTPASGIApp
 from mcp.server.transport_security import TransportSecurityMiddleware, TransportSecuritySettings
 from pydantic import AnyHttpUrl
 from sse_starlette.sse import AppStatus
@@ -36,6 +36,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from ..observability.logs import RequestIdMiddleware
 from ..observability.metrics import metrics_endpoint
 from ._event_store import InMemoryEventStore
+from ._http_sessions import CappedSessionManager
 from ._live import LiveGateway
 from ._mcp import build_server, initialization_options
 from ._protections import Protections
@@ -62,6 +63,8 @@ class HttpSettings:
     allowed_origins: Sequence[str] = field(default_factory=tuple)
     max_body_bytes: int = 4 * 1024 * 1024
     session_idle_timeout: float = 30 * 60
+    max_sessions: int = 10_000
+    max_sessions_per_caller: int | None = 100
     graceful_shutdown_seconds: float = 10.0
 
     def security(self, port: int) -> TransportSecuritySettings:
@@ -91,7 +94,7 @@ def build_http_app(
     guard = protections or Protections()
     server: Server[Any] = build_server(live, guard)
     security = settings.security(port if port is not None else settings.port)
-    manager = StreamableHTTPSessionManager(
+    manager = CappedSessionManager(
         app=server,
         event_store=None if settings.stateless else InMemoryEventStore(),
         json_response=settings.json_response,
@@ -99,6 +102,8 @@ def build_http_app(
         security_settings=security,
         max_request_body_size=settings.max_body_bytes,
         session_idle_timeout=None if settings.stateless else settings.session_idle_timeout,
+        max_sessions=settings.max_sessions,
+        max_sessions_per_caller=settings.max_sessions_per_caller,
     )
     sse = SseServerTransport("/messages/", security_settings=security, max_request_body_size=settings.max_body_bytes)
     init = initialization_options(server)

@@ -38,11 +38,12 @@ class CountingKdf:
 
 
 @asynccontextmanager
-async def serve(protections: Protections) -> AsyncIterator[str]:
+async def serve(protections: Protections, **settings: object) -> AsyncIterator[str]:
     live = LiveGateway(load_gateway(EXAMPLE))
     sock = _bind("127.0.0.1", 0)
     port = sock.getsockname()[1]
-    app = build_http_app(live, HttpSettings(port=port, json_response=True), port=port, protections=protections)
+    app = build_http_app(live, HttpSettings(port=port, json_response=True, **settings), port=port,  # type: ignore[arg-type]
+                         protections=protections)
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
     async with anyio.create_task_group() as tg:
         tg.start_soon(lambda: server.serve(sockets=[sock]))
@@ -137,3 +138,42 @@ async def test_metrics_without_auth_still_check_the_host() -> None:
     async with serve(Protections()) as base, httpx2.AsyncClient(base_url=base, timeout=30) as client:
         assert (await client.get("/metrics")).status_code == 200
         assert (await client.get("/metrics", headers={"Host": "evil.example"})).status_code == 421
+
+
+async def test_open_protocol_sessions_are_capped_per_caller(setup) -> None:
+    protections, store, _ = setup
+    _, alice = store.create("alice", ["tools:*"])
+    _, bob = store.create("bob", ["tools:*"])
+    async with serve(protections, max_sessions_per_caller=3) as base, \
+            httpx2.AsyncClient(base_url=base, timeout=30) as client:
+
+        async def initialize(key: str) -> httpx2.Response:
+            return await client.post("/mcp", json=INIT, headers={**ACCEPT, "Authorization": f"Bearer {key}"})
+
+        opened = [await initialize(alice) for _ in range(3)]
+        assert [r.status_code for r in opened] == [200] * 3
+        refused = await initialize(alice)
+        assert refused.status_code == 503 and "Too many open sessions" in refused.text
+        assert (await initialize(bob)).status_code == 200  # another caller is unaffected
+        session_id = opened[0].headers["mcp-session-id"]
+        deleted = await client.delete("/mcp", headers={**ACCEPT, "Authorization": f"Bearer {alice}",
+                                                       "Mcp-Session-Id": session_id})
+        assert deleted.status_code == 200
+        assert (await initialize(alice)).status_code == 200  # the ended session gave its place back
+
+
+async def test_abandoned_sessions_idle_out_and_free_their_place(setup) -> None:
+    protections, store, _ = setup
+    _, alice = store.create("alice", ["tools:*"])
+    async with serve(protections, max_sessions_per_caller=2, session_idle_timeout=0.3) as base, \
+            httpx2.AsyncClient(base_url=base, timeout=30) as client:
+        headers = {**ACCEPT, "Authorization": f"Bearer {alice}"}
+        first = await client.post("/mcp", json=INIT, headers=headers)
+        await client.post("/mcp", json=INIT, headers=headers)
+        assert (await client.post("/mcp", json=INIT, headers=headers)).status_code == 503
+        with anyio.fail_after(20):  # both idle out after 0.3 s; a refused attempt does not touch them
+            while (await client.post("/mcp", json=INIT, headers=headers)).status_code != 200:
+                await anyio.sleep(0.05)
+        gone = await client.post("/mcp", json={"jsonrpc": "2.0", "id": 2, "method": "ping"},
+                                 headers={**headers, "Mcp-Session-Id": first.headers["mcp-session-id"]})
+        assert gone.status_code == 404
