@@ -8,8 +8,10 @@ import json
 import logging
 import logging.handlers
 import queue
+import signal
 import sys
 import tempfile
+import threading
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
@@ -39,7 +41,7 @@ class _DeferredQueueHandler(logging.handlers.QueueHandler):
 def _setup_logging(level: str, *, json_logs: bool = False, redactor: Any = None) -> None:
     """Logs go to stderr, always: in stdio mode stdout belongs to the protocol. Known secrets are
     redacted from every record."""
-    from ..observability.logs import json_log_handler
+    from ..observability.logs import ClientAbortFilter, json_log_handler
     from ..security import RedactingFilter, Redactor
 
     redactor = redactor or Redactor()
@@ -48,12 +50,23 @@ def _setup_logging(level: str, *, json_logs: bool = False, redactor: Any = None)
     else:
         writer = logging.StreamHandler(sys.stderr)
         writer.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        writer.addFilter(ClientAbortFilter())
         writer.addFilter(RedactingFilter(redactor))
     records: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
     listener = logging.handlers.QueueListener(records, writer)
     listener.start()
     atexit.register(listener.stop)  # flushes what is queued at exit
     logging.basicConfig(level=level.upper(), handlers=[_DeferredQueueHandler(records)], force=True)
+
+    def flush_then_die(signum: int, frame: Any) -> None:
+        # uvicorn re-raises SIGTERM after a graceful shutdown; dying by it skips atexit, which
+        # would lose the log lines still queued (the shutdown's own among them).
+        listener.stop()
+        signal.signal(signum, signal.SIG_DFL)
+        signal.raise_signal(signum)
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, flush_then_die)
 
 
 def _fail(message: str, code: int = 1) -> None:
@@ -172,6 +185,8 @@ def serve(config: str, transport: str, host: str, port: int, stateless: bool, js
                                      log_level=log_level.lower()))
     except OSError as exc:
         _fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}")
+    except KeyboardInterrupt:  # uvicorn re-raises the SIGINT it drained on: the shutdown was logged already
+        raise SystemExit(130) from None
 
 
 @main.command()

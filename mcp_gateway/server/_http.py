@@ -134,7 +134,8 @@ def build_http_app(
     protect = _auth_wrapper(guard)
     routes: list[BaseRoute] = [
         Route("/mcp", endpoint=protect(StreamableHTTPASGIApp(manager))),
-        Route("/sse", endpoint=protect(_Asgi(sse_stream)), methods=["GET"]),
+        # Host-checked here too: the SDK's connect_sse answers 421 but then raises (a traceback per request).
+        Route("/sse", endpoint=protect(_HostChecked(_Asgi(sse_stream), security)), methods=["GET"]),
         Mount("/messages/", app=protect(sse.handle_post_message)),
         # No auth work at all: a health probe must stay cheap whatever Authorization it carries.
         Route("/healthz", endpoint=healthz, methods=["GET"]),
@@ -217,6 +218,8 @@ async def serve_http(
     app = build_http_app(live, settings, port=port, reloader=reloader, protections=protections)
     config = uvicorn.Config(
         app, log_level=log_level, lifespan="on", access_log=False,
+        # No logging config of uvicorn's own: its loggers propagate to ours (JSON, redaction).
+        log_config=None,
         # Our drain below decides when streams close; uvicorn's own deadline is only a backstop.
         timeout_graceful_shutdown=round(settings.graceful_shutdown_seconds) + 5,
     )
