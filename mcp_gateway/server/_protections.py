@@ -28,6 +28,7 @@ from ..security import (
     JWTSettings,
     JWTVerifier,
     KeyStore,
+    KeyStoreError,
     MemoryRateLimitBackend,
     RateLimiter,
     RateLimitExceeded,
@@ -175,7 +176,12 @@ def build_protections(loaded: LoadedConfig, environ: Mapping[str, str] | None = 
 
     if loaded.auth is not None:
         auth, origin = loaded.auth.value, loaded.auth.origin
-        keys = KeyStore(root / auth.keys_file) if auth.keys_file else None
+        keys = None
+        if auth.keys_file:
+            try:
+                keys = KeyStore(root / auth.keys_file)
+            except KeyStoreError as exc:
+                issues.append(origin.issue(("keys_file",), str(exc)))
         jwt = None
         if auth.jwt is not None:
             cfg = auth.jwt
@@ -186,15 +192,21 @@ def build_protections(loaded: LoadedConfig, environ: Mapping[str, str] | None = 
                     pem = (root / cfg.public_key_file).read_text()
                 except OSError as exc:
                     issues.append(origin.issue(("jwt", "public_key_file"), f"cannot read: {exc.strerror}"))
-            jwt = JWTVerifier(JWTSettings(
-                secret=secret, public_key_pem=pem,
-                jwks_file=(root / cfg.jwks_file) if cfg.jwks_file else None,
-                issuer=cfg.issuer, audience=cfg.audience, leeway=cfg.leeway_s))
+            which = "secret" if cfg.secret else "public_key_file" if cfg.public_key_file else "jwks_file"
+            try:
+                jwt = JWTVerifier(JWTSettings(
+                    secret=secret, public_key_pem=pem,
+                    jwks_file=(root / cfg.jwks_file) if cfg.jwks_file else None,
+                    issuer=cfg.issuer, audience=cfg.audience, leeway=cfg.leeway_s))
+            except ValueError as exc:  # too short a secret, an unusable key or key set; never shows the secret
+                if secret is not None or pem is not None or cfg.jwks_file:
+                    issues.append(origin.issue(("jwt", which), str(exc)))
         protections.keys = keys
         protections.resource_url = auth.resource_url
-        protections.verifier = GatewayTokenVerifier(
-            keys=keys, jwt=jwt, resource=auth.resource_url,
-            on_reject=lambda kind, _why: protections.metrics.auth_failed(kind))
+        if keys is not None or jwt is not None:
+            protections.verifier = GatewayTokenVerifier(
+                keys=keys, jwt=jwt, resource=auth.resource_url,
+                on_reject=lambda kind, _why: protections.metrics.auth_failed(kind))
 
     if loaded.rate_limits is not None:
         rl, origin = loaded.rate_limits.value, loaded.rate_limits.origin
