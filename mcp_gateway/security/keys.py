@@ -51,6 +51,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+import anyio.to_thread
+
 from .._errors import GatewayError
 from .ratelimit import RateLimits
 
@@ -133,7 +135,15 @@ class KeyTable:
 
 
 class KeyBackend(Protocol):
-    """Where a key table lives. `load` is cheap when nothing changed; `edit` is atomic across processes."""
+    """Where a key table lives. `load` is cheap when nothing changed; `edit` is atomic across processes.
+
+    `inline_refresh`: `load` is cheap enough for the request path (a file's stat); otherwise the
+    server runs `KeyStore.watch()`, driven by the backend's `notices()`.
+    `required_at_start`: a store that cannot be read at start-up is a config error (else: a warning).
+    """
+
+    inline_refresh: bool
+    required_at_start: bool
 
     def load(self, version: object | None) -> tuple[object, KeyTable] | None:
         """The table and its version, or None if `version` is still current."""
@@ -234,6 +244,9 @@ def key_from_json(raw: dict[str, Any]) -> StoredKey:
 
 class FileKeyBackend:
     """The key table in one JSON file (mode 0600), changed under an exclusive `flock`."""
+
+    inline_refresh = True
+    required_at_start = True
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
@@ -337,8 +350,12 @@ class KeyStore:
         self._table = KeyTable()
         self._version: object | None = None
         self._checked_at = float("-inf")
-        with self._lock:
+        try:
             self._reload()
+        except KeyStoreError as exc:
+            if backend.required_at_start:
+                raise
+            log.warning("starting with no API keys until the key store answers: %s", exc)
 
     @property
     def path(self) -> Path | None:
@@ -347,9 +364,12 @@ class KeyStore:
     # -- reading ---------------------------------------------------------------------------------
 
     def _reload(self) -> None:
-        loaded = self.backend.load(self._version)
+        with self._lock:
+            version = self._version
+        loaded = self.backend.load(version)  # I/O outside the lock: lookups never wait for it
         if loaded is not None:
-            self._version, self._table = loaded
+            with self._lock:
+                self._version, self._table = loaded
 
     def refresh(self, *, force: bool = False) -> None:
         """Re-read the table if it changed (at most every `refresh_s`, unless `force`). A table that
@@ -359,10 +379,19 @@ class KeyStore:
             if not force and now - self._checked_at < self.refresh_s:
                 return
             self._checked_at = now
-            try:
-                self._reload()
-            except KeyStoreError as exc:
-                log.warning("keeping the last good key table: %s", exc)
+        try:
+            self._reload()
+        except KeyStoreError as exc:
+            log.warning("keeping the last good key table: %s", exc)
+
+    async def watch(self) -> None:
+        """Keep the table current for a backend that is not polled on the request path (Redis):
+        re-read on every change notice. Runs until cancelled; a no-op for a file."""
+        notices = getattr(self.backend, "notices", None)
+        if self.backend.inline_refresh or notices is None:
+            return
+        async for _ in notices(self.refresh_s):
+            await anyio.to_thread.run_sync(lambda: self.refresh(force=True))
 
     # -- writing ---------------------------------------------------------------------------------
 
@@ -423,7 +452,8 @@ class KeyStore:
         if parsed is None:
             return True, None
         key_id, secret = parsed
-        self.refresh()
+        if self.backend.inline_refresh:
+            self.refresh()
         now = self._clock()
         fast = _fast_hash(plaintext)
         with self._lock:
@@ -452,10 +482,17 @@ class KeyStore:
         key_id, secret = parsed
         with self._lock:
             item = self._table.keys.get(key_id)
+            check_key = self._table.check_key
         if item is None:
             return None
-        with self._kdf_slots:
-            digest = self._kdf(item.params, secret, item.salt)
+        shared = check_key is not None and item.check is not None and hasattr(self.backend, "was_proved")
+        if shared and self.backend.was_proved(check_key, plaintext, item):  # type: ignore[attr-defined]
+            digest = item.digest  # lookup() matched the check; another process ran scrypt for this token
+        else:
+            with self._kdf_slots:
+                digest = self._kdf(item.params, secret, item.salt)
+            if shared and hmac.compare_digest(digest, item.digest):
+                self.backend.remember_proof(check_key, plaintext, item)  # type: ignore[attr-defined]
         now = self._clock()
         fast = _fast_hash(plaintext)
         with self._lock:
@@ -481,6 +518,12 @@ class KeyStore:
         if len(self._legacy_failed) > 4096:
             for stale in [k for k, ts in self._legacy_failed.items() if ts[-1] <= now - 60]:
                 del self._legacy_failed[stale]
+
+    def close(self) -> None:
+        """Release the backend's connections (a file holds none)."""
+        close = getattr(self.backend, "close", None)
+        if close is not None:
+            close()
 
     def clear_cache(self) -> None:
         with self._lock:

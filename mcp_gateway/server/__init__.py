@@ -3,7 +3,7 @@
 from ._http import HttpSettings, build_http_app, serve_http
 from ._live import LiveGateway
 from ._mcp import build_server, initialization_options
-from ._protections import Protections, build_protections
+from ._protections import Protections, build_protections, key_store
 from ._reload import Reloader
 from ._stdio import serve_stdio
 
@@ -16,6 +16,7 @@ __all__ = [
     "build_protections",
     "build_server",
     "initialization_options",
+    "key_store",
     "serve_http",
     "serve_stdio",
 ]

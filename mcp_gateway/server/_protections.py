@@ -40,7 +40,7 @@ from ..security import (
 )
 from ..security.limits import call_deadline
 
-__all__ = ["Caller", "CallRecord", "Protections", "build_protections"]
+__all__ = ["Caller", "CallRecord", "Protections", "build_protections", "key_store"]
 
 log = logging.getLogger("mcp_gateway.protections")
 
@@ -138,6 +138,8 @@ class Protections:
                     cost_usd=record.cost_usd, request_id=request_id_var.get(), session_id=record.session_id))
 
     async def aclose(self) -> None:
+        if self.keys is not None:
+            self.keys.close()
         if self.audit is not None:
             await self.audit.aclose()
         if self.limiter is not None:
@@ -177,11 +179,10 @@ def build_protections(loaded: LoadedConfig, environ: Mapping[str, str] | None = 
     if loaded.auth is not None:
         auth, origin = loaded.auth.value, loaded.auth.origin
         keys = None
-        if auth.keys_file:
-            try:
-                keys = KeyStore(root / auth.keys_file)
-            except KeyStoreError as exc:
-                issues.append(origin.issue(("keys_file",), str(exc)))
+        try:
+            keys = key_store(loaded, env)
+        except ConfigError as exc:
+            issues += exc.issues
         jwt = None
         if auth.jwt is not None:
             cfg = auth.jwt
@@ -228,6 +229,30 @@ def build_protections(loaded: LoadedConfig, environ: Mapping[str, str] | None = 
     if issues:
         raise ConfigError(issues)
     return protections
+
+
+def key_store(loaded: LoadedConfig, environ: Mapping[str, str]) -> KeyStore | None:
+    """The API key store a config names (`auth.keys_file` or `auth.keys_redis`), for the server and
+    `mcp-gateway keys`; ConfigError (located) when it cannot be used."""
+    if loaded.auth is None:
+        return None
+    auth, origin = loaded.auth.value, loaded.auth.origin
+    try:
+        if auth.keys_file:
+            return KeyStore(loaded.root / auth.keys_file)
+        if auth.keys_redis:
+            from ..security._keys_redis import RedisKeyBackend
+
+            url, missing = resolve_env(auth.keys_redis.url, environ)
+            if url is None:
+                raise ConfigError([origin.issue(("keys_redis", "url"), f"environment variable {missing} is not set")])
+            return KeyStore(backend=RedisKeyBackend(url, prefix=auth.keys_redis.prefix))
+    except KeyStoreError as exc:
+        where = ("keys_file",) if auth.keys_file else ("keys_redis",)
+        raise ConfigError([origin.issue(where, str(exc))]) from None
+    except ValueError as exc:  # redis-py refuses the URL
+        raise ConfigError([origin.issue(("keys_redis", "url"), f"not a usable Redis URL: {exc}")]) from None
+    return None
 
 
 def _fields(extra: list[str]) -> Any:
