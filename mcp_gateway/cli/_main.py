@@ -132,6 +132,9 @@ def main() -> None:
               help="HTTP: most handshake-era sessions open at once; more get 503.")
 @click.option("--max-sessions-per-caller", type=click.IntRange(min=1), default=100, show_default=True,
               help="HTTP with auth: most handshake-era sessions one key or token holds open at once.")
+@click.option("--header-timeout", type=click.FloatRange(min=0, min_open=True), default=10.0, show_default=True,
+              metavar="SECONDS", help="HTTP: a connection that has not sent complete request headers this long "
+              "after opening (or after its last response) is closed.")
 @click.option("--watch", is_flag=True,
               help="Reload when a config file changes (SIGHUP always reloads); clients are notified.")
 @click.option("--log-level", type=LOG_LEVELS, default="info", show_default=True, envvar="MCP_GATEWAY_LOG_LEVEL",
@@ -139,7 +142,7 @@ def main() -> None:
 def serve(config: str, transport: str, host: str, port: int, stateless: bool, json_response: bool,
           allowed_hosts: Sequence[str], allowed_origins: Sequence[str], no_dns_rebinding_protection: bool,
           max_body_bytes: int, shutdown_grace: float, session_idle_timeout: float, max_sessions: int,
-          max_sessions_per_caller: int, watch: bool, log_level: str) -> None:
+          max_sessions_per_caller: int, header_timeout: float, watch: bool, log_level: str) -> None:
     """Serve CONFIG over stdio (default) or HTTP.
 
     Over stdio, stdout carries MCP messages only; logs go to stderr. Over HTTP one process serves
@@ -178,7 +181,7 @@ def serve(config: str, transport: str, host: str, port: int, stateless: bool, js
         dns_rebinding_protection=not no_dns_rebinding_protection, allowed_hosts=tuple(allowed_hosts),
         allowed_origins=tuple(allowed_origins), max_body_bytes=max_body_bytes,
         graceful_shutdown_seconds=shutdown_grace, session_idle_timeout=session_idle_timeout,
-        max_sessions=max_sessions, max_sessions_per_caller=max_sessions_per_caller,
+        max_sessions=max_sessions, max_sessions_per_caller=max_sessions_per_caller, header_timeout=header_timeout,
     )
     try:
         anyio.run(lambda: serve_http(live, settings, reloader=reloader, protections=protections,

@@ -36,6 +36,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from ..observability.logs import RequestIdMiddleware
 from ..observability.metrics import metrics_endpoint
 from ._event_store import InMemoryEventStore
+from ._header_timeout import h11_with_header_timeout
 from ._http_sessions import CappedSessionManager
 from ._live import LiveGateway
 from ._mcp import build_server, initialization_options
@@ -66,6 +67,7 @@ class HttpSettings:
     max_sessions: int = 10_000
     max_sessions_per_caller: int | None = 100
     graceful_shutdown_seconds: float = 10.0
+    header_timeout: float = 10.0
 
     def security(self, port: int) -> TransportSecuritySettings:
         hosts = list(self.allowed_hosts)
@@ -222,6 +224,7 @@ async def serve_http(
         app, log_level=log_level, lifespan="on", access_log=False,
         # No logging config of uvicorn's own: its loggers propagate to ours (JSON, redaction).
         log_config=None,
+        http=h11_with_header_timeout(settings.header_timeout),
         # Our drain below decides when streams close; uvicorn's own deadline is only a backstop.
         timeout_graceful_shutdown=round(settings.graceful_shutdown_seconds) + 5,
     )
