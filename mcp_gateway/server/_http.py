@@ -258,5 +258,10 @@ async def _drain_on_exit(server: uvicorn.Server, live: LiveGateway, grace: float
         # A handler has returned before its response is written to the stream: let it flush.
         await anyio.sleep(0.25)
     if live.in_flight:
-        log.warning("shutting down: cancelling %d call(s) still in flight", live.in_flight)
+        log.warning("shutting down: cancelling %d call(s) still in flight", live.cancel_calls())
+        # Each cancelled call answers with an error result; give those a moment to reach the client.
+        with anyio.move_on_after(2):
+            while live.in_flight:
+                await anyio.sleep(0.02)
+            await anyio.sleep(0.25)
     AppStatus.should_exit = True
