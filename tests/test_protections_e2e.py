@@ -47,6 +47,7 @@ def team(tmp_path_factory):
         return out.stdout.strip()
 
     keys = {
+        "scraper": create("--name", "prometheus", "--scope", "metrics"),
         "full": create("--name", "ci", "--scope", "tools:*", "--scope", "prompts:*", "--scope", "resources:*"),
         "summarize_only": create("--name", "intern", "--scope", "tools:summarize", "--scope", "prompts:summarize"),
         "limited": create("--name", "batch", "--scope", "tools:*", "--rpm", "5"),
@@ -143,7 +144,7 @@ async def test_metrics_audit_and_logs_never_show_a_secret(team):
                        timeout=30) as client:
         await client.call_tool("summarize", {"text": "for the record"})
         await client.call_tool("summarize", {"sentences": "x"})
-    metrics = httpx2.get(server.base_url + "/metrics").text
+    metrics = httpx2.get(server.base_url + "/metrics", headers=bearer(keys["scraper"])).text
     assert 'mcp_gateway_requests_total{method="tools/call",outcome="ok",tool="summarize"}' in metrics
     assert "gen_ai_client_token_usage_bucket" in metrics
     audit = root / "audit.jsonl"
