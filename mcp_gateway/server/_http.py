@@ -139,7 +139,7 @@ def build_http_app(
         await live.gateway.aclose()
         await guard.aclose()
 
-    protect = _auth_wrapper(guard)
+    protect, identify = _auth_wrappers(guard)
     routes: list[BaseRoute] = [
         Route("/mcp", endpoint=protect(StreamableHTTPASGIApp(manager))),
         # Host-checked here too: the SDK's connect_sse answers 421 but then raises (a traceback per request).
@@ -147,7 +147,8 @@ def build_http_app(
         Mount("/messages/", app=protect(sse.handle_post_message)),
         # No auth work at all: a health probe must stay cheap whatever Authorization it carries.
         Route("/healthz", endpoint=healthz, methods=["GET"]),
-        *rest_routes(live, guard, pipeline, max_body_bytes=settings.max_body_bytes, security=security),
+        *rest_routes(live, guard, pipeline, max_body_bytes=settings.max_body_bytes, security=security,
+                     identify=identify),
     ]
     if guard.verifier is not None and guard.resource_url:
         routes += create_protected_resource_routes(
@@ -183,13 +184,15 @@ class _HostChecked:
         await (refused or self._app)(scope, receive, send)
 
 
-def _auth_wrapper(guard: Protections) -> Callable[..., ASGIApp]:
-    """Require a valid key or token (and `scopes`) on an endpoint when authentication is configured:
-    otherwise 401 with a WWW-Authenticate challenge (403 for a missing scope), and nothing behind it
-    runs. Applied per route, not app-wide, so routes without auth (/healthz) never verify a token."""
+def _auth_wrappers(guard: Protections) -> tuple[Callable[..., ASGIApp], Callable[[ASGIApp], ASGIApp]]:
+    """(protect, identify) for routes, applied per route, not app-wide, so routes without auth
+    (/healthz) never verify a token. `protect(app, scopes)` requires a valid key or token when
+    authentication is configured: otherwise 401 with a WWW-Authenticate challenge (403 for a missing
+    scope), and nothing behind it runs. `identify(app)` only verifies the credentials and makes the
+    caller known, for surfaces that answer 401 in their own format (REST problem details, OpenAI errors)."""
     verifier = guard.verifier
     if verifier is None:
-        return lambda app, scopes=(): app
+        return (lambda app, scopes=(): app), (lambda app: app)
     metadata = build_resource_metadata_url(AnyHttpUrl(guard.resource_url)) if guard.resource_url else None
     backend = BearerAuthBackend(verifier)
 
@@ -197,7 +200,10 @@ def _auth_wrapper(guard: Protections) -> Callable[..., ASGIApp]:
         inner = AuthContextMiddleware(RequireAuthMiddleware(app, list(scopes), metadata))
         return _Asgi(AuthenticationMiddleware(inner, backend=backend))
 
-    return protect
+    def identify(app: ASGIApp) -> ASGIApp:
+        return _Asgi(AuthenticationMiddleware(AuthContextMiddleware(app), backend=backend))
+
+    return protect, identify
 
 
 def _bind(host: str, port: int) -> socket.socket:
