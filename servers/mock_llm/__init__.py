@@ -4,7 +4,8 @@ Four provider dialects are served over real HTTP:
 
 =========================  =====================================================================
 OpenAI Chat Completions    ``POST /v1/chat/completions`` (``Authorization: Bearer``)
-Anthropic Messages         ``POST /v1/messages`` (``x-api-key``; ``max_tokens`` required)
+Anthropic Messages         ``POST /v1/messages`` (``x-api-key`` or ``Authorization: Bearer``;
+                           ``max_tokens`` required)
 Gemini                     ``POST /v1beta/models/{model}:generateContent`` and
                            ``:streamGenerateContent?alt=sse`` (``x-goog-api-key`` or ``?key=``)
 Ollama                     ``POST /api/chat`` (``stream`` defaults to true; NDJSON)

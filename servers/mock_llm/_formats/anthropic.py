@@ -11,6 +11,7 @@ from .._types import ChatRequest, Completion, ErrorReply, ForcedTool, RequestInv
 from ._base import (
     StreamScript,
     WireFormat,
+    bearer_token,
     broken_json,
     dumps,
     optional_positive_int,
@@ -39,12 +40,18 @@ _STATUS_ERRORS: dict[int, tuple[str, str]] = {
 
 
 class AnthropicMessages(WireFormat):
-    """Messages API: ``x-api-key`` auth, ``event:``/``data:`` SSE ending with ``message_stop``."""
+    """Messages API: ``event:``/``data:`` SSE ending with ``message_stop``.
+
+    Credentials as the real service takes them: an API key in ``x-api-key``, or a token in
+    ``Authorization: Bearer`` (what the official SDKs send for ``auth_token`` /
+    ``ANTHROPIC_AUTH_TOKEN``, and what OpenAI-style proxies forward). Any ``anthropic-version``
+    is accepted.
+    """
 
     name = "anthropic"
 
     def api_key(self, request: Request) -> str | None:
-        return request.headers.get("x-api-key") or None
+        return request.headers.get("x-api-key") or bearer_token(request)
 
     def parse(self, body: Any, request: Request) -> ChatRequest:
         body = require_object(body)
