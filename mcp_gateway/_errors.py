@@ -17,6 +17,10 @@ place that talks to each foreign library.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .providers import Usage
 
 __all__ = [
     "ArgumentError",
@@ -97,9 +101,12 @@ class ProviderError(GatewayError):
     `kind` classifies the failure for routing: rate_limit, quota, auth, bad_request, not_found,
     server, overloaded, timeout (connect, first-token, idle or total deadline, stalls included),
     connect, stream (died mid-way or ended without its end marker), malformed (a body that does
-    not parse), content_filter, circuit_open (every target's breaker is open), or other. `retryable` says whether the same request may
-    succeed if sent again; `retry_after` is the provider's requested wait in seconds, if any.
-    `output_started` is true once any answer text reached the caller (no failover after that).
+    not parse), content_filter, empty (a success with no content: no text, no structured value),
+    circuit_open (every target's breaker is open), or other. `retryable` says whether the same
+    request may succeed if sent again; `retry_after` is the provider's requested wait in seconds,
+    if any. `output_started` is true once any answer text reached the caller (no failover after
+    that). `usage` is the provider's token count (a `providers.Usage`) when the failed answer
+    reported one, so the attempt can still be costed.
     """
 
     def __init__(
@@ -112,6 +119,7 @@ class ProviderError(GatewayError):
         status: int | None = None,
         retry_after: float | None = None,
         output_started: bool = False,
+        usage: Usage | None = None,
     ) -> None:
         self.provider = provider
         self.cause = cause
@@ -120,6 +128,7 @@ class ProviderError(GatewayError):
         self.status = status
         self.retry_after = retry_after
         self.output_started = output_started
+        self.usage = usage
         super().__init__(f"provider '{provider}' failed: {cause}")
 
 

@@ -90,6 +90,7 @@ class WireError(Exception):
         retryable: bool = False,
         status: int | None = None,
         retry_after: float | None = None,
+        usage: Usage | None = None,
     ) -> None:
         super().__init__(message)
         self.kind = kind
@@ -97,6 +98,7 @@ class WireError(Exception):
         self.retryable = retryable
         self.status = status
         self.retry_after = retry_after
+        self.usage = usage
 
 
 # --------------------------------------------------------------------------- settings
@@ -657,6 +659,7 @@ class HttpProvider:
             status=exc.status,
             retry_after=exc.retry_after,
             output_started=state.output_started,
+            usage=exc.usage,
         )
 
     def scrub(self, text: str) -> str:
@@ -800,14 +803,19 @@ def finalise(
     structured: Any = None,
     refusal: str | None = None,
 ) -> Completion:
-    """Build the completion; a filtered answer with no text is a `content_filter` failure.
+    """Build the completion; an answer with no content is a failure: `content_filter` when the
+    provider's filter blocked it, else `empty` (retryable: a 200 with nothing in it is no answer).
 
     With an output schema, `structured` is the parsed answer (when the adapter did not already
     supply it) or None if the text is not JSON; the gateway validates it and reports.
     """
-    if not text and structured is None and (finish == "content_filter" or refusal):
-        why = f": {refusal}" if refusal else ""
-        raise WireError("content_filter", f"the answer was blocked by the provider's filter{why}"[:CAUSE_LIMIT])
+    if not text and structured is None:
+        if finish == "content_filter" or refusal:
+            why = f": {refusal}" if refusal else ""
+            raise WireError("content_filter", f"the answer was blocked by the provider's filter{why}"[:CAUSE_LIMIT],
+                            usage=usage)
+        raise WireError("empty", f"the provider answered with no content (finish reason '{finish}')",
+                        retryable=True, usage=usage)
     if request.output_schema is not None and structured is None and text:
         try:
             structured = json.loads(text)

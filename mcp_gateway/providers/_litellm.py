@@ -168,7 +168,7 @@ class LiteLLMProvider:
             raise
         except WireError as exc:
             raise ProviderError(self.name, exc.message, kind=exc.kind, retryable=exc.retryable,
-                                output_started=started) from None
+                                output_started=started, usage=exc.usage) from None
         except Exception as exc:
             raise self._translate(exc, started) from None
 

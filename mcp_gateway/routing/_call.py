@@ -286,8 +286,6 @@ class RoutedCall:
                 error: ProviderError) -> None:
         target = runner.target
         free = is_free(error)
-        if reservation is not None:
-            reservation.settle(ZERO if free else None)
         breaker = target.breaker
         if is_neutral(error):
             if breaker is not None and runner.ticket == "probe":
@@ -296,8 +294,15 @@ class RoutedCall:
             if breaker is not None:
                 breaker.failure(runner.ticket)
             target.latency.penalise(time.perf_counter() - started)
-        self._record(runner, started, error.kind, Usage() if free else None,
-                     ZERO if free else _unknown_cost(target), error.cause)
+        if error.usage is not None:  # the provider answered (e.g. with no content) and said what it billed
+            usage, cost = error.usage, cost_of(error.usage, target.price)
+        elif free:
+            usage, cost = Usage(), ZERO
+        else:
+            usage, cost = None, _unknown_cost(target)
+        if reservation is not None:
+            reservation.settle(cost)  # None: unknown, the whole hold stays charged
+        self._record(runner, started, error.kind, usage, cost, error.cause)
         log.info("route=%s target=%s failed: kind=%s retryable=%s output_started=%s",
                  self.route.name, target.label, error.kind, error.retryable, error.output_started or runner.forwarded)
 

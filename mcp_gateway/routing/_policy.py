@@ -8,7 +8,11 @@ Failure classes (by `ProviderError.kind`):
   content_filter;
 * free (the provider refused the request before doing model work, so nothing is billed):
   rate_limit, quota, auth, bad_request, not_found, overloaded, connect, and a `server` error
-  that came as an HTTP status. Any other failure may have been billed: its cost is unknown.
+  that came as an HTTP status. Any other failure may have been billed: its cost is unknown,
+  unless the provider reported the usage of the failed answer (`empty`, `content_filter`).
+
+`empty` (a 200 with no content) is retryable and counts against the target's breaker: the
+provider did answer, with nothing usable, and another try or target usually does better.
 """
 
 from __future__ import annotations

@@ -166,7 +166,7 @@ class RouteError(ProviderError):
             cause = f"{cause} (route '{route}': {'; '.join(parts)})"
         super().__init__(
             error.provider, cause, kind=error.kind, retryable=error.retryable, status=error.status,
-            retry_after=error.retry_after, output_started=error.output_started,
+            retry_after=error.retry_after, output_started=error.output_started, usage=error.usage,
         )
         self.route = route
         self.attempts = attempts

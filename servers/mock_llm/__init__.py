@@ -56,6 +56,8 @@ list of tokens:
                           non-streaming: hang before answering; only a client disconnect ends it early
 ``empty``                 200 with no content (OpenAI ``""``, Anthropic ``content: []``, Gemini
                           ``finishReason: SAFETY`` without parts, Ollama ``""``)
+``off_schema``            a requested JSON schema (or forced tool) is answered with ``[]``, a JSON value
+                          that fails any object schema (for output-validation and repair tests)
 ``fail_first=N:FAULT``    the first N requests carrying the same ``x-mock-key`` header value (absent
                           header = one shared key) suffer FAULT, later ones succeed; FAULT is one or
                           more tokens joined by ``+`` (e.g. ``fail_first=2:503+latency=10``)

@@ -268,9 +268,10 @@ async def test_anthropic_wraps_a_non_object_schema_and_unwraps_the_answer(stream
     assert json.loads(completion.text) == completion.structured
 
 
-@pytest.mark.parametrize("kind", ["openai", "anthropic", "ollama"])  # Gemini's empty answer is a SAFETY block
-async def test_an_answer_that_is_not_json_leaves_structured_empty(kind, make):
-    """With `empty`, the mock answers no JSON at all: text as is, structured None (the gateway reports)."""
-    completion = await make(kind, fault="empty").complete(
+@pytest.mark.parametrize("kind", KINDS)
+async def test_an_answer_off_the_schema_is_passed_on_for_the_gateway_to_check(kind, make):
+    """With `off_schema`, the mock answers `[]` for an object schema: the adapter hands it on as
+    parsed (the gateway validates it and may ask for a repair), it does not judge it."""
+    completion = await make(kind, fault="off_schema").complete(
         CompletionRequest("m", MESSAGES, output_schema=STRICT_SCHEMA))
-    assert completion.structured is None and completion.text == ""
+    assert completion.structured == [] and json.loads(completion.text) == []

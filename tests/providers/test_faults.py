@@ -118,15 +118,18 @@ async def test_latency_under_the_timeouts_is_fine(kind, make):
 
 @pytest.mark.parametrize("kind", KINDS)
 async def test_empty_answer(kind, make):
-    """A 200 with no content: Gemini's SAFETY block is a non-retryable content_filter failure."""
+    """A 200 with no content is no answer: Gemini's SAFETY block is a non-retryable content_filter
+    failure, any other an `empty` failure that routing may retry or fail over; both keep the usage."""
     provider = make(kind, fault="empty")
-    if kind == "gemini":
-        for stream in (False, True):
-            error, _ = await fail(provider, stream=stream)
+    for stream in (False, True):
+        error, pieces = await fail(provider, stream=stream)
+        assert not pieces
+        if kind == "gemini":
             assert facts(error) == ("content_filter", False, None, None, False)
-    else:
-        completion = await provider.complete(REQUEST)
-        assert (completion.text, completion.finish_reason) == ("", "stop")
+        else:
+            assert facts(error) == ("empty", True, None, None, False)
+            assert "no content" in error.cause
+        assert error.usage is not None and error.usage.input_tokens > 0
 
 
 @pytest.mark.parametrize("kind", KINDS)

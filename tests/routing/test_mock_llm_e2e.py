@@ -115,6 +115,23 @@ async def test_quota_is_not_retried_and_the_route_falls_back_to_the_second_targe
     assert [a.outcome for a in routed.attempts] == ["quota", "ok"]
 
 
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
+async def test_an_empty_answer_is_retried_then_fails_over_with_its_usage_costed(mock, stream):
+    """A 200 with no content is no success: retried per the route's policy, then the next target."""
+    price = Price(Decimal(1), Decimal(2), Decimal("0.1"), Decimal("1.25"))
+    hollow = mock.provider("anthropic", "empty", key="hollow")
+    backup = mock.provider("openai", name="backup")
+    routed = await run(router(hollow, backup, model="mock-claude", price=price,
+                              retry=RetryPolicy(attempts=2, base_delay_s=0.001)), stream=stream)
+    assert routed.target.provider.name == "backup" and routed.completion.text.startswith("Mock answer")
+    assert [a.outcome for a in routed.attempts] == ["empty", "empty", "ok"]
+    assert await mock.requests_with("hollow") == 2
+    empty = routed.attempts[0]
+    assert empty.usage is not None and empty.usage.input_tokens > 0 and empty.usage.output_tokens == 0
+    assert empty.cost_usd == cost_of(empty.usage, price) > 0
+    assert routed.cost_usd == sum(a.cost_usd for a in routed.attempts) and routed.unknown_cost == 0
+
+
 async def test_breaker_opens_then_a_half_open_probe_closes_it(mock):
     flaky = mock.provider("openai", "fail_first=2:503", key="flaky")
     backup = mock.provider("anthropic", name="backup")
