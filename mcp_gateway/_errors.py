@@ -17,7 +17,7 @@ place that talks to each foreign library.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .providers import Usage
@@ -38,7 +38,14 @@ __all__ = [
 
 
 class GatewayError(Exception):
-    """Base of every error mcp-gateway raises on purpose."""
+    """Base of every error mcp-gateway raises on purpose.
+
+    `call_meta` is set on an error raised after the call was routed (a provider failure, a refused
+    budget, an answer that failed its output schema): the routing facts as JSON, shaped like a
+    successful result's `_meta["mcp-gateway/call"]` plus `error`, for the client and the audit log.
+    """
+
+    call_meta: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,12 +18,13 @@ from .._errors import ConfigIssue
 from ..accounting import Budgets, PriceTable
 from ..cache import CacheStore, MemoryCache
 from ..config import ENV_REF, LoadedConfig, Located, ModelConfig, Origin, ProviderConfig, resolve_env
+from ..config._models import OutputRepairConfig
 from ..providers import Provider, provider_kinds
-from ._policy import Breaker, RetryPolicy
+from ._policy import Breaker, RepairPolicy, RetryPolicy
 from ._route import Route, Target
 from ._router import Router
 
-__all__ = ["build_router"]
+__all__ = ["build_router", "repair_policy"]
 
 log = logging.getLogger("mcp_gateway.routing")
 
@@ -105,7 +106,12 @@ def _route(alias: str, config: ModelConfig, providers: Mapping[str, Provider], l
         first_token_s=timeouts.first_token_s if timeouts else None,
         total_s=timeouts.total_s if timeouts else None,
         hedge_after_s=config.hedge_after_ms / 1000 if config.hedge_after_ms is not None else None,
+        repair=repair_policy(config.output_repair) or RepairPolicy(),
     )
+
+
+def repair_policy(config: OutputRepairConfig | None) -> RepairPolicy | None:
+    return RepairPolicy(config.attempts, config.target) if config is not None else None
 
 
 def _budgets(sections: _RootSections, loaded: LoadedConfig, served: list[Located[Any]],

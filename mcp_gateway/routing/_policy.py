@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 from .._errors import ProviderError
 
-__all__ = ["Breaker", "LatencyStats", "RetryPolicy", "is_free", "is_neutral", "may_retry"]
+__all__ = ["Breaker", "LatencyStats", "RepairPolicy", "RetryPolicy", "is_free", "is_neutral", "may_retry"]
 
 NEVER_RETRY = frozenset({"bad_request", "auth", "quota", "not_found", "content_filter"})
 NEUTRAL = frozenset({"bad_request", "content_filter"})
@@ -43,6 +43,16 @@ def is_free(error: ProviderError) -> bool:
     if error.output_started:
         return False
     return error.kind in FREE or (error.kind == "server" and error.status is not None)
+
+
+@dataclass(frozen=True, slots=True)
+class RepairPolicy:
+    """Retries of an answer that fails the tool's output schema: `attempts` more routed calls, each
+    with the validation errors given back; `target` "same" asks the target that answered first,
+    "next" asks the route's other targets first."""
+
+    attempts: int = 1
+    target: str = "same"
 
 
 @dataclass(frozen=True, slots=True)

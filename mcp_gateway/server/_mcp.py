@@ -181,7 +181,9 @@ def build_server(live: LiveGateway, protections: Protections | None = None) -> S
                 SessionStoreError, RequestLimitError) as exc:
             log.info("tool=%s failed: %s", params.name, type(exc).__name__)
             await _log_to_client(ctx, "warning", {"tool": params.name, "error": str(exc)})
-            return _error_result(str(exc))
+            # A failure after routing says why, like a success: route, attempts, causes, cost.
+            call = getattr(exc, "call_meta", None)
+            return _error_result(str(exc), meta={f"{META_PREFIX}call": call} if call else None)
         # route, target, provider, model, finish reason, attempts, usage, cost_usd, cache, hedging
         call_meta: dict[str, Any] = answer.routed.describe()
         call_meta["duration_ms"] = round(answer.duration_ms, 3)

@@ -65,6 +65,7 @@ class CallRecord:
     output_tokens: int = 0
     cost_usd: float | None = None
     session_id: str | None = None
+    call: dict[str, Any] | None = None  # routing facts of a failed call (GatewayError.call_meta)
 
 
 @dataclass(slots=True)
@@ -125,6 +126,12 @@ class Protections:
         except BaseException as exc:
             if record.outcome == "ok":
                 record.outcome, record.error_kind = "error", type(exc).__name__
+            if (call := getattr(exc, "call_meta", None)) is not None:  # a failure after routing
+                record.call = call
+                usage = call.get("usage") or {}
+                record.input_tokens = usage.get("input_tokens", 0)
+                record.output_tokens = usage.get("output_tokens", 0)
+                record.cost_usd = call.get("cost_usd")
             raise
         finally:
             seconds = time.perf_counter() - started
@@ -134,7 +141,8 @@ class Protections:
                     principal=caller.principal, method="tools/call", target=tool, outcome=record.outcome,
                     error_kind=record.error_kind, duration_ms=round(seconds * 1000, 3),
                     input_tokens=record.input_tokens, output_tokens=record.output_tokens,
-                    cost_usd=record.cost_usd, request_id=request_id_var.get(), session_id=record.session_id))
+                    cost_usd=record.cost_usd, request_id=request_id_var.get(), session_id=record.session_id,
+                    call=record.call))
 
     async def aclose(self) -> None:
         if self.audit is not None:
