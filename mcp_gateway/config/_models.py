@@ -116,7 +116,8 @@ class TimeoutsConfig(_Model):
     """Deadlines the router enforces around each provider call (each try)."""
 
     first_token_s: float | None = Field(
-        None, gt=0, description="Streamed calls: the first piece of answer must arrive within this many seconds."
+        None, gt=0, description="The first byte of the answer must arrive within this many seconds: a streamed "
+        "call's first piece of text, a whole call's answer."
     )
     total_s: float | None = Field(None, gt=0, description="The whole provider call must end within this many seconds.")
 

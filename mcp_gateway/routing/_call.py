@@ -207,7 +207,8 @@ class RoutedCall:
         target = runner.target
         route = self.route
         forward = self._forwarder(runner) if self.on_text is not None else None
-        first = route.first_token_s if forward is not None else None
+        # A whole (non-streamed) answer's first byte is the answer: first_token_s bounds it too.
+        first = route.first_token_s
         runner.first_piece = False
         if first is None and route.total_s is None:  # no deadline of ours: no scope either
             runner.attempt_scope = None
@@ -224,7 +225,8 @@ class RoutedCall:
             assert route.total_s is not None
             raise ProviderError(name, f"no complete answer within total_s={route.total_s:g} (route timeout)",
                                 kind="timeout", retryable=True, output_started=runner.forwarded)
-        raise ProviderError(name, f"no answer text within first_token_s={first:g} (route timeout)",
+        what = "no answer text" if forward is not None else "no answer"
+        raise ProviderError(name, f"{what} within first_token_s={first:g} (route timeout)",
                             kind="timeout", retryable=True)
 
     def _forwarder(self, runner: _Runner) -> OnText:

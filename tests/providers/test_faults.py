@@ -102,7 +102,34 @@ async def test_stalls_and_slow_first_token_time_out(kind, make):
     assert facts(error) == ("timeout", True, None, None, False) and not pieces
     assert "first_token_timeout_s=0.25" in error.cause
     error, _ = await fail(make(kind, fault="stall", **FAST), stream=False)
-    assert facts(error) == ("timeout", True, None, None, False) and "total_timeout_s=0.5" in error.cause
+    assert facts(error) == ("timeout", True, None, None, False) and "first_token_timeout_s=0.25" in error.cause
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_a_whole_answer_that_does_not_come_hits_the_first_byte_timeout(kind, make, mock):
+    """Not only streams: a non-streamed call gives up when no response starts within
+    first_token_timeout_s, instead of waiting for the total timeout (default 300 s)."""
+    provider = make(kind, fault="latency=5000", first_token_timeout_s=0.3)
+    started = anyio.current_time()
+    error, _ = await fail(provider, stream=False)
+    assert facts(error) == ("timeout", True, None, None, False)
+    assert "no response within first_token_timeout_s=0.3" in error.cause
+    assert anyio.current_time() - started < 3
+    with anyio.fail_after(3):  # the abandoned request was closed, not left hanging
+        while (await mock.stats())["disconnected"] < 1:
+            await anyio.sleep(0.02)
+    # A response that starts in time is read to its end, however long the first-byte limit.
+    assert (await make(kind, fault="latency=50", first_token_timeout_s=0.3).complete(REQUEST)).text
+
+
+def test_timeout_defaults_bound_a_silent_provider():
+    from mcp_gateway.providers._http import HttpOptions, SettingsReader
+
+    options = HttpOptions.read(SettingsReader("openai", {}, ()))
+    assert (options.connect_timeout, options.first_token_timeout, options.idle_timeout,
+            options.total_timeout) == (5.0, 120.0, 30.0, 300.0)
+    tuned = HttpOptions.read(SettingsReader("openai", {"first_token_timeout_s": 600}, ("first_token_timeout_s",)))
+    assert tuned.first_token_timeout == 600 and tuned.idle_timeout == 30.0  # idle no longer follows it
 
 
 @pytest.mark.parametrize("kind", KINDS)

@@ -177,6 +177,15 @@ async def test_a_stall_before_the_first_token_times_out_and_fails_over(mock, kin
             await anyio.sleep(0.02)
 
 
+@pytest.mark.parametrize("kind", KINDS)
+async def test_a_whole_answer_that_is_late_hits_first_token_s_and_fails_over(mock, kind):
+    """first_token_s bounds non-streamed calls too (their first byte is the answer)."""
+    late = mock.provider(kind, "latency=10000")
+    routed = await run(router(late, mock.provider("openai", name="backup"), first_token_s=0.3), limit=3)
+    assert routed.target.provider.name == "backup" and routed.attempts[0].outcome == "timeout"
+    assert "no answer within first_token_s=0.3" in routed.attempts[0].error
+
+
 async def test_a_stall_after_output_started_ends_in_an_error(mock):
     with pytest.raises(ProviderError) as caught:
         await run(router(mock.provider("openai", "stall"), mock.provider("openai"), total_s=0.3),
