@@ -6,7 +6,7 @@ failover before any text reached the caller and optional hedging. `Router.comple
 `Routed`: the answer, the target that gave it, every attempt made and the call's cost.
 """
 
-from ._build import build_router, repair_policy
+from ._build import build_router, price_warnings, repair_policy
 from ._policy import Breaker, LatencyStats, RepairPolicy, RetryPolicy
 from ._route import Attempt, Route, Routed, RouteError, Target, describe_failure
 from ._router import Router
@@ -24,5 +24,6 @@ __all__ = [
     "Target",
     "build_router",
     "describe_failure",
+    "price_warnings",
     "repair_policy",
 ]

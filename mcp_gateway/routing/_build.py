@@ -11,11 +11,12 @@ from __future__ import annotations
 import difflib
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from datetime import date
 from typing import Any
 
 from .._errors import ConfigIssue
-from ..accounting import Budgets, PriceTable
+from ..accounting import Budgets, PriceTable, price_warning
 from ..cache import CacheStore, MemoryCache
 from ..config import ENV_REF, LoadedConfig, Located, ModelConfig, Origin, ProviderConfig, resolve_env
 from ..config._models import OutputRepairConfig
@@ -24,7 +25,7 @@ from ._policy import Breaker, RepairPolicy, RetryPolicy
 from ._route import Route, Target
 from ._router import Router
 
-__all__ = ["build_router", "repair_policy"]
+__all__ = ["build_router", "price_warnings", "repair_policy"]
 
 log = logging.getLogger("mcp_gateway.routing")
 
@@ -76,6 +77,19 @@ def build_router(loaded: LoadedConfig, environ: Mapping[str, str]) -> tuple[Rout
     cache, cache_settings = _cache(sections, served, environ, issues)
     router = Router(routes, providers, budgets=budgets, cache=cache, cache_settings=cache_settings)
     return router, issues
+
+
+def price_warnings(router: Router, models: Iterable[str], today: date) -> list[str]:
+    """One line per target of the served `models` whose price is unknown, unverified or stale."""
+    found: dict[str, str] = {}
+    for name in models:
+        route = router.routes.get(name)
+        for target in route.targets if route is not None else ():
+            if target.kind in _UNBILLED or target.label in found:
+                continue
+            if (why := price_warning(target.price, today)) is not None:
+                found[target.label] = f"price of {target.provider.name}/{target.model} (model '{name}'): {why}"
+    return list(found.values())
 
 
 def _route(alias: str, config: ModelConfig, providers: Mapping[str, Provider], loaded: LoadedConfig,
