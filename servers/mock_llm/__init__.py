@@ -5,7 +5,8 @@ Four provider dialects are served over real HTTP:
 =========================  =====================================================================
 OpenAI Chat Completions    ``POST /v1/chat/completions`` (``Authorization: Bearer``)
 Anthropic Messages         ``POST /v1/messages`` (``x-api-key`` or ``Authorization: Bearer``;
-                           ``max_tokens`` required)
+                           ``max_tokens`` required; no sampling parameters
+                           with ``anthropic-version: 2026-10-21``)
 Gemini                     ``POST /v1beta/models/{model}:generateContent`` and
                            ``:streamGenerateContent?alt=sse`` (``x-goog-api-key`` or ``?key=``)
 Ollama                     ``POST /api/chat`` (``stream`` defaults to true; NDJSON)

@@ -997,6 +997,17 @@ async def test_require_auth_takes_anthropic_bearer_tokens_like_the_real_service(
             error_shape_ok(ANTHROPIC, denied.json(), 401)
 
 
+async def test_anthropic_api_version_2026_10_21_rejects_sampling_parameters(client: httpx2.AsyncClient) -> None:
+    body = ANTHROPIC.body("m", "x", False) | {"temperature": 1.0}
+    new = {"x-api-key": "k", "anthropic-version": "2026-10-21"}
+    denied = await client.post("/v1/messages", json=body, headers=new)
+    assert denied.status_code == 400
+    error_shape_ok(ANTHROPIC, denied.json(), 400)
+    assert denied.json()["error"]["message"] == "temperature: Extra inputs are not permitted"
+    old = await client.post("/v1/messages", json=body, headers={**new, "anthropic-version": "2023-06-01"})
+    assert old.status_code == 200
+
+
 async def wait_for_stats(client: httpx2.AsyncClient, **expected: int) -> dict[str, int]:
     with anyio.fail_after(5):
         while True:

@@ -21,6 +21,8 @@ from ._base import (
     text_of_parts,
 )
 
+#: From this API version on, ``temperature``, ``top_p`` and ``top_k`` are rejected (400).
+_NO_SAMPLING_FROM = "2026-10-21"
 _STOP = {"stop": "end_turn", "length": "max_tokens", "tool_use": "tool_use"}
 _STATUS_ERRORS: dict[int, tuple[str, str]] = {
     400: ("invalid_request_error", "Invalid request (mock fault)."),
@@ -42,10 +44,10 @@ _STATUS_ERRORS: dict[int, tuple[str, str]] = {
 class AnthropicMessages(WireFormat):
     """Messages API: ``event:``/``data:`` SSE ending with ``message_stop``.
 
-    Credentials as the real service takes them: an API key in ``x-api-key``, or a token in
-    ``Authorization: Bearer`` (what the official SDKs send for ``auth_token`` /
-    ``ANTHROPIC_AUTH_TOKEN``, and what OpenAI-style proxies forward). Any ``anthropic-version``
-    is accepted.
+    Credentials as the real service takes them: ``x-api-key``, or ``Authorization: Bearer`` (what
+    the official SDKs send for an API key since their 2026-10-21 majors, and for ``auth_token``).
+    Any ``anthropic-version`` is accepted; from ``2026-10-21`` on, ``temperature``, ``top_p`` and
+    ``top_k`` are rejected with 400 as the real API does.
     """
 
     name = "anthropic"
@@ -58,6 +60,10 @@ class AnthropicMessages(WireFormat):
         model = require_model(body, "model: Field required")
         if "max_tokens" not in body:
             raise RequestInvalid("max_tokens: Field required", param="max_tokens")
+        if request.headers.get("anthropic-version", "") >= _NO_SAMPLING_FROM:
+            for param in ("temperature", "top_p", "top_k"):  # removed in API version 2026-10-21
+                if param in body:
+                    raise RequestInvalid(f"{param}: Extra inputs are not permitted", param=param)
         max_tokens = optional_positive_int(body["max_tokens"], "max_tokens")
         messages = body.get("messages")
         if not isinstance(messages, list):
