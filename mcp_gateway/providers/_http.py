@@ -826,8 +826,10 @@ def finalise(
             why = f": {refusal}" if refusal else ""
             raise WireError("content_filter", f"the answer was blocked by the provider's filter{why}"[:CAUSE_LIMIT],
                             usage=usage)
+        # Out of tokens before any content (reasoning ate max_tokens): the same request would end the
+        # same way, so only another target may help; any other empty answer is worth another try.
         raise WireError("empty", f"the provider answered with no content (finish reason '{finish}')",
-                        retryable=True, usage=usage)
+                        retryable=finish != "length", usage=usage)
     if request.output_schema is not None and structured is None and text:
         try:
             structured = json.loads(text)

@@ -11,8 +11,9 @@ Failure classes (by `ProviderError.kind`):
   that came as an HTTP status. Any other failure may have been billed: its cost is unknown,
   unless the provider reported the usage of the failed answer (`empty`, `content_filter`).
 
-`empty` (a 200 with no content) is retryable and counts against the target's breaker: the
-provider did answer, with nothing usable, and another try or target usually does better.
+`empty` (a 200 with no content) is retryable (unless it ran out of tokens: finish `length`) and
+counts against the target's breaker: the provider did answer, with nothing usable, and another
+try or target usually does better.
 """
 
 from __future__ import annotations

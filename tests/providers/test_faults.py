@@ -159,6 +159,15 @@ async def test_empty_answer(kind, make):
         assert error.usage is not None and error.usage.input_tokens > 0
 
 
+def test_an_empty_answer_cut_by_max_tokens_is_not_retried_on_the_same_target():
+    from mcp_gateway.providers import Usage
+    from mcp_gateway.providers._http import WireError, finalise
+
+    with pytest.raises(WireError) as caught:
+        finalise(REQUEST, text="", finish="length", usage=Usage(10, 64, reasoning_tokens=64), model="m")
+    assert (caught.value.kind, caught.value.retryable, caught.value.usage.output_tokens) == ("empty", False, 64)
+
+
 @pytest.mark.parametrize("kind", KINDS)
 async def test_fail_first_then_succeed(kind, make):
     provider = make(kind, fault="fail_first=1:503", headers={"x-mock-key": f"ff-{kind}"})
