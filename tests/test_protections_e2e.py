@@ -195,7 +195,7 @@ async def test_out_of_scope_requests_see_nothing_and_are_audited(team):
             await anyio.sleep(0.05)
     assert {(e["method"], e["target"]) for e in refusals()} >= {("tools/call", "classify_ticket"),
                                                                  ("prompts/get", "translate")}
-    metrics = httpx2.get(server.base_url + "/metrics").text
+    metrics = httpx2.get(server.base_url + "/metrics", headers=bearer(keys["scraper"])).text
     assert 'error_kind="out_of_scope",method="tools/call",tool="classify_ticket"' in metrics
 
 
