@@ -139,7 +139,7 @@ def build_http_app(
         await live.gateway.aclose()
         await guard.aclose()
 
-    protect, identify = _auth_wrappers(guard)
+    protect = _auth_wrapper(guard)
     routes: list[BaseRoute] = [
         Route("/mcp", endpoint=protect(StreamableHTTPASGIApp(manager))),
         # Host-checked here too: the SDK's connect_sse answers 421 but then raises (a traceback per request).
@@ -147,8 +147,7 @@ def build_http_app(
         Mount("/messages/", app=protect(sse.handle_post_message)),
         # No auth work at all: a health probe must stay cheap whatever Authorization it carries.
         Route("/healthz", endpoint=healthz, methods=["GET"]),
-        *rest_routes(live, guard, pipeline, max_body_bytes=settings.max_body_bytes, security=security,
-                     identify=identify),
+        *rest_routes(live, guard, pipeline, max_body_bytes=settings.max_body_bytes, security=security),
     ]
     if guard.verifier is not None and guard.resource_url:
         routes += create_protected_resource_routes(
@@ -159,6 +158,8 @@ def build_http_app(
         metrics_app = _HostChecked(request_response(metrics_endpoint(guard.metrics)), security)
         routes.append(Route("/metrics", endpoint=protect(metrics_app, [METRICS_SCOPE]), methods=["GET"]))
     middleware = [Middleware(RequestIdMiddleware)]
+    if guard.verifier is not None:
+        middleware.append(Middleware(_Authenticate, backend=BearerAuthBackend(guard.verifier)))
     return Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
 
 
@@ -184,26 +185,34 @@ class _HostChecked:
         await (refused or self._app)(scope, receive, send)
 
 
-def _auth_wrappers(guard: Protections) -> tuple[Callable[..., ASGIApp], Callable[[ASGIApp], ASGIApp]]:
-    """(protect, identify) for routes, applied per route, not app-wide, so routes without auth
-    (/healthz) never verify a token. `protect(app, scopes)` requires a valid key or token when
-    authentication is configured: otherwise 401 with a WWW-Authenticate challenge (403 for a missing
-    scope), and nothing behind it runs. `identify(app)` only verifies the credentials and makes the
-    caller known, for surfaces that answer 401 in their own format (REST problem details, OpenAI errors)."""
-    verifier = guard.verifier
-    if verifier is None:
-        return (lambda app, scopes=(): app), (lambda app: app)
+PUBLIC_PATHS = ("/healthz", "/.well-known/")  # prefixes served without looking at credentials
+
+
+class _Authenticate:
+    """Who is calling, for every route but the public ones: Starlette's AuthenticationMiddleware
+    (the SDK's bearer backend) sets `request.user`, the SDK's AuthContextMiddleware the access
+    token that handlers read. It refuses nothing itself: `_auth_wrapper` does on the MCP routes,
+    the REST routes answer their own 401. A health probe never costs a token verification."""
+
+    def __init__(self, app: ASGIApp, backend: BearerAuthBackend) -> None:
+        self._app = app
+        self._authenticated = AuthenticationMiddleware(AuthContextMiddleware(app), backend=backend)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].startswith(PUBLIC_PATHS):
+            await self._app(scope, receive, send)
+        else:
+            await self._authenticated(scope, receive, send)
+
+
+def _auth_wrapper(guard: Protections) -> Callable[..., ASGIApp]:
+    """Require a valid key or token (and `scopes`) on an endpoint when authentication is configured:
+    otherwise 401 with a WWW-Authenticate challenge (403 for a missing scope), and nothing behind it
+    runs. The credentials were checked by `_Authenticate`."""
+    if guard.verifier is None:
+        return lambda app, scopes=(): app
     metadata = build_resource_metadata_url(AnyHttpUrl(guard.resource_url)) if guard.resource_url else None
-    backend = BearerAuthBackend(verifier)
-
-    def protect(app: ASGIApp, scopes: Sequence[str] = ()) -> ASGIApp:
-        inner = AuthContextMiddleware(RequireAuthMiddleware(app, list(scopes), metadata))
-        return _Asgi(AuthenticationMiddleware(inner, backend=backend))
-
-    def identify(app: ASGIApp) -> ASGIApp:
-        return _Asgi(AuthenticationMiddleware(AuthContextMiddleware(app), backend=backend))
-
-    return protect, identify
+    return lambda app, scopes=(): _Asgi(RequireAuthMiddleware(app, list(scopes), metadata))
 
 
 def _bind(host: str, port: int) -> socket.socket:

@@ -71,12 +71,11 @@ def _problem_response(status: int, slug: str, title: str, detail: str,
 
 def rest_routes(live: LiveGateway, guard: Protections, pipeline: CallPipeline, *,
                 max_body_bytes: int | None = None,
-                security: TransportSecuritySettings | None = None,
-                identify: Callable[[ASGIApp], ASGIApp] = lambda app: app) -> list[BaseRoute]:
+                security: TransportSecuritySettings | None = None) -> list[BaseRoute]:
     """The REST routes, for mounting into the gateway's one Starlette app. `security` applies the
-    MCP transports' Host/Origin checks (DNS-rebinding protection) to REST requests too; `identify`
-    wraps each route so the caller's credentials are verified (the routes answer 401 themselves,
-    as problem details)."""
+    MCP transports' Host/Origin checks (DNS-rebinding protection) to REST requests too. The caller's
+    credentials were verified by the app's authenticating middleware; these routes answer 401
+    themselves, as problem details."""
     checker = TransportSecurityMiddleware(security) if security is not None else None
 
     def error_response(exc: BaseException) -> Response:
@@ -170,11 +169,11 @@ def rest_routes(live: LiveGateway, guard: Protections, pipeline: CallPipeline, *
         return BodySizeLimitMiddleware(app, max_body_bytes) if max_body_bytes is not None else app
 
     return [
-        Route("/v1/tools", endpoint=identify(_RequestApp(list_tools)), methods=["GET"]),
-        Route("/v1/tools/{name}", endpoint=identify(limited(call_tool)), methods=["POST"]),
-        Route("/v1/sessions", endpoint=identify(limited(start_session)), methods=["POST"]),
-        Route("/v1/sessions/{session_id}", endpoint=identify(_RequestApp(end_session)), methods=["DELETE"]),
-        Route("/openapi.json", endpoint=identify(_RequestApp(openapi)), methods=["GET"]),
+        Route("/v1/tools", endpoint=list_tools, methods=["GET"]),
+        Route("/v1/tools/{name}", endpoint=limited(call_tool), methods=["POST"]),
+        Route("/v1/sessions", endpoint=limited(start_session), methods=["POST"]),
+        Route("/v1/sessions/{session_id}", endpoint=end_session, methods=["DELETE"]),
+        Route("/openapi.json", endpoint=openapi, methods=["GET"]),
     ]
 
 
