@@ -47,7 +47,7 @@ import anyio
 import httpx2
 
 from .._errors import ProviderError
-from ._base import Completion, CompletionRequest, OnText, Usage
+from ._base import Completion, CompletionRequest, OnText, ToolCall, Usage
 
 __all__ = [
     "FINISH_REASONS",
@@ -799,12 +799,16 @@ def finalise(
     model: str | None,
     structured: Any = None,
     refusal: str | None = None,
+    tool_calls: tuple[ToolCall, ...] = (),
 ) -> Completion:
     """Build the completion; a filtered answer with no text is a `content_filter` failure.
 
     With an output schema, `structured` is the parsed answer (when the adapter did not already
     supply it) or None if the text is not JSON; the gateway validates it and reports.
     """
+    if tool_calls:
+        return Completion(text=text, finish_reason="tool_calls", usage=usage, model=model or request.model,
+                          tool_calls=tool_calls)
     if not text and structured is None and (finish == "content_filter" or refusal):
         why = f": {refusal}" if refusal else ""
         raise WireError("content_filter", f"the answer was blocked by the provider's filter{why}"[:CAUSE_LIMIT])
