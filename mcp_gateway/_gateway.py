@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ._errors import ConfigError, OutputError, Violation
+from ._errors import ConfigError
+from ._fanout import answer_value, fanout_result, is_valid
 from .catalog import Catalog, build_catalog
 from .config import Limits, LoadedConfig, ServerSettings, load_config
 from .providers import Completion, Message, OnText
@@ -93,17 +94,13 @@ class Gateway:
             config.model, messages, params=config.params, output_schema=config.output_schema, on_text=on_text,
             tool=name, session=session.id if session is not None else None,
             cache_ttl_s=config.cache.ttl_s if config.cache is not None else None,
+            accept=lambda completion: is_valid(tool, completion),
         )
         route, completion = routed.route, routed.completion
-        structured = None
-        if config.output_schema is not None:
-            structured = completion.structured
-            if structured is None:
-                try:
-                    structured = json.loads(completion.text)
-                except ValueError:
-                    raise OutputError(name, [Violation("$", "the model did not answer with JSON")]) from None
-            tool.check_output(structured)
+        if routed.answers and route.merge == "all":
+            structured = fanout_result(tool, routed.answers)
+        else:
+            structured = answer_value(tool, completion)
         text = json.dumps(structured, ensure_ascii=False) if structured is not None else completion.text
         if routed.cache == "miss":
             await self.router.remember(routed)  # only an answer that passed the output checks

@@ -17,6 +17,7 @@ from ._ops import AuditConfig, AuthConfig, ObservabilityConfig, RateLimitConfig
 __all__ = [
     "FORMAT",
     "Annotations",
+    "FanoutMerge",
     "BreakerConfig",
     "BudgetLimit",
     "BudgetsConfig",
@@ -117,7 +118,10 @@ class TimeoutsConfig(_Model):
     first_token_s: float | None = Field(
         None, gt=0, description="Streamed calls: the first piece of answer must arrive within this many seconds."
     )
-    total_s: float | None = Field(None, gt=0, description="The whole provider call must end within this many seconds.")
+    total_s: float | None = Field(
+        None, gt=0,
+        description="The whole provider call must end within this many seconds (with strategy fanout: each target's timeout).",
+    )
 
 
 class BreakerConfig(_Model):
@@ -127,7 +131,8 @@ class BreakerConfig(_Model):
     cooldown_s: float = Field(30, gt=0, description="How long an open circuit skips the target before one probe call.")
 
 
-RouteStrategy = Literal["fallback", "weighted", "least_latency"]
+RouteStrategy = Literal["fallback", "weighted", "least_latency", "fanout"]
+FanoutMerge = Literal["all", "first_valid"]
 
 
 class ModelConfig(_Model):
@@ -154,7 +159,12 @@ class ModelConfig(_Model):
     strategy: RouteStrategy = Field(
         "fallback",
         description="Order of targets: fallback (as listed), weighted (random by weight), least_latency "
-        "(fastest observed first; targets never observed go first).",
+        "(fastest observed first; targets never observed go first); or fanout: every target at once.",
+    )
+    merge: FanoutMerge | None = Field(
+        None,
+        description="strategy fanout: `all` (default) returns every target's answer; `first_valid` the first "
+        "answer valid against the tool's output schema (the others are cancelled).",
     )
     retry: RetryConfig | None = Field(None, description="Retry a failing target before moving on (default: no retry).")
     timeouts: TimeoutsConfig | None = None
@@ -167,6 +177,10 @@ class ModelConfig(_Model):
 
     @model_validator(mode="after")
     def _one_form(self) -> ModelConfig:
+        if self.merge is not None and self.strategy != "fanout":
+            raise ValueError("'merge' applies only to strategy 'fanout'")
+        if self.strategy == "fanout" and self.hedge_after_ms is not None:
+            raise ValueError("strategy 'fanout' already calls every target at once: drop 'hedge_after_ms'")
         if self.targets is not None:
             if self.provider is not None or self.model is not None:
                 raise ValueError("give either 'provider' and 'model', or 'targets', not both")

@@ -101,7 +101,7 @@ def _route(alias: str, config: ModelConfig, providers: Mapping[str, Provider], l
         retry = RetryPolicy(r.attempts, r.base_delay_ms / 1000, r.max_delay_ms / 1000, r.max_retry_after_s)
     timeouts = config.timeouts
     return Route(
-        alias, tuple(targets), strategy=config.strategy, retry=retry,
+        alias, tuple(targets), strategy=config.strategy, merge=config.merge or "all", retry=retry,
         first_token_s=timeouts.first_token_s if timeouts else None,
         total_s=timeouts.total_s if timeouts else None,
         hedge_after_s=config.hedge_after_ms / 1000 if config.hedge_after_ms is not None else None,

@@ -8,6 +8,7 @@ from typing import Any
 
 import mcp_types as types
 
+from .._fanout import fanout_output_schema
 from .._gateway import Gateway
 from .._protocol import META_PREFIX, SESSION_ARGUMENT
 from ..catalog import PromptEntry, PromptTool
@@ -16,8 +17,9 @@ from ._sessions import BUILTIN_TOOLS, SESSION_TEMPLATES
 __all__ = ["USAGE_URI", "McpViews"]
 
 
-def _tool(tool: PromptTool) -> types.Tool:
+def _tool(tool: PromptTool, fans_out: bool) -> types.Tool:
     config = tool.config
+    output_schema = fanout_output_schema(config.output_schema) if fans_out else config.output_schema
     schema = config.input_schema
     if config.context is not None:
         # Clients that cannot set _meta name their session with an argument instead.
@@ -33,7 +35,7 @@ def _tool(tool: PromptTool) -> types.Tool:
         title=config.title,
         description=tool.description,
         input_schema=schema,
-        output_schema=config.output_schema,
+        output_schema=output_schema,
         annotations=annotations,
         meta={f"{META_PREFIX}version": config.version, f"{META_PREFIX}status": config.status},
     )
@@ -47,6 +49,11 @@ def _prompt(entry: PromptEntry) -> types.Prompt:
         arguments=[types.PromptArgument(name=a.name, description=a.description, required=a.required)
                    for a in entry.arguments],
     )
+
+
+def _fans_out(route: Any) -> bool:
+    """A fan-out route that returns every answer (the tool's result is then the list of them)."""
+    return route is not None and route.strategy == "fanout" and route.merge == "all" and len(route.targets) > 1
 
 
 USAGE_URI = "gateway://usage"
@@ -73,7 +80,9 @@ class McpViews:
         served = catalog.tools.served()
         sessions = gateway.sessions
         session_tools = sessions is not None and sessions.settings.builtin_tools
-        tools = [_tool(t) for t in served] + (list(BUILTIN_TOOLS) if session_tools else [])
+        routes = gateway.router.routes
+        tools = [_tool(t, _fans_out(routes.get(t.config.model))) for t in served]
+        tools += list(BUILTIN_TOOLS) if session_tools else []
         return cls(
             tools=types.ListToolsResult(tools=tools),
             prompts=types.ListPromptsResult(prompts=[_prompt(p) for p in catalog.prompts.all()]),
