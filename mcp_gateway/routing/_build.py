@@ -1,7 +1,9 @@
 """Build providers and routes from a loaded config, resolving ${env:VAR} references.
 
-Only providers that a served tool needs are built, so an unset key for an unused provider is no
-error. A missing variable is reported by name; its value (when set) never appears anywhere.
+Only providers that a served tool needs are built strictly, so an unset key for an unused provider
+is no error. With the OpenAI-format API on, the other aliases' providers (every provider, with
+`direct_models`) are built too, leniently: one that cannot be built leaves its aliases out of
+that API, with the reason kept for its 404. A missing variable is reported by name; its value (when set) never appears anywhere.
 Also built here: each target's price (bundled table under the config's `prices:`), the budgets
 and the response cache store.
 """
@@ -17,7 +19,7 @@ from typing import Any
 from .._errors import ConfigIssue
 from ..accounting import Budgets, PriceTable
 from ..cache import CacheStore, MemoryCache
-from ..config import ENV_REF, LoadedConfig, Located, ModelConfig, Origin, ProviderConfig, resolve_env
+from ..config import ENV_REF, ChatApiConfig, LoadedConfig, Located, ModelConfig, Origin, ProviderConfig, resolve_env
 from ..providers import Provider, provider_kinds
 from ._policy import Breaker, RetryPolicy
 from ._route import Route, Target
@@ -55,6 +57,21 @@ def build_router(loaded: LoadedConfig, environ: Mapping[str, str]) -> tuple[Rout
         provider = _build_provider(name, item, kinds[item.value.kind], environ, issues)
         if provider is not None:
             providers[name] = provider
+    chat_api = loaded.chat_api.value if loaded.chat_api is not None else ChatApiConfig()
+    unavailable: dict[str, str] = {}  # provider -> why it was not built (for the chat API's errors)
+    if chat_api.enabled:
+        extra = set(loaded.providers) if chat_api.direct_models else {
+            target.provider for m in loaded.models.values() for target in m.value.all_targets()}
+        for name in sorted(extra - set(providers)):
+            item = loaded.providers.get(name)
+            if item is None or item.value.kind not in kinds:
+                continue
+            lenient: list[ConfigIssue] = []
+            provider = _build_provider(name, item, kinds[item.value.kind], environ, lenient)
+            if provider is not None:
+                providers[name] = provider
+            elif lenient:
+                unavailable[name] = lenient[0].message
 
     sections = _RootSections(loaded)
     prices, _ = sections.get("prices")
@@ -74,7 +91,37 @@ def build_router(loaded: LoadedConfig, environ: Mapping[str, str]) -> tuple[Rout
     budgets = _budgets(sections, loaded, served, routes, issues)
     cache, cache_settings = _cache(sections, served, environ, issues)
     router = Router(routes, providers, budgets=budgets, cache=cache, cache_settings=cache_settings)
+    router.unavailable = {alias: unavailable[t.provider] for alias, m in loaded.models.items() if alias not in routes
+                          for t in m.value.all_targets() if t.provider in unavailable}
+    if chat_api.enabled and chat_api.direct_models:
+        router.direct = _DirectTargets(providers, {n: p.value.kind for n, p in loaded.providers.items()}, table)
     return router, issues
+
+
+class _DirectTargets:
+    """`<provider>/<model>` as a one-target route, built on first use (bounded)."""
+
+    def __init__(self, providers: Mapping[str, Provider], kinds: Mapping[str, str], table: PriceTable) -> None:
+        self._providers = providers
+        self._kinds = kinds
+        self._table = table
+        self._routes: dict[str, Route] = {}
+
+    def __call__(self, name: str) -> Route | None:
+        route = self._routes.get(name)
+        if route is not None:
+            return route
+        provider_name, sep, model = name.partition("/")
+        provider = self._providers.get(provider_name)
+        if not sep or not model or provider is None:
+            return None
+        kind = self._kinds.get(provider_name, "")
+        target = Target(label=name, provider=provider, model=model, kind=kind,
+                        price=self._table.lookup(model, provider=provider_name, kind=kind))
+        route = Route(name, (target,))
+        if len(self._routes) < 4096:
+            self._routes[name] = route
+        return route
 
 
 def _route(alias: str, config: ModelConfig, providers: Mapping[str, Provider], loaded: LoadedConfig,

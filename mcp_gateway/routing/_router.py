@@ -65,6 +65,8 @@ class Router:
         self._cache_settings = cache_settings
         self._owns_cache = True
         self._rng = rng if rng is not None else random.Random()
+        self.unavailable: dict[str, str] = {}  # alias -> why it has no route (a provider not built)
+        self.direct: Callable[[str], Route | None] | None = None  # `provider/model` routes, when allowed
 
     @property
     def routes(self) -> Mapping[str, Route]:
@@ -72,6 +74,13 @@ class Router:
 
     def route(self, name: str) -> Route:
         return self._routes[name]
+
+    def resolve(self, model: str) -> Route | None:
+        """The route a caller's `model` names: an alias, else (when allowed) `provider/model`."""
+        route = self._routes.get(model)
+        if route is None and self.direct is not None:
+            route = self.direct(model)
+        return route
 
     def order(self, route: Route) -> list[Target]:
         """The targets of `route` in the order this call tries them."""
@@ -107,7 +116,9 @@ class Router:
 
         `accept` judges an answer for a fan-out route with `merge: first_valid` (default: any
         answer); the cache is not used for calls that offer tools."""
-        route = self._routes[route_name]
+        route = self.resolve(route_name)
+        if route is None:
+            raise KeyError(route_name)
         order = self.order(route)
         budgets = self.budgets if self.budgets is not None and self.budgets.applies(tool, session) else None
         requests: dict[Target, CompletionRequest] = {}

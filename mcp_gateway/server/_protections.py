@@ -43,7 +43,7 @@ __all__ = ["Caller", "CallRecord", "Protections", "build_protections"]
 
 log = logging.getLogger("mcp_gateway.protections")
 
-_EVERYTHING = ("tools:*", "prompts:*", "resources:*", "sessions:own")
+_EVERYTHING = ("tools:*", "prompts:*", "resources:*", "models:*", "sessions:own")
 
 
 @dataclass(frozen=True, slots=True)
