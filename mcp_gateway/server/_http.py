@@ -1,5 +1,6 @@
 """Serve a gateway over HTTP: Streamable HTTP at /mcp, legacy HTTP+SSE at /sse + /messages/,
-and /healthz, from one Starlette app run by uvicorn.
+the OpenAI-format API at /v1/chat/completions and /v1/models, and /healthz, from one Starlette
+app run by uvicorn.
 
 Binds 127.0.0.1 by default with DNS-rebinding protection on (the SDK leaves it off when
 transports are built by hand), so a web page cannot reach a local gateway through a hostile name.
@@ -35,6 +36,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ..observability.logs import RequestIdMiddleware
 from ..observability.metrics import metrics_endpoint
+from ..config import ChatApiConfig
+from ._chat_api import chat_routes
 from ._event_store import InMemoryEventStore
 from ._live import LiveGateway
 from ._mcp import build_server, initialization_options
@@ -141,6 +144,10 @@ def build_http_app(
                 resource_url=AnyHttpUrl(guard.resource_url), authorization_servers=[AnyHttpUrl(guard.resource_url)])
     if guard.metrics_enabled:
         routes.append(Route("/metrics", endpoint=metrics_endpoint(guard.metrics), methods=["GET"]))
+    loaded = live.gateway.loaded
+    chat_api = loaded.chat_api.value if loaded is not None and loaded.chat_api is not None else ChatApiConfig()
+    if chat_api.enabled:
+        routes += chat_routes(live, guard, max_body_bytes=settings.max_body_bytes)
     return Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
 
 

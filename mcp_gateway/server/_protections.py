@@ -103,8 +103,11 @@ class Protections:
         return Caller(token.client_id, self._scopes.get(tuple(token.scopes)), limits)
 
     @asynccontextmanager
-    async def tool_call(self, caller: Caller, tool: str, *, estimated_tokens: int) -> AsyncIterator[CallRecord]:
-        """Admit one call (rate limits, deadline), then record it (metrics, audit) however it ends."""
+    async def tool_call(self, caller: Caller, tool: str, *, estimated_tokens: int,
+                        method: str = "tools/call") -> AsyncIterator[CallRecord]:
+        """Admit one call (rate limits, deadline), then record it (metrics, audit) however it ends.
+
+        `method` names the surface in metrics and audit (`tools/call`, `chat/completions`)."""
         record = CallRecord()
         started = time.perf_counter()
         try:
@@ -128,10 +131,10 @@ class Protections:
             raise
         finally:
             seconds = time.perf_counter() - started
-            self.metrics.request("tools/call", tool, record.outcome, seconds, record.error_kind)
+            self.metrics.request(method, tool, record.outcome, seconds, record.error_kind)
             if self.audit is not None:
                 self.audit.record_nowait(AuditEvent(
-                    principal=caller.principal, method="tools/call", target=tool, outcome=record.outcome,
+                    principal=caller.principal, method=method, target=tool, outcome=record.outcome,
                     error_kind=record.error_kind, duration_ms=round(seconds * 1000, 3),
                     input_tokens=record.input_tokens, output_tokens=record.output_tokens,
                     cost_usd=record.cost_usd, request_id=request_id_var.get(), session_id=record.session_id))
