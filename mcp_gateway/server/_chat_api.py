@@ -4,17 +4,18 @@
 `models:`, or `provider/model` when `chat_api.direct_models` allows it), so an alias' fallback,
 retries, breaker, hedging, fan-out, budgets and cost accounting apply; the answer comes back in
 OpenAI's shape whichever provider gave it. `GET /v1/models` lists the aliases the caller may use.
-A key needs a `models:` scope for an alias (`models:*`, `models:fast*`); without auth the local
-user may use every alias. Each call is rate-limited, audited and metered like a tool call (method
-`chat/completions`, target `model:<alias>`). Errors are OpenAI's `{"error": {...}}` with the
-status the official SDK maps to its exception classes.
+
+A thin adapter: each call runs through the shared `CallPipeline` (method `chat/completions`:
+scopes `models:NAME`, size and rate limits, deadline, accounting, metrics and audit as for a tool
+call), and each error gets its status from the one error table (`_boundary`), rendered in
+OpenAI's `{"error": {"message", "type", "param", "code"}}` shape so the official SDK raises its
+own exception classes.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import math
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -27,13 +28,12 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import Receive, Scope, Send
 
-from .._errors import OutputError, ProviderError
-from .._tokens import estimate_tokens
-from ..accounting import BudgetExceededError
+from .._errors import GatewayError, ModelNotFoundError
 from ..providers import Completion
 from ..routing import Routed
-from ..security import RateLimitExceeded, RateLimitUnavailable, RequestLimitError
+from ..security import RequestLimitError
 from ..security.limits import check_message_count
+from ._boundary import problem
 from ._chat_format import (
     ChatCall,
     ChatRequestError,
@@ -48,66 +48,46 @@ from ._chat_format import (
     parse_chat_request,
 )
 from ._live import LiveGateway
-from ._protections import Caller, CallRecord, Protections
+from ._pipeline import CHAT, CallPipeline, ToolCall
+from ._protections import Caller, Protections
 
 __all__ = ["chat_routes"]
 
 log = logging.getLogger("mcp_gateway.chat_api")
 
-METHOD = "chat/completions"
-_JSON = [(b"content-type", b"application/json")]
+# OpenAI's error `type` for each status the error table can give.
+_TYPES = {400: "invalid_request_error", 401: "authentication_error", 402: "insufficient_quota",
+          403: "permission_error", 404: "invalid_request_error", 410: "invalid_request_error",
+          413: "invalid_request_error", 429: "rate_limit_error", 504: "timeout_error"}
 
 
-class ApiError(Exception):
-    """An error response in OpenAI's shape."""
-
-    def __init__(self, status: int, message: str, kind: str, *, param: str | None = None,
-                 code: str | None = None, headers: dict[str, str] | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.body = error_body(message, kind, param=param, code=code)
-        self.headers = headers or {}
-
-    def response(self) -> Response:
-        return JSONResponse(self.body, status_code=self.status, headers=self.headers)
+class _Unauthenticated(Exception):
+    """No valid key or token where authentication is required."""
 
 
-def to_api_error(exc: Exception) -> ApiError:
-    """Each gateway error as the status and error type the OpenAI SDK knows."""
-    if isinstance(exc, ApiError):
-        return exc
-    if isinstance(exc, ChatRequestError):
-        return ApiError(400, exc.message, "invalid_request_error", param=exc.param)
-    if isinstance(exc, RateLimitExceeded):
-        wait = max(exc.retry_after, 0.0)
-        return ApiError(429, f"Rate limit exceeded: {exc}", "rate_limit_error", code="rate_limit_exceeded",
-                        headers={"retry-after": str(math.ceil(wait)), "retry-after-ms": str(round(wait * 1000))})
-    if isinstance(exc, RateLimitUnavailable):
-        return ApiError(503, f"Rate limits cannot be checked right now: {exc}", "server_error")
-    if isinstance(exc, BudgetExceededError):
-        return ApiError(429, str(exc), "insufficient_quota", code="insufficient_quota")
-    if isinstance(exc, RequestLimitError):
-        if exc.limit == "call_deadline_seconds":
-            return ApiError(504, str(exc), "timeout_error", code="deadline_exceeded")
-        return ApiError(413 if exc.limit == "max_body_bytes" else 400, str(exc), "invalid_request_error",
-                        code=exc.limit)
-    if isinstance(exc, ProviderError):
-        if exc.kind == "timeout":
-            return ApiError(504, str(exc), "timeout_error", code="provider_timeout")
-        if exc.kind == "circuit_open":
-            return ApiError(503, str(exc), "server_error", code="circuit_open",
-                            headers={"retry-after": str(math.ceil(exc.retry_after or 1))})
-        if exc.kind == "bad_request":
-            return ApiError(400, str(exc), "invalid_request_error", code="provider_rejected")
-        return ApiError(502, str(exc), "api_error", code=f"provider_{exc.kind}")
-    if isinstance(exc, OutputError):
-        return ApiError(502, str(exc), "api_error", code="invalid_output")
-    log.exception("chat completion failed unexpectedly")
-    return ApiError(500, "internal error (see the gateway's log)", "server_error")
+def error_response(exc: BaseException, guard: Protections) -> Response:
+    """`exc` with the status of the shared error table, in OpenAI's error shape."""
+    if isinstance(exc, _Unauthenticated):
+        body = error_body("Missing or invalid API key: send it as 'Authorization: Bearer <key>'.",
+                          "authentication_error", code="invalid_api_key")
+        return JSONResponse(body, status_code=401, headers={"www-authenticate": 'Bearer error="invalid_token"'})
+    if not isinstance(exc, GatewayError):
+        log.error("chat completion failed unexpectedly", exc_info=exc)
+    status, problem_body, headers = problem(exc, redact=guard.redactor.redact_text)
+    kind = _TYPES.get(status, "api_error" if status >= 500 else "invalid_request_error")
+    param = exc.param if isinstance(exc, ChatRequestError) else ("model" if isinstance(exc, ModelNotFoundError) else None)
+    code = problem_body["type"].rsplit(":", 1)[-1]
+    if isinstance(exc, ModelNotFoundError):
+        code = "model_not_found"
+    body = error_body(problem_body["detail"], kind, param=param, code=code)
+    if "call" in problem_body:
+        body["error"]["gateway"] = problem_body["call"]
+    return JSONResponse(body, status_code=status, headers=headers)
 
 
-def chat_routes(live: LiveGateway, guard: Protections, *, max_body_bytes: int) -> list[BaseRoute]:
-    api = _ChatApi(live, guard, max_body_bytes)
+def chat_routes(live: LiveGateway, guard: Protections, pipeline: CallPipeline, *,
+                max_body_bytes: int) -> list[BaseRoute]:
+    api = _ChatApi(live, guard, pipeline, max_body_bytes)
     return [
         Route("/v1/chat/completions", endpoint=api, methods=["POST"]),
         Route("/v1/models", endpoint=api.list_models, methods=["GET"]),
@@ -116,9 +96,10 @@ def chat_routes(live: LiveGateway, guard: Protections, *, max_body_bytes: int) -
 
 
 class _ChatApi:
-    def __init__(self, live: LiveGateway, guard: Protections, max_body_bytes: int) -> None:
+    def __init__(self, live: LiveGateway, guard: Protections, pipeline: CallPipeline, max_body_bytes: int) -> None:
         self.live = live
         self.guard = guard
+        self.pipeline = pipeline
         self.max_body_bytes = max_body_bytes
         self.created = int(time.time())
 
@@ -126,9 +107,7 @@ class _ChatApi:
 
     def _authorised(self, request: Request) -> Caller:
         if self.guard.verifier is not None and not isinstance(request.scope.get("user"), AuthenticatedUser):
-            raise ApiError(401, "Missing or invalid API key: send it as 'Authorization: Bearer <key>'.",
-                           "invalid_request_error", code="invalid_api_key",
-                           headers={"www-authenticate": 'Bearer error="invalid_token"'})
+            raise _Unauthenticated
         return self.guard.caller()
 
     def _model(self, name: str) -> dict[str, Any]:
@@ -137,28 +116,30 @@ class _ChatApi:
     async def list_models(self, request: Request) -> Response:
         try:
             caller = self._authorised(request)
-        except ApiError as exc:
-            return exc.response()
+        except _Unauthenticated as exc:
+            return error_response(exc, self.guard)
         names = [name for name in self.live.gateway.router.routes if caller.scopes.allows_model(name)]
         return JSONResponse({"object": "list", "data": [self._model(name) for name in names]})
 
     async def get_model(self, request: Request) -> Response:
+        name = request.path_params["model"]
         try:
             caller = self._authorised(request)
-            name = request.path_params["model"]
-            self._route(caller, name)
-        except ApiError as exc:
-            return exc.response()
+            if not caller.scopes.allows_model(name):
+                raise ModelNotFoundError(f"The model '{name}' does not exist or you do not have access to it.")
+            self._route(name)
+        except Exception as exc:  # noqa: BLE001 - every failure becomes an error response
+            return error_response(exc, self.guard)
         return JSONResponse(self._model(name))
 
-    def _route(self, caller: Caller, name: str) -> Any:
+    def _route(self, name: str) -> Any:
+        """The route `name` names (the pipeline has checked the caller's scopes for it)."""
         router = self.live.gateway.router
-        route = router.resolve(name) if caller.scopes.allows_model(name) else None
+        route = router.resolve(name)
         if route is None:
-            why = router.unavailable.get(name) if caller.scopes.allows_model(name) else None
+            why = router.unavailable.get(name)
             detail = f" ({why})" if why else ""
-            raise ApiError(404, f"The model '{name}' does not exist or you do not have access to it{detail}.",
-                           "invalid_request_error", param="model", code="model_not_found")
+            raise ModelNotFoundError(f"The model '{name}' does not exist or you do not have access to it{detail}.")
         return route
 
     # -- chat completions ------------------------------------------------------------------------
@@ -168,18 +149,17 @@ class _ChatApi:
         try:
             caller = self._authorised(request)
             call = parse_chat_request(await self._body(request))
-            route = self._route(caller, call.model)
             check_message_count(len(call.messages), self.live.gateway.limits.max_messages)
         except Exception as exc:  # noqa: BLE001 - every failure becomes an error response
-            await to_api_error(exc).response()(scope, receive, send)
+            await error_response(exc, self.guard)(scope, receive, send)
             return
         if call.stream:
-            await _Stream(self, caller, call, route).run(scope, receive, send)
+            await _Stream(self, caller, call).run(scope, receive, send)
             return
         try:
-            routed = await self.run(caller, call, route, None)
+            routed = await self.run(caller, call, None)
         except Exception as exc:  # noqa: BLE001
-            await to_api_error(exc).response()(scope, receive, send)
+            await error_response(exc, self.guard)(scope, receive, send)
             return
         await JSONResponse(completion_body(routed))(scope, receive, send)
 
@@ -199,38 +179,25 @@ class _ChatApi:
         except ValueError:
             raise ChatRequestError("the request body is not valid JSON") from None
 
-    async def run(self, caller: Caller, call: ChatCall, route: Any,
-                  on_text: Callable[[str], Awaitable[None]] | None) -> Routed:
-        """One call through the protections: rate limits and deadline, then metrics and audit."""
-        target = f"model:{route.name}"
-        estimate = sum(estimate_tokens(m.content) for m in call.messages) if self.guard.limiter is not None else 0
+    async def run(self, caller: Caller, call: ChatCall, on_text: Callable[[str], Awaitable[None]] | None,
+                  *, on_route: Callable[[Any], Callable[[str], Awaitable[None]] | None] | None = None) -> Routed:
+        """One call through the shared pipeline; its endpoint sends the request to the route.
+
+        `on_route` picks the text callback once the route is known (a fan-out streams nothing)."""
         schema = call.output_schema
         accept = _validator(schema) if schema is not None else None
-        async with self.guard.tool_call(caller, target, estimated_tokens=estimate, method=METHOD) as record:
-            with self.live.call():
-                routed = await self.live.gateway.router.complete(
-                    route.name, call.messages, params=call.params, output_schema=schema, on_text=on_text,
-                    tools=call.tools, tool_choice=call.tool_choice, accept=accept,
-                )
-            self._record(record, target, routed)
-        return routed
 
-    def _record(self, record: CallRecord, target: str, routed: Routed) -> None:
-        usage = routed.completion.usage
-        if routed.answers:
-            usage_in = sum(a.usage.input_tokens for a in routed.attempts if a.usage is not None)
-            usage_out = sum(a.usage.output_tokens for a in routed.attempts if a.usage is not None)
-        else:
-            usage_in, usage_out = usage.input_tokens, usage.output_tokens
-        record.input_tokens, record.output_tokens = usage_in, usage_out
-        record.cost_usd = float(routed.cost_usd) if routed.cost_usd is not None else None
-        metrics = self.guard.metrics
-        for attempt in routed.attempts:
-            metrics.provider_call(attempt.provider, attempt.model, attempt.duration_ms / 1000,
-                                  error_type=None if attempt.outcome in ("ok", "lost") else attempt.outcome)
-        metrics.usage(tool=target, route=routed.route.name, provider=routed.target.provider.name,
-                      model=routed.completion.model, input_tokens=usage_in, output_tokens=usage_out,
-                      cached_tokens=usage.cache_read_tokens, cost_usd=record.cost_usd)
+        async def endpoint(piped: ToolCall) -> Routed:
+            route = self._route(call.model)
+            callback = on_route(route) if on_route is not None else on_text
+            return await self.live.gateway.router.complete(
+                route.name, call.messages, params=call.params, output_schema=schema, on_text=callback,
+                tools=call.tools, tool_choice=call.tool_choice, accept=accept,
+            )
+
+        arguments = {"messages": [m.content for m in call.messages]}  # what the size and token limits see
+        routed: Routed = await self.pipeline.run(ToolCall(call.model, arguments, caller, method=CHAT), endpoint)
+        return routed
 
 
 def _validator(schema: Any) -> Callable[[Completion], bool]:
@@ -254,15 +221,14 @@ class _Stream:
     before it is still an ordinary error response with its status; after it, an error is sent as
     a last `data: {"error": ...}` event. A client that goes away cancels the provider call."""
 
-    def __init__(self, api: _ChatApi, caller: Caller, call: ChatCall, route: Any) -> None:
+    def __init__(self, api: _ChatApi, caller: Caller, call: ChatCall) -> None:
         self.api = api
         self.caller = caller
         self.call = call
-        self.route = route
         self.id = new_id()
         self.created = int(time.time())
         self.started = False
-        self.model = route.model
+        self.model = call.model
 
     async def run(self, scope: Scope, receive: Receive, send: Send) -> None:
         self.send = send
@@ -277,25 +243,29 @@ class _Stream:
                 group.cancel_scope.cancel()
 
             group.start_soon(watch)
-            route = self.route
-            fans_out = route.strategy == "fanout" and route.merge == "all" and len(route.targets) > 1
-            try:  # a fan-out's answers are sent whole at the end, one choice each
-                routed = await self.api.run(self.caller, self.call, route, None if fans_out else self.on_text)
+            try:
+                routed = await self.api.run(self.caller, self.call, None, on_route=self._text_callback)
             except Exception as exc:  # noqa: BLE001
                 error = exc
             group.cancel_scope.cancel()
         if routed is None and error is None:
             return  # cancelled: the client is gone
         if error is not None:
-            api_error = to_api_error(error)
+            response = error_response(error, self.api.guard)
             if not self.started:
-                await api_error.response()(scope, receive, send)
+                await response(scope, receive, send)
                 return
-            await self._write(b"data: " + json.dumps(api_error.body).encode() + b"\n\n")
+            await self._write(b"data: " + bytes(response.body) + b"\n\n")
             await send({"type": "http.response.body", "body": b"data: [DONE]\n\n", "more_body": False})
             return
         assert routed is not None
         await self.finish(routed)
+
+    def _text_callback(self, route: Any) -> Callable[[str], Awaitable[None]] | None:
+        """Stream the answer as it comes, except a fan-out's: its answers go whole at the end, one choice each."""
+        self.model = route.model
+        fans_out = route.strategy == "fanout" and route.merge == "all" and len(route.targets) > 1
+        return None if fans_out else self.on_text
 
     async def _start(self) -> None:
         if self.started:

@@ -20,6 +20,7 @@ from typing import Any
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 
+from .._errors import ArgumentError, Violation
 from ..providers import Completion, FunctionTool, Message, ToolCall, ToolChoice, Usage
 from ..routing import Routed
 
@@ -36,13 +37,17 @@ _ACCEPTED = frozenset({
 })
 
 
-class ChatRequestError(ValueError):
-    """A request body OpenAI would refuse: 400 `invalid_request_error`, naming the `param`."""
+class ChatRequestError(ArgumentError):
+    """A request body OpenAI would refuse (400 `invalid_request_error`), naming the `param`."""
 
     def __init__(self, message: str, param: str | None = None) -> None:
-        super().__init__(message)
+        super().__init__("chat/completions", [Violation(f"$.{param}" if param else "$", message)])
+        self.args = (message,)
         self.message = message
         self.param = param
+
+    def __str__(self) -> str:
+        return self.message
 
 
 @dataclass(frozen=True, slots=True)

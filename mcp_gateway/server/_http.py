@@ -41,6 +41,7 @@ from ._chat_api import chat_routes
 from ._event_store import InMemoryEventStore
 from ._live import LiveGateway
 from ._mcp import build_server, initialization_options
+from ._pipeline import CallPipeline
 from ._protections import Protections
 from ._reload import Reloader
 
@@ -91,7 +92,8 @@ def build_http_app(
 ) -> Starlette:
     """The ASGI app serving `live` on every HTTP transport, behind `protections` when given."""
     guard = protections or Protections()
-    server: Server[Any] = build_server(live, guard)
+    pipeline = CallPipeline(live, guard)  # one call path for every surface of this app
+    server: Server[Any] = build_server(live, guard, pipeline=pipeline)
     security = settings.security(port if port is not None else settings.port)
     manager = StreamableHTTPSessionManager(
         app=server,
@@ -147,7 +149,7 @@ def build_http_app(
     loaded = live.gateway.loaded
     chat_api = loaded.chat_api.value if loaded is not None and loaded.chat_api is not None else ChatApiConfig()
     if chat_api.enabled:
-        routes += chat_routes(live, guard, max_body_bytes=settings.max_body_bytes)
+        routes += chat_routes(live, guard, pipeline, max_body_bytes=settings.max_body_bytes)
     return Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
 
 
