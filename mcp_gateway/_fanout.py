@@ -16,11 +16,17 @@ from typing import Any
 from ._errors import OutputError, Violation
 from .catalog import PromptTool
 from .providers import Completion
-from .routing import FanoutAnswer
+from .providers._schemas import nest
+from .routing import FanoutAnswer, Route
 
-__all__ = ["answer_value", "fanout_output_schema", "fanout_result"]
+__all__ = ["answer_value", "fanout_output_schema", "fanout_result", "returns_every_answer"]
 
 _USAGE = {"type": "object", "additionalProperties": {"type": "integer"}}
+
+
+def returns_every_answer(route: Route | None) -> bool:
+    """A fan-out route with `merge: all`: its tools answer with the list of every target's answer."""
+    return route is not None and route.strategy == "fanout" and route.merge == "all" and len(route.targets) > 1
 
 
 def fanout_output_schema(output_schema: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -40,9 +46,11 @@ def fanout_output_schema(output_schema: Mapping[str, Any] | None) -> dict[str, A
         },
         "required": ["target", "provider", "model", "ok"],
     }
-    if output_schema is not None:
-        entry["properties"]["structured"] = dict(output_schema)
-    return {"type": "object", "properties": {"answers": {"type": "array", "items": entry}}, "required": ["answers"]}
+    hoisted: dict[str, Any] = {}
+    if output_schema is not None:  # its $defs move to the new root, its $refs are re-pointed
+        entry["properties"]["structured"], hoisted = nest(output_schema, "#/properties/answers/items/properties/structured")
+    return {"type": "object", "properties": {"answers": {"type": "array", "items": entry}}, "required": ["answers"],
+            **hoisted}
 
 
 def answer_value(tool: PromptTool, completion: Completion) -> Any:

@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from ._errors import ConfigError
-from ._fanout import answer_value, fanout_result, is_valid
-from .catalog import Catalog, build_catalog
+from ._fanout import answer_value, fanout_output_schema, fanout_result, is_valid, returns_every_answer
+from .catalog import Catalog, PromptTool, build_catalog
 from .config import Limits, LoadedConfig, ServerSettings, load_config
 from .providers import Completion, Message, OnText
 from .routing import Route, Routed, Router, build_router
@@ -99,7 +99,7 @@ class Gateway:
             accept=lambda completion: is_valid(tool, completion),
         )
         route, completion = routed.route, routed.completion
-        if routed.answers and route.merge == "all":
+        if returns_every_answer(route):
             structured = fanout_result(tool, routed.answers)
         else:
             structured = answer_value(tool, completion)
@@ -120,6 +120,13 @@ class Gateway:
             completion.usage.input_tokens, completion.usage.output_tokens, elapsed,
         )
         return ToolAnswer(text, structured, routed, elapsed)
+
+    def output_schema_of(self, tool: PromptTool) -> Mapping[str, Any] | None:
+        """The schema of `tool`'s structured answer on every surface: its own `output_schema`, or,
+        when its route fans out with `merge: all`, the list of every target's answer (`_fanout`)."""
+        if returns_every_answer(self.router.routes.get(tool.config.model)):
+            return fanout_output_schema(tool.config.output_schema)
+        return tool.config.output_schema
 
     async def aclose(self) -> None:
         await self.router.aclose()

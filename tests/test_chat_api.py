@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx2
 import jsonschema
 import openai
 import pytest
@@ -217,6 +218,18 @@ def test_errors_are_the_sdks_own_exceptions(client: openai.OpenAI) -> None:
     assert late.value.status_code == 502 and "total_s=0.2" in late.value.message
     with pytest.raises(openai.NotFoundError):  # direct targets need a provider that exists
         client.chat.completions.create(model="nope/gpt", messages=MESSAGES)  # type: ignore[arg-type]
+
+
+def test_web_pages_cannot_post(gateway: RunningServer) -> None:
+    """A page on another origin gets 403; a form or text/plain body (no CORS preflight) gets 415."""
+    url = gateway.base_url + "/v1/chat/completions"
+    body = json.dumps({"model": "via-mock", "messages": MESSAGES})
+    foreign = httpx2.post(url, content=body, headers={"content-type": "application/json",
+                                                      "origin": "https://evil.example"}, timeout=10)
+    assert foreign.status_code == 403 and foreign.json()["error"]["code"] == "origin_not_allowed"
+    plain = httpx2.post(url, content=body, headers={"content-type": "text/plain"}, timeout=10)
+    assert plain.status_code == 415 and plain.json()["error"]["code"] == "unsupported_media_type"
+    assert httpx2.post(url, content=body, headers={"content-type": "application/json"}, timeout=10).status_code == 200
 
 
 def test_scopes_keys_and_audit(mock_llm: str, tmp_path: Path) -> None:

@@ -23,6 +23,7 @@ from typing import Any
 import anyio
 from jsonschema import Draft202012Validator
 from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
+from mcp.server.transport_security import TransportSecurityMiddleware, TransportSecuritySettings
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
@@ -50,6 +51,7 @@ from ._chat_format import (
 from ._live import LiveGateway
 from ._pipeline import CHAT, CallPipeline, ToolCall
 from ._protections import Caller, Protections
+from ._rest import is_json
 
 __all__ = ["chat_routes"]
 
@@ -65,8 +67,19 @@ class _Unauthenticated(Exception):
     """No valid key or token where authentication is required."""
 
 
+class _Refused(Exception):
+    """A request turned away before anything runs (a foreign Origin or Host, a non-JSON body)."""
+
+    def __init__(self, status: int, message: str, kind: str, code: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.body = error_body(message, kind, code=code)
+
+
 def error_response(exc: BaseException, guard: Protections) -> Response:
     """`exc` with the status of the shared error table, in OpenAI's error shape."""
+    if isinstance(exc, _Refused):
+        return JSONResponse(exc.body, status_code=exc.status)
     if isinstance(exc, _Unauthenticated):
         body = error_body("Missing or invalid API key: send it as 'Authorization: Bearer <key>'.",
                           "authentication_error", code="invalid_api_key")
@@ -85,9 +98,11 @@ def error_response(exc: BaseException, guard: Protections) -> Response:
     return JSONResponse(body, status_code=status, headers=headers)
 
 
-def chat_routes(live: LiveGateway, guard: Protections, pipeline: CallPipeline, *,
-                max_body_bytes: int) -> list[BaseRoute]:
-    api = _ChatApi(live, guard, pipeline, max_body_bytes)
+def chat_routes(live: LiveGateway, guard: Protections, pipeline: CallPipeline, *, max_body_bytes: int,
+                security: TransportSecuritySettings | None = None) -> list[BaseRoute]:
+    """The routes, for mounting into the gateway's Starlette app; `security` applies the MCP
+    transports' Host/Origin checks (DNS-rebinding protection) here too."""
+    api = _ChatApi(live, guard, pipeline, max_body_bytes, security)
     return [
         Route("/v1/chat/completions", endpoint=api, methods=["POST"]),
         Route("/v1/models", endpoint=api.list_models, methods=["GET"]),
@@ -96,16 +111,29 @@ def chat_routes(live: LiveGateway, guard: Protections, pipeline: CallPipeline, *
 
 
 class _ChatApi:
-    def __init__(self, live: LiveGateway, guard: Protections, pipeline: CallPipeline, max_body_bytes: int) -> None:
+    def __init__(self, live: LiveGateway, guard: Protections, pipeline: CallPipeline, max_body_bytes: int,
+                 security: TransportSecuritySettings | None) -> None:
         self.live = live
         self.guard = guard
         self.pipeline = pipeline
         self.max_body_bytes = max_body_bytes
+        self.checker = TransportSecurityMiddleware(security) if security is not None else None
         self.created = int(time.time())
 
     # -- models ----------------------------------------------------------------------------------
 
-    def _authorised(self, request: Request) -> Caller:
+    async def _authorised(self, request: Request) -> Caller:
+        """The caller, once the request passed the Host/Origin checks and (when on) authentication;
+        a POST must carry JSON (what also keeps a web page from posting a form or text/plain)."""
+        if self.checker is not None and (rejected := await self.checker.validate_request(request)) is not None:
+            if rejected.status_code == 403:
+                raise _Refused(403, "this Origin may not call the gateway (see --allow-origin)",
+                               "permission_error", "origin_not_allowed")
+            raise _Refused(421, "this Host header is not served here (see --allow-host)",
+                           "invalid_request_error", "host_not_allowed")
+        if request.method == "POST" and not is_json(request):
+            raise _Refused(415, "send the request as JSON with Content-Type: application/json",
+                           "invalid_request_error", "unsupported_media_type")
         if self.guard.verifier is not None and not isinstance(request.scope.get("user"), AuthenticatedUser):
             raise _Unauthenticated
         return self.guard.caller()
@@ -115,8 +143,8 @@ class _ChatApi:
 
     async def list_models(self, request: Request) -> Response:
         try:
-            caller = self._authorised(request)
-        except _Unauthenticated as exc:
+            caller = await self._authorised(request)
+        except (_Unauthenticated, _Refused) as exc:
             return error_response(exc, self.guard)
         names = [name for name in self.live.gateway.router.routes if caller.scopes.allows_model(name)]
         return JSONResponse({"object": "list", "data": [self._model(name) for name in names]})
@@ -124,7 +152,7 @@ class _ChatApi:
     async def get_model(self, request: Request) -> Response:
         name = request.path_params["model"]
         try:
-            caller = self._authorised(request)
+            caller = await self._authorised(request)
             if not caller.scopes.allows_model(name):
                 raise ModelNotFoundError(f"The model '{name}' does not exist or you do not have access to it.")
             self._route(name)
@@ -147,7 +175,7 @@ class _ChatApi:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope, receive)
         try:
-            caller = self._authorised(request)
+            caller = await self._authorised(request)
             call = parse_chat_request(await self._body(request))
             check_message_count(len(call.messages), self.live.gateway.limits.max_messages)
         except Exception as exc:  # noqa: BLE001 - every failure becomes an error response

@@ -131,7 +131,10 @@ def build_server(live: LiveGateway, protections: Protections | None = None, *,
             log.info("tool=%s cancelled by the client", params.name)
             raise
         except Exception as exc:
-            log.info("tool=%s failed: %s", params.name, type(exc).__name__, exc_info=not isinstance(exc, GatewayError))
+            if isinstance(exc, GatewayError):
+                log.info("tool=%s failed: %s", params.name, type(exc).__name__)
+            else:
+                log.error("tool=%s failed unexpectedly", params.name, exc_info=exc)
             result = mcp_tool_error(exc)  # raises MCPError for what the protocol calls a bad request
             await _log_to_client(ctx, "warning", {"tool": params.name, "error": str(exc)})
             return result

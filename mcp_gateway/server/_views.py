@@ -8,7 +8,6 @@ from typing import Any
 
 import mcp_types as types
 
-from .._fanout import fanout_output_schema
 from .._gateway import Gateway
 from .._protocol import META_PREFIX, SESSION_ARGUMENT
 from ..catalog import PromptEntry, PromptTool
@@ -17,9 +16,8 @@ from ._sessions import BUILTIN_TOOLS, SESSION_TEMPLATES
 __all__ = ["USAGE_URI", "McpViews", "usage_for"]
 
 
-def _tool(tool: PromptTool, fans_out: bool) -> types.Tool:
+def _tool(tool: PromptTool, output_schema: Any) -> types.Tool:
     config = tool.config
-    output_schema = fanout_output_schema(config.output_schema) if fans_out else config.output_schema
     schema = config.input_schema
     if config.context is not None:
         # Clients that cannot set _meta name their session with an argument instead.
@@ -51,11 +49,6 @@ def _prompt(entry: PromptEntry) -> types.Prompt:
     )
 
 
-def _fans_out(route: Any) -> bool:
-    """A fan-out route that returns every answer (the tool's result is then the list of them)."""
-    return route is not None and route.strategy == "fanout" and route.merge == "all" and len(route.targets) > 1
-
-
 USAGE_URI = "gateway://usage"
 USAGE_RESOURCE = types.Resource(
     uri=USAGE_URI, name="gateway-usage", title="Usage and cost", mime_type="application/json",
@@ -80,8 +73,7 @@ class McpViews:
         served = catalog.tools.served()
         sessions = gateway.sessions
         session_tools = sessions is not None and sessions.settings.builtin_tools
-        routes = gateway.router.routes
-        tools = [_tool(t, _fans_out(routes.get(t.config.model))) for t in served]
+        tools = [_tool(t, gateway.output_schema_of(t)) for t in served]
         tools += list(BUILTIN_TOOLS) if session_tools else []
         return cls(
             tools=types.ListToolsResult(tools=tools),

@@ -164,3 +164,25 @@ async def test_config_mistakes_are_reported(tmp_path: Path, bad: str, message: s
     text = config(f"compare: {{targets: [{{provider: fast, model: m-fast}}], {bad[1:-1]}}}\n")
     with pytest.raises(ConfigError, match=message):
         load_gateway(write(tmp_path, text))
+
+
+def test_fanout_tool_over_rest_and_openapi(tmp_path: Path) -> None:
+    import httpx2
+
+    from tests.conftest import http_gateway
+
+    path = write(tmp_path, config("""
+        compare:
+          strategy: fanout
+          targets:
+            - {provider: fast, model: m-fast}
+            - {provider: down, model: m-down}
+        """))
+    with http_gateway(path) as server:
+        result = httpx2.post(server.base_url + "/v1/tools/judge", json={"text": "fine"}, timeout=20)
+        document = httpx2.get(server.base_url + "/openapi.json", timeout=20).json()
+    assert result.status_code == 200
+    structured = result.json()["structured"]
+    assert [(a["target"], a["ok"]) for a in structured["answers"]] == [("fast/m-fast", True), ("down/m-down", False)]
+    schema = document["components"]["schemas"]["judge_result"]["allOf"][1]["properties"]["structured"]
+    assert schema["properties"]["answers"]["items"]["required"] == ["target", "provider", "model", "ok"]
