@@ -262,9 +262,9 @@ def test_scopes_keys_and_audit(mock_llm: str, tmp_path: Path) -> None:
             assert list(other.models.list()) == []
             with pytest.raises(openai.NotFoundError):
                 other.chat.completions.create(model="via-openai", messages=MESSAGES)  # type: ignore[arg-type]
-        with openai.OpenAI(base_url=base, api_key="mgw_wrong_key", max_retries=0) as stranger:
-            with pytest.raises(openai.AuthenticationError):
-                stranger.chat.completions.create(model="via-openai", messages=MESSAGES)  # type: ignore[arg-type]
+        with openai.OpenAI(base_url=base, api_key="mgw_wrong_key", max_retries=0) as stranger, \
+                pytest.raises(openai.AuthenticationError):
+            stranger.chat.completions.create(model="via-openai", messages=MESSAGES)  # type: ignore[arg-type]
     events = [json.loads(line) for line in (tmp_path / "audit.jsonl").read_text().splitlines()]
     chat = [e for e in events if e.get("method") == "chat/completions"]
     assert [(e["target"], e["outcome"], e["error_kind"]) for e in chat] == [

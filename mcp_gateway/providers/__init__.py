@@ -1,6 +1,16 @@
 """Model providers: one small adapter per wire format, behind the `Provider` protocol."""
 
-from ._base import Completion, CompletionRequest, FunctionTool, Message, OnText, Provider, ToolCall, ToolChoice, Usage
+from ._base import (
+    Completion,
+    CompletionRequest,
+    FunctionTool,
+    Message,
+    OnText,
+    Provider,
+    ToolCall,
+    ToolChoice,
+    Usage,
+)
 from ._registry import ProviderFactory, provider_kinds
 from .anthropic import AnthropicProvider
 from .gemini import GeminiProvider

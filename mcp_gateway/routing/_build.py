@@ -19,7 +19,16 @@ from typing import Any
 from .._errors import ConfigIssue
 from ..accounting import Budgets, PriceTable
 from ..cache import CacheStore, MemoryCache
-from ..config import ENV_REF, ChatApiConfig, LoadedConfig, Located, ModelConfig, Origin, ProviderConfig, resolve_env
+from ..config import (
+    ENV_REF,
+    ChatApiConfig,
+    LoadedConfig,
+    Located,
+    ModelConfig,
+    Origin,
+    ProviderConfig,
+    resolve_env,
+)
 from ..providers import Provider, provider_kinds
 from ._policy import Breaker, RetryPolicy
 from ._route import Route, Target

@@ -29,7 +29,16 @@ from ..accounting import (
     input_token_bound,
 )
 from ..cache import CacheStore, entry_key, request_digest
-from ..providers import Completion, CompletionRequest, FunctionTool, Message, OnText, Provider, ToolChoice, Usage
+from ..providers import (
+    Completion,
+    CompletionRequest,
+    FunctionTool,
+    Message,
+    OnText,
+    Provider,
+    ToolChoice,
+    Usage,
+)
 from ._call import Guard, RoutedCall
 from ._route import Attempt, FanoutAnswer, Route, Routed, RouteError, Target
 

@@ -12,7 +12,6 @@ import jsonschema
 import pytest
 
 from mcp_gateway.providers import CompletionRequest, FunctionTool, Message, MockProvider, ToolCall, ToolChoice
-
 from tests.providers.support import KINDS
 
 pytestmark = pytest.mark.anyio
