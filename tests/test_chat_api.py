@@ -58,7 +58,7 @@ def mock_llm() -> Iterator[str]:
         process.wait(10)
 
 
-def gateway_config(mock: str, extra: str = "") -> str:
+def gateway_config(mock: str, extra: str = "", chat_extra: str = "") -> str:
     return textwrap.dedent(f"""\
         format: mcp-gateway/1
         providers:
@@ -85,7 +85,7 @@ def gateway_config(mock: str, extra: str = "") -> str:
               - {{provider: ge, model: gemini-mock}}
         prices:
           oa/gpt-mock: {{input: 1, output: 2}}
-        chat_api: {{direct_models: true}}
+        chat_api: {{direct_models: true{chat_extra}}}
         tools:
           - name: echo
             description: Echo.
@@ -232,13 +232,24 @@ def test_web_pages_cannot_post(gateway: RunningServer) -> None:
     assert httpx2.post(url, content=body, headers={"content-type": "application/json"}, timeout=10).status_code == 200
 
 
+def repeated_requests_come_from_the_cache(client: openai.OpenAI) -> None:
+    messages = [{"role": "user", "content": "Cache me: the capital of Portugal?"}]
+    first = client.chat.completions.create(model="via-openai", messages=messages)  # type: ignore[arg-type]
+    again = client.chat.completions.create(model="via-openai", messages=messages)  # type: ignore[arg-type]
+    assert first.model_extra["gateway"].get("cache") == "miss"  # type: ignore[index]
+    assert again.model_extra["gateway"]["cache"] == "hit" and again.model_extra["gateway"]["cost_usd"] == 0  # type: ignore[index]
+    assert again.choices[0].message.content == first.choices[0].message.content
+    tools = client.chat.completions.create(model="via-openai", messages=messages, tools=[WEATHER])  # type: ignore[arg-type,list-item]
+    assert "cache" not in tools.model_extra["gateway"]  # type: ignore[index]
+
+
 def test_scopes_keys_and_audit(mock_llm: str, tmp_path: Path) -> None:
     config = tmp_path / "gateway.yaml"
     config.write_text(gateway_config(mock_llm, textwrap.dedent("""\
         auth: {keys_file: keys.json}
         audit: {path: audit.jsonl}
         rate_limits: {store: memory}
-        """)))
+        """), chat_extra=", cache_ttl_s: 60"))
 
     def create(*args: str) -> str:
         out = subprocess.run([sys.executable, "-m", "mcp_gateway", "keys", "create", str(config), *args],
@@ -247,6 +258,7 @@ def test_scopes_keys_and_audit(mock_llm: str, tmp_path: Path) -> None:
 
     some = create("--name", "app", "--scope", "models:via-o*", "--rpm", "2")
     tools_only = create("--name", "mcp-only", "--scope", "tools:*")
+    cached = create("--name", "cache-user", "--scope", "models:*")
     with http_gateway(config) as server:
         base = server.base_url + "/v1"
         with openai.OpenAI(base_url=base, api_key=some, max_retries=0, timeout=20) as app:
@@ -262,6 +274,8 @@ def test_scopes_keys_and_audit(mock_llm: str, tmp_path: Path) -> None:
             assert list(other.models.list()) == []
             with pytest.raises(openai.NotFoundError):
                 other.chat.completions.create(model="via-openai", messages=MESSAGES)  # type: ignore[arg-type]
+        with openai.OpenAI(base_url=base, api_key=cached, max_retries=0) as client:
+            repeated_requests_come_from_the_cache(client)
         with openai.OpenAI(base_url=base, api_key="mgw_wrong_key", max_retries=0) as stranger, \
                 pytest.raises(openai.AuthenticationError):
             stranger.chat.completions.create(model="via-openai", messages=MESSAGES)  # type: ignore[arg-type]
@@ -273,6 +287,7 @@ def test_scopes_keys_and_audit(mock_llm: str, tmp_path: Path) -> None:
         ("model:via-ollama", "ok", None),
         ("model:via-openai", "error", "rate_limit"),
         ("model:via-openai", "error", "out_of_scope"),  # the tools-only key
+        *[("model:via-openai", "ok", None)] * 3,  # the cache: miss, hit, and a request with tools
     ]
     assert chat[0]["outcome"] == "ok" and chat[0]["input_tokens"] > 0
     assert some not in (tmp_path / "audit.jsonl").read_text()

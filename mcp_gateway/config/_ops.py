@@ -86,3 +86,7 @@ class ChatApiConfig(_Model):
         False, description="Also accept `model: <provider name>/<model id>`: a direct call to that provider's "
         "model, outside any alias (no fallback, retries or breaker)."
     )
+    cache_ttl_s: float | None = Field(
+        None, gt=0, description="Answer a repeated request from the response cache (`response_cache:`) for this "
+        "many seconds; requests that offer tools or carry tool calls are never cached. Default: no caching."
+    )

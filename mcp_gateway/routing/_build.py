@@ -98,7 +98,8 @@ def build_router(loaded: LoadedConfig, environ: Mapping[str, str]) -> tuple[Rout
                     ", ".join(unpriced))
 
     budgets = _budgets(sections, loaded, served, routes, issues)
-    cache, cache_settings = _cache(sections, served, environ, issues)
+    cache, cache_settings = _cache(sections, served, environ, issues, chat_cache=chat_api.enabled
+                                   and chat_api.cache_ttl_s is not None)
     router = Router(routes, providers, budgets=budgets, cache=cache, cache_settings=cache_settings)
     router.unavailable = {alias: unavailable[t.provider] for alias, m in loaded.models.items() if alias not in routes
                           for t in m.value.all_targets() if t.provider in unavailable}
@@ -191,9 +192,9 @@ def _budgets(sections: _RootSections, loaded: LoadedConfig, served: list[Located
 
 
 def _cache(sections: _RootSections, served: list[Located[Any]], environ: Mapping[str, str],
-           issues: list[ConfigIssue]) -> tuple[CacheStore | None, Any]:
+           issues: list[ConfigIssue], *, chat_cache: bool = False) -> tuple[CacheStore | None, Any]:
     config, origin = sections.get("response_cache")
-    if config is None and not any(t.value.cache is not None for t in served):
+    if config is None and not chat_cache and not any(t.value.cache is not None for t in served):
         return None, None
     if config is None or config.store == "memory":
         return MemoryCache(config.max_entries if config is not None else 10_000), config

@@ -216,12 +216,19 @@ class _ChatApi:
         accept = _validator(schema) if schema is not None else None
 
         async def endpoint(piped: ToolCall) -> Routed:
+            gateway = self.live.gateway
             route = self._route(call.model)
             callback = on_route(route) if on_route is not None else on_text
-            return await self.live.gateway.router.complete(
+            loaded = gateway.loaded.chat_api if gateway.loaded is not None else None
+            ttl = loaded.value.cache_ttl_s if loaded is not None else None
+            if call.tools or any(m.tool_calls or m.role == "tool" for m in call.messages):
+                ttl = None  # a tool's result is the caller's world: never answer it from the cache
+            routed = await gateway.router.complete(
                 route.name, call.messages, params=call.params, output_schema=schema, on_text=callback,
-                tools=call.tools, tool_choice=call.tool_choice, accept=accept,
+                tools=call.tools, tool_choice=call.tool_choice, accept=accept, cache_ttl_s=ttl,
             )
+            await gateway.router.remember(routed)  # a miss' answer, for the next identical request
+            return routed
 
         arguments = {"messages": [m.content for m in call.messages]}  # what the size and token limits see
         routed: Routed = await self.pipeline.run(ToolCall(call.model, arguments, caller, method=CHAT), endpoint)
