@@ -291,3 +291,29 @@ def test_scopes_keys_and_audit(mock_llm: str, tmp_path: Path) -> None:
     ]
     assert chat[0]["outcome"] == "ok" and chat[0]["input_tokens"] > 0
     assert some not in (tmp_path / "audit.jsonl").read_text()
+
+
+def test_an_alias_whose_provider_cannot_be_built_is_unavailable_not_an_error(tmp_path: Path) -> None:
+    """Aliases no tool uses are built leniently for this API: an unset key leaves the alias out
+    (its 404 says why) instead of failing the config."""
+    from mcp_gateway import load_gateway
+
+    path = tmp_path / "gateway.yaml"
+    path.write_text(textwrap.dedent("""\
+        format: mcp-gateway/1
+        providers:
+          off: {kind: mock}
+          remote: {kind: openai, api_key: "${env:CHAT_API_TEST_UNSET_KEY}"}
+        models:
+          local: {provider: off, model: m}
+          cloud: {provider: remote, model: gpt-x}
+        tools:
+          - name: echo
+            description: Echo.
+            model: local
+            messages: [{role: user, content: "{{ text }}"}]
+            input_schema: {type: object, properties: {text: {type: string}}, required: [text]}
+        """))
+    gateway = load_gateway(path, environ={})
+    assert set(gateway.router.routes) == {"local"}
+    assert "CHAT_API_TEST_UNSET_KEY is not set" in gateway.router.unavailable["cloud"]
