@@ -133,3 +133,15 @@ async def test_offline_mock_provider_forces_calls_too() -> None:
     assert again.tool_calls == completion.tool_calls  # deterministic
     text = await provider.complete(CompletionRequest("m", PROMPT, tools=(WEATHER,)))
     assert text.tool_calls == () and text.text
+
+
+async def test_kinds_without_tool_support_refuse_clearly() -> None:
+    from mcp_gateway._errors import ProviderError
+    from mcp_gateway.providers._litellm import LiteLLMProvider
+    from mcp_gateway.providers.sampling import SamplingProvider
+
+    request = CompletionRequest("m", PROMPT, tools=(WEATHER,))
+    for provider in (SamplingProvider("client"), LiteLLMProvider.from_settings("lite", {})):
+        with pytest.raises(ProviderError, match="tool calls are not supported") as refused:
+            await provider.complete(request)
+        assert refused.value.kind == "bad_request"
