@@ -231,8 +231,8 @@ class Router:
             raise RouteError(route.name, last, attempts, tuple(s for c in calls.values() for s in c.skipped)) from last
         chosen = winner or (finished[0] if first_valid else next(t for t in order if t in finished))
         completion = calls[chosen].result[1]  # type: ignore[index]
-        if on_text is not None and completion.text:
-            await on_text(completion.text)  # answers are not streamed while targets race: the chosen one, whole
+        if on_text is not None and first_valid and completion.text:
+            await on_text(completion.text)  # answers are not streamed while targets race: the winner's, whole
         costs = [a.cost_usd for a in attempts]
         unknown_answer = any(a.cost_usd is None and a.outcome == "ok" for a in attempts)
         return Routed(
