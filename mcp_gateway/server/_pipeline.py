@@ -7,7 +7,9 @@ protection is written once and a new surface cannot forget one. Each step has th
 not used because it wraps JSON-RPC requests, and REST calls never become one.
 
 A step raises a GatewayError to refuse; the surface turns it into its own answer through the one
-table in `_boundary`.
+table in `_boundary`. A surface with calls of its own kind runs them through the same steps with
+`run(call, endpoint)`; `self.steps` is a plain sequence, so a step is added (or replaced) in one
+place for every surface.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ class ToolCall:
     arguments: dict[str, Any]
     caller: Caller
     version: str | None = None  # a pinned version; None: the served one
+    method: str = "tools/call"  # what metrics, the audit log and the trace span call it
     session_handle: str | None = None
     # A surface's own session when none is named (MCP: the connection's, for context tools).
     own_session: OwnSession | None = None
@@ -108,10 +111,10 @@ class CallPipeline:
                 record.outcome, record.error_kind = "error", type(exc).__name__
             raise
         finally:
-            self.guard.record_call(call.caller, "tools/call", call.name, record, time.perf_counter() - started)
+            self.guard.record_call(call.caller, call.method, call.name, record, time.perf_counter() - started)
 
     async def trace(self, call: ToolCall, call_next: Next) -> Any:
-        with self.tracer.tool_call(call.name) as span:
+        with self.tracer.tool_call(call.name, method=call.method) as span:
             answer = await call_next(call)
             if isinstance(answer, ToolAnswer):
                 GatewayTracer.record_usage(span, input_tokens=call.record.input_tokens,

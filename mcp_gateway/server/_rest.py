@@ -32,7 +32,7 @@ from .._errors import ArgumentError, GatewayError, Violation
 from .._gateway import ToolAnswer
 from .._protocol import SESSION_ARGUMENT
 from ..security import BodySizeLimitMiddleware
-from ..sessions import SessionError
+from ..sessions import SessionError, SessionManager
 from ._boundary import PROBLEM_TYPE_PREFIX, problem
 from ._live import LiveGateway
 from ._openapi import openapi_document, tool_summary
@@ -186,7 +186,7 @@ class _RequestApp:
         await response(scope, receive, send)
 
 
-def _sessions(live: LiveGateway) -> Any:
+def _sessions(live: LiveGateway) -> SessionManager:
     manager = live.gateway.sessions
     if manager is None:
         raise SessionError("this gateway has no sessions (add a 'sessions:' section to its config)")
