@@ -319,7 +319,10 @@ def test_streaming_sends_text_as_it_arrives_then_the_result(rest):
     assert final["target"] == "remote/gpt-4o-mini" and final["usage"]["output_tokens"] > 0
     with client(rest) as http:
         failed = http.post("/v1/tools/broken?stream=true", json={"text": "x"})
-    assert failed.status_code == 200 and "event: error" in failed.text and '"status": 502' in failed.text
+        unknown = http.post("/v1/tools/nope", json={}, headers={"Accept": "text/event-stream"})
+    # failed before any text: an ordinary problem response with its own status
+    assert_problem(failed, 502, "provider-failed")
+    assert_problem(unknown, 404, "tool-not-found")
 
 
 def test_a_client_that_disconnects_cancels_the_provider_request(rest):
