@@ -166,9 +166,25 @@ class CallPipeline:
         return await call_next(call)
 
     async def account(self, call: ToolCall, call_next: Next) -> Any:
+        """Tokens, cost and provider metrics of the answer; time to the first piece of text."""
+        started = time.perf_counter()
+        first_piece_at: float | None = None
+        if call.on_text is not None:
+            deliver = call.on_text
+
+            async def timed(piece: str) -> None:
+                nonlocal first_piece_at
+                if first_piece_at is None:
+                    first_piece_at = time.perf_counter()
+                await deliver(piece)
+
+            call.on_text = timed
         answer = await call_next(call)
         if isinstance(answer, ToolAnswer):
             record_answer(self.guard, call.record, call.name, answer)
+            if first_piece_at is not None:
+                self.guard.metrics.first_chunk(answer.routed.target.provider.name, answer.completion.model,
+                                               first_piece_at - started)
         return answer
 
     # -- the default endpoint -----------------------------------------------------------------------

@@ -52,8 +52,7 @@ def tool_result(answer: ToolAnswer, *, with_structured: bool, session_id: str | 
     body: dict[str, Any] = {"text": answer.text}
     if with_structured:
         body["structured"] = answer.structured
-    body.update(answer.routed.describe())
-    body["duration_ms"] = round(answer.duration_ms, 3)
+    body.update(answer.describe())
     if session_id is not None:
         body["session_id"] = session_id
     return body
