@@ -30,6 +30,7 @@ from starlette.routing import BaseRoute, Route
 from starlette.types import Receive, Scope, Send
 
 from .._errors import GatewayError, ModelNotFoundError
+from .._fanout import returns_every_answer
 from ..providers import Completion
 from ..routing import Routed
 from ..security import RequestLimitError
@@ -207,28 +208,31 @@ class _ChatApi:
         except ValueError:
             raise ChatRequestError("the request body is not valid JSON") from None
 
-    async def run(self, caller: Caller, call: ChatCall, on_text: Callable[[str], Awaitable[None]] | None,
-                  *, on_route: Callable[[Any], Callable[[str], Awaitable[None]] | None] | None = None) -> Routed:
+    async def run(self, caller: Caller, call: ChatCall, on_text: Callable[[str], Awaitable[None]] | None) -> Routed:
         """One call through the shared pipeline; its endpoint sends the request to the route.
-
-        `on_route` picks the text callback once the route is known (a fan-out streams nothing)."""
+        `on_text` streams the answer, except a fan-out's (its answers come whole, one choice each)."""
         schema = call.output_schema
         accept = _validator(schema) if schema is not None else None
 
         async def endpoint(piped: ToolCall) -> Routed:
             gateway = self.live.gateway
             route = self._route(call.model)
-            callback = on_route(route) if on_route is not None else on_text
             loaded = gateway.loaded.chat_api if gateway.loaded is not None else None
             ttl = loaded.value.cache_ttl_s if loaded is not None else None
             if call.tools or any(m.tool_calls or m.role == "tool" for m in call.messages):
                 ttl = None  # a tool's result is the caller's world: never answer it from the cache
             routed = await gateway.router.complete(
-                route.name, call.messages, params=call.params, output_schema=schema, on_text=callback,
+                route.name, call.messages, params=call.params, output_schema=schema,
+                on_text=None if returns_every_answer(route) else piped.on_text,
                 tools=call.tools, tool_choice=call.tool_choice, accept=accept, cache_ttl_s=ttl,
             )
             await gateway.router.remember(routed)  # a miss' answer, for the next identical request
             return routed
+
+        arguments = {"messages": [m.content for m in call.messages]}  # what the size and token limits see
+        piped = ToolCall(call.model, arguments, caller, method=CHAT, on_text=on_text)
+        routed: Routed = await self.pipeline.run(piped, endpoint)
+        return routed
 
         arguments = {"messages": [m.content for m in call.messages]}  # what the size and token limits see
         routed: Routed = await self.pipeline.run(ToolCall(call.model, arguments, caller, method=CHAT), endpoint)
@@ -279,7 +283,7 @@ class _Stream:
 
             group.start_soon(watch)
             try:
-                routed = await self.api.run(self.caller, self.call, None, on_route=self._text_callback)
+                routed = await self.api.run(self.caller, self.call, self.on_text)
             except Exception as exc:  # noqa: BLE001
                 error = exc
             group.cancel_scope.cancel()
@@ -295,12 +299,6 @@ class _Stream:
             return
         assert routed is not None
         await self.finish(routed)
-
-    def _text_callback(self, route: Any) -> Callable[[str], Awaitable[None]] | None:
-        """Stream the answer as it comes, except a fan-out's: its answers go whole at the end, one choice each."""
-        self.model = route.model
-        fans_out = route.strategy == "fanout" and route.merge == "all" and len(route.targets) > 1
-        return None if fans_out else self.on_text
 
     async def _start(self) -> None:
         if self.started:
@@ -329,7 +327,6 @@ class _Stream:
 
     async def finish(self, routed: Routed) -> None:
         """What was not streamed (tool calls; every choice of a fan-out), the finish reasons and usage."""
-        self.model = routed.completion.model
         await self._start()
         answers = completions_of(routed)
         fanned = len(answers) > 1 or bool(routed.answers and routed.route.merge == "all")

@@ -7,7 +7,9 @@ protection is written once and a new surface cannot forget one. Each step has th
 not used because it wraps JSON-RPC requests, and REST calls never become one.
 
 A step raises a GatewayError to refuse; the surface turns it into its own answer through the one
-table in `_boundary`.
+table in `_boundary`. A surface with calls of its own kind runs them through the same steps with
+`run(call, endpoint)`; `self.steps` is a plain sequence, so a step is added (or replaced) in one
+place for every surface.
 """
 
 from __future__ import annotations
@@ -48,13 +50,13 @@ class ToolCall:
     arguments: dict[str, Any]
     caller: Caller
     version: str | None = None  # a pinned version; None: the served one
+    method: str = TOOLS  # what metrics, the audit log and the trace span call it
     session_handle: str | None = None
     # A surface's own session when none is named (MCP: the connection's, for context tools).
     own_session: OwnSession | None = None
     on_text: OnText | None = None
     record: CallRecord = field(default_factory=CallRecord)
     session: SessionRecord | None = None
-    method: str = TOOLS
 
     @property
     def target(self) -> str:
@@ -128,7 +130,7 @@ class CallPipeline:
             self.guard.record_call(call.caller, call.method, call.target, record, time.perf_counter() - started)
 
     async def trace(self, call: ToolCall, call_next: Next) -> Any:
-        with self.tracer.tool_call(call.target) as span:
+        with self.tracer.tool_call(call.target, method=call.method) as span:
             answer = await call_next(call)
             if isinstance(answer, ToolAnswer):
                 GatewayTracer.record_usage(span, input_tokens=call.record.input_tokens,
@@ -184,9 +186,26 @@ class CallPipeline:
         return await call_next(call)
 
     async def account(self, call: ToolCall, call_next: Next) -> Any:
+        """Tokens, cost and provider metrics of the answer; time to the first piece of text."""
+        started = time.perf_counter()
+        first_piece_at: float | None = None
+        if call.on_text is not None:
+            deliver = call.on_text
+
+            async def timed(piece: str) -> None:
+                nonlocal first_piece_at
+                if first_piece_at is None:
+                    first_piece_at = time.perf_counter()
+                await deliver(piece)
+
+            call.on_text = timed
         answer = await call_next(call)
         if isinstance(answer, ToolAnswer | Routed):
             record_answer(self.guard, call.record, call.target, answer)
+            routed = answer.routed if isinstance(answer, ToolAnswer) else answer
+            if first_piece_at is not None:
+                self.guard.metrics.first_chunk(routed.target.provider.name, routed.completion.model,
+                                               first_piece_at - started)
         return answer
 
     # -- the default endpoint -----------------------------------------------------------------------
