@@ -8,6 +8,7 @@
     ├── PromptNotFoundError      catalog: a prompt name that is not served
     ├── ResourceNotFoundError    catalog: a resource URI that is not served
     ├── ArgumentError            tool arguments that fail the tool's input schema (carries every violation)
+    │   └── ChatRequestError     server._chat_format: a chat-completions body OpenAI would refuse (names the param)
     ├── RenderError              a template that failed or grew past the size cap while rendering
     ├── RequestLimitError        security.limits: a request over a size or count limit
     │   └── CallDeadlineError    the call did not finish within its deadline
