@@ -11,6 +11,7 @@ import re
 import subprocess
 import sys
 import textwrap
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -76,6 +77,7 @@ def gateway_config(mock: str, extra: str = "", chat_extra: str = "") -> str:
           via-mock: {{provider: off, model: offline-1}}
           broken: {{provider: down, model: nothing}}
           too-slow: {{provider: oa, model: "mock-fault-latency=3000", timeouts: {{total_s: 0.2}}}}
+          stalls: {{provider: oa, model: "mock-fault-stall"}}
           compare:
             strategy: fanout
             targets:
@@ -218,6 +220,22 @@ def test_errors_are_the_sdks_own_exceptions(client: openai.OpenAI) -> None:
     assert late.value.status_code == 502 and "total_s=0.2" in late.value.message
     with pytest.raises(openai.NotFoundError):  # direct targets need a provider that exists
         client.chat.completions.create(model="nope/gpt", messages=MESSAGES)  # type: ignore[arg-type]
+
+
+def test_a_client_that_goes_away_cancels_the_provider_call(gateway: RunningServer, mock_llm: str) -> None:
+    """The mock stalls after its first chunk; the client reads that chunk and leaves; the gateway
+    must then drop its provider request (the mock counts it as disconnected)."""
+    before = httpx2.get(mock_llm + "/_mock/stats", timeout=10).json()["disconnected"]
+    body = {"model": "stalls", "messages": MESSAGES, "stream": True}
+    with httpx2.stream("POST", gateway.base_url + "/v1/chat/completions", json=body, timeout=30) as response:
+        assert response.status_code == 200
+        for line in response.iter_lines():
+            if line.startswith("data: ") and '"content":"' in line and '"content":""' not in line:
+                break  # the first piece of the answer arrived; now hang up
+    deadline = time.monotonic() + 20
+    while httpx2.get(mock_llm + "/_mock/stats", timeout=10).json()["disconnected"] == before:
+        assert time.monotonic() < deadline, "the provider request was not cancelled"
+        time.sleep(0.05)
 
 
 def test_web_pages_cannot_post(gateway: RunningServer) -> None:
