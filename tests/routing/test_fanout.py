@@ -186,3 +186,21 @@ def test_fanout_tool_over_rest_and_openapi(tmp_path: Path) -> None:
     assert [(a["target"], a["ok"]) for a in structured["answers"]] == [("fast/m-fast", True), ("down/m-down", False)]
     schema = document["components"]["schemas"]["judge_result"]["allOf"][1]["properties"]["structured"]
     assert schema["properties"]["answers"]["items"]["required"] == ["target", "provider", "model", "ok"]
+
+
+async def test_the_example_fanout_tool_compares_three_providers(tmp_path: Path, mock_root: str) -> None:
+    import shutil
+
+    from tests.conftest import ROOT
+
+    shutil.copytree(ROOT / "examples" / "prompts", tmp_path / "prompts")
+    shutil.copy(ROOT / "examples" / "providers.yaml", tmp_path / "providers.yaml")
+    env = {"OPENAI_API_KEY": "x", "ANTHROPIC_API_KEY": "x", "GEMINI_API_KEY": "x", "MOCK_LLM": mock_root}
+    gateway = load_gateway(tmp_path / "providers.yaml", environ=env)
+    try:
+        answer = await gateway.call_tool("compare_summaries", {"text": "Otters hold hands while they sleep."})
+    finally:
+        await gateway.aclose()
+    entries = answer.structured["answers"]
+    assert [e["provider"] for e in entries] == ["openai", "anthropic", "gemini"] and all(e["ok"] for e in entries)
+    assert all("Otters hold hands" in e["text"] for e in entries)
