@@ -158,7 +158,7 @@ def mcp_tool_error(exc: BaseException) -> types.CallToolResult:
     if mapping.rpc_code is not None:
         raise MCPError(mapping.rpc_code, _detail(exc)) from None
     meta: dict[str, Any] = {}
-    text = _detail(exc, mapping)
+    text = _detail(exc)
     if isinstance(exc, RateLimitExceeded):
         text = f"Rate limit exceeded: {exc}; retry after {exc.retry_after:.1f} s"
         meta[f"{META_PREFIX}retry_after_s"] = round(exc.retry_after, 3)
