@@ -13,6 +13,7 @@ import sys
 import tempfile
 import threading
 from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 import anyio
@@ -198,6 +199,7 @@ def validate(config: str, as_json: bool) -> None:
     message. Exits with status 2 when there is any error.
     """
     from .._gateway import load_gateway
+    from ..routing import price_warnings
 
     try:
         gateway = load_gateway(config)
@@ -211,9 +213,12 @@ def validate(config: str, as_json: bool) -> None:
         raise SystemExit(2) from None
     catalog = gateway.catalog
     tools = catalog.tools.all()
+    warnings = price_warnings(gateway.router, {t.config.model for t in catalog.tools.served()},
+                              datetime.now(UTC).date())
     if as_json:
         echo_json({
             "ok": True,
+            "warnings": warnings,
             "files": list(gateway.files),
             "tools": [{"name": t.name, "version": t.config.version, "status": t.config.status,
                        "model": t.config.model, "structured": t.config.output_schema is not None} for t in tools],
@@ -222,6 +227,8 @@ def validate(config: str, as_json: bool) -> None:
                          + [r.config.uri_template for r in catalog.resources.templates()],
         })
         return
+    for warning in warnings:  # not errors: the config serves, but its costs may be wrong
+        click.echo(f"warning: {warning}", err=True)
     click.echo(f"{config}: OK ({len(gateway.files)} file{'s' if len(gateway.files) != 1 else ''})\n")
     click.echo(table(["TOOL", "VERSION", "STATUS", "MODEL", "OUTPUT", "DESCRIPTION"], [
         [t.name, t.config.version, t.config.status, t.config.model,
