@@ -36,6 +36,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ..observability.logs import RequestIdMiddleware
 from ..observability.metrics import metrics_endpoint
+from ._catalog_page import catalog_routes
 from ._event_store import InMemoryEventStore
 from ._header_timeout import h11_with_header_timeout
 from ._http_sessions import CappedSessionManager
@@ -149,6 +150,7 @@ def build_http_app(
         Route("/healthz", endpoint=healthz, methods=["GET"]),
         *rest_routes(live, guard, pipeline, max_body_bytes=settings.max_body_bytes, security=security,
                      identify=identify),
+        *catalog_routes(live, guard, security=security, identify=identify),
     ]
     if guard.verifier is not None and guard.resource_url:
         routes += create_protected_resource_routes(
