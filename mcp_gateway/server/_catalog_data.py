@@ -145,7 +145,8 @@ def schema_rows(schema: Mapping[str, Any] | None, prefix: str = "", depth: int =
 
 def example_arguments(tool: PromptTool) -> dict[str, Any]:
     """Arguments valid against the tool's input schema (the generator the mock LLM uses)."""
-    value = instance_for_schema(tool.config.input_schema, 0, words=("example", "text", "for", tool.name))
+    words = tuple(w.strip(".,;:!?()") for w in tool.config.description.split() if len(w) > 2) or ("example",)
+    value = instance_for_schema(tool.config.input_schema, 0, words=words)
     return value if isinstance(value, dict) else {}
 
 
@@ -218,6 +219,7 @@ class UsageTable:
     title: str
     window: str  # "last hour", "last day", or "since start-up"
     rows: list[UsageRow]
+    note: str = ""  # why there are no rows although there may have been calls
 
 
 WINDOWS = (("last hour", 3600.0), ("last day", 86400.0))
@@ -246,6 +248,9 @@ async def usage_tables(gateway: Gateway, scopes: ScopeSet) -> list[UsageTable]:
                 tables.append(UsageTable(by, title, window, _rows(found, by, scopes)))
         elif hasattr(ledger, plural):
             tables.append(UsageTable(by, title, "since start-up", _rows(getattr(ledger, plural), by, scopes)))
+        else:
+            tables.append(UsageTable(by, title, "since start-up", [],
+                                     note=f"This gateway's ledger does not record totals {title.lower()}."))
     return tables
 
 
