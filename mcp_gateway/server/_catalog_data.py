@@ -19,7 +19,7 @@ from ..providers._fake import instance_for_schema
 from ..security.scopes import ScopeSet
 
 __all__ = ["SchemaRow", "ToolCard", "Visible", "example_arguments", "rendered_example", "schema_rows",
-           "snippets", "usage_tables", "visible"]
+           "snippets", "usage_tables", "usage_totals", "visible"]
 
 UNGROUPED = "Unassigned"
 
@@ -252,6 +252,33 @@ async def usage_tables(gateway: Gateway, scopes: ScopeSet) -> list[UsageTable]:
             tables.append(UsageTable(by, title, "since start-up", [],
                                      note=f"This gateway's ledger does not record totals {title.lower()}."))
     return tables
+
+
+async def usage_totals(gateway: Gateway, scopes: ScopeSet, by: str, since: float | None) -> UsageTable:
+    """One table for `mcp-gateway usage` (via `/catalog/usage.json`): totals by `by` over the last
+    `since` seconds when the ledger keeps time buckets, else since start-up (the window says which).
+    PermissionError when a caller limited to some tools asks for totals that mix everyone's calls."""
+    plural, title = {by: (plural, title) for by, plural, title in _BY}.get(by, (None, ""))
+    if plural is None:
+        raise ValueError(f"unknown grouping '{by}' (one of: tool, route, key)")
+    if by != "tool" and not scopes.allows_tool("*"):
+        raise PermissionError(f"totals per {by} mix every caller's calls: they need the scope tools:*")
+    ledger = gateway.router.ledger
+    windowed = getattr(ledger, "totals", None)
+    if windowed is not None:
+        window = "since start-up" if since is None else f"last {_duration(since)}"
+        return UsageTable(by, title, window, _rows(await windowed(by=by, since=since), by, scopes))
+    if not hasattr(ledger, plural):
+        return UsageTable(by, title, "since start-up", [],
+                          note=f"This gateway's ledger does not record totals {title.lower()}.")
+    return UsageTable(by, title, "since start-up", _rows(getattr(ledger, plural), by, scopes))
+
+
+def _duration(seconds: float) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{int(seconds // size)}{unit}"
+    return f"{seconds:g}s"
 
 
 def _rows(found: Mapping[str, Any], by: str, scopes: ScopeSet) -> list[UsageRow]:

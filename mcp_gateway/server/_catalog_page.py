@@ -20,13 +20,13 @@ from markupsafe import Markup
 from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
 from mcp.server.transport_security import TransportSecurityMiddleware, TransportSecuritySettings
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .._errors import GatewayError
 from ._catalog_data import (example_arguments, rendered_example, schema_rows, snippets, usage_tables,
-                            visible)
+                            usage_totals, visible)
 from ._live import LiveGateway
 from ._protections import Protections
 
@@ -138,6 +138,26 @@ def catalog_routes(live: LiveGateway, guard: Protections, *,
             return html(body, status)
         return endpoint
 
+    async def usage_json(request: Request) -> Response:
+        """Totals as JSON for `mcp-gateway usage --url` (a gateway whose ledger is in its memory)."""
+        if (rejected := await refused(request)) is not None:
+            return rejected
+        if auth and not isinstance(request.user, AuthenticatedUser):
+            return JSONResponse({"error": "this endpoint needs a bearer key or token"}, status_code=401,
+                                headers={"WWW-Authenticate": 'Bearer realm="mcp-gateway"'})
+        raw = request.query_params.get("since")
+        try:
+            since = float(raw) if raw else None
+            if since is not None and not since > 0:
+                raise ValueError("since must be a positive number of seconds")
+            table = await usage_totals(live.gateway, guard.caller().scopes, request.query_params.get("by", "tool"),
+                                       since)
+        except PermissionError as exc:
+            return JSONResponse({"error": str(exc)}, status_code=403)
+        except ValueError as exc:
+            return JSONResponse({"error": str(exc)}, status_code=400)
+        return JSONResponse(usage_document(table), headers={"Cache-Control": "no-store"})
+
     async def static(request: Request) -> Response:
         name = request.path_params["name"]
         if name not in _STATIC:
@@ -157,6 +177,7 @@ def catalog_routes(live: LiveGateway, guard: Protections, *,
         Route("/catalog/fragment/tools/{name}", endpoint=identify(_Endpoint(fragment(tool_fragment, True))),
               methods=["GET"]),
         Route("/catalog/static/{name}", endpoint=static, methods=["GET"]),
+        Route("/catalog/usage.json", endpoint=identify(_Endpoint(usage_json)), methods=["GET"]),
     ]
 
 
@@ -169,6 +190,13 @@ class _Endpoint:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         response = await self.endpoint(Request(scope, receive, send))
         await response(scope, receive, send)
+
+
+def usage_document(table: Any) -> dict[str, Any]:
+    """A usage table as JSON: cost as a decimal string, unpriced calls counted apart."""
+    return {"by": table.by, "window": table.window, "note": table.note or None, "rows": [
+        {"name": r.name, "calls": r.calls, "failed": r.failed, "tokens": r.tokens, "cost_usd": str(r.cost_usd),
+         "unpriced_calls": r.unknown_cost} for r in table.rows]}
 
 
 def _lifecycle(config: Any) -> dict[str, Any]:
