@@ -32,6 +32,7 @@ from ._protections import Protections
 
 __all__ = ["catalog_routes"]
 
+_LOOPBACK = frozenset({"127.0.0.1", "::1", "localhost"})
 _STATIC = {"catalog.js": "text/javascript; charset=utf-8", "catalog.css": "text/css; charset=utf-8"}
 _HEADERS = {
     # Only this origin's script and style; no inline script, no framing, no referrer leaks.
@@ -64,6 +65,10 @@ def catalog_routes(live: LiveGateway, guard: Protections, *,
     async def refused(request: Request) -> Response | None:
         if checker is not None and (rejected := await checker.validate_request(request)) is not None:
             return rejected
+        if not auth and (request.client is None or request.client.host not in _LOOPBACK):
+            # Nothing asks who is looking: only this machine may (configure `auth:` to share it).
+            return Response("the catalog of a gateway without auth is served to this machine only\n",
+                            status_code=403, media_type="text/plain")
         return None
 
     async def index_fragment(request: Request) -> str:
