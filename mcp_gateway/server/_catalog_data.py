@@ -8,6 +8,7 @@ through `getattr` adapters here, so the page shows them once they are merged and
 from __future__ import annotations
 
 import json
+import shlex
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -176,10 +177,10 @@ def snippets(gateway: Gateway, tool: PromptTool, base_url: str, arguments: Mappi
                                    *(["--header", "Authorization:Bearer ${MCP_GATEWAY_KEY}"] if auth else [])],
         **({"env": {"MCP_GATEWAY_KEY": "your key"}} if auth else {})}}}, indent=2)
     token = " --token \"$MCP_GATEWAY_KEY\"" if auth else ""
-    cli = f"mcp-gateway call {base_url}/mcp {name} --json-args '{args}'{token}"
+    cli = f"mcp-gateway call {base_url}/mcp {name} --json-args {shlex.quote(args)}{token}"
     curl_auth = ' \\\n  -H "Authorization: Bearer $MCP_GATEWAY_KEY"' if auth else ""
     curl = (f"curl -sS -X POST {base_url}/v1/tools/{name}{curl_auth} \\\n"
-            f"  -H 'Content-Type: application/json' \\\n  -d '{args}'")
+            f"  -H 'Content-Type: application/json' \\\n  -d {shlex.quote(args)}")
     out = [("cursor", "Cursor / MCP client (Streamable HTTP)", cursor),
            ("desktop", "Claude Desktop (claude_desktop_config.json)", desktop),
            ("cli", "mcp-gateway call", cli), ("curl", "curl (REST API)", curl)]

@@ -243,6 +243,14 @@ def test_a_scoped_key_sees_only_its_tools_and_no_key_sees_nothing(browser, keyed
     assert "Scoped keys see only" in page.locator("#try-answer").inner_text()
     assert keys["summarize"] not in page.content()
     _screenshot(page, "catalog-scoped")
+    # The copy-paste snippets work as shown, with the viewer's key in the environment.
+    env = {**os.environ, "MCP_GATEWAY_KEY": keys["summarize"],
+           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    for snippet, expect_text in (("#code-curl", '"route":"default"'), ("#code-cli", "Offline answer")):
+        command = page.locator(snippet).inner_text()
+        assert "$MCP_GATEWAY_KEY" in command
+        ran = subprocess.run(["bash", "-c", command], capture_output=True, text=True, timeout=60, env=env)
+        assert ran.returncode == 0 and expect_text in ran.stdout, (command, ran.stdout, ran.stderr)
     page.get_by_role("button", name="Sign out").click()
     page.wait_for_selector("#login-hint")
     assert page.evaluate("sessionStorage.getItem('mcp-gateway-key')") is None

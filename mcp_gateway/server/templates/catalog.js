@@ -22,8 +22,13 @@
   }
 
   function showSignedIn() {
+    const signedIn = !!sessionStorage.getItem(KEY);
     const logout = document.getElementById("logout");
-    if (logout) logout.hidden = !sessionStorage.getItem(KEY);
+    if (!logout) return;
+    logout.hidden = !signedIn;
+    document.querySelectorAll("#login label, #login input, #login button[type=submit]").forEach(function (el) {
+      el.hidden = signedIn;
+    });
   }
 
   function filter(query) {
