@@ -232,12 +232,15 @@ def _row(name: str, totals: Any) -> UsageRow:
                     Decimal(totals.cost_usd), totals.unknown_cost)
 
 
-async def usage_tables(gateway: Gateway, scopes: ScopeSet) -> list[UsageTable]:
+async def usage_tables(gateway: Gateway, scopes: ScopeSet, *, tool: str | None = None) -> list[UsageTable]:
     """Per tool, per model alias and per key, for the last hour and day when the ledger keeps
     time buckets (`totals(by=, since=)`, shared through Redis in a cluster), else since start-up.
-    A caller limited to some tools sees those tools only: alias and key totals mix everyone's calls."""
+    A caller limited to some tools sees those tools only: alias and key totals mix everyone's calls.
+    With `tool`, that tool's row only."""
     ledger = gateway.router.ledger
-    everything = scopes.allows_tool("*")
+    everything = scopes.allows_tool("*") and tool is None
+    if tool is not None:
+        scopes = ScopeSet.of([f"tools:{tool}"]) if scopes.allows_tool(tool) else ScopeSet.of([])
     windowed = getattr(ledger, "totals", None)
     tables: list[UsageTable] = []
     for by, plural, title in _BY:

@@ -96,9 +96,7 @@ def catalog_routes(live: LiveGateway, guard: Protections, *,
         except Exception:  # a schema the generator cannot satisfy: show the page without an example
             example = {}
         openai_surface = any(getattr(r, "path", None) == "/v1/chat/completions" for r in request.app.routes)
-        usage = [t for t in await usage_tables(gateway, scopes) if t.by == "tool"]
-        for table in usage:
-            table.rows[:] = [r for r in table.rows if r.name == name]
+        usage = await usage_tables(gateway, scopes, tool=name)
         return 200, env.get_template("_tool.html").render(
             tool=tool, config=tool.config, versions=versions, example=example,
             rendered=rendered_example(tool, example), input_rows=schema_rows(tool.config.input_schema),

@@ -227,6 +227,9 @@ def test_a_scoped_key_sees_only_its_tools_and_no_key_sees_nothing(browser, keyed
     page.wait_for_selector(".card")
     assert page.locator(".card .tool-link").all_inner_texts() == ["Summarize text"]
     assert "translate" not in page.content() and "Localization" not in page.content()
+    # Only the model alias its tool uses, and no totals that mix other callers' calls.
+    assert page.locator("#models-heading + table code").all_inner_texts() == ["default"]
+    assert "Per model alias" not in page.content() and "Per key" not in page.content()
     # Not in the URL, not in a cookie, not in the page: only in this tab's session storage.
     assert keys["summarize"] not in page.url and context.cookies() == []
     assert keys["summarize"] not in page.content()
