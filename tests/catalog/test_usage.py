@@ -128,7 +128,7 @@ def test_catalog_usage_tables_show_cost_and_unpriced_calls(gateway):
                       headers={"Authorization": f"Bearer {gateway['keys']['lead']}"})
     assert page.status_code == 200
     assert "unknown (1 unpriced)" in page.text and 'class="bar-unknown"' in page.text
-    assert gateway["keys"]["lead"] not in page.text
+    assert gateway["keys"]["lead"] not in page.text and "sk-usage-test" not in page.text
     scoped = httpx2.get(gateway["url"] + "/catalog/fragment",
                         headers={"Authorization": f"Bearer {gateway['keys']['intern']}"})
     assert "classify" not in scoped.text and "Per model alias" not in scoped.text
