@@ -354,7 +354,9 @@ class ToolConfig(_Model):
     context: ContextConfig | None = Field(
         None, description="Opt in to session context: earlier turns and `session` in templates."
     )
-    tags: list[str] = Field(default_factory=list)
+    tags: list[str] = Field(default_factory=list, description="Free-form labels; the catalog page groups and filters by them.")
+    owner: str | None = Field(None, description="Who answers questions about this tool (a person or an address).")
+    team: str | None = Field(None, description="The team that owns this tool; the catalog page groups tools by it.")
     cache: ToolCacheConfig | None = Field(
         None, description="Reuse answers to identical calls (same messages, model, parameters) for `ttl_s` seconds."
     )
