@@ -10,15 +10,15 @@ import json
 import logging
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ._errors import ConfigError, OutputError, Violation
-from .catalog import Catalog, build_catalog
+from .catalog import Catalog, PromptTool, build_catalog
 from .config import Limits, LoadedConfig, ServerSettings, load_config
-from .providers import Completion, Message, OnText
+from .providers import Completion, Message, OnText, Provider
 from .routing import Route, Routed, Router, build_router
 from .security.limits import check_message_count
 from .sessions import SessionManager, SessionRecord, Turn, build_sessions
@@ -37,7 +37,7 @@ class ToolAnswer:
     structured: Any
     routed: Routed
     duration_ms: float
-
+    tool: PromptTool  # the version that answered
     @property
     def completion(self) -> Completion:
         return self.routed.completion
@@ -67,12 +67,27 @@ class Gateway:
     ) -> ToolAnswer:
         """Run one call, in `session` when given (its history feeds the prompt; the turn is recorded).
 
-        Raises ToolNotFoundError, ArgumentError, RenderError, ProviderError, BudgetExceededError,
-        OutputError, SessionError, or SessionStoreError.
+        `name` may pin a version or name a label (`summarize.v1`, `summarize.staging`): the catalog
+        resolves it. Raises ToolNotFoundError, ArgumentError, RenderError, ProviderError,
+        BudgetExceededError, OutputError, SessionError, or SessionStoreError.
         """
+        tool = self.catalog.tools.resolve(name)
+        return await self.call_version(tool, arguments, on_text=on_text, session=session)
+
+    async def call_version(
+        self,
+        tool: PromptTool,
+        arguments: Mapping[str, Any] | None,
+        *,
+        on_text: OnText | None = None,
+        session: SessionRecord | None = None,
+        model: str | None = None,
+    ) -> ToolAnswer:
+        """Run one call of this exact tool version, whatever its status (the test runner tests drafts);
+        `model` answers with another model alias than the tool's own."""
         started = time.perf_counter()
         wall_started = time.time()
-        tool = self.catalog.tools.get(name)
+        name = tool.name
         args = tool.validate(arguments)
         config = tool.config
         history: list[Turn] = []
@@ -90,7 +105,7 @@ class Gateway:
             messages = _with_history(messages, history)
         check_message_count(len(messages), self.limits.max_messages)
         routed = await self.router.complete(
-            config.model, messages, params=config.params, output_schema=config.output_schema, on_text=on_text,
+            model or config.model, messages, params=config.params, output_schema=config.output_schema, on_text=on_text,
             tool=name, session=session.id if session is not None else None,
             cache_ttl_s=config.cache.ttl_s if config.cache is not None else None,
         )
@@ -106,7 +121,7 @@ class Gateway:
             tool.check_output(structured)
         text = json.dumps(structured, ensure_ascii=False) if structured is not None else completion.text
         if routed.cache == "miss":
-            await self.router.remember(routed)  # only an answer that passed the output checks
+            await self.router.remember(routed, tool=name)  # only an answer that passed the output checks
         if session is not None and self.sessions is not None:
             last_user = next((m.content for m in reversed(messages) if m.role == "user"), "")
             await self.sessions.record(session.id, Turn(
@@ -120,7 +135,7 @@ class Gateway:
             name, config.version, route.name, routed.target.provider.name, completion.model,
             completion.usage.input_tokens, completion.usage.output_tokens, elapsed,
         )
-        return ToolAnswer(text, structured, routed, elapsed)
+        return ToolAnswer(text, structured, routed, elapsed, tool)
 
     async def aclose(self) -> None:
         await self.router.aclose()
@@ -139,12 +154,21 @@ def _with_history(messages: tuple[Message, ...], history: list[Turn]) -> tuple[M
     return (*messages[:lead], *earlier, *messages[lead:])
 
 
-def load_gateway(path: str | Path, *, environ: Mapping[str, str] | None = None) -> Gateway:
-    """Load and compile a config; raise ConfigError with every issue of every file."""
+def load_gateway(
+    path: str | Path,
+    *,
+    environ: Mapping[str, str] | None = None,
+    every_route: bool = False,
+    wrap_provider: Callable[[Provider], Provider] | None = None,
+) -> Gateway:
+    """Load and compile a config; raise ConfigError with every issue of every file.
+
+    `every_route` builds every model alias' providers, not only the served tools' (for tests of
+    drafts); `wrap_provider` wraps each provider (recording and replaying answers)."""
     loaded = load_config(path)
     catalog, issues = build_catalog(loaded)
     env = os.environ if environ is None else environ
-    router, router_issues = build_router(loaded, env)
+    router, router_issues = build_router(loaded, env, every_route=every_route, wrap_provider=wrap_provider)
     sessions, session_issues = build_sessions(loaded, env)
     if issues or router_issues or session_issues:
         raise ConfigError(issues + router_issues + session_issues)

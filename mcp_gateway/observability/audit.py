@@ -57,6 +57,9 @@ class AuditEvent:
     request_id: str | None = None
     session_id: str | None = None
     ts: float = field(default_factory=time.time)
+    version: str | None = None  # tools/call: the tool version that answered
+    status: str | None = None  # tools/call: its lifecycle status (published, deprecated, ...)
+    detail: str | None = None  # JSON text with what else the operation reports (e.g. what a disposal deleted)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -112,7 +115,10 @@ CREATE TABLE IF NOT EXISTS audit_events (
     output_tokens INTEGER,
     cost_usd REAL,
     request_id TEXT,
-    session_id TEXT
+    session_id TEXT,
+    version TEXT,
+    status TEXT,
+    detail TEXT
 );
 CREATE INDEX IF NOT EXISTS audit_events_ts ON audit_events (ts);
 CREATE INDEX IF NOT EXISTS audit_events_principal ON audit_events (principal, ts);
@@ -134,6 +140,11 @@ class SqliteAuditSink:
         self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.executescript(_SCHEMA)
+        # Logs written before the lifecycle columns existed gain them (adding a column rewrites nothing).
+        present = {row[1] for row in self._db.execute("PRAGMA table_info(audit_events)")}
+        for column in ("version", "status", "detail"):
+            if column not in present:
+                self._db.execute(f"ALTER TABLE audit_events ADD COLUMN {column} TEXT")
 
     def write_batch(self, events: Sequence[dict[str, Any]]) -> None:
         placeholders = ", ".join("?" for _ in _COLUMNS)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import difflib
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from .._errors import ConfigIssue
@@ -32,7 +32,15 @@ _ROOT_SECTIONS = ("prices", "budgets", "response_cache")
 _UNBILLED = frozenset({"sampling"})  # the client's own model: not the gateway's cost, no warning
 
 
-def build_router(loaded: LoadedConfig, environ: Mapping[str, str]) -> tuple[Router, list[ConfigIssue]]:
+def build_router(
+    loaded: LoadedConfig,
+    environ: Mapping[str, str],
+    *,
+    every_route: bool = False,
+    wrap_provider: Callable[[Provider], Provider] | None = None,
+) -> tuple[Router, list[ConfigIssue]]:
+    """Providers and routes for the served tools (`every_route`: for every model alias, as the test
+    runner needs for drafts and `--model`). `wrap_provider` wraps each provider built (record/replay)."""
     issues: list[ConfigIssue] = []
     kinds = provider_kinds()
     for name, item in loaded.providers.items():
@@ -44,7 +52,7 @@ def build_router(loaded: LoadedConfig, environ: Mapping[str, str]) -> tuple[Rout
             if provider_name not in loaded.providers:
                 issues.append(m.origin.issue(sub, _unknown("provider", provider_name, loaded.providers)))
     served = [t for t in loaded.tools if t.value.status in _SERVED]
-    needed_models = {t.value.model for t in served}
+    needed_models = set(loaded.models) if every_route else {t.value.model for t in served}
     needed = {target.provider for m in needed_models if m in loaded.models
               for target in loaded.models[m].value.all_targets()}
     providers: dict[str, Provider] = {}
@@ -54,7 +62,7 @@ def build_router(loaded: LoadedConfig, environ: Mapping[str, str]) -> tuple[Rout
             continue
         provider = _build_provider(name, item, kinds[item.value.kind], environ, issues)
         if provider is not None:
-            providers[name] = provider
+            providers[name] = wrap_provider(provider) if wrap_provider is not None else provider
 
     sections = _RootSections(loaded)
     prices, _ = sections.get("prices")

@@ -43,7 +43,7 @@ from ..security import RateLimitExceeded, RateLimitUnavailable, RequestLimitErro
 from ..sessions import SessionError, SessionStoreError
 from ._live import LiveGateway
 from ._protections import CallRecord, Protections
-from ._views import USAGE_URI
+from ._views import USAGE_URI, version_meta
 from ._sampling import McpSamplingChannel
 from ._sessions import (
     BUILTIN_NAMES,
@@ -59,18 +59,50 @@ log = logging.getLogger("mcp_gateway.server")
 
 _LOG_LEVELS = ("debug", "info", "notice", "warning", "error", "critical", "alert", "emergency")
 _LEVEL_KEY = "mcp-gateway/log_level"
+_DEPRECATION_TOLD_KEY = "mcp-gateway/deprecations_told"
+TOOL_META_KEY = f"{META_PREFIX}tool"
 
 
-async def _log_to_client(ctx: ServerRequestContext[Any], level: str, data: dict[str, Any]) -> None:
-    """Tell a client that asked for logs (logging/setLevel, or the 2026-07-28 per-request opt-in)."""
+async def _log_to_client(ctx: ServerRequestContext[Any], level: str, data: dict[str, Any], *,
+                         default_on: bool = False) -> None:
+    """Tell a client that asked for logs (logging/setLevel, or the 2026-07-28 per-request opt-in);
+    `default_on` messages also reach a handshake-era client that set no level."""
     if ctx.protocol_version not in MODERN_PROTOCOL_VERSIONS:
         wanted = ctx.session._connection.state.get(_LEVEL_KEY)
-        if wanted is None or _LOG_LEVELS.index(level) < _LOG_LEVELS.index(wanted):
+        if wanted is None and not default_on:
+            return
+        if wanted is not None and _LOG_LEVELS.index(level) < _LOG_LEVELS.index(wanted):
             return
     try:
         await ctx.session.send_log_message(level, data, logger="mcp-gateway", related_request_id=ctx.request_id)
     except Exception:  # a log line is never worth failing a call for
         log.debug("could not send a log message to the client", exc_info=True)
+
+
+def _tool_meta(registry: Any, tool: Any) -> dict[str, Any] | None:
+    """`_meta["mcp-gateway/tool"]`: the tool version that answered (name, version, status, and for a
+    deprecated one its replacement and sunset)."""
+    if tool is None:
+        return None
+    return {TOOL_META_KEY: version_meta(tool, registry.successor(tool))}
+
+
+async def _warn_deprecated_once(ctx: ServerRequestContext[Any], registry: Any, tool: Any) -> None:
+    """A deprecated version's callers hear of it once per connection, as a warning log notification
+    (sent even to clients that set no log level: MCP lets a server choose what it sends then)."""
+    state = ctx.session._connection.state
+    told: set[str] = state.setdefault(_DEPRECATION_TOLD_KEY, set())
+    key = f"{tool.name}@{tool.config.version}"
+    if key in told:
+        return
+    told.add(key)
+    successor = registry.successor(tool)
+    message = f"tool '{tool.name}' version {tool.config.version} is deprecated"
+    if tool.config.sunset:
+        message += f" and will be retired on {tool.config.sunset.isoformat()}"
+    if successor:
+        message += f"; use '{successor}' instead"
+    await _log_to_client(ctx, "warning", {"message": message, **version_meta(tool, successor)}, default_on=True)
 
 
 def _error_result(message: str, meta: dict[str, Any] | None = None) -> types.CallToolResult:
@@ -112,10 +144,10 @@ def build_server(live: LiveGateway, protections: Protections | None = None) -> S
 
     async def list_tools(ctx: ServerRequestContext[Any], params: Any) -> types.ListToolsResult:
         scopes = guard.caller().scopes
-        listed = live.views.tools
-        if scopes.allows_tool("*") and all(scopes.allows_tool(t.name) for t in listed.tools):
-            return listed
-        return types.ListToolsResult(tools=[t for t in listed.tools if scopes.allows_tool(t.name)])
+        views = live.views
+        listed = views.tools
+        allowed = [t for t in listed.tools if scopes.allows_tool(views.bases.get(t.name, t.name))]
+        return listed if len(allowed) == len(listed.tools) else types.ListToolsResult(tools=allowed)
 
     async def set_logging_level(ctx: ServerRequestContext[Any], params: types.SetLevelRequestParams) -> types.EmptyResult:
         ctx.session._connection.state[_LEVEL_KEY] = params.level
@@ -137,31 +169,38 @@ def build_server(live: LiveGateway, protections: Protections | None = None) -> S
                 await ctx.session.report_progress(count, None, piece)
 
         caller = guard.caller()
-        if not caller.scopes.allows_tool(params.name):
+        gateway = live.gateway
+        registry = gateway.catalog.tools
+        # Scopes, rate limits, metrics and the audit log name the tool, whatever version was asked for.
+        tool_name = registry.base_name(params.name) or params.name
+        if not caller.scopes.allows_tool(tool_name):
             # Out-of-scope tools are absent from this caller's list; calling one is like calling
             # a tool that does not exist.
             raise MCPError(types.INVALID_PARAMS, f"Unknown tool: '{params.name}'")
-        gateway = live.gateway
         manager = gateway.sessions
         handle, arguments = split_session_argument(params.arguments)
         session = None
         estimate = estimate_tokens(json.dumps(arguments, default=str)) if guard.limiter is not None else 0
         started = time.perf_counter()
+        tool = None
         try:
-            async with guard.tool_call(caller, params.name, estimated_tokens=estimate) as record:
+            async with guard.tool_call(caller, tool_name, estimated_tokens=estimate) as record:
                 with live.call():
                     if manager is not None and params.name in BUILTIN_NAMES and live.views.session_tools:
                         return await builtin_tool_result(ctx, manager, params.name, params.arguments or {})
+                    tool = registry.resolve(params.name)
+                    record.version, record.status = tool.config.version, tool.config.status
+                    if tool.config.status == "deprecated":
+                        guard.metrics.deprecated_call(tool.name, tool.config.version, caller.principal)
                     if manager is not None:
-                        tool = gateway.catalog.tools.get(params.name)
                         session = await session_for_call(ctx, manager, handle, tool.config.context is not None)
                         record.session_id = session.id if session else None
                     token = sampling_channel.set(McpSamplingChannel(ctx, params.input_responses))
                     try:
-                        answer = await gateway.call_tool(params.name, arguments, on_text=on_text, session=session)
+                        answer = await gateway.call_version(tool, arguments, on_text=on_text, session=session)
                     finally:
                         sampling_channel.reset(token)
-                record_answer(guard, record, params.name, answer)
+                record_answer(guard, record, tool_name, answer)
                 if first_piece_at is not None:
                     guard.metrics.first_chunk(answer.routed.target.provider.name, answer.completion.model,
                                               first_piece_at - started)
@@ -181,14 +220,16 @@ def build_server(live: LiveGateway, protections: Protections | None = None) -> S
                 SessionStoreError, RequestLimitError) as exc:
             log.info("tool=%s failed: %s", params.name, type(exc).__name__)
             await _log_to_client(ctx, "warning", {"tool": params.name, "error": str(exc)})
-            return _error_result(str(exc))
+            return _error_result(str(exc), meta=_tool_meta(registry, tool))
         # route, target, provider, model, finish reason, attempts, usage, cost_usd, cache, hedging
         call_meta: dict[str, Any] = answer.routed.describe()
         call_meta["duration_ms"] = round(answer.duration_ms, 3)
-        meta = {f"{META_PREFIX}call": call_meta}
+        meta = {f"{META_PREFIX}call": call_meta, **(_tool_meta(registry, answer.tool) or {})}
         if session is not None:
             meta[SESSION_META_KEY] = session.id
         await _log_to_client(ctx, "info", {"tool": params.name, **meta[f"{META_PREFIX}call"]})
+        if answer.tool.config.status == "deprecated":
+            await _warn_deprecated_once(ctx, registry, answer.tool)
         return types.CallToolResult(
             content=[types.TextContent(type="text", text=answer.text)],
             structured_content=answer.structured,

@@ -65,6 +65,8 @@ class CallRecord:
     output_tokens: int = 0
     cost_usd: float | None = None
     session_id: str | None = None
+    version: str | None = None  # the tool version that answered
+    status: str | None = None  # its lifecycle status then (deprecated calls are reported by `usage`)
 
 
 @dataclass(slots=True)
@@ -134,7 +136,8 @@ class Protections:
                     principal=caller.principal, method="tools/call", target=tool, outcome=record.outcome,
                     error_kind=record.error_kind, duration_ms=round(seconds * 1000, 3),
                     input_tokens=record.input_tokens, output_tokens=record.output_tokens,
-                    cost_usd=record.cost_usd, request_id=request_id_var.get(), session_id=record.session_id))
+                    cost_usd=record.cost_usd, request_id=request_id_var.get(), session_id=record.session_id,
+                    version=record.version, status=record.status))
 
     async def aclose(self) -> None:
         if self.audit is not None:
