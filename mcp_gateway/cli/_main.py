@@ -20,6 +20,7 @@ from .. import __version__
 from .._errors import ArgumentError, ClientError, ConfigError, RenderError
 from ._args import collect_arguments
 from ._keys import keys
+from ._lifecycle import lifecycle_commands
 from ._output import echo_json, table, to_jsonable
 from ._sessions import sessions
 
@@ -260,6 +261,8 @@ def schema(output: str | None) -> None:
 
 main.add_command(sessions)
 main.add_command(keys)
+for _command in lifecycle_commands:
+    main.add_command(_command)
 
 
 @main.command("mock-llm", context_settings={"ignore_unknown_options": True, "allow_extra_args": True},

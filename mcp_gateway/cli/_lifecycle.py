@@ -1,0 +1,126 @@
+"""`mcp-gateway test`, `diff`, `usage` and `dispose`: a tool's lifecycle, run from Git and CI."""
+
+from __future__ import annotations
+
+import os
+import xml.etree.ElementTree as ET
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import anyio
+import click
+
+from .._errors import ConfigError, ToolNotFoundError
+from ._output import echo_json, table
+
+__all__ = ["lifecycle_commands"]
+
+
+def _gateway(config: str, *, record: str | None = None, replay: str | None = None,
+             environ: Mapping[str, str] | None = None) -> Any:
+    """A gateway able to call every tool version (drafts too), its providers wrapped for record/replay."""
+    from .._gateway import load_gateway
+    from ..lifecycle import RecordingProvider, ReplayEnviron, ReplayingProvider
+
+    env: Mapping[str, str] = os.environ if environ is None else environ
+    wrap = None
+    if record is not None:
+        directory = Path(record)
+        wrap = lambda provider: RecordingProvider(provider, directory)  # noqa: E731
+    elif replay is not None:
+        directory = Path(replay)
+        if not directory.is_dir():
+            raise click.ClickException(f"--replay {replay}: no such directory (record one with --record)")
+        env = ReplayEnviron(env)
+        wrap = lambda provider: ReplayingProvider(provider, directory)  # noqa: E731
+    try:
+        return load_gateway(config, environ=env, every_route=True, wrap_provider=wrap)
+    except ConfigError as exc:
+        click.echo(str(exc), err=True)
+        raise SystemExit(2) from None
+
+
+def run_test_suite(gateway: Any, *, tool: str | None, model: str | None) -> tuple[list[Any], list[Any]]:
+    """(outcomes, untested served versions) for the selected tools."""
+    from ..lifecycle import run_tests, select_versions, untested
+
+    if model is not None and model not in gateway.router.routes:
+        raise click.ClickException(f"--model {model}: unknown model alias "
+                                   f"(defined: {', '.join(sorted(gateway.router.routes)) or 'none'})")
+    try:
+        versions = select_versions(gateway, tool)
+    except ToolNotFoundError as exc:
+        raise click.ClickException(str(exc)) from None
+
+    async def go() -> list[Any]:
+        try:
+            return await run_tests(gateway, versions, model=model)
+        finally:
+            await gateway.aclose()
+
+    return anyio.run(go), untested(versions)
+
+
+def _cost(value: Any) -> str:
+    return "unknown" if value is None else f"${value:.6f}"
+
+
+def _junit(path: str, outcomes: Sequence[Any]) -> None:
+    suite = ET.Element("testsuite", name="mcp-gateway", tests=str(len(outcomes)),
+                       failures=str(sum(1 for o in outcomes if not o.passed)))
+    for o in outcomes:
+        case = ET.SubElement(suite, "testcase", classname=f"{o.tool}@{o.version}", name=o.test,
+                             time=f"{(o.latency_ms or 0) / 1000:.3f}")
+        if not o.passed:
+            failure = ET.SubElement(case, "failure", message=o.failures[0])
+            failure.text = "\n".join(o.failures)
+    ET.ElementTree(suite).write(path, encoding="utf-8", xml_declaration=True)
+
+
+@click.command("test")
+@click.argument("config", type=click.Path(dir_okay=False))
+@click.option("--tool", help="Only this tool (all its versions), or one version: NAME.v1, NAME.v1.4.0, NAME.LABEL.")
+@click.option("--model", help="Answer with this model alias instead of each tool's own.")
+@click.option("--junit", "junit_file", type=click.Path(dir_okay=False), help="Also write a JUnit XML report here.")
+@click.option("--record", type=click.Path(file_okay=False), help="Save every provider answer in this directory.")
+@click.option("--replay", type=click.Path(file_okay=False),
+              help="Answer from answers saved with --record: no network, no keys needed.")
+@click.option("--gate", is_flag=True, help="Also fail when a published or deprecated version has no tests.")
+@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
+def test_command(config: str, tool: str | None, model: str | None, junit_file: str | None, record: str | None,
+                 replay: str | None, gate: bool, as_json: bool) -> None:
+    """Run the tests written in CONFIG's tool files against each tool's route.
+
+    \b
+    Every callable version is tested (drafts too; retired ones are skipped), by default on the
+    route each tool names. Exits 1 when a test fails (or, with --gate, a served version has none).
+    A real-model suite: run once with --record DIR, commit DIR, and run CI with --replay DIR.
+    """
+    if record and replay:
+        raise click.UsageError("give --record or --replay, not both")
+    gateway = _gateway(config, record=record, replay=replay)
+    outcomes, bare = run_test_suite(gateway, tool=tool, model=model)
+    if junit_file:
+        _junit(junit_file, outcomes)
+    failed = [o for o in outcomes if not o.passed]
+    if as_json:
+        echo_json({"passed": len(outcomes) - len(failed), "failed": len(failed),
+                   "untested": [f"{t.name}@{t.config.version}" for t in bare],
+                   "results": [{"tool": o.tool, "version": o.version, "test": o.test, "passed": o.passed,
+                                "failures": o.failures, "cost_usd": None if o.cost_usd is None else float(o.cost_usd),
+                                "latency_ms": o.latency_ms, "output_tokens": o.output_tokens} for o in outcomes]})
+    else:
+        click.echo(table(["TOOL", "VERSION", "TEST", "RESULT", "COST", "LATENCY", "DETAIL"], [
+            [o.tool, o.version, o.test, "pass" if o.passed else "FAIL", _cost(o.cost_usd),
+             "-" if o.latency_ms is None else f"{o.latency_ms:.0f} ms", "; ".join(o.failures)]
+            for o in outcomes], max_width=90))
+        click.echo(f"\n{len(outcomes) - len(failed)} passed, {len(failed)} failed")
+        for version in bare:
+            click.echo(f"{'error' if gate else 'note'}: {version.name} {version.config.version} is "
+                       f"{version.config.status} and has no tests", err=True)
+    if failed or (gate and bare):
+        raise SystemExit(1)
+
+
+lifecycle_commands = [test_command]
