@@ -124,3 +124,108 @@ def test_command(config: str, tool: str | None, model: str | None, junit_file: s
 
 
 lifecycle_commands = [test_command]
+
+
+def _load_config(path: str, label: str) -> Any:
+    from ..config import load_config
+
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        click.echo(f"{label} config is invalid:\n{exc}", err=True)
+        raise SystemExit(2) from None
+
+
+@click.command("diff")
+@click.argument("configs", nargs=-1, metavar="OLD NEW | CONFIG")
+@click.option("--against", "ref", metavar="REF", help="Compare CONFIG with itself at this Git ref (e.g. main).")
+@click.option("--gate", is_flag=True,
+              help="Eval gate: versions becoming published, or changed while published, must have passing tests.")
+@click.option("--replay", type=click.Path(file_okay=False), help="With --gate: run the tests on recorded answers.")
+@click.option("--json", "as_json", is_flag=True)
+def diff_command(configs: Sequence[str], ref: str | None, gate: bool, replay: str | None, as_json: bool) -> None:
+    """Compare two configs tool by tool; exit 1 on a change that would break callers.
+
+    \b
+    Reports every tool added, removed or changed (versions, statuses, schema changes classified
+    as breaking or compatible). Fails on a breaking change without a major version bump, on a
+    published version removed (or retired) without being deprecated first, and with --gate on a
+    version that becomes published, or changes while published, without passing tests.
+    \b
+      mcp-gateway diff old/gateway.yaml gateway.yaml
+      mcp-gateway diff --against origin/main gateway.yaml --gate --replay recordings
+    """
+    import tempfile
+
+    from ..lifecycle._diff import diff_configs, gate_versions
+    from ..lifecycle._git import GitError, export_config
+
+    with tempfile.TemporaryDirectory(prefix="mcp-gateway-diff-") as scratch:
+        if ref is not None:
+            if len(configs) != 1:
+                raise click.UsageError("with --against REF, give one CONFIG")
+            new_path = configs[0]
+            try:
+                old_path = export_config(ref, new_path, Path(scratch))
+            except GitError as exc:
+                raise click.ClickException(f"cannot read {new_path} at {ref}: {exc}") from None
+        else:
+            if len(configs) != 2:
+                raise click.UsageError("give OLD and NEW configs, or --against REF CONFIG")
+            old_path, new_path = Path(configs[0]), configs[1]
+        old = _load_config(str(old_path), f"the old ({ref})" if ref else "the old") if old_path else None
+        new = _load_config(new_path, "the new")
+    diffs = diff_configs(old, new)
+    problems = [p for d in diffs for p in d.problems]
+    if gate:
+        problems += _eval_gate(new_path, gate_versions(old, new), replay)
+    if as_json:
+        echo_json({"ok": not problems, "problems": problems, "tools": [
+            {"name": d.name, "change": d.change, "notes": d.notes, "problems": d.problems,
+             "schema_changes": [{"path": c.path, "message": c.message, "breaking": c.breaking}
+                                for c in d.schema_changes]} for d in diffs]})
+    else:
+        for d in diffs:
+            if d.change == "unchanged":
+                continue
+            click.echo(f"{d.name}: {d.change}")
+            for note in d.notes:
+                click.echo(f"  {note}")
+            for change in d.schema_changes:
+                click.echo(f"  {change}")
+        unchanged = sum(1 for d in diffs if d.change == "unchanged")
+        click.echo(f"{len(diffs) - unchanged} tool(s) changed, {unchanged} unchanged")
+        for problem in problems:
+            click.echo(f"error: {problem}", err=True)
+    if problems:
+        raise SystemExit(1)
+
+
+def _eval_gate(config: str, versions: Sequence[Any], replay: str | None) -> list[str]:
+    """The gate's findings: versions without tests, and versions whose tests fail."""
+    if not versions:
+        return []
+    problems = [f"'{v.value.name}' {v.value.version} becomes published (or changes while published) without tests: "
+                "add `tests:` to it (a release is gated on them)" for v in versions if not v.value.tests]
+    wanted = {(v.value.name, v.value.version) for v in versions if v.value.tests}
+    if not wanted:
+        return problems
+    from ..lifecycle import run_tests
+
+    gateway = _gateway(config, replay=replay)
+    chosen = [t for t in gateway.catalog.tools.all() if (t.name, t.config.version) in wanted]
+
+    async def go() -> list[Any]:
+        try:
+            return await run_tests(gateway, chosen)
+        finally:
+            await gateway.aclose()
+
+    for outcome in anyio.run(go):
+        if not outcome.passed:
+            problems.append(f"'{outcome.tool}' {outcome.version} test '{outcome.test}' fails: "
+                            + "; ".join(outcome.failures))
+    return problems
+
+
+lifecycle_commands.append(diff_command)
