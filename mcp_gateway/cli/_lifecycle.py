@@ -229,3 +229,153 @@ def _eval_gate(config: str, versions: Sequence[Any], replay: str | None) -> list
 
 
 lifecycle_commands.append(diff_command)
+
+
+@click.command("dispose")
+@click.argument("config", type=click.Path(dir_okay=False))
+@click.argument("tool")
+@click.option("--dry-run", is_flag=True, help="Only count what would be deleted.")
+@click.option("--force", is_flag=True, help="Dispose of a tool that still has versions served (not retired).")
+@click.option("--json", "as_json", is_flag=True)
+def dispose_command(config: str, tool: str, dry_run: bool, force: bool, as_json: bool) -> None:
+    """Delete every stored item of TOOL: session turns and cached answers, in the stores CONFIG names.
+
+    \b
+    Meant for a retired tool (every version retired, or removed from CONFIG); the serving gateway
+    also does it by itself once a retired tool's `retention_days` after its `sunset` have passed.
+    A real disposal is written to the audit log (what was deleted, and when). Nothing of another
+    tool is touched. Memory stores live inside the serving process and are not reachable from here.
+    """
+    from .._errors import GatewayError
+    from .._gateway import load_gateway
+    from ..lifecycle._dispose import dispose_tool, still_served
+    from ..observability.audit import AuditLog
+    from ..server._protections import audit_sink
+
+    try:
+        gateway = load_gateway(config)
+    except ConfigError as exc:
+        click.echo(str(exc), err=True)
+        raise SystemExit(2) from None
+    served = still_served(gateway.catalog.tools, tool)
+    if served and not force:
+        anyio.run(gateway.aclose)
+        raise click.ClickException(
+            f"tool '{tool}' still has versions that are not retired ({', '.join(served)}): retire it first "
+            "(deprecated -> retired), or pass --force")
+    if tool not in gateway.catalog.tools.names():
+        click.echo(f"note: '{tool}' is not in {config}; disposing of its data anyway", err=True)
+    in_process = [what for what, memory in (
+        ("sessions", gateway.sessions is not None and gateway.sessions.settings.store == "memory"),
+        ("response cache", type(gateway.router.cache).__name__ == "MemoryCache")) if memory]
+
+    async def go() -> Any:
+        try:
+            if gateway.loaded.audit is None or dry_run:
+                return await dispose_tool(gateway, tool, dry_run=dry_run, principal="mcp-gateway dispose")
+            async with AuditLog(audit_sink(gateway.loaded)) as audit:
+                return await dispose_tool(gateway, tool, dry_run=dry_run, audit=audit, principal="mcp-gateway dispose")
+        finally:
+            await gateway.aclose()
+
+    try:
+        report = anyio.run(go)
+    except GatewayError as exc:
+        raise click.ClickException(str(exc)) from None
+    for what in in_process:
+        report.deleted.pop(f"session turns (memory)" if what == "sessions" else "cached answers (memory)", None)
+    if as_json:
+        echo_json({**report.to_dict(), "not_reachable": in_process})
+        return
+    verb = "would delete" if dry_run else "deleted"
+    click.echo(f"{tool}: {verb} " + (", ".join(f"{n} {what}" for what, n in report.deleted.items()) or "nothing"))
+    for what in in_process:
+        click.echo(f"note: the {what} store is in memory, inside the serving process; it disposes of its own "
+                   "data when the retention ends (or on restart, when memory is empty)", err=True)
+
+
+def _read_audit(path: Path) -> list[dict[str, Any]]:
+    import json
+    import sqlite3
+
+    if not path.exists():
+        return []
+    if path.suffix in (".sqlite", ".db", ".sqlite3"):
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            cursor = db.execute("SELECT * FROM audit_events ORDER BY seq")
+            names = [d[0] for d in cursor.description]
+            return [dict(zip(names, row, strict=True)) for row in cursor]
+        finally:
+            db.close()
+    events = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            events.append(json.loads(line))
+        except ValueError:
+            continue  # a torn last line of a crashed writer
+    return events
+
+
+@click.command("usage")
+@click.argument("config", type=click.Path(dir_okay=False))
+@click.option("--deprecated", is_flag=True, help="Only calls to deprecated versions: who to reach before the sunset.")
+@click.option("--since", "since_days", type=float, metavar="DAYS", help="Only calls of the last DAYS days.")
+@click.option("--json", "as_json", is_flag=True)
+def usage_command(config: str, deprecated: bool, since_days: float | None, as_json: bool) -> None:
+    """Who calls which tool version, from CONFIG's audit log (calls, last call, per API key or user).
+
+    With --deprecated, the callers of deprecated versions, with the replacement and sunset date to
+    tell them about.
+    """
+    import time
+
+    from ..config import load_config
+    from ..server._protections import audit_path
+    from ._output import utc_time
+
+    try:
+        loaded = load_config(config)
+    except ConfigError as exc:
+        click.echo(str(exc), err=True)
+        raise SystemExit(2) from None
+    path = audit_path(loaded)
+    if path is None:
+        raise click.ClickException(f"{config} keeps no audit log (add `audit: {{path: audit.jsonl}}`)")
+    since = time.time() - since_days * 86400 if since_days is not None else None
+    rows: dict[tuple[str, str, str], dict[str, Any]] = {}
+    for event in _read_audit(path):
+        if event.get("method") != "tools/call" or (since is not None and (event.get("ts") or 0) < since):
+            continue
+        if deprecated and event.get("status") != "deprecated":
+            continue
+        key = (str(event.get("target")), str(event.get("version") or "?"), str(event.get("principal")))
+        row = rows.setdefault(key, {"tool": key[0], "version": key[1], "principal": key[2], "calls": 0,
+                                    "last_call": 0.0})
+        row["calls"] += 1
+        row["last_call"] = max(row["last_call"], float(event.get("ts") or 0))
+    names: dict[str, str] = {}  # principal -> API key name, so a person knows whom to reach
+    if loaded.auth is not None and loaded.auth.value.keys_file:
+        from ..security import KeyStore
+
+        names = {record.principal: record.name for record in KeyStore(loaded.root / loaded.auth.value.keys_file).list()}
+    versions = {(t.value.name, t.value.version): t.value for t in loaded.tools}
+    for row in rows.values():
+        row["key_name"] = names.get(row["principal"])
+        tool = versions.get((row["tool"], row["version"]))
+        row["replacement"] = tool.replacement if tool else None
+        row["sunset"] = tool.sunset.isoformat() if tool and tool.sunset else None
+    ordered = sorted(rows.values(), key=lambda r: (r["tool"], r["version"], -r["calls"]))
+    if as_json:
+        echo_json(ordered)
+        return
+    if not ordered:
+        click.echo("no calls to deprecated tool versions" if deprecated else "no tool calls recorded")
+        return
+    click.echo(table(["TOOL", "VERSION", "CALLER", "CALLS", "LAST CALL", "REPLACEMENT", "SUNSET"], [
+        [r["tool"], r["version"], r["principal"] + (f" ({r['key_name']})" if r["key_name"] else ""), str(r["calls"]),
+         utc_time(r["last_call"]),
+         r["replacement"] or "-", r["sunset"] or "-"] for r in ordered]))
+
+
+lifecycle_commands += [dispose_command, usage_command]

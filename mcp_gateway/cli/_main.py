@@ -145,7 +145,7 @@ def serve(config: str, transport: str, host: str, port: int, stateless: bool, js
     # collector's view, or each full collection walks it (62-68 ms pauses measured under load).
     gc.collect()
     gc.freeze()
-    reloader = Reloader(live, config, watch_interval=0.5 if watch else None)
+    reloader = Reloader(live, config, watch_interval=0.5 if watch else None, audit=protections.audit)
     logging.getLogger("mcp_gateway").info(
         "loaded %d tools, %d prompts, %d resources from %s",
         len(gateway.catalog.tools), len(gateway.catalog.prompts.all()),

@@ -39,7 +39,7 @@ from ..security import (
 )
 from ..security.limits import call_deadline
 
-__all__ = ["Caller", "CallRecord", "Protections", "build_protections"]
+__all__ = ["Caller", "CallRecord", "Protections", "audit_path", "audit_sink", "build_protections"]
 
 log = logging.getLogger("mcp_gateway.protections")
 
@@ -213,12 +213,22 @@ def build_protections(loaded: LoadedConfig, environ: Mapping[str, str] | None = 
         protections.limiter = RateLimiter(backend)
 
     if loaded.audit is not None:
-        path = Path(root / loaded.audit.value.path)
-        sink: Any = SqliteAuditSink(path) if path.suffix in (".sqlite", ".db", ".sqlite3") else JsonlAuditSink(path)
-        protections.audit = AuditLog(sink, redactor=protections.redactor)
+        protections.audit = AuditLog(audit_sink(loaded), redactor=protections.redactor)
     if issues:
         raise ConfigError(issues)
     return protections
+
+
+def audit_path(loaded: LoadedConfig) -> Path | None:
+    """The audit log file a config names (relative to its root), or None."""
+    return Path(loaded.root / loaded.audit.value.path) if loaded.audit is not None else None
+
+
+def audit_sink(loaded: LoadedConfig) -> Any:
+    """The sink of a config's audit log: SQLite for .sqlite/.db/.sqlite3 files, JSON lines otherwise."""
+    path = audit_path(loaded)
+    assert path is not None
+    return SqliteAuditSink(path) if path.suffix in (".sqlite", ".db", ".sqlite3") else JsonlAuditSink(path)
 
 
 def _fields(extra: list[str]) -> Any:
