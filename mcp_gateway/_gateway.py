@@ -56,6 +56,7 @@ class Gateway:
     files: tuple[str, ...] = field(default=())
     sessions: SessionManager | None = None
     loaded: LoadedConfig | None = None  # what it was built from (operators' sections: auth, audit, ...)
+    loaded_at: float = field(default_factory=time.time)  # when it was built (REST `Deprecation` default)
 
     async def call_tool(
         self,
@@ -64,14 +65,16 @@ class Gateway:
         *,
         on_text: OnText | None = None,
         session: SessionRecord | None = None,
+        version: str | None = None,
     ) -> ToolAnswer:
         """Run one call, in `session` when given (its history feeds the prompt; the turn is recorded).
 
-        `name` may pin a version or name a label (`summarize.v1`, `summarize.staging`): the catalog
-        resolves it. Raises ToolNotFoundError, ArgumentError, RenderError, ProviderError,
-        BudgetExceededError, OutputError, SessionError, or SessionStoreError.
+        `name` may pin a version or name a label (`summarize.v1`, `summarize.staging`), and `version`
+        pins one as REST URLs do: the catalog resolves both. Raises ToolNotFoundError (ToolRetiredError),
+        ArgumentError, RenderError, ProviderError, BudgetExceededError, OutputError, SessionError, or
+        SessionStoreError.
         """
-        tool = self.catalog.tools.resolve(name)
+        tool = self.catalog.tools.resolve(name, version=version)
         return await self.call_version(tool, arguments, on_text=on_text, session=session)
 
     async def call_version(

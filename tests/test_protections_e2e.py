@@ -50,6 +50,7 @@ def team(tmp_path_factory):
         "full": create("--name", "ci", "--scope", "tools:*", "--scope", "prompts:*", "--scope", "resources:*"),
         "summarize_only": create("--name", "intern", "--scope", "tools:summarize", "--scope", "prompts:summarize"),
         "limited": create("--name", "batch", "--scope", "tools:*", "--rpm", "5"),
+        "usage_reader": create("--name", "dash", "--scope", "tools:summarize", "--scope", "resources:*"),
     }
     os.environ["GATEWAY_JWT_SECRET"] = JWT_SECRET
     try:
@@ -155,6 +156,42 @@ async def test_metrics_audit_and_logs_never_show_a_secret(team):
     for secret in (*keys.values(), JWT_SECRET):
         assert secret not in everything
     assert secret_free(keys, (root / "keys.json").read_text())
+
+
+async def test_out_of_scope_requests_see_nothing_and_are_audited(team):
+    server, keys, root = team
+    async with connect(server.base_url + "/mcp", mode="legacy", headers=bearer(keys["full"]), timeout=30) as client:
+        assert not (await client.call_tool("translate", {"text": "hi", "target_language": "de"})).is_error
+    async with connect(server.base_url + "/mcp", mode="legacy", headers=bearer(keys["summarize_only"]),
+                       timeout=30) as client:
+        allowed = await client._client.complete(
+            ref={"type": "ref/prompt", "name": "summarize"}, argument={"name": "audience", "value": "ex"})
+        hidden = await client._client.complete(
+            ref={"type": "ref/prompt", "name": "translate"}, argument={"name": "formality", "value": ""})
+        with pytest.raises(RemoteError, match="Unknown tool: 'classify_ticket'"):
+            await client.call_tool("classify_ticket", {"ticket": "scope probe"})
+        with pytest.raises(RemoteError, match="Unknown prompt: 'translate'"):
+            await client.get_prompt("translate", {"text": "x"})
+    assert allowed.completion.values == ["expert", "executive"]
+    assert hidden.completion.values == [] and hidden.completion.total == 0
+    async with connect(server.base_url + "/mcp", mode="auto", headers=bearer(keys["usage_reader"]),
+                       timeout=30) as client:
+        await client.call_tool("summarize", {"text": "counted"})
+        usage = json.loads((await client.read_resource("gateway://usage")).contents[0].text)
+    assert set(usage) == {"tools"} and set(usage["tools"]) == {"summarize"}
+    audit = root / "audit.jsonl"
+    with anyio.fail_after(10):  # the audit log is written off the call path
+
+        def refusals() -> list[dict]:
+            lines = audit.read_text().splitlines() if audit.exists() else []
+            return [e for e in map(json.loads, lines) if e["error_kind"] == "out_of_scope"]
+
+        while len(refusals()) < 2:
+            await anyio.sleep(0.05)
+    assert {(e["method"], e["target"]) for e in refusals()} >= {("tools/call", "classify_ticket"),
+                                                                 ("prompts/get", "translate")}
+    metrics = httpx2.get(server.base_url + "/metrics").text
+    assert 'error_kind="out_of_scope",method="tools/call",tool="classify_ticket"' in metrics
 
 
 def secret_free(keys: dict[str, str], text: str) -> bool:

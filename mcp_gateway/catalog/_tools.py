@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from jsonschema import Draft202012Validator
 
-from .._errors import ArgumentError, OutputError, RenderError, ToolNotFoundError, Violation
+from .._errors import ArgumentError, OutputError, RenderError, ToolNotFoundError, ToolRetiredError
 from ..config import ToolConfig
 from ..providers import Message
 from ..templates import CompiledTemplate
@@ -29,7 +28,6 @@ class PromptTool:
     messages: tuple[tuple[str, CompiledTemplate], ...]
     input_validator: Draft202012Validator
     output_validator: Draft202012Validator | None
-    max_argument_chars: int
     max_rendered_chars: int
 
     @property
@@ -46,12 +44,9 @@ class PromptTool:
         return f"[Deprecated]{note} {config.description}"
 
     def validate(self, arguments: Mapping[str, Any] | None) -> dict[str, Any]:
-        """Return the arguments, or raise ArgumentError listing every violation."""
+        """Return the arguments, or raise ArgumentError listing every violation. (Their size is
+        checked before, once for every surface, by the server's call pipeline.)"""
         args = dict(arguments or {})
-        size = len(json.dumps(args, ensure_ascii=False, default=str))
-        if size > self.max_argument_chars:
-            raise ArgumentError(self.name, [Violation(
-                "$", f"arguments are {size} characters of JSON; the limit is {self.max_argument_chars}")])
         found = violations(self.input_validator, args)
         if found:
             raise ArgumentError(self.name, found)
@@ -145,8 +140,14 @@ class ToolRegistry:
         """Every version of `name`, newest first (empty if unknown)."""
         return list(self._versions.get(name, ()))
 
-    def resolve(self, requested: str) -> PromptTool:
-        """The tool version `requested` names; ToolNotFoundError says why when none is served."""
+    def resolve(self, requested: str, *, version: str | None = None) -> PromptTool:
+        """The tool version `requested` names (with `version`, as if written `<requested>.v<version>`:
+        how REST URLs pin one). ToolNotFoundError says why when none is served; ToolRetiredError
+        when what was asked for is retired."""
+        if version is not None:
+            if requested not in self._versions:
+                raise ToolNotFoundError(f"Unknown tool: '{requested}'")
+            requested = f"{requested}.v{version}"
         versions = self._versions.get(requested)
         if versions is not None:
             return self._pick(requested, versions, what=f"tool '{requested}'")
@@ -164,7 +165,7 @@ class ToolRegistry:
             labelled = next((t for t in versions if suffix in t.config.labels), None)
             if labelled is not None:
                 if labelled.config.status == "retired":
-                    raise ToolNotFoundError(self._retired_message(labelled))
+                    raise self._retired(labelled)
                 return labelled
         raise ToolNotFoundError(f"Unknown tool: '{requested}'")
 
@@ -193,16 +194,17 @@ class ToolRegistry:
             return chosen
         retired = [t for t in versions if t.config.status == "retired"]
         if retired:
-            raise ToolNotFoundError(self._retired_message(retired[0]))
+            raise self._retired(retired[0])
         raise ToolNotFoundError(f"{what[:1].upper()}{what[1:]} is a draft and not served"
                                 " (a label such as '<name>.staging' reaches a draft)")
 
-    def _retired_message(self, tool: PromptTool) -> str:
+    def _retired(self, tool: PromptTool) -> ToolRetiredError:
         successor = self.successor(tool)
         config = tool.config
         when = f" on {config.sunset.isoformat()}" if config.sunset else ""
         instead = f"; use '{successor}' instead" if successor else ""
-        return f"Tool '{tool.name}' version {config.version} was retired{when}{instead}"
+        return ToolRetiredError(f"Tool '{tool.name}' version {config.version} was retired{when}{instead}",
+                                successor=successor, sunset=config.sunset)
 
     def __len__(self) -> int:
         return len(self._defaults)

@@ -337,6 +337,10 @@ class ToolConfig(_Model):
     deprecation_note: str | None = Field(None, description="Shown with a deprecated tool, e.g. what replaces it.")
     replacement: str | None = Field(
         None, description="deprecated/retired: the tool (or pinned version, e.g. summarize.v2) callers should use.")
+    deprecated_on: datetime.date | None = Field(
+        None, strict=False,
+        description="deprecated: the date it was deprecated (REST `Deprecation` header; default: when the "
+        "gateway loaded the config).")
     sunset: datetime.date | None = Field(
         None, strict=False,
         description="deprecated: the date it will be retired; retired: the date it was (YYYY-MM-DD).")

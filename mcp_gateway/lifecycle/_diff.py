@@ -23,7 +23,8 @@ from ._compat import SchemaChange, compare_schemas
 __all__ = ["ToolDiff", "diff_configs", "gate_versions"]
 
 # Fields that say where a tool is in its life, not what it does: changing them is no content change.
-_LIFECYCLE_FIELDS = {"status", "tests", "labels", "sunset", "replacement", "deprecation_note", "retention_days"}
+_LIFECYCLE_FIELDS = {"status", "tests", "labels", "sunset", "replacement", "deprecation_note", "retention_days",
+                     "deprecated_on"}
 
 
 @dataclass(slots=True)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -13,7 +13,7 @@ from .._protocol import META_PREFIX, SESSION_ARGUMENT
 from ..catalog import PromptEntry, PromptTool
 from ._sessions import BUILTIN_TOOLS, SESSION_TEMPLATES
 
-__all__ = ["USAGE_URI", "McpViews", "version_meta"]
+__all__ = ["USAGE_URI", "McpViews", "usage_for", "version_meta"]
 
 
 def version_meta(tool: PromptTool, successor: str | None) -> dict[str, Any]:
@@ -114,3 +114,13 @@ class McpViews:
             session_tools=session_tools,
             bases={name: t.name for name, t in listed},
         )
+
+
+def usage_for(snapshot: Mapping[str, Any], allows_tool: Callable[[str], bool]) -> dict[str, Any]:
+    """The usage resource as one caller may see it: only tools within its scopes. Totals per
+    process, route and target mix every tool's calls, so a caller limited to some tools gets
+    its tools' figures only."""
+    tools = snapshot.get("tools", {})
+    if allows_tool("*") and all(allows_tool(name) for name in tools):
+        return dict(snapshot)
+    return {"tools": {name: value for name, value in tools.items() if allows_tool(name)}}
