@@ -18,6 +18,7 @@ from ._versions import major, matches_pin, version_key
 __all__ = ["PromptTool", "ToolRegistry"]
 
 SERVED_STATUSES = frozenset({"published", "deprecated"})
+_MAX_REMEMBERED = 4096  # resolved pins kept; the registry never changes, so they never go stale
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +105,7 @@ class ToolRegistry:
             self._versions.setdefault(tool.name, []).append(tool)
         for versions in self._versions.values():
             versions.sort(key=lambda t: version_key(t.config.version), reverse=True)
+        self._resolved: dict[str, PromptTool] = {}  # pinned and labelled names already resolved
         self._defaults: dict[str, PromptTool] = {}
         for name, versions in self._versions.items():
             chosen = _newest_served(versions)
@@ -144,10 +146,22 @@ class ToolRegistry:
         """The tool version `requested` names (with `version`, as if written `<requested>.v<version>`:
         how REST URLs pin one). ToolNotFoundError says why when none is served; ToolRetiredError
         when what was asked for is retired."""
-        if version is not None:
+        if version is None:
+            found = self._defaults.get(requested)  # the hot path: a plain name
+            if found is not None:
+                return found
+        else:
             if requested not in self._versions:
                 raise ToolNotFoundError(f"Unknown tool: '{requested}'")
             requested = f"{requested}.v{version}"
+        found = self._resolved.get(requested)
+        if found is None:
+            found = self._resolve(requested)
+            if len(self._resolved) < _MAX_REMEMBERED:
+                self._resolved[requested] = found
+        return found
+
+    def _resolve(self, requested: str) -> PromptTool:
         versions = self._versions.get(requested)
         if versions is not None:
             return self._pick(requested, versions, what=f"tool '{requested}'")

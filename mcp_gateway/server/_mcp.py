@@ -159,6 +159,10 @@ def build_server(live: LiveGateway, protections: Protections | None = None, *,
             else:
                 log.error("tool=%s failed unexpectedly", params.name, exc_info=exc)
             result = mcp_tool_error(exc)  # raises MCPError for what the protocol calls a bad request
+            if call.tool is not None:  # a failed answer names its version too
+                registry = live.gateway.catalog.tools
+                result.meta = {**(result.meta or {}),
+                               TOOL_META_KEY: version_meta(call.tool, registry.successor(call.tool))}
             await _log_to_client(ctx, "warning", {"tool": params.name, "error": str(exc)})
             return result
         finally:

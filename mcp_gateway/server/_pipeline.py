@@ -132,7 +132,7 @@ class CallPipeline:
             # Out-of-scope tools are absent from this caller's list; calling one is like calling
             # a tool that does not exist.
             call.record.outcome, call.record.error_kind = "error", "out_of_scope"
-            raise ToolNotFoundError(f"Unknown tool: '{call.name}'")
+            raise ToolNotFoundError(f"Unknown tool: '{call.requested or call.name}'")
         return await call_next(call)
 
     async def resolve(self, call: ToolCall, call_next: Next) -> Any:

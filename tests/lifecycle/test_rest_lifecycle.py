@@ -82,3 +82,28 @@ def test_without_a_deprecation_date_the_header_says_when_this_gateway_began_serv
         response = httpx2.post(f"{server.base_url}/v1/tools/summarize@1", json={"text": "x"}, timeout=30)
     value = response.headers["Deprecation"]
     assert value.startswith("@") and started - 1 <= int(value[1:]) <= int(time.time())
+
+
+def test_scopes_name_tools_so_a_pin_or_label_neither_widens_nor_narrows_them(tmp_path):
+    import subprocess
+    import sys
+
+    config = tmp_path / "gateway.yaml"
+    config.write_text(VERSIONS_YAML + "auth: {keys_file: keys.json}\n")
+
+    def key(scope: str) -> str:
+        return subprocess.run([sys.executable, "-m", "mcp_gateway", "keys", "create", str(config), "--name", scope,
+                               "--scope", scope], capture_output=True, text=True, timeout=60, check=True).stdout.strip()
+
+    allowed, other = key("tools:summarize"), key("tools:legacy_tool")
+    with http_gateway(config) as server:
+        def post(path: str, token: str) -> httpx2.Response:
+            return httpx2.post(f"{server.base_url}{path}", json={"text": "x"}, timeout=30,
+                               headers={"Authorization": f"Bearer {token}"})
+
+        for path in ("/v1/tools/summarize.v1", "/v1/tools/summarize.staging", "/v1/tools/summarize@2"):
+            assert post(path, allowed).status_code == 200, path
+            refused = post(path, other)
+            # out of scope looks exactly like unknown: no version, status or successor leaks
+            assert refused.status_code == 404 and refused.json()["detail"] == f"Unknown tool: '{path[10:].split('@')[0]}'"
+        assert post("/v1/tools/summarize@1.3.0", other).status_code == 404  # not 410: that would tell

@@ -116,6 +116,9 @@ async def test_every_result_names_the_version_that_answered(stdio_gateway, tmp_p
                 "deprecation": {"replacement": "summarize.v2", "sunset": "2027-03-01",
                                 "note": "Version 2 takes max_sentences."}}
 
+        failed = await client.call_tool("summarize.v1", {})  # a failed answer names its version too
+        assert failed.is_error and failed.meta["mcp-gateway/tool"]["version"] == "1.4.0"
+
         staged = await client.call_tool("summarize.staging", {"text": "otters"})
         assert staged.meta["mcp-gateway/tool"]["version"] == "3.0.0"
         assert "v3 otters" in staged.content[0].text
