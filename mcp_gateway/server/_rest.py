@@ -111,7 +111,8 @@ def rest_routes(live: LiveGateway, guard: Protections, pipeline: CallPipeline, *
             return refused
         scopes = guard.caller().scopes
         base = str(request.base_url).rstrip("/")
-        tools = [tool_summary(t, base) for t in live.gateway.catalog.tools.served() if scopes.allows_tool(t.name)]
+        tools = [tool_summary(t, base, listed_name=name) for name, t in live.gateway.catalog.tools.listed()
+                 if scopes.allows_tool(t.name)]
         return JSONResponse({"tools": tools})
 
     async def openapi(request: Request) -> Response:

@@ -107,3 +107,16 @@ def test_scopes_name_tools_so_a_pin_or_label_neither_widens_nor_narrows_them(tmp
             # out of scope looks exactly like unknown: no version, status or successor leaks
             assert refused.status_code == 404 and refused.json()["detail"] == f"Unknown tool: '{path[10:].split('@')[0]}'"
         assert post("/v1/tools/summarize@1.3.0", other).status_code == 404  # not 410: that would tell
+
+
+def test_the_tool_list_and_openapi_show_each_served_major_line(rest):
+    http = rest
+    listed = {t["name"]: (t["version"], t["deprecated"]) for t in http.get("/v1/tools").json()["tools"]}
+    assert listed == {"summarize": ("2.1.0", False), "summarize.v1": ("1.4.0", True)}
+    document = http.get("/openapi.json").json()
+    from openapi_spec_validator import validate
+
+    validate(document)
+    pinned = document["paths"]["/v1/tools/summarize.v1"]["post"]
+    assert pinned["deprecated"] is True and pinned["x-tool-version"] == "1.4.0"
+    assert "deprecated" not in document["paths"]["/v1/tools/summarize"]["post"]
