@@ -46,6 +46,13 @@ class ToolAnswer:
     def route(self) -> Route:
         return self.routed.route
 
+    def describe(self) -> dict[str, Any]:
+        """How the answer was reached, as JSON: route, target, provider, model, finish reason,
+        attempts, usage, cost_usd (cache, hedging when used), duration_ms. Every surface sends this."""
+        info = self.routed.describe()
+        info["duration_ms"] = round(self.duration_ms, 3)
+        return info
+
 
 @dataclass(frozen=True, slots=True)
 class Gateway:

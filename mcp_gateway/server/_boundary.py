@@ -116,7 +116,7 @@ def _call_meta(exc: BaseException) -> dict[str, Any] | None:
     return dict(meta) if isinstance(meta, Mapping) else None
 
 
-def _detail(exc: BaseException, mapping: ErrorMapping) -> str:
+def _detail(exc: BaseException) -> str:
     # Only our own errors have messages written for callers; anything else is a bug, and its text
     # (which may hold paths, values, or a secret) stays in the server's log.
     return str(exc) if isinstance(exc, GatewayError) else "the gateway failed to handle this request"
@@ -126,7 +126,7 @@ def problem(exc: BaseException, *, redact: Callable[[str], str] = str) -> tuple[
     """RFC 9457 problem details for `exc`: (status, body, extra headers)."""
     mapping = error_mapping(exc)
     body: dict[str, Any] = {"type": mapping.type, "title": mapping.title, "status": mapping.status,
-                            "detail": redact(_detail(exc, mapping))}
+                            "detail": redact(_detail(exc))}
     headers: dict[str, str] = {}
     if isinstance(exc, ArgumentError | OutputError):
         body["errors"] = [{"path": v.path, "message": redact(v.message)} for v in exc.violations]
@@ -156,7 +156,7 @@ def mcp_tool_error(exc: BaseException) -> types.CallToolResult:
     """The answer to a failed tools/call: an error result, or raises MCPError for a bad request."""
     mapping = error_mapping(exc)
     if mapping.rpc_code is not None:
-        raise MCPError(mapping.rpc_code, _detail(exc, mapping)) from None
+        raise MCPError(mapping.rpc_code, _detail(exc)) from None
     meta: dict[str, Any] = {}
     text = str(exc)
     if isinstance(exc, RateLimitExceeded):
@@ -174,4 +174,4 @@ def mcp_tool_error(exc: BaseException) -> types.CallToolResult:
 def mcp_request_error(exc: BaseException) -> MCPError:
     """A failed prompts/get, resources/read, ...: these have no error result, only JSON-RPC errors."""
     mapping = error_mapping(exc)
-    return MCPError(mapping.rpc_code or types.INVALID_PARAMS, _detail(exc, mapping))
+    return MCPError(mapping.rpc_code or types.INVALID_PARAMS, _detail(exc))

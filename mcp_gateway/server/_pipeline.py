@@ -7,7 +7,9 @@ protection is written once and a new surface cannot forget one. Each step has th
 not used because it wraps JSON-RPC requests, and REST calls never become one.
 
 A step raises a GatewayError to refuse; the surface turns it into its own answer through the one
-table in `_boundary`.
+table in `_boundary`. A surface with calls of its own kind runs them through the same steps with
+`run(call, endpoint)`; `self.steps` is a plain sequence, so a step is added (or replaced) in one
+place for every surface.
 """
 
 from __future__ import annotations
@@ -42,13 +44,13 @@ class ToolCall:
     arguments: dict[str, Any]
     caller: Caller
     version: str | None = None  # a pinned version (REST URLs); None: what `name` selects
+    method: str = "tools/call"  # what metrics, the audit log and the trace span call it
     session_handle: str | None = None
     # A surface's own session when none is named (MCP: the connection's, for context tools).
     own_session: OwnSession | None = None
     on_text: OnText | None = None
     record: CallRecord = field(default_factory=CallRecord)
     session: SessionRecord | None = None
-    builtin: bool = False  # a built-in session tool (not in the catalog)
     requested: str | None = None  # the name as asked for, once `authorize` set `name` to the tool's name
     tool: PromptTool | None = None  # the tool version that answers, set by `resolve`
 
@@ -112,10 +114,10 @@ class CallPipeline:
                 record.outcome, record.error_kind = "error", type(exc).__name__
             raise
         finally:
-            self.guard.record_call(call.caller, "tools/call", call.name, record, time.perf_counter() - started)
+            self.guard.record_call(call.caller, call.method, call.name, record, time.perf_counter() - started)
 
     async def trace(self, call: ToolCall, call_next: Next) -> Any:
-        with self.tracer.tool_call(call.name) as span:
+        with self.tracer.tool_call(call.name, method=call.method) as span:
             answer = await call_next(call)
             if isinstance(answer, ToolAnswer):
                 GatewayTracer.record_usage(span, input_tokens=call.record.input_tokens,
@@ -125,7 +127,7 @@ class CallPipeline:
 
     async def authorize(self, call: ToolCall, call_next: Next) -> Any:
         # Scopes, rate limits, metrics and the audit log name the tool, whatever version was asked for.
-        base = self.live.gateway.catalog.tools.base_name(call.name)
+        base = self.live.gateway.catalog.tools.base_name(call.name) if call.method == "tools/call" else None
         if base is not None and base != call.name:
             call.requested, call.name = call.name, base
         if not call.caller.scopes.allows_tool(call.name):
@@ -137,8 +139,11 @@ class CallPipeline:
 
     async def resolve(self, call: ToolCall, call_next: Next) -> Any:
         """The one catalog lookup: which version answers (ToolNotFoundError / ToolRetiredError if none)."""
-        if not call.builtin:
-            tool = self.live.gateway.catalog.tools.resolve(call.requested or call.name, version=call.version)
+        registry = self.live.gateway.catalog.tools
+        # Only catalog tools have versions: a surface's own endpoint (MCP's built-in session tools) or
+        # another method (a model alias) passes through, and the default endpoint refuses the unknown.
+        if call.method == "tools/call" and registry.base_name(call.requested or call.name) is not None:
+            tool = registry.resolve(call.requested or call.name, version=call.version)
             call.tool = tool
             call.record.version, call.record.status = tool.config.version, tool.config.status
             if tool.config.status == "deprecated":
@@ -179,14 +184,31 @@ class CallPipeline:
         return await call_next(call)
 
     async def account(self, call: ToolCall, call_next: Next) -> Any:
+        """Tokens, cost and provider metrics of the answer; time to the first piece of text."""
+        started = time.perf_counter()
+        first_piece_at: float | None = None
+        if call.on_text is not None:
+            deliver = call.on_text
+
+            async def timed(piece: str) -> None:
+                nonlocal first_piece_at
+                if first_piece_at is None:
+                    first_piece_at = time.perf_counter()
+                await deliver(piece)
+
+            call.on_text = timed
         answer = await call_next(call)
         if isinstance(answer, ToolAnswer):
             record_answer(self.guard, call.record, call.name, answer)
+            if first_piece_at is not None:
+                self.guard.metrics.first_chunk(answer.routed.target.provider.name, answer.completion.model,
+                                               first_piece_at - started)
         return answer
 
     # -- the default endpoint -----------------------------------------------------------------------
 
     async def call_gateway(self, call: ToolCall) -> ToolAnswer:
-        assert call.tool is not None  # set by `resolve`
+        if call.tool is None:  # not a catalog tool: the lookup says why
+            call.tool = self.live.gateway.catalog.tools.resolve(call.requested or call.name, version=call.version)
         return await self.live.gateway.call_version(call.tool, call.arguments, on_text=call.on_text,
                                                     session=call.session)

@@ -185,15 +185,17 @@ def build_protections(loaded: LoadedConfig, environ: Mapping[str, str] | None = 
                     pem = (root / cfg.public_key_file).read_text()
                 except OSError as exc:
                     issues.append(origin.issue(("jwt", "public_key_file"), f"cannot read: {exc.strerror}"))
-            jwt = JWTVerifier(JWTSettings(
-                secret=secret, public_key_pem=pem,
-                jwks_file=(root / cfg.jwks_file) if cfg.jwks_file else None,
-                issuer=cfg.issuer, audience=cfg.audience, leeway=cfg.leeway_s))
+            if not issues:  # an unset secret or unreadable key is reported, not built into a verifier
+                jwt = JWTVerifier(JWTSettings(
+                    secret=secret, public_key_pem=pem,
+                    jwks_file=(root / cfg.jwks_file) if cfg.jwks_file else None,
+                    issuer=cfg.issuer, audience=cfg.audience, leeway=cfg.leeway_s))
         protections.keys = keys
         protections.resource_url = auth.resource_url
-        protections.verifier = GatewayTokenVerifier(
-            keys=keys, jwt=jwt, resource=auth.resource_url,
-            on_reject=lambda kind, _why: protections.metrics.auth_failed(kind))
+        if keys is not None or jwt is not None:  # else an issue above says why
+            protections.verifier = GatewayTokenVerifier(
+                keys=keys, jwt=jwt, resource=auth.resource_url,
+                on_reject=lambda kind, _why: protections.metrics.auth_failed(kind))
 
     if loaded.rate_limits is not None:
         rl, origin = loaded.rate_limits.value, loaded.rate_limits.origin
