@@ -110,10 +110,21 @@ def _cost(row: Mapping[str, Any]) -> str:
 @click.option("--url", metavar="URL", help="Ask this running gateway (http://HOST:PORT) instead of the cluster's Redis.")
 @click.option("--token", envvar="MCP_GATEWAY_TOKEN", metavar="TOKEN",
               help="With --url: an API key with the scope tools:* (env MCP_GATEWAY_TOKEN).")
+@click.option("--deprecated", is_flag=True,
+              help="Instead: who still calls deprecated tool versions (from the audit log), with their "
+              "replacement and sunset date, so owners can reach them before the sunset.")
 @click.option("--json", "as_json", is_flag=True, help="Print the totals as JSON.")
-def usage(config: str, by: str, since_text: str | None, url: str | None, token: str | None, as_json: bool) -> None:
-    """Calls, tokens and cost (USD) per tool, model alias or key; unpriced calls are counted apart."""
+def usage(config: str, by: str, since_text: str | None, url: str | None, token: str | None, deprecated: bool,
+          as_json: bool) -> None:
+    """Calls, tokens and cost (USD) per tool, model alias or key; unpriced calls are counted apart.
+
+    With --deprecated, the callers of deprecated tool versions instead, from CONFIG's audit log."""
     since = parse_since(since_text)
+    if deprecated:
+        from ._lifecycle import callers_report
+
+        callers_report(config, deprecated=True, since_seconds=since, as_json=as_json)
+        return
     document = _from_gateway(url, token, _BY[by], since) if url else _from_cluster(config, _BY[by], since)
     document["by"] = by
     if as_json:

@@ -17,8 +17,11 @@ from ._models import (
     ResourceConfig,
     ServerSettings,
     SessionsConfig,
+    TestExpect,
+    TestingConfig,
     ToolConfig,
     ToolStatus,
+    ToolTest,
 )
 from ._ops import AuditConfig, AuthConfig, ChatApiConfig, JwtConfig, ObservabilityConfig, RateLimitConfig, RateLimitValues
 from ._schema_export import config_json_schema
@@ -49,9 +52,12 @@ __all__ = [
     "ResourceConfig",
     "ServerSettings",
     "SessionsConfig",
+    "TestExpect",
+    "TestingConfig",
     "TextRef",
     "ToolConfig",
     "ToolStatus",
+    "ToolTest",
     "config_json_schema",
     "load_config",
     "resolve_env",

@@ -45,12 +45,14 @@ from ..security import (
 )
 from ..security.ratelimit import retry_after_header
 from ..sessions import SessionError, SessionStoreError
+from ._deprecation import retired_headers
 
-__all__ = ["CALL_META_KEY", "PROBLEM_TYPE_PREFIX", "ErrorMapping", "error_mapping", "mcp_request_error", "mcp_tool_error",
+__all__ = ["CALL_META_KEY", "PROBLEM_TYPE_PREFIX", "TOOL_META_KEY", "ErrorMapping", "error_mapping", "mcp_request_error", "mcp_tool_error",
            "problem", "problem_types"]
 
 PROBLEM_TYPE_PREFIX = "urn:mcp-gateway:problem:"
 CALL_META_KEY = f"{META_PREFIX}call"
+TOOL_META_KEY = f"{META_PREFIX}tool"  # the tool version that answered: name, version, status, deprecation
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,6 +150,10 @@ def problem(exc: BaseException, *, redact: Callable[[str], str] = str) -> tuple[
         body["limit"] = exc.limit
     if isinstance(exc, BudgetExceededError):
         body["budget"] = exc.scope
+    if isinstance(exc, ToolRetiredError):
+        headers.update(retired_headers(exc.successor, exc.sunset))
+        if exc.successor:
+            body["successor"] = exc.successor
     meta = _call_meta(exc)
     if meta is not None:
         body["call"] = meta
