@@ -184,11 +184,11 @@ async def test_owners_see_who_still_calls_deprecated_tools(tmp_path):
     config = tmp_path / "gateway.yaml"
     config.write_text(USAGE_CONFIG)
 
-    def key(name: str) -> str:
-        return subprocess.run([*CLI, "keys", "create", str(config), "--name", name, "--scope", "tools:*"],
+    def key(name: str, scope: str = "tools:*") -> str:
+        return subprocess.run([*CLI, "keys", "create", str(config), "--name", name, "--scope", scope],
                               capture_output=True, text=True, timeout=60, check=True).stdout.strip()
 
-    keys = {"ci": key("ci"), "batch": key("batch")}
+    keys = {"ci": key("ci"), "batch": key("batch"), "prometheus": key("prometheus", "metrics")}
     listed = json.loads(subprocess.run([*CLI, "keys", "list", str(config), "--json"], capture_output=True, text=True,
                                        timeout=60, check=True).stdout)
     principal = {k["name"]: f"key:{k['key_id']}" for k in listed}
@@ -200,7 +200,7 @@ async def test_owners_see_who_still_calls_deprecated_tools(tmp_path):
                     result = await client.call_tool("find_names", {})
                     assert result.meta["mcp-gateway/tool"]["deprecation"]["replacement"] == "extract_entities"
                 await client.call_tool("extract_entities", {})
-        metrics = httpx2.get(f"{server.base_url}/metrics", headers={"Authorization": f"Bearer {keys['ci']}"}).text
+        metrics = httpx2.get(f"{server.base_url}/metrics", headers={"Authorization": f"Bearer {keys['prometheus']}"}).text
         with anyio.fail_after(10):  # the audit log is written in batches
             while sum(e["method"] == "tools/call" for e in audit_events(tmp_path)) < 6:
                 await anyio.sleep(0.05)
