@@ -16,6 +16,8 @@ What it measures (see benchmarks/README.md):
    examples/gateway.yaml, each with 1 client doing sequential calls, and 16 and 100 concurrent
    clients (each its own Client, so its own HTTP connection(s) and session, calling in a loop).
    Bare and gateway runs alternate, and swap order every round, to spread machine drift evenly.
+0. Server CPU while idle (ms per s), before any load: a server with nothing to serve should spend
+   nothing; what it spends is polling (the gateway's came from uvicorn's 10 Hz tick).
 2. Server RSS per open session: N idle stateful Streamable HTTP sessions (handshake era) opened
    against each freshly started server; VmRSS before and after, in KB per session.
 
@@ -76,6 +78,9 @@ class ServerProc:
 
     def alive(self) -> bool:
         return self.proc.poll() is None
+
+    def cpu(self) -> float:
+        return proc_cpu_seconds(self.pid)
 
 
 def bare_argv(port: int, args: argparse.Namespace) -> list[str]:
@@ -377,6 +382,14 @@ async def main(args: argparse.Namespace) -> None:
         servers["bare"] = start_server("bare", lambda p: bare_argv(p, args), "echo", logdir)
         servers["gateway"] = start_server("gateway", lambda p: gateway_argv(p, args), "summarize", logdir)
 
+        # 0. CPU of an idle server: anything it spends with nothing to serve is polling (timers, ticks).
+        idle: dict[str, float] = {}
+        if args.idle_seconds > 0:
+            await anyio.sleep(1.0)  # let start-up work settle
+            cpu0 = {label: servers[label].cpu() for label in servers}
+            await anyio.sleep(args.idle_seconds)
+            idle = {label: (servers[label].cpu() - cpu0[label]) / args.idle_seconds * 1000 for label in servers}
+
         # 1. RSS per idle session, on the freshly started servers (before any load has grown their heaps).
         rss: dict[str, RssResult] = {}
         if args.sessions > 0:
@@ -457,6 +470,13 @@ async def main(args: argparse.Namespace) -> None:
         if capped:
             print("* some runs stopped at --max-seconds before doing all --calls (calls = median calls done)")
 
+        # -- idle CPU
+        if idle:
+            print(f"\nserver CPU while idle (no client connected, {args.idle_seconds:g} s; /proc utime+stime, "
+                  "10 ms ticks)")
+            print_table(["server", "idle cpu ms/s"], [[label, fmt(v, ".2f")] for label, v in idle.items()],
+                        right=lambda i: i == 1)
+
         # -- RSS table
         if rss:
             print(f"\nserver RSS with {args.sessions} idle stateful Streamable HTTP sessions (handshake era: "
@@ -494,6 +514,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--warmup", type=int, default=30, help="warm-up calls in the sequential pattern (default 30; 2 per concurrent client)")
     parser.add_argument("--clients", default="16,100", help="concurrent-client counts besides sequential (default 16,100)")
     parser.add_argument("--transports", default=",".join(TRANSPORTS), help=f"comma-separated, from {','.join(TRANSPORTS)}")
+    parser.add_argument("--idle-seconds", type=float, default=5.0,
+                        help="s to measure each server's CPU while idle, before any load (0 skips it; default 5)")
     parser.add_argument("--sessions", type=int, default=200, help="idle sessions for the RSS measurement (0 skips it; default 200)")
     parser.add_argument("--connect-parallel", type=int, default=20, help="handshakes in flight while clients connect (default 20)")
     parser.add_argument("--connect-timeout", type=float, default=60.0, help="s to wait for all clients to connect (default 60)")

@@ -40,6 +40,7 @@ from ..observability.metrics import metrics_endpoint
 from ..config import ChatApiConfig
 from ._chat_api import chat_routes
 from ._catalog_page import catalog_routes
+from . import _uvicorn
 from ._event_store import InMemoryEventStore
 from ._header_timeout import h11_with_header_timeout
 from ._http_sessions import CappedSessionManager
@@ -257,7 +258,7 @@ async def serve_http(
         # Our drain below decides when streams close; uvicorn's own deadline is only a backstop.
         timeout_graceful_shutdown=round(settings.graceful_shutdown_seconds) + 5,
     )
-    server = uvicorn.Server(config)
+    server = _uvicorn.Server(config)
     # sse-starlette closes every SSE stream the moment a shutdown signal arrives, which would cut
     # off calls still running; we close them ourselves once those calls are done.
     AppStatus.disable_automatic_graceful_drain()
@@ -275,10 +276,9 @@ async def serve_http(
         sock.close()
 
 
-async def _drain_on_exit(server: uvicorn.Server, live: LiveGateway, grace: float) -> None:
+async def _drain_on_exit(server: _uvicorn.Server, live: LiveGateway, grace: float) -> None:
     """After a shutdown signal, let in-flight calls finish (up to `grace` s), then close streams."""
-    while not server.should_exit:
-        await anyio.sleep(0.1)
+    await server.exit_requested()
     if live.in_flight:
         log.info("shutting down: waiting up to %.0f s for %d call(s) in flight", grace, live.in_flight)
     with anyio.move_on_after(grace):
