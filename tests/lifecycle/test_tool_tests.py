@@ -43,7 +43,7 @@ def test_the_provider_examples_pass_from_their_committed_recordings_without_keys
     done = run_cli("test", "examples/providers.yaml", "--replay", "examples/recordings", "--gate",
                    env=without_keys())
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "2 passed, 0 failed" in done.stdout
+    assert "3 passed, 0 failed" in done.stdout
 
 
 FAILING = """\
