@@ -10,20 +10,20 @@ import json
 import logging
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ._errors import ConfigError, OutputError, Violation
-from .catalog import Catalog, build_catalog
+from .catalog import Catalog, PromptTool, build_catalog
 from .config import Limits, LoadedConfig, ServerSettings, load_config
 from .providers import Completion, Message, OnText
 from .routing import Route, Routed, Router, build_router
 from .security.limits import check_message_count
 from .sessions import SessionManager, SessionRecord, Turn, build_sessions
 
-__all__ = ["Gateway", "ToolAnswer", "load_gateway"]
+__all__ = ["Gateway", "ToolAnswer", "load_gateway", "render_in_session"]
 
 log = logging.getLogger("mcp_gateway.calls")
 
@@ -78,16 +78,8 @@ class Gateway:
         history: list[Turn] = []
         if session is not None and config.context is not None and self.sessions is not None:
             history = await self.sessions.history(session.id, config.context)
-        extra = None
-        if config.context is not None:
-            extra = {"session": {
-                "id": session.id if session else None,
-                "history": [t.to_dict() for t in history],
-                "state": dict(session.state) if session else {},
-            }}
-        messages = tool.render(args, extra=extra)
-        if history and config.context is not None and config.context.as_messages:
-            messages = _with_history(messages, history)
+        messages = render_in_session(tool, args, session_id=session.id if session else None,
+                                     state=session.state if session else {}, history=history)
         check_message_count(len(messages), self.limits.max_messages)
         routed = await self.router.complete(
             config.model, messages, params=config.params, output_schema=config.output_schema, on_text=on_text,
@@ -126,6 +118,23 @@ class Gateway:
         await self.router.aclose()
         if self.sessions is not None:
             await self.sessions.store.aclose()
+
+
+def render_in_session(
+    tool: PromptTool, args: Mapping[str, Any], *, session_id: str | None, state: Mapping[str, Any],
+    history: Sequence[Turn],
+) -> tuple[Message, ...]:
+    """A tool's messages for validated `args`; a tool with `context` sees `session` in its templates
+    and, unless `as_messages: false`, gets the earlier turns as messages. Shared by calls and
+    `mcp-gateway render`, so a preview is what a call would send."""
+    config = tool.config
+    if config.context is None:
+        return tool.render(args)
+    extra = {"session": {"id": session_id, "history": [t.to_dict() for t in history], "state": dict(state)}}
+    messages = tool.render(args, extra=extra)
+    if history and config.context.as_messages:
+        messages = _with_history(messages, list(history))
+    return messages
 
 
 def _with_history(messages: tuple[Message, ...], history: list[Turn]) -> tuple[Message, ...]:

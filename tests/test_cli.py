@@ -44,7 +44,7 @@ def test_render_shows_messages_without_calling_a_model():
     assert "--- system ---" in result.stdout and "--- user ---" in result.stdout
     assert "at most 2 sentences" in result.stdout and "Hello {{ x }}" in result.stdout
     as_json = json.loads(run("render", str(EXAMPLE), "draft_release_notes", "--arg", 'changes:=["a","b"]',
-                             "--output", "json").stdout)
+                             "--json").stdout)
     assert as_json == [{"role": "user", "content": "Write release notes for:\n- a\n- b\n"}]
 
 
@@ -72,7 +72,10 @@ def test_call_exit_codes():
     assert "$.sentences: 99 is greater than the maximum of 10" in bad_args.stderr
     unknown = run("call", SERVE, "nope")
     assert unknown.returncode == 1
-    assert unknown.stderr.strip().endswith("error: Unknown tool: 'nope' (error -32602)")
+    assert unknown.stderr.strip() == ("error: unknown tool 'nope' (available: classify_ticket, extract_entities, "
+                                      "find_names, rewrite_tone, summarize, translate)")
+    typo = run("call", SERVE, "sumarize", "--arg", "text=x")
+    assert typo.returncode == 1 and typo.stderr.strip() == "error: unknown tool 'sumarize'; did you mean 'summarize'?"
     no_server = run("tools", "/nonexistent/server-binary")
     assert no_server.returncode == 1 and no_server.stderr.startswith("error: connection failed")
 
