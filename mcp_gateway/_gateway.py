@@ -15,15 +15,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ._errors import ConfigError, OutputError, Violation
+from ._errors import ConfigError, ConfigIssue, OutputError, Violation
 from .catalog import Catalog, PromptTool, build_catalog
-from .config import Limits, LoadedConfig, ServerSettings, load_config
+from .config import Limits, LoadedConfig, ServerSettings, read_config
 from .providers import Completion, Message, OnText
 from .routing import Route, Routed, Router, build_router
 from .security.limits import check_message_count
 from .sessions import SessionManager, SessionRecord, Turn, build_sessions
 
-__all__ = ["Gateway", "ToolAnswer", "load_gateway", "render_in_session"]
+__all__ = ["Gateway", "ToolAnswer", "build_gateway", "load_gateway", "render_in_session", "unique_issues"]
 
 log = logging.getLogger("mcp_gateway.calls")
 
@@ -150,11 +150,34 @@ def _with_history(messages: tuple[Message, ...], history: list[Turn]) -> tuple[M
 
 def load_gateway(path: str | Path, *, environ: Mapping[str, str] | None = None) -> Gateway:
     """Load and compile a config; raise ConfigError with every issue of every file."""
-    loaded = load_config(path)
-    catalog, issues = build_catalog(loaded)
+    gateway, _, issues = build_gateway(path, environ=environ)
+    if gateway is None:
+        raise ConfigError(issues)
+    return gateway
+
+
+def build_gateway(
+    path: str | Path, *, environ: Mapping[str, str] | None = None
+) -> tuple[Gateway | None, LoadedConfig | None, list[ConfigIssue]]:
+    """Run every stage (load -> compile -> build providers and sessions) and collect the issues of
+    all of them, each once. The gateway is None when there is any issue; the loaded config is
+    returned whenever the files could be read, for later stages (such as serving protections)."""
+    loaded, issues = read_config(path)
+    if loaded is None:
+        return None, None, issues
+    catalog, catalog_issues = build_catalog(loaded)
     env = os.environ if environ is None else environ
     router, router_issues = build_router(loaded, env)
     sessions, session_issues = build_sessions(loaded, env)
-    if issues or router_issues or session_issues:
-        raise ConfigError(issues + router_issues + session_issues)
-    return Gateway(loaded.server, loaded.limits, catalog, router, tuple(loaded.files), sessions, loaded)
+    issues = unique_issues(issues + catalog_issues + router_issues + session_issues)
+    if issues:
+        return None, loaded, issues
+    return Gateway(loaded.server, loaded.limits, catalog, router, tuple(loaded.files), sessions, loaded), loaded, []
+
+
+def unique_issues(issues: Sequence[ConfigIssue]) -> list[ConfigIssue]:
+    """Each problem once (stages can see the same one), in file and position order."""
+    seen: dict[tuple[str, int, int, str], ConfigIssue] = {}
+    for issue in issues:
+        seen.setdefault((issue.file, issue.line, issue.column, issue.message), issue)
+    return list(seen.values())

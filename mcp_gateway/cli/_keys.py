@@ -15,7 +15,7 @@ __all__ = ["keys"]
 
 def _store(config: str) -> Any:
     from ..config import load_config
-    from ..security import KeyStore
+    from ..security import KeyStore, KeyStoreError
 
     try:
         loaded = load_config(config)
@@ -24,7 +24,10 @@ def _store(config: str) -> Any:
         raise SystemExit(2) from None
     if loaded.auth is None or loaded.auth.value.keys_file is None:
         raise click.ClickException(f"{config} has no 'auth: {{keys_file: ...}}' to keep keys in")
-    return KeyStore(loaded.root / loaded.auth.value.keys_file)
+    try:
+        return KeyStore(loaded.root / loaded.auth.value.keys_file)
+    except KeyStoreError as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 @click.group()
@@ -57,7 +60,7 @@ def create(config: str, name: str, scopes: Sequence[str], rpm: int | None, tpm: 
 
 @keys.command("list")
 @click.argument("config", type=click.Path(dir_okay=False))
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the keys as JSON.")
 def list_keys(config: str, as_json: bool) -> None:
     """List keys (never their secrets)."""
     records = _store(config).list()

@@ -18,9 +18,11 @@ from .. import __version__
 from .._errors import ArgumentError, ConfigError, RenderError
 from ._args import arguments_options, collect_arguments
 from ._client import CLIENT_COMMANDS
+from ._group import GatewayGroup
 from ._keys import keys
 from ._output import echo_json, table
 from ._sessions import sessions
+from ._validate import validate
 from ._target import closest, fail
 
 __all__ = ["main"]
@@ -69,7 +71,7 @@ def _load(config: str) -> Any:
         raise SystemExit(2) from None
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.group(cls=GatewayGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="mcp-gateway")
 def main() -> None:
     """Serve prompt tools written in YAML as MCP tools, prompts and resources.
@@ -165,54 +167,7 @@ def serve(config: str, transport: str, host: str, port: int, stateless: bool, js
         _fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}")
 
 
-@main.command()
-@click.argument("config", type=click.Path(dir_okay=False))
-@click.option("--json", "as_json", is_flag=True, help="Print the summary (or the errors) as JSON.")
-def validate(config: str, as_json: bool) -> None:
-    """Check CONFIG and everything it includes; list what it serves.
-
-    Every error of every file is reported at once, each as file:line:column, config path and
-    message. Exits with status 2 when there is any error.
-    """
-    from .._gateway import load_gateway
-
-    try:
-        gateway = load_gateway(config)
-    except ConfigError as exc:
-        if as_json:
-            echo_json({"ok": False, "errors": [
-                {"file": i.file, "line": i.line, "column": i.column, "path": i.path, "message": i.message}
-                for i in exc.issues]})
-        else:
-            click.echo(str(exc), err=True)
-        raise SystemExit(2) from None
-    catalog = gateway.catalog
-    tools = catalog.tools.all()
-    if as_json:
-        echo_json({
-            "ok": True,
-            "files": list(gateway.files),
-            "tools": [{"name": t.name, "version": t.config.version, "status": t.config.status,
-                       "model": t.config.model, "structured": t.config.output_schema is not None} for t in tools],
-            "prompts": [p.name for p in catalog.prompts.all()],
-            "resources": [r.uri for r in catalog.resources.static()]
-                         + [r.config.uri_template for r in catalog.resources.templates()],
-        })
-        return
-    click.echo(f"{config}: OK ({len(gateway.files)} file{'s' if len(gateway.files) != 1 else ''})\n")
-    click.echo(table(["TOOL", "VERSION", "STATUS", "MODEL", "OUTPUT", "DESCRIPTION"], [
-        [t.name, t.config.version, t.config.status, t.config.model,
-         "structured" if t.config.output_schema else "text", t.config.description] for t in tools]))
-    click.echo()
-    click.echo(table(["PROMPT", "ARGUMENTS", "DESCRIPTION"], [
-        [p.name, ", ".join(a.name + ("" if a.required else "?") for a in p.arguments), p.description or ""]
-        for p in catalog.prompts.all()]))
-    click.echo()
-    click.echo(table(["RESOURCE", "MIME TYPE", "DESCRIPTION"], [
-        *([r.uri, r.config.mime_type, r.config.description or ""] for r in catalog.resources.static()),
-        *([r.config.uri_template or "", r.config.mime_type, r.config.description or ""]
-          for r in catalog.resources.templates()),
-    ]))
+main.add_command(validate)
 
 
 @main.command()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sqlite3
 import time
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
@@ -28,6 +29,7 @@ from ..security import (
     JWTSettings,
     JWTVerifier,
     KeyStore,
+    KeyStoreError,
     MemoryRateLimitBackend,
     RateLimiter,
     RateLimitExceeded,
@@ -175,7 +177,12 @@ def build_protections(loaded: LoadedConfig, environ: Mapping[str, str] | None = 
 
     if loaded.auth is not None:
         auth, origin = loaded.auth.value, loaded.auth.origin
-        keys = KeyStore(root / auth.keys_file) if auth.keys_file else None
+        keys = None
+        if auth.keys_file:
+            try:
+                keys = KeyStore(root / auth.keys_file)
+            except KeyStoreError as exc:
+                issues.append(origin.issue(("keys_file",), str(exc)))
         jwt = None
         if auth.jwt is not None:
             cfg = auth.jwt
@@ -186,12 +193,18 @@ def build_protections(loaded: LoadedConfig, environ: Mapping[str, str] | None = 
                     pem = (root / cfg.public_key_file).read_text()
                 except OSError as exc:
                     issues.append(origin.issue(("jwt", "public_key_file"), f"cannot read: {exc.strerror}"))
-            jwt = JWTVerifier(JWTSettings(
-                secret=secret, public_key_pem=pem,
-                jwks_file=(root / cfg.jwks_file) if cfg.jwks_file else None,
-                issuer=cfg.issuer, audience=cfg.audience, leeway=cfg.leeway_s))
+            try:
+                jwt = JWTVerifier(JWTSettings(
+                    secret=secret, public_key_pem=pem,
+                    jwks_file=(root / cfg.jwks_file) if cfg.jwks_file else None,
+                    issuer=cfg.issuer, audience=cfg.audience, leeway=cfg.leeway_s))
+            except ValueError as exc:
+                if not issues:  # an unset secret is already reported, and is the cause
+                    issues.append(origin.issue(("jwt",), str(exc)))
         protections.keys = keys
         protections.resource_url = auth.resource_url
+        if issues:
+            raise ConfigError(issues)
         protections.verifier = GatewayTokenVerifier(
             keys=keys, jwt=jwt, resource=auth.resource_url,
             on_reject=lambda kind, _why: protections.metrics.auth_failed(kind))
@@ -211,8 +224,12 @@ def build_protections(loaded: LoadedConfig, environ: Mapping[str, str] | None = 
 
     if loaded.audit is not None:
         path = Path(root / loaded.audit.value.path)
-        sink: Any = SqliteAuditSink(path) if path.suffix in (".sqlite", ".db", ".sqlite3") else JsonlAuditSink(path)
-        protections.audit = AuditLog(sink, redactor=protections.redactor)
+        try:
+            sink: Any = SqliteAuditSink(path) if path.suffix in (".sqlite", ".db", ".sqlite3") else JsonlAuditSink(path)
+        except (OSError, sqlite3.Error) as exc:
+            issues.append(loaded.audit.origin.issue(("path",), f"cannot open the audit log: {exc}"))
+        else:
+            protections.audit = AuditLog(sink, redactor=protections.redactor)
     if issues:
         raise ConfigError(issues)
     return protections

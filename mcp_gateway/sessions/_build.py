@@ -44,7 +44,11 @@ def _store(
             return None
         from .sqlite import SqliteSessionStore
 
-        return SqliteSessionStore(str(loaded.root / settings.path))
+        path = loaded.root / settings.path
+        if path.is_dir() or not path.parent.is_dir():
+            issue("path", f"{path} must be a database file in an existing directory")
+            return None
+        return SqliteSessionStore(str(path))
     if not settings.url:
         issue("url", "the redis store needs 'url', such as ${env:REDIS_URL} or redis://127.0.0.1:6379/0")
         return None
