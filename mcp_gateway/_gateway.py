@@ -20,7 +20,6 @@ from .catalog import Catalog, PromptTool, build_catalog
 from .config import Limits, LoadedConfig, ServerSettings, read_config
 from .providers import Completion, Message, OnText
 from .routing import Route, Routed, Router, build_router
-from .security.limits import check_message_count
 from .sessions import SessionManager, SessionRecord, Turn, build_sessions
 
 __all__ = ["Gateway", "ToolAnswer", "build_gateway", "load_gateway", "render_in_session", "unique_issues"]
@@ -80,7 +79,10 @@ class Gateway:
             history = await self.sessions.history(session.id, config.context)
         messages = render_in_session(tool, args, session_id=session.id if session else None,
                                      state=session.state if session else {}, history=history)
-        check_message_count(len(messages), self.limits.max_messages)
+        if len(messages) > self.limits.max_messages:
+            from .security.limits import check_message_count  # the security package loads the SDK
+
+            check_message_count(len(messages), self.limits.max_messages)
         routed = await self.router.complete(
             config.model, messages, params=config.params, output_schema=config.output_schema, on_text=on_text,
             tool=name, session=session.id if session is not None else None,

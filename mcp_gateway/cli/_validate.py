@@ -18,14 +18,16 @@ __all__ = ["check_config", "validate"]
 def check_config(path: str | Path, *, environ: Mapping[str, str] | None = None) -> Any:
     """The gateway `serve` would serve from `path`; ConfigError with the issues of every stage,
     the serving protections (auth, rate limits, audit) included, each once."""
-    import anyio
-
     from .._gateway import build_gateway, unique_issues
-    from ..server import build_protections
 
     env = os.environ if environ is None else environ
     gateway, loaded, issues = build_gateway(path, environ=env)
-    if loaded is not None:
+    # Protections can only fail on the sections they build (and loading them costs the SDK's import).
+    if loaded is not None and (loaded.auth or loaded.rate_limits or loaded.audit):
+        import anyio
+
+        from ..server import build_protections
+
         try:
             protections = build_protections(loaded, env)
         except ConfigError as exc:

@@ -1,11 +1,20 @@
-"""Serving a gateway over MCP: the server handlers, and one thin module per transport."""
+"""Serving a gateway over MCP: the server handlers, and one thin module per transport.
 
-from ._http import HttpSettings, build_http_app, serve_http
-from ._live import LiveGateway
-from ._mcp import build_server, initialization_options
-from ._protections import Protections, build_protections
-from ._reload import Reloader
-from ._stdio import serve_stdio
+Names are imported on first use: serving over stdio never loads the HTTP stack, and commands that
+only check a config never load the SDK's server."""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ._http import HttpSettings, build_http_app, serve_http
+    from ._live import LiveGateway
+    from ._mcp import build_server, initialization_options
+    from ._protections import Protections, build_protections
+    from ._reload import Reloader
+    from ._stdio import serve_stdio
 
 __all__ = [
     "HttpSettings",
@@ -19,3 +28,22 @@ __all__ = [
     "serve_http",
     "serve_stdio",
 ]
+
+_MODULES = {
+    "HttpSettings": "._http", "build_http_app": "._http", "serve_http": "._http", "LiveGateway": "._live",
+    "build_server": "._mcp", "initialization_options": "._mcp", "Protections": "._protections",
+    "build_protections": "._protections", "Reloader": "._reload", "serve_stdio": "._stdio",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _MODULES.get(name)
+    if module is None:
+        raise AttributeError(f"module 'mcp_gateway.server' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
