@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from typing import Any
 
 import click
@@ -23,6 +24,9 @@ class GatewayGroup(click.Group):
             raise
         except KeyboardInterrupt:
             raise SystemExit(130) from None
+        except BrokenPipeError:  # `mcp-gateway ... | head`: the reader has all it wanted
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+            raise SystemExit(141) from None
         except Exception as exc:
             if os.environ.get(DEBUG_ENV):
                 raise

@@ -17,6 +17,7 @@ import click
 from .. import __version__
 from .._errors import ArgumentError, ConfigError, RenderError
 from ._args import arguments_options, collect_arguments
+from ._chat import chat
 from ._client import CLIENT_COMMANDS
 from ._group import GatewayGroup
 from ._keys import keys
@@ -242,5 +243,5 @@ def mock_llm(args: Sequence[str]) -> None:
 
 # -- client commands (their own modules) ----------------------------------------------------------
 
-for _command in CLIENT_COMMANDS:
+for _command in (*CLIENT_COMMANDS, chat):
     main.add_command(_command)
