@@ -35,7 +35,7 @@ def test_validate_prints_a_summary_table():
     assert "draft_release_notes" in result.stdout and "draft" in result.stdout
     assert "glossary://{term}" in result.stdout
     summary = json.loads(run("validate", str(EXAMPLE), "--json").stdout)
-    assert summary["ok"] is True and len(summary["tools"]) == 7
+    assert summary["ok"] is True and len(summary["tools"]) == 8
 
 
 def test_render_shows_messages_without_calling_a_model():
@@ -72,8 +72,9 @@ def test_call_exit_codes():
     assert "$.sentences: 99 is greater than the maximum of 10" in bad_args.stderr
     unknown = run("call", SERVE, "nope")
     assert unknown.returncode == 1
-    assert unknown.stderr.strip() == ("error: unknown tool 'nope' (available: classify_ticket, extract_entities, "
-                                      "find_names, rewrite_tone, summarize, translate)")
+    assert unknown.stderr.strip() == ("error: unknown tool 'nope' (available: chat, classify_ticket, extract_entities, "
+                                      "find_names, rewrite_tone, session_end, session_start, session_state, summarize, "
+                                      "translate)")
     typo = run("call", SERVE, "sumarize", "--arg", "text=x")
     assert typo.returncode == 1 and typo.stderr.strip() == "error: unknown tool 'sumarize'; did you mean 'summarize'?"
     no_server = run("tools", "/nonexistent/server-binary")
