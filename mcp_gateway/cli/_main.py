@@ -19,6 +19,9 @@ from .._errors import ArgumentError, ConfigError, RenderError
 from ._args import arguments_options, collect_arguments
 from ._chat import chat
 from ._client import CLIENT_COMMANDS
+from ._dev import dev
+from ._init import init
+from ._install import install
 from ._group import GatewayGroup
 from ._keys import keys
 from ._output import echo_json, table
@@ -243,5 +246,5 @@ def mock_llm(args: Sequence[str]) -> None:
 
 # -- client commands (their own modules) ----------------------------------------------------------
 
-for _command in (*CLIENT_COMMANDS, chat):
+for _command in (*CLIENT_COMMANDS, chat, init, install, dev):
     main.add_command(_command)

@@ -3,10 +3,12 @@ ending in /sse (legacy HTTP+SSE). Built on the SDK's `Client`; its errors are tr
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shlex
 import sys
+import tempfile
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager, nullcontext
 from typing import Any, Literal, TextIO
@@ -253,9 +255,34 @@ async def connect(
 
     `mode="legacy"` forces the initialize handshake; "auto" prefers the 2026-07-28 protocol and
     falls back. A stdio server inherits our environment plus `env`; its stderr goes to `errlog`
-    (default: ours). Raises ConnectError when
-    the server cannot be reached.
+    (default: kept aside, and its last lines added to the ConnectError if the connection fails).
+    Raises ConnectError when the server cannot be reached.
     """
+    with contextlib.ExitStack() as files:
+        # Quiet by default: a stdio server's log is kept aside, and shown only if it fails to start.
+        is_url = isinstance(target, str) and target.startswith(("http://", "https://"))
+        kept = files.enter_context(tempfile.TemporaryFile("w+", encoding="utf-8", errors="replace")) \
+            if errlog is None and not is_url else None
+        try:
+            async with _connect(target, mode, timeout, env, errlog or kept, headers, logging_callback,
+                                sampling_callback, elicitation_callback) as client:
+                yield client
+        except ConnectError as exc:
+            if kept is None or exc.__class__ is not ConnectError:
+                raise
+            kept.seek(0)
+            tail = kept.read().splitlines()[-20:]
+            if not tail:
+                raise
+            raise ConnectError(f"{exc}; the server said:\n" + "\n".join("  " + line for line in tail)) from None
+
+
+@asynccontextmanager
+async def _connect(
+    target: str | Sequence[str], mode: Mode, timeout: float | None, env: Mapping[str, str] | None,
+    errlog: TextIO | None, headers: Mapping[str, str] | None, logging_callback: Any, sampling_callback: Any,
+    elicitation_callback: Any,
+) -> AsyncIterator[GatewayClient]:
     feed = _ChangeFeed()
     refusal = _HttpRefusal()
     client = Client(

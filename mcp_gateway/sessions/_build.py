@@ -56,6 +56,9 @@ def _store(
     if url is None:
         issue("url", f"environment variable {missing} is not set")
         return None
+    if not url.startswith(("redis://", "rediss://", "unix://")):
+        issue("url", "a Redis URL starts with redis://, rediss:// or unix://")  # never print it: it may hold a password
+        return None
     from .redis import RedisSessionStore
 
     # Redis drops ended sessions by key expiry a day after our own purge would, never before it.

@@ -61,7 +61,7 @@ def _configs(tmp_path: Path) -> list[Path]:
 COMMANDS = [
     ["validate", "{c}"], ["validate", "{c}", "--json"], ["render", "{c}", "echo", "--arg", "text=x"],
     ["serve", "{c}"], ["sessions", "list", "{c}"], ["keys", "list", "{c}"],
-    # ["install", "claude-desktop", "{c}", "--dry-run"],
+    ["install", "claude-desktop", "{c}", "--dry-run"], ["dev", "{c}", "--port", "0"],
 ]
 
 

@@ -55,6 +55,21 @@ async def test_without_the_variable_the_server_refuses(config: Path, monkeypatch
             pass
 
 
+async def test_quiet_by_default_and_the_servers_words_on_failure(
+        config: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("NEWCOMER_TEST_KEY", "x")
+    info = [sys.executable, "-m", "mcp_gateway", "serve", str(config), "--log-level", "info"]
+    async with connect(info, timeout=30) as client:
+        await client.list_tools()
+    assert capfd.readouterr().err == ""  # the server's INFO lines stay out of a library user's terminal
+    monkeypatch.delenv("NEWCOMER_TEST_KEY")
+    with pytest.raises(ConnectError) as failed:
+        async with connect(info, timeout=30):
+            pass
+    assert "environment variable NEWCOMER_TEST_KEY is not set" in str(failed.value)
+    assert capfd.readouterr().err == ""
+
+
 def test_cli_inherits_and_adds_environment(config: Path) -> None:
     serve = " ".join(serve_command(config))
     env = {k: v for k, v in os.environ.items() if k != "NEWCOMER_TEST_KEY"}
