@@ -14,7 +14,6 @@ from typing import Any
 import click
 
 from .._errors import ConfigError
-from ..config import ENV_REF
 
 __all__ = ["client_config_path", "install"]
 
@@ -46,6 +45,7 @@ def _executable() -> str:
 def _env_names(files: Sequence[str]) -> list[str]:
     """The ${env:VAR} names in the values (not the comments) of the config's files: the server
     needs them in its environment."""
+    from ..config import ENV_REF
     from ..config._yaml import parse_yaml
 
     names: set[str] = set()

@@ -134,7 +134,7 @@ def serve(config: str, transport: str, host: str, port: int, stateless: bool, js
     gateway = _load(config)
     import anyio
 
-    from ..server import HttpSettings, LiveGateway, Reloader, build_protections, serve_http, serve_stdio
+    from ..server import LiveGateway, Reloader, build_protections, serve_stdio
 
     try:
         protections = build_protections(gateway.loaded)
@@ -158,6 +158,8 @@ def serve(config: str, transport: str, host: str, port: int, stateless: bool, js
     if transport == "stdio":
         anyio.run(lambda: serve_stdio(live, reloader=reloader, protections=protections))
         return
+    from ..server import HttpSettings, serve_http  # the HTTP stack only when serving HTTP
+
     settings = HttpSettings(
         host=host, port=port, stateless=stateless, json_response=json_response,
         dns_rebinding_protection=not no_dns_rebinding_protection, allowed_hosts=tuple(allowed_hosts),
