@@ -93,3 +93,12 @@ def test_call_continues_a_session_over_http(tmp_path: Path) -> None:
         unknown = subprocess.run([*GATEWAY, "call", url, "chat", "--arg", "message=x", "--session", "sess_nope"],
                                  capture_output=True, text=True, timeout=60)
         assert unknown.returncode == 1 and "Unknown session" in unknown.stderr
+
+
+def test_a_stdio_servers_log_shows_only_with_verbose() -> None:
+    serve = shlex.join([sys.executable, "-m", "mcp_gateway", "serve", str(EXAMPLE), "--log-level", "info"])
+    quiet = subprocess.run([*GATEWAY, "tools", serve], capture_output=True, text=True, timeout=60)
+    assert quiet.returncode == 0 and quiet.stderr == "", quiet.stderr
+    loud = subprocess.run([*GATEWAY, "tools", serve, "--verbose"], capture_output=True, text=True, timeout=60)
+    assert loud.returncode == 0 and "INFO mcp_gateway: loaded 7 tools" in loud.stderr, loud.stderr
+    assert "Warning" not in loud.stderr
