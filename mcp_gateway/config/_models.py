@@ -282,6 +282,10 @@ class SessionsConfig(_Model):
     max_lifetime_s: float = Field(86400, gt=0, description="A session ends this long after it started.")
     retention_s: float = Field(7 * 86400, ge=0, description="Data of ended sessions is purged after this long.")
     builtin_tools: bool = Field(True, description="Serve session_start, session_end and session_state tools.")
+    max_state_chars: int = Field(
+        100_000, ge=1, description="Largest state of one session, as JSON characters; a session_state 'set' "
+        "that would exceed it is refused."
+    )
 
 
 class ToolConfig(_Model):

@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import os
 import sqlite3
-import time
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -39,9 +38,8 @@ from ..security import (
     ScopeCache,
     ScopeSet,
 )
-from ..security.limits import call_deadline
 
-__all__ = ["Caller", "CallRecord", "Protections", "build_protections"]
+__all__ = ["Caller", "CallRecord", "Protections", "build_protections", "key_store"]
 
 log = logging.getLogger("mcp_gateway.protections")
 
@@ -105,40 +103,40 @@ class Protections:
         return Caller(token.client_id, self._scopes.get(tuple(token.scopes)), limits)
 
     @asynccontextmanager
-    async def tool_call(self, caller: Caller, tool: str, *, estimated_tokens: int) -> AsyncIterator[CallRecord]:
-        """Admit one call (rate limits, deadline), then record it (metrics, audit) however it ends."""
-        record = CallRecord()
-        started = time.perf_counter()
+    async def admit(self, caller: Caller, tool: str, record: CallRecord, *,
+                    estimated_tokens: int) -> AsyncIterator[Any]:
+        """Hold a rate-limit permit for one call (settle it with the tokens used); a refusal raises
+        RateLimitExceeded, counted in the metrics and marked on `record`."""
+        assert self.limiter is not None
         try:
-            if self.limiter is None:
-                async with call_deadline(self.call_deadline_s):
-                    yield record
-            else:
-                async with self.limiter.limit(caller.principal, caller.limits, tool=tool,
-                                              tool_limits=self.tool_limits.get(tool),
-                                              tokens=estimated_tokens) as permit:
-                    async with call_deadline(self.call_deadline_s):
-                        yield record
-                    await permit.settle(record.input_tokens + record.output_tokens)
+            async with self.limiter.limit(caller.principal, caller.limits, tool=tool,
+                                          tool_limits=self.tool_limits.get(tool),
+                                          tokens=estimated_tokens) as permit:
+                yield permit
         except RateLimitExceeded as exc:
-            record.outcome, record.error_kind = "error", "rate_limit"
-            self.metrics.rate_limited(exc.scope, exc.limit, tool)
-            raise
-        except BaseException as exc:
             if record.outcome == "ok":
-                record.outcome, record.error_kind = "error", type(exc).__name__
+                record.outcome, record.error_kind = "error", "rate_limit"
+                self.metrics.rate_limited(exc.scope, exc.limit, tool)
             raise
-        finally:
-            seconds = time.perf_counter() - started
-            self.metrics.request("tools/call", tool, record.outcome, seconds, record.error_kind)
-            if self.audit is not None:
-                self.audit.record_nowait(AuditEvent(
-                    principal=caller.principal, method="tools/call", target=tool, outcome=record.outcome,
-                    error_kind=record.error_kind, duration_ms=round(seconds * 1000, 3),
-                    input_tokens=record.input_tokens, output_tokens=record.output_tokens,
-                    cost_usd=record.cost_usd, request_id=request_id_var.get(), session_id=record.session_id))
+
+    def record_call(self, caller: Caller, method: str, target: str | None, record: CallRecord,
+                    seconds: float) -> None:
+        """Metrics and an audit event for one finished (or refused) request."""
+        self.metrics.request(method, target, record.outcome, seconds, record.error_kind)
+        if self.audit is not None:
+            self.audit.record_nowait(AuditEvent(
+                principal=caller.principal, method=method, target=target, outcome=record.outcome,
+                error_kind=record.error_kind, duration_ms=round(seconds * 1000, 3),
+                input_tokens=record.input_tokens, output_tokens=record.output_tokens,
+                cost_usd=record.cost_usd, request_id=request_id_var.get(), session_id=record.session_id))
+
+    def refused(self, caller: Caller, method: str, target: str | None) -> None:
+        """Record a request refused for being outside the caller's scopes."""
+        self.record_call(caller, method, target, CallRecord(outcome="error", error_kind="out_of_scope"), 0.0)
 
     async def aclose(self) -> None:
+        if self.keys is not None:
+            self.keys.close()
         if self.audit is not None:
             await self.audit.aclose()
         if self.limiter is not None:
@@ -178,11 +176,10 @@ def build_protections(loaded: LoadedConfig, environ: Mapping[str, str] | None = 
     if loaded.auth is not None:
         auth, origin = loaded.auth.value, loaded.auth.origin
         keys = None
-        if auth.keys_file:
-            try:
-                keys = KeyStore(root / auth.keys_file)
-            except KeyStoreError as exc:
-                issues.append(origin.issue(("keys_file",), str(exc)))
+        try:
+            keys = key_store(loaded, env)
+        except ConfigError as exc:
+            issues += exc.issues
         jwt = None
         if auth.jwt is not None:
             cfg = auth.jwt
@@ -193,21 +190,21 @@ def build_protections(loaded: LoadedConfig, environ: Mapping[str, str] | None = 
                     pem = (root / cfg.public_key_file).read_text()
                 except OSError as exc:
                     issues.append(origin.issue(("jwt", "public_key_file"), f"cannot read: {exc.strerror}"))
+            which = "secret" if cfg.secret else "public_key_file" if cfg.public_key_file else "jwks_file"
             try:
                 jwt = JWTVerifier(JWTSettings(
                     secret=secret, public_key_pem=pem,
                     jwks_file=(root / cfg.jwks_file) if cfg.jwks_file else None,
                     issuer=cfg.issuer, audience=cfg.audience, leeway=cfg.leeway_s))
-            except ValueError as exc:
-                if not issues:  # an unset secret is already reported, and is the cause
-                    issues.append(origin.issue(("jwt",), str(exc)))
+            except ValueError as exc:  # too short a secret, an unusable key or key set; never shows the secret
+                if secret is not None or pem is not None or cfg.jwks_file:
+                    issues.append(origin.issue(("jwt", which), str(exc)))
         protections.keys = keys
         protections.resource_url = auth.resource_url
-        if issues:
-            raise ConfigError(issues)
-        protections.verifier = GatewayTokenVerifier(
-            keys=keys, jwt=jwt, resource=auth.resource_url,
-            on_reject=lambda kind, _why: protections.metrics.auth_failed(kind))
+        if keys is not None or jwt is not None:
+            protections.verifier = GatewayTokenVerifier(
+                keys=keys, jwt=jwt, resource=auth.resource_url,
+                on_reject=lambda kind, _why: protections.metrics.auth_failed(kind))
 
     if loaded.rate_limits is not None:
         rl, origin = loaded.rate_limits.value, loaded.rate_limits.origin
@@ -220,7 +217,7 @@ def build_protections(loaded: LoadedConfig, environ: Mapping[str, str] | None = 
             backend: Any = RedisRateLimitBackend.from_url(url) if url else MemoryRateLimitBackend()
         else:
             backend = MemoryRateLimitBackend()
-        protections.limiter = RateLimiter(backend)
+        protections.limiter = RateLimiter(backend, lease_ttl=rl.lease_s)
 
     if loaded.audit is not None:
         path = Path(root / loaded.audit.value.path)
@@ -233,6 +230,30 @@ def build_protections(loaded: LoadedConfig, environ: Mapping[str, str] | None = 
     if issues:
         raise ConfigError(issues)
     return protections
+
+
+def key_store(loaded: LoadedConfig, environ: Mapping[str, str]) -> KeyStore | None:
+    """The API key store a config names (`auth.keys_file` or `auth.keys_redis`), for the server and
+    `mcp-gateway keys`; ConfigError (located) when it cannot be used."""
+    if loaded.auth is None:
+        return None
+    auth, origin = loaded.auth.value, loaded.auth.origin
+    try:
+        if auth.keys_file:
+            return KeyStore(loaded.root / auth.keys_file)
+        if auth.keys_redis:
+            from ..security._keys_redis import RedisKeyBackend
+
+            url, missing = resolve_env(auth.keys_redis.url, environ)
+            if url is None:
+                raise ConfigError([origin.issue(("keys_redis", "url"), f"environment variable {missing} is not set")])
+            return KeyStore(backend=RedisKeyBackend(url, prefix=auth.keys_redis.prefix))
+    except KeyStoreError as exc:
+        where = ("keys_file",) if auth.keys_file else ("keys_redis",)
+        raise ConfigError([origin.issue(where, str(exc))]) from None
+    except ValueError as exc:  # redis-py refuses the URL
+        raise ConfigError([origin.issue(("keys_redis", "url"), f"not a usable Redis URL: {exc}")]) from None
+    return None
 
 
 def _fields(extra: list[str]) -> Any:
