@@ -134,7 +134,12 @@ async def _command(client: Any, line: str, handle: str | None) -> bool:
             parsed = value
         arguments["set"] = {key.strip(): parsed}
     result = await client.call_tool("session_state", arguments)
-    click.echo(result_text(result) if result.is_error else json.dumps(
-        (result.structured_content or {}).get("state", {}), indent=2, ensure_ascii=False))
+    answer = result.structured_content or {}
+    if result.is_error:
+        click.echo(result_text(result), err=True)
+    elif word == "/set":  # the server answers a change with the keys, not the values
+        click.echo(f"set {key.strip()} (state keys: {', '.join(answer.get('keys', []))})", err=True)
+    else:
+        click.echo(json.dumps(answer.get("state", {}), indent=2, ensure_ascii=False))
     return False
 

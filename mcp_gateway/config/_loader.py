@@ -246,7 +246,8 @@ class _Loader:
             return GatewayConfig.model_validate(data), kept
         except ValidationError as exc:  # a value YAML could not read is reported once, by the YAML stage
             invalid = {format_path(p) for p in source.invalid}
-            self.issues += [i for i in _pydantic_issues(exc, source) if i.path not in invalid]
+            found = _pydantic_issues(exc, source)
+            self.issues += [i for i in found if i.path not in invalid] or ([] if self.issues else found)
             bad_items = _bad_items(exc)
         if bad_items is None:
             return None, kept
@@ -414,7 +415,7 @@ def _pydantic_issues(exc: ValidationError, source: SourceMap) -> list[ConfigIssu
         loc, holder, in_union = _clean_loc(error["loc"])
         kind = error["type"]
         given = error.get("input")
-        if in_union and kind == "string_type" and isinstance(given, (dict, list)):
+        if in_union and kind == "string_type" and isinstance(given, (dict, list)) and error["loc"][-1] == "str":
             continue  # the text member of `text | {file: ...}`: the other member's errors say more
         if kind == "extra_forbidden":
             field_name = str(loc[-1])

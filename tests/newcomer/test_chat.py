@@ -24,7 +24,7 @@ def test_chat_on_a_terminal_keeps_one_session() -> None:
         child.expect_exact("Offline answer to a 4-word prompt: My name is Ada.")
         child.expect_exact("you> ")
         child.sendline('/set name="Ada"')
-        child.expect_exact('"name": "Ada"')
+        child.expect_exact("set name (state keys: name)")
         child.expect_exact("you> ")
         child.sendline("/state")
         child.expect_exact('"name": "Ada"')
