@@ -23,6 +23,7 @@
     ├── ClientInputRequired      the call needs the MCP client's input first (2026-07-28 sampling)
     └── ClientError              raised by mcp_gateway.client
         ├── ConnectError         the server could not be reached or started
+        │   └── HttpStatusError  an HTTP server refused with 401, 403 or 404 (carries the status)
         ├── RemoteError          the server answered with a protocol error
         └── ClientTimeoutError   the server did not answer in time
 
