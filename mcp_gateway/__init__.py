@@ -18,6 +18,7 @@ from ._errors import (
     ProviderError,
     RenderError,
     ToolNotFoundError,
+    ToolRetiredError,
 )
 
 if _TYPE_CHECKING:
@@ -38,6 +39,7 @@ __all__ = [
     "RenderError",
     "ToolAnswer",
     "ToolNotFoundError",
+    "ToolRetiredError",
     "__version__",
     "connect",
     "load_gateway",

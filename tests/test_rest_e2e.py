@@ -149,7 +149,8 @@ def rest(tmp_path_factory) -> Iterator[dict]:
         return out.stdout.strip()
 
     keys = {"full": create("--name", "ci", "--scope", "tools:*"),
-            "echo_only": create("--name", "intern", "--scope", "tools:echo")}
+            "echo_only": create("--name", "intern", "--scope", "tools:echo"),
+            "scraper": create("--name", "prometheus", "--scope", "metrics")}
     os.environ["REST_TEST_PROVIDER_KEY"] = API_KEY
     try:
         with http_gateway(config, "--max-body-bytes", "20000") as server:
@@ -275,7 +276,7 @@ def test_rest_calls_are_metered_and_audited_like_mcp_calls(rest):
         assert time.monotonic() < deadline, events
         time.sleep(0.05)
     assert any(e["target"] == "echo" and e["outcome"] == "ok" and e["input_tokens"] > 0 for e in events)
-    metrics = httpx2.get(rest["url"] + "/metrics").text
+    metrics = httpx2.get(rest["url"] + "/metrics", headers={"Authorization": f"Bearer {rest['keys']['scraper']}"}).text
     assert 'mcp_gateway_requests_total{method="tools/call",outcome="ok",tool="echo"}' in metrics
     assert API_KEY not in audit.read_text() + metrics + "".join(rest["server"].log)
 
@@ -317,9 +318,15 @@ def test_streaming_sends_text_as_it_arrives_then_the_result(rest):
     final = events[-1][1]
     assert "".join(d["text"] for k, d in events if k == "delta") == final["text"]
     assert final["target"] == "remote/gpt-4o-mini" and final["usage"]["output_tokens"] > 0
+    metrics = httpx2.get(rest["url"] + "/metrics").text
+    assert re.search(r'gen_ai_client_operation_time_to_first_chunk_seconds_count\{[^}]*provider_name="remote"[^}]*\} [1-9]',
+                     metrics), "streamed REST calls time their first chunk"
     with client(rest) as http:
         failed = http.post("/v1/tools/broken?stream=true", json={"text": "x"})
-    assert failed.status_code == 200 and "event: error" in failed.text and '"status": 502' in failed.text
+        unknown = http.post("/v1/tools/nope", json={}, headers={"Accept": "text/event-stream"})
+    # failed before any text: an ordinary problem response with its own status
+    assert_problem(failed, 502, "provider-failed")
+    assert_problem(unknown, 404, "tool-not-found")
 
 
 def test_a_client_that_disconnects_cancels_the_provider_request(rest):

@@ -2,10 +2,11 @@
 
 from ._budget import BudgetExceededError, Budgets, Reservation, format_usd
 from ._ledger import Charge, Ledger, Totals
-from ._prices import MILLION_TOKENS, Price, PriceTable, cost_of, input_token_bound
+from ._prices import MILLION_TOKENS, STALE_AFTER_DAYS, Price, PriceTable, cost_of, input_token_bound, price_warning
 
 __all__ = [
     "MILLION_TOKENS",
+    "STALE_AFTER_DAYS",
     "BudgetExceededError",
     "Budgets",
     "Charge",
@@ -17,4 +18,5 @@ __all__ = [
     "cost_of",
     "format_usd",
     "input_token_bound",
+    "price_warning",
 ]

@@ -65,11 +65,18 @@ def validate(config: str, as_json: bool) -> None:
         else:
             click.echo(str(exc), err=True)
         raise SystemExit(2) from None
+    from datetime import UTC, datetime
+
+    from ..routing import price_warnings
+
     catalog = gateway.catalog
     tools = catalog.tools.all()
+    warnings = price_warnings(gateway.router, {t.config.model for t in catalog.tools.served()},
+                              datetime.now(UTC).date())
     if as_json:
         echo_json({
             "ok": True,
+            "warnings": warnings,
             "files": list(gateway.files),
             "tools": [{"name": t.name, "version": t.config.version, "status": t.config.status,
                        "model": t.config.model, "structured": t.config.output_schema is not None} for t in tools],
@@ -78,6 +85,8 @@ def validate(config: str, as_json: bool) -> None:
                          + [r.config.uri_template for r in catalog.resources.templates()],
         })
         return
+    for warning in warnings:  # not errors: the config serves, but its costs may be wrong
+        click.echo(f"warning: {warning}", err=True)
     click.echo(f"{config}: OK ({len(gateway.files)} file{'s' if len(gateway.files) != 1 else ''})\n")
     click.echo(table(["TOOL", "VERSION", "STATUS", "MODEL", "OUTPUT", "DESCRIPTION"], [
         [t.name, t.config.version, t.config.status, t.config.model,

@@ -12,11 +12,12 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from ._ops import AuditConfig, AuthConfig, ObservabilityConfig, RateLimitConfig
+from ._ops import AuditConfig, AuthConfig, ChatApiConfig, ObservabilityConfig, RateLimitConfig
 
 __all__ = [
     "FORMAT",
     "Annotations",
+    "FanoutMerge",
     "BreakerConfig",
     "BudgetLimit",
     "BudgetsConfig",
@@ -25,6 +26,7 @@ __all__ = [
     "GatewayConfig",
     "Limits",
     "MessageTemplate",
+    "OutputRepairConfig",
     "ModelConfig",
     "PriceConfig",
     "PromptArgument",
@@ -115,9 +117,13 @@ class TimeoutsConfig(_Model):
     """Deadlines the router enforces around each provider call (each try)."""
 
     first_token_s: float | None = Field(
-        None, gt=0, description="Streamed calls: the first piece of answer must arrive within this many seconds."
+        None, gt=0, description="The first byte of the answer must arrive within this many seconds: a streamed "
+        "call's first piece of text, a whole call's answer."
     )
-    total_s: float | None = Field(None, gt=0, description="The whole provider call must end within this many seconds.")
+    total_s: float | None = Field(
+        None, gt=0,
+        description="The whole provider call must end within this many seconds (with strategy fanout: each target's timeout).",
+    )
 
 
 class BreakerConfig(_Model):
@@ -127,7 +133,23 @@ class BreakerConfig(_Model):
     cooldown_s: float = Field(30, gt=0, description="How long an open circuit skips the target before one probe call.")
 
 
-RouteStrategy = Literal["fallback", "weighted", "least_latency"]
+class OutputRepairConfig(_Model):
+    """What happens when an answer fails the tool's `output_schema`: ask again, with the errors."""
+
+    attempts: int = Field(
+        1, ge=0, le=5,
+        description="Further tries after an answer that fails the output schema (0: fail at once). Each "
+        "try sends the conversation so far plus the validation errors, and is accounted like any call.",
+    )
+    target: Literal["same", "next"] = Field(
+        "same",
+        description="same: ask the target that gave the bad answer first; next: ask the route's other "
+        "targets first (the one that answered last).",
+    )
+
+
+RouteStrategy = Literal["fallback", "weighted", "least_latency", "fanout"]
+FanoutMerge = Literal["all", "first_valid"]
 
 
 class ModelConfig(_Model):
@@ -154,7 +176,12 @@ class ModelConfig(_Model):
     strategy: RouteStrategy = Field(
         "fallback",
         description="Order of targets: fallback (as listed), weighted (random by weight), least_latency "
-        "(fastest observed first; targets never observed go first).",
+        "(fastest observed first; targets never observed go first); or fanout: every target at once.",
+    )
+    merge: FanoutMerge | None = Field(
+        None,
+        description="strategy fanout: `all` (default) returns every target's answer; `first_valid` the first "
+        "answer valid against the tool's output schema (the others are cancelled).",
     )
     retry: RetryConfig | None = Field(None, description="Retry a failing target before moving on (default: no retry).")
     timeouts: TimeoutsConfig | None = None
@@ -164,9 +191,17 @@ class ModelConfig(_Model):
         description="Start the next target when the running one has produced nothing (no answer, no first token) "
         "after this long; the first answer wins and the other call is cancelled.",
     )
+    output_repair: OutputRepairConfig | None = Field(
+        None, description="Tools with an output_schema: retry an answer that fails it (default: one retry, "
+        "same target first). A tool's own `output_repair` wins.",
+    )
 
     @model_validator(mode="after")
     def _one_form(self) -> ModelConfig:
+        if self.merge is not None and self.strategy != "fanout":
+            raise ValueError("'merge' applies only to strategy 'fanout'")
+        if self.strategy == "fanout" and self.hedge_after_ms is not None:
+            raise ValueError("strategy 'fanout' already calls every target at once: drop 'hedge_after_ms'")
         if self.targets is not None:
             if self.provider is not None or self.model is not None:
                 raise ValueError("give either 'provider' and 'model', or 'targets', not both")
@@ -310,6 +345,10 @@ class ToolConfig(_Model):
     output_schema: dict[str, Any] | None = Field(
         None, description="JSON Schema of a structured answer (an object schema); returned as structuredContent."
     )
+    output_repair: OutputRepairConfig | None = Field(
+        None, description="An answer that fails output_schema is retried with the errors given back to the "
+        "model (default: the model alias' setting, else one retry on the same target first).",
+    )
     annotations: Annotations | None = None
     prompt: bool = Field(True, description="Also offer this tool's messages as an MCP prompt.")
     context: ContextConfig | None = Field(
@@ -378,6 +417,9 @@ class GatewayConfig(_Model):
     rate_limits: RateLimitConfig | None = Field(None, description="Rate limits per caller and tool. Root config only.")
     audit: AuditConfig | None = Field(None, description="Append-only audit log. Root config only.")
     observability: ObservabilityConfig | None = Field(None, description="Metrics and logs. Root config only.")
+    chat_api: ChatApiConfig | None = Field(
+        None, description="The OpenAI-format API (/v1/chat/completions, /v1/models). Root config only."
+    )
     partials: dict[str, str | FileText] = Field(
         default_factory=dict, description="Named template fragments, used as {% include 'name' %}."
     )

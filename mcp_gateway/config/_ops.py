@@ -6,7 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-__all__ = ["AuditConfig", "AuthConfig", "JwtConfig", "KeysRedisConfig", "ObservabilityConfig", "RateLimitConfig", "RateLimitValues"]
+__all__ = ["AuditConfig", "AuthConfig", "ChatApiConfig", "JwtConfig", "KeysRedisConfig", "ObservabilityConfig", "RateLimitConfig",
+           "RateLimitValues"]
 
 
 class _Model(BaseModel):
@@ -91,4 +92,18 @@ class ObservabilityConfig(_Model):
     json_logs: bool = Field(False, description="Log one JSON object per line on stderr, with request ids.")
     redact_fields: list[str] = Field(
         default_factory=list, description="More argument/field names whose values never appear in logs or audit."
+    )
+
+
+class ChatApiConfig(_Model):
+    """The OpenAI-format API over the model aliases: `POST /v1/chat/completions`, `GET /v1/models`."""
+
+    enabled: bool = Field(True, description="Serve the OpenAI-format API on the HTTP transport.")
+    direct_models: bool = Field(
+        False, description="Also accept `model: <provider name>/<model id>`: a direct call to that provider's "
+        "model, outside any alias (no fallback, retries or breaker)."
+    )
+    cache_ttl_s: float | None = Field(
+        None, gt=0, description="Answer a repeated request from the response cache (`response_cache:`) for this "
+        "many seconds; requests that offer tools or carry tool calls are never cached. Default: no caching."
     )

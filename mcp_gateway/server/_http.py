@@ -1,6 +1,7 @@
 """Serve a gateway over HTTP: Streamable HTTP at /mcp, legacy HTTP+SSE at /sse + /messages/,
-the REST API at /v1/tools (`_rest`), and /healthz, from one Starlette app run by uvicorn. Each
-surface is a module of routes added here, sharing one call pipeline.
+the REST API at /v1/tools (`_rest`), the OpenAI-format API at /v1/chat/completions and
+/v1/models (`_chat_api`), and /healthz, from one Starlette app run by uvicorn. Each surface is a
+module of routes added here, sharing one call pipeline.
 
 Binds 127.0.0.1 by default with DNS-rebinding protection on (the SDK leaves it off when
 transports are built by hand), so a web page cannot reach a local gateway through a hostile name.
@@ -36,6 +37,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ..observability.logs import RequestIdMiddleware
 from ..observability.metrics import metrics_endpoint
+from ..config import ChatApiConfig
+from ._chat_api import chat_routes
 from ._event_store import InMemoryEventStore
 from ._header_timeout import h11_with_header_timeout
 from ._http_sessions import CappedSessionManager
@@ -158,6 +161,12 @@ def build_http_app(
         metrics_app = _HostChecked(request_response(metrics_endpoint(guard.metrics)), security)
         routes.append(Route("/metrics", endpoint=protect(metrics_app, [METRICS_SCOPE]), methods=["GET"]))
     middleware = [Middleware(RequestIdMiddleware)]
+    if guard.verifier is not None:
+        middleware.append(Middleware(_Authenticate, backend=BearerAuthBackend(guard.verifier)))
+    loaded = live.gateway.loaded
+    chat_api = loaded.chat_api.value if loaded is not None and loaded.chat_api is not None else ChatApiConfig()
+    if chat_api.enabled:
+        routes += chat_routes(live, guard, pipeline, max_body_bytes=settings.max_body_bytes, security=security)
     return Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
 
 
@@ -183,21 +192,34 @@ class _HostChecked:
         await (refused or self._app)(scope, receive, send)
 
 
+PUBLIC_PATHS = ("/healthz", "/.well-known/")  # prefixes served without looking at credentials
+
+
+class _Authenticate:
+    """Who is calling, for every route but the public ones: Starlette's AuthenticationMiddleware
+    (the SDK's bearer backend) sets `request.user`, the SDK's AuthContextMiddleware the access
+    token that handlers read. It refuses nothing itself: `_auth_wrapper` does on the MCP routes,
+    the REST routes answer their own 401. A health probe never costs a token verification."""
+
+    def __init__(self, app: ASGIApp, backend: BearerAuthBackend) -> None:
+        self._app = app
+        self._authenticated = AuthenticationMiddleware(AuthContextMiddleware(app), backend=backend)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].startswith(PUBLIC_PATHS):
+            await self._app(scope, receive, send)
+        else:
+            await self._authenticated(scope, receive, send)
+
+
 def _auth_wrapper(guard: Protections) -> Callable[..., ASGIApp]:
     """Require a valid key or token (and `scopes`) on an endpoint when authentication is configured:
     otherwise 401 with a WWW-Authenticate challenge (403 for a missing scope), and nothing behind it
-    runs. Applied per route, not app-wide, so routes without auth (/healthz) never verify a token."""
-    verifier = guard.verifier
-    if verifier is None:
+    runs. The credentials were checked by `_Authenticate`."""
+    if guard.verifier is None:
         return lambda app, scopes=(): app
     metadata = build_resource_metadata_url(AnyHttpUrl(guard.resource_url)) if guard.resource_url else None
-    backend = BearerAuthBackend(verifier)
-
-    def protect(app: ASGIApp, scopes: Sequence[str] = ()) -> ASGIApp:
-        inner = AuthContextMiddleware(RequireAuthMiddleware(app, list(scopes), metadata))
-        return _Asgi(AuthenticationMiddleware(inner, backend=backend))
-
-    return protect
+    return lambda app, scopes=(): _Asgi(RequireAuthMiddleware(app, list(scopes), metadata))
 
 
 def _bind(host: str, port: int) -> socket.socket:

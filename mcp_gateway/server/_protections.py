@@ -43,7 +43,7 @@ __all__ = ["Caller", "CallRecord", "Protections", "build_protections", "key_stor
 
 log = logging.getLogger("mcp_gateway.protections")
 
-_EVERYTHING = ("tools:*", "prompts:*", "resources:*", "sessions:own")
+_EVERYTHING = ("tools:*", "prompts:*", "resources:*", "models:*", "sessions:own")
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +65,7 @@ class CallRecord:
     output_tokens: int = 0
     cost_usd: float | None = None
     session_id: str | None = None
+    call: dict[str, Any] | None = None  # routing facts of a failed call (GatewayError.call_meta)
 
 
 @dataclass(slots=True)
@@ -128,7 +129,8 @@ class Protections:
                 principal=caller.principal, method=method, target=target, outcome=record.outcome,
                 error_kind=record.error_kind, duration_ms=round(seconds * 1000, 3),
                 input_tokens=record.input_tokens, output_tokens=record.output_tokens,
-                cost_usd=record.cost_usd, request_id=request_id_var.get(), session_id=record.session_id))
+                cost_usd=record.cost_usd, request_id=request_id_var.get(), session_id=record.session_id,
+                call=record.call))
 
     def refused(self, caller: Caller, method: str, target: str | None) -> None:
         """Record a request refused for being outside the caller's scopes."""
