@@ -34,7 +34,7 @@ def test_every_block_says_its_language_and_few_are_skipped() -> None:
     assert all(lang for _, lang, _, _ in BLOCKS), [line for line, lang, _, _ in BLOCKS if not lang]
     assert {lang for _, lang, _, _ in BLOCKS} <= {"bash", "yaml", "python", "json", "text"}
     skipped = [(line, why) for line, _, _, why in BLOCKS if why]
-    assert len(skipped) <= 2, skipped
+    assert len(skipped) <= 3, skipped  # a long-running server, and two blocks that need it
 
 
 @pytest.fixture
