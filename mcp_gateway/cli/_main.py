@@ -95,12 +95,13 @@ def main() -> None:
 
     \b
     Start here:
+      mcp-gateway init my-gateway              a new project that answers offline at once
       mcp-gateway validate gateway.yaml        check a config, list what it serves
       mcp-gateway render gateway.yaml TOOL     show the messages a call would send
       mcp-gateway serve gateway.yaml           serve it over stdio (for Claude Desktop, Cursor, ...)
       mcp-gateway call "mcp-gateway serve gateway.yaml" TOOL --arg text=hello
 
-    Client commands (tools, call, prompts, prompt, resources, read) take a TARGET: a command line
+    Client commands (tools, call, chat, prompts, prompt, resources, read) take a TARGET: a command line
     that starts an MCP server over stdio, an http(s) URL (Streamable HTTP), or a URL ending in /sse
     (legacy SSE).
     """
