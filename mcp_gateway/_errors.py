@@ -23,6 +23,7 @@
     │   └── RouteError           routing: a routed call that failed, with every attempt made
     ├── OutputError              a model answer that does not match the tool's output schema
     ├── ClientInputRequired      the call needs the MCP client's input first (2026-07-28 sampling)
+    ├── ShuttingDownError        server: a call cut short because the gateway is shutting down
     └── ClientError              raised by mcp_gateway.client
         ├── ConnectError         the server could not be reached or started
         │   └── HttpStatusError  an HTTP server refused with 401, 403 or 404 (carries the status)
@@ -46,6 +47,7 @@ __all__ = [
     "ArgumentError",
     "ClientError",
     "ClientInputRequired",
+    "ShuttingDownError",
     "ConfigError",
     "ConfigIssue",
     "GatewayError",
@@ -178,6 +180,11 @@ class OutputError(GatewayError):
         lines = [f"The model's answer for tool '{tool}' does not match its output schema:"]
         lines += [f"- {v}" for v in violations]
         super().__init__("\n".join(lines))
+
+
+class ShuttingDownError(GatewayError):
+    """A call still running at the end of the shutdown grace period, cancelled; retrying it on
+    another process (or after the restart) is safe to try."""
 
 
 class ClientInputRequired(GatewayError):

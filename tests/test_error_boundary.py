@@ -11,7 +11,14 @@ import pytest
 from mcp import MCPError
 
 import mcp_gateway
-from mcp_gateway._errors import ArgumentError, GatewayError, ProviderError, ToolRetiredError, Violation
+from mcp_gateway._errors import (
+    ArgumentError,
+    GatewayError,
+    ProviderError,
+    ShuttingDownError,
+    ToolRetiredError,
+    Violation,
+)
 from mcp_gateway.accounting import BudgetExceededError
 from mcp_gateway.security import CallDeadlineError, RateLimitExceeded, RequestLimitError
 from mcp_gateway.server._boundary import error_mapping, mcp_tool_error, problem
@@ -51,6 +58,7 @@ def test_every_server_side_error_has_a_specific_status():
     (RequestLimitError("max_argument_chars", "big"), 413, "request-too-large"),
     (BudgetExceededError("no money", scope="tool 't'"), 402, "budget-exceeded"),
     (ProviderError("openai", "HTTP 500", kind="server"), 502, "provider-failed"),
+    (ShuttingDownError("shutting down"), 503, "shutting-down"),
 ])
 def test_status_and_problem_type_follow_the_class(error, status, slug):
     code, body, _ = problem(error)

@@ -28,6 +28,7 @@ from .._errors import (
     OutputError,
     ProviderError,
     RenderError,
+    ShuttingDownError,
     ToolNotFoundError,
     ToolRetiredError,
 )
@@ -87,6 +88,7 @@ _TABLE: dict[type[BaseException], ErrorMapping] = {
     OutputError: ErrorMapping(502, "invalid-model-output", "Model answer does not match the output schema"),
     ProviderError: ErrorMapping(502, "provider-failed", "Provider failed"),
     ClientInputRequired: ErrorMapping(502, "client-input-required", "The call needs an MCP client's input"),
+    ShuttingDownError: ErrorMapping(503, "shutting-down", "The gateway is shutting down"),
     JWTError: ErrorMapping(401, "unauthorized", "Invalid credentials", types.INVALID_REQUEST),
     KeyStoreError: ErrorMapping(503, "key-store-unavailable", "Key store unavailable", types.INTERNAL_ERROR),
     ConfigError: ErrorMapping(500, "config-error", "Configuration error", types.INTERNAL_ERROR),
