@@ -42,7 +42,14 @@ COMMANDS: dict[str, list[str]] = {
     "--version": [EXE, "--version"],
     "validate": [EXE, "validate", EXAMPLE],
     "render": [EXE, "render", EXAMPLE, "summarize", "--arg", "text=hello"],
-    "call (stdio)": [EXE, "call", f"{EXE} serve {EXAMPLE}", "classify_ticket", "--arg", "ticket=charged twice"],
+    "call (stdio)": [
+        EXE,
+        "call",
+        f"{EXE} serve {EXAMPLE}",
+        "classify_ticket",
+        "--arg",
+        "ticket=charged twice",
+    ],
 }
 
 
@@ -58,7 +65,9 @@ def measure(argv: list[str], runs: int) -> tuple[float, float, float]:
     for _ in range(runs):
         cpu = _children_cpu()
         started = time.perf_counter()
-        done = subprocess.run(argv, capture_output=True, text=True, cwd=ROOT, env={**os.environ, "NO_COLOR": "1"})
+        done = subprocess.run(
+            argv, capture_output=True, text=True, cwd=ROOT, env={**os.environ, "NO_COLOR": "1"}
+        )
         walls.append(time.perf_counter() - started)
         cpus.append(_children_cpu() - cpu)
         if done.returncode != 0:

@@ -121,8 +121,9 @@ class Gateway:
             name, config.version, route.name, routed.target.provider.name, completion.model,
             completion.usage.input_tokens, completion.usage.output_tokens, elapsed,
             extra={"gateway_call": {  # the same facts as data, for `mcp-gateway dev`'s live log
-                "tool": name, "route": route.name, "provider": routed.target.provider.name, "model": completion.model,
-                "input_tokens": completion.usage.input_tokens, "output_tokens": completion.usage.output_tokens,
+                "tool": name, "route": route.name, "provider": routed.target.provider.name,
+                "model": completion.model, "input_tokens": completion.usage.input_tokens,
+                "output_tokens": completion.usage.output_tokens,
                 "cost_usd": routed.cost_usd, "cache": routed.cache, "ms": elapsed,
                 "session": session.id if session is not None else None}},
         )
@@ -251,7 +252,8 @@ def build_gateway(
     issues = unique_issues(issues + catalog_issues + router_issues + session_issues)
     if issues:
         return None, loaded, issues
-    return Gateway(loaded.server, loaded.limits, catalog, router, tuple(loaded.files), sessions, loaded), loaded, []
+    gateway = Gateway(loaded.server, loaded.limits, catalog, router, tuple(loaded.files), sessions, loaded)
+    return gateway, loaded, []
 
 
 def unique_issues(issues: Sequence[ConfigIssue]) -> list[ConfigIssue]:

@@ -26,7 +26,9 @@ def _load() -> ModuleType:
     locations = package.submodule_search_locations if package is not None else None
     if not locations:  # not an ordinary installed package: take the ordinary way
         return importlib.import_module(_NAME)
-    spec = importlib.util.spec_from_file_location(_NAME, Path(next(iter(locations))) / "shared" / "uri_template.py")
+    spec = importlib.util.spec_from_file_location(
+        _NAME, Path(next(iter(locations))) / "shared" / "uri_template.py"
+    )
     if spec is None or spec.loader is None:
         return importlib.import_module(_NAME)
     module = importlib.util.module_from_spec(spec)

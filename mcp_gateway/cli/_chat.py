@@ -31,14 +31,19 @@ def _message_field(schema: dict[str, Any]) -> str:
         return "message"
     texts = [n for n in schema.get("required", []) if properties.get(n, {}).get("type") == "string"]
     if len(texts) != 1:
-        fail(f"cannot tell which argument a chat line goes into (give the tool a 'message' property); "
-             f"properties: {', '.join(properties) or 'none'}", 2)
+        fail(
+            f"cannot tell which argument a chat line goes into (give the tool a 'message' property); "
+            f"properties: {', '.join(properties) or 'none'}",
+            2,
+        )
     return texts[0]
 
 
 @click.command()
 @click.argument("positional", nargs=-1, metavar="TARGET [TOOL]")
-@click.option("--session", "session", metavar="ID", help="Continue this session instead of starting a new one.")
+@click.option(
+    "--session", "session", metavar="ID", help="Continue this session instead of starting a new one."
+)
 @target_options
 def chat(target: Target, session: str | None, as_json: bool) -> None:
     """Chat with TOOL (default: `chat`) of the MCP server at TARGET, in one session.
@@ -65,13 +70,18 @@ def chat(target: Target, session: str | None, as_json: bool) -> None:
         listed = {t.name: t for t in await client.list_tools()}
         name = wanted or "chat"
         if name not in listed:
-            fail(closest(name, [n for n in listed if not n.startswith("session_")]) if wanted else
-                 "no tool named 'chat'; name the tool: mcp-gateway chat TARGET TOOL")
+            fail(
+                closest(name, [n for n in listed if not n.startswith("session_")])
+                if wanted
+                else "no tool named 'chat'; name the tool: mcp-gateway chat TARGET TOOL"
+            )
         field = _message_field(listed[name].input_schema)
         has_sessions = "session_start" in listed
         handle = session or (await start_session(client) if has_sessions else None)
         if interactive:
-            click.echo(f"chatting with {name}" + (f" in session {handle}" if handle else "") + f"; {_HELP}", err=True)
+            click.echo(
+                f"chatting with {name}" + (f" in session {handle}" if handle else "") + f"; {_HELP}", err=True
+            )
         printed: list[str] = []
 
         async def stream(progress: float, total: float | None, message: str | None) -> None:
@@ -93,8 +103,9 @@ def chat(target: Target, session: str | None, as_json: bool) -> None:
                     return
                 continue
             printed.clear()
-            result = await client.call_tool(name, {field: line}, session=handle,
-                                            progress_callback=None if as_json else stream)
+            result = await client.call_tool(
+                name, {field: line}, session=handle, progress_callback=None if as_json else stream
+            )
             if as_json:
                 click.echo(json.dumps(result.model_dump(mode="json", by_alias=True, exclude_none=True)))
             elif printed and not result.is_error:
@@ -142,4 +153,3 @@ async def _command(client: Any, line: str, handle: str | None) -> bool:
     else:
         click.echo(json.dumps(answer.get("state", {}), indent=2, ensure_ascii=False))
     return False
-

@@ -26,8 +26,12 @@ def tools(target: Target, as_json: bool) -> None:
     if as_json:
         echo_json(listed)
         return
-    click.echo(table(["TOOL", "ARGUMENTS", "DESCRIPTION"], [
-        [t.name, ", ".join(_argument_names(t.input_schema)), t.description or ""] for t in listed]))
+    click.echo(
+        table(
+            ["TOOL", "ARGUMENTS", "DESCRIPTION"],
+            [[t.name, ", ".join(_argument_names(t.input_schema)), t.description or ""] for t in listed],
+        )
+    )
 
 
 def _argument_names(schema: dict[str, Any]) -> list[str]:
@@ -53,21 +57,35 @@ async def start_session(client: Any) -> str:
 @click.command()
 @click.argument("positional", nargs=-1, metavar="TARGET TOOL")
 @arguments_options
-@click.option("--stream/--no-stream", default=None,
-              help="Print text as the model generates it (default: on when stdout is a terminal).")
-@click.option("--session", "session", metavar="ID|new",
-              help="Run the call in this gateway session (from session_start, or 'new' to start one; its "
-                   "handle is printed on stderr). Sessions outlive a stdio server only with a SQLite or "
-                   "Redis store; over HTTP any store works.")
+@click.option(
+    "--stream/--no-stream",
+    default=None,
+    help="Print text as the model generates it (default: on when stdout is a terminal).",
+)
+@click.option(
+    "--session",
+    "session",
+    metavar="ID|new",
+    help="Run the call in this gateway session (from session_start, or 'new' to start one; its "
+    "handle is printed on stderr). Sessions outlive a stdio server only with a SQLite or "
+    "Redis store; over HTTP any store works.",
+)
 @target_options
-def call(target: Target, pairs: Sequence[str], json_args: str | None, stream: bool | None, session: str | None,
-         as_json: bool) -> None:
+def call(
+    target: Target,
+    pairs: Sequence[str],
+    json_args: str | None,
+    stream: bool | None,
+    session: str | None,
+    as_json: bool,
+) -> None:
     """Call TOOL on the MCP server at TARGET and print its answer.
 
     \b
     Examples:
       mcp-gateway call "mcp-gateway serve examples/gateway.yaml" summarize --arg text="..." --arg sentences=2
-      mcp-gateway call --stdio "mcp-gateway serve examples/gateway.yaml" classify_ticket --args '{"ticket": "..."}'
+      mcp-gateway call --stdio "mcp-gateway serve examples/gateway.yaml" classify_ticket \\
+        --args '{"ticket": "..."}'
 
     Exits with status 1 when the tool reports an error.
     """
@@ -92,8 +110,9 @@ def call(target: Target, pairs: Sequence[str], json_args: str | None, stream: bo
             click.echo(f"session: {handle}", err=True)
         # A structured answer is printed whole at the end; only text is worth streaming.
         live = streaming and not tool_info.output_schema
-        return await client.call_tool(tool, arguments, progress_callback=show_progress if live else None,
-                                      session=handle)
+        return await client.call_tool(
+            tool, arguments, progress_callback=show_progress if live else None, session=handle
+        )
 
     result = target.run(where, work)
     if as_json:
@@ -116,9 +135,19 @@ def prompts(target: Target, as_json: bool) -> None:
     if as_json:
         echo_json(listed)
         return
-    click.echo(table(["PROMPT", "ARGUMENTS", "DESCRIPTION"], [
-        [p.name, ", ".join(a.name + ("" if a.required else "?") for a in p.arguments or []), p.description or ""]
-        for p in listed]))
+    click.echo(
+        table(
+            ["PROMPT", "ARGUMENTS", "DESCRIPTION"],
+            [
+                [
+                    p.name,
+                    ", ".join(a.name + ("" if a.required else "?") for a in p.arguments or []),
+                    p.description or "",
+                ]
+                for p in listed
+            ],
+        )
+    )
 
 
 @click.command()
@@ -128,7 +157,9 @@ def prompts(target: Target, as_json: bool) -> None:
 def prompt(target: Target, pairs: Sequence[str], json_args: str | None, as_json: bool) -> None:
     """Get prompt NAME from the MCP server at TARGET and print its messages (arguments are text)."""
     where, name = target.split(["name"])
-    args = {k: v if isinstance(v, str) else json.dumps(v) for k, v in collect_arguments(pairs, json_args).items()}
+    args = {
+        k: v if isinstance(v, str) else json.dumps(v) for k, v in collect_arguments(pairs, json_args).items()
+    }
     result = target.run(where, lambda c: c.get_prompt(name, args))
     if as_json:
         echo_json(result)
@@ -152,10 +183,15 @@ def resources(target: Target, as_json: bool) -> None:
     if as_json:
         echo_json({"resources": to_jsonable(fixed), "resourceTemplates": to_jsonable(templated)})
         return
-    click.echo(table(["URI", "NAME", "MIME TYPE", "DESCRIPTION"], [
-        *([str(r.uri), r.name, r.mime_type or "", r.description or ""] for r in fixed),
-        *([t.uri_template, t.name, t.mime_type or "", t.description or ""] for t in templated),
-    ]))
+    click.echo(
+        table(
+            ["URI", "NAME", "MIME TYPE", "DESCRIPTION"],
+            [
+                *([str(r.uri), r.name, r.mime_type or "", r.description or ""] for r in fixed),
+                *([t.uri_template, t.name, t.mime_type or "", t.description or ""] for t in templated),
+            ],
+        )
+    )
 
 
 @click.command()

@@ -29,9 +29,11 @@ class CallLogHandler(logging.Handler):
                 cost = call["cost_usd"]
                 cost_text = "cost ?" if cost is None else f"${Decimal(cost):.6f}"
                 cache = " cache hit" if call["cache"] == "hit" else ""
-                line = (f"{stamp} {call['tool']:<18} -> {call['route']} ({call['provider']}/{call['model']})  "
-                        f"{call['input_tokens']}+{call['output_tokens']} tokens  {cost_text}  "
-                        f"{call['ms']:.0f} ms{cache}")
+                line = (
+                    f"{stamp} {call['tool']:<18} -> {call['route']} ({call['provider']}/{call['model']})  "
+                    f"{call['input_tokens']}+{call['output_tokens']} tokens  {cost_text}  "
+                    f"{call['ms']:.0f} ms{cache}"
+                )
             else:
                 line = f"{stamp} {record.levelname.lower():<7} {record.getMessage()}"
             self.stream.write(line + "\n")
@@ -42,10 +44,17 @@ class CallLogHandler(logging.Handler):
 
 @click.command()
 @click.argument("config", type=click.Path(dir_okay=False))
-@click.option("--transport", type=click.Choice(["http", "stdio"]), default="http", show_default=True,
-              help="http: serve at http://HOST:PORT/mcp for any client; stdio: for a client that starts it.")
+@click.option(
+    "--transport",
+    type=click.Choice(["http", "stdio"]),
+    default="http",
+    show_default=True,
+    help="http: serve at http://HOST:PORT/mcp for any client; stdio: for a client that starts it.",
+)
 @click.option("--host", default="127.0.0.1", show_default=True, help="HTTP: address to bind.")
-@click.option("--port", type=int, default=8765, show_default=True, help="HTTP: port to bind (0 picks a free one).")
+@click.option(
+    "--port", type=int, default=8765, show_default=True, help="HTTP: port to bind (0 picks a free one)."
+)
 @click.pass_context
 def dev(ctx: click.Context, config: str, transport: str, host: str, port: int) -> None:
     """Serve CONFIG while you edit it: reload on every change, and log each call readably.
@@ -63,16 +72,19 @@ def dev(ctx: click.Context, config: str, transport: str, host: str, port: int) -
 
     # Before serve sets up logging: our handler stays, and the plain call log is not printed twice.
     handler = CallLogHandler()
-    loggers = [logging.getLogger(n) for n in ("mcp_gateway.calls", "mcp_gateway.reload", "mcp_gateway.server",
-                                              "mcp_gateway.http")]
+    loggers = [
+        logging.getLogger(n)
+        for n in ("mcp_gateway.calls", "mcp_gateway.reload", "mcp_gateway.server", "mcp_gateway.http")
+    ]
     saved = [(lg.level, lg.propagate) for lg in loggers]
     for logger in loggers:
         logger.addHandler(handler)
         logger.setLevel(logging.INFO)
         logger.propagate = False
     try:
-        ctx.invoke(serve, config=config, transport=transport, host=host, port=port, watch=True,
-                   log_level="warning")
+        ctx.invoke(
+            serve, config=config, transport=transport, host=host, port=port, watch=True, log_level="warning"
+        )
     finally:
         for logger, (level, propagate) in zip(loggers, saved, strict=True):
             logger.removeHandler(handler)

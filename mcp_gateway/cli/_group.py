@@ -30,6 +30,7 @@ class GatewayGroup(click.Group):
         except Exception as exc:
             if os.environ.get(DEBUG_ENV):
                 raise
-            click.echo(f"error: unexpected {type(exc).__name__}: {exc} "
-                       f"(set {DEBUG_ENV}=1 to see where)", err=True)
+            click.echo(
+                f"error: unexpected {type(exc).__name__}: {exc} (set {DEBUG_ENV}=1 to see where)", err=True
+            )
             raise SystemExit(1) from None

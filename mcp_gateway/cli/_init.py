@@ -73,7 +73,8 @@ tools:
     messages:
       - role: system
         content: >-
-          You are a helpful assistant.{% if session.state.name %} The user is {{ session.state.name }}.{% endif %}
+          You are a helpful assistant.{% if session.state.name %}
+          The user is {{ session.state.name }}.{% endif %}
       - role: user
         content: "{{ message }}"
     model: default
@@ -127,8 +128,10 @@ def init(directory: str, name: str | None, force: bool) -> None:
     files = _files(server_name)
     existing = [p for p in files if (root / p).exists()]
     if existing and not force:
-        raise click.ClickException(f"{', '.join(str(root / p) for p in existing)} already exist(s); "
-                                   "use --force to overwrite, or another directory")
+        raise click.ClickException(
+            f"{', '.join(str(root / p) for p in existing)} already exist(s); "
+            "use --force to overwrite, or another directory"
+        )
     for relative, text in files.items():
         path = root / relative
         try:
@@ -137,7 +140,9 @@ def init(directory: str, name: str | None, force: bool) -> None:
         except OSError as exc:
             raise click.ClickException(f"cannot write {path}: {exc.strerror or exc}") from None
     config = root / "gateway.yaml"
-    click.echo(f"created {', '.join(str(root / p) for p in files)}\n\nnext:\n"
-               f"  mcp-gateway validate {config}\n"
-               f"  mcp-gateway call \"mcp-gateway serve {config}\" greet --arg name=Ada\n"
-               f"  mcp-gateway chat \"mcp-gateway serve {config}\"")
+    click.echo(
+        f"created {', '.join(str(root / p) for p in files)}\n\nnext:\n"
+        f"  mcp-gateway validate {config}\n"
+        f'  mcp-gateway call "mcp-gateway serve {config}" greet --arg name=Ada\n'
+        f'  mcp-gateway chat "mcp-gateway serve {config}"'
+    )

@@ -29,7 +29,11 @@ def client_config_path(client: str) -> Path:
     if sys.platform == "darwin":
         return home / "Library" / "Application Support" / "Claude" / "claude_desktop_config.json"
     if sys.platform == "win32":
-        return Path(os.environ.get("APPDATA", home / "AppData" / "Roaming")) / "Claude" / "claude_desktop_config.json"
+        return (
+            Path(os.environ.get("APPDATA", home / "AppData" / "Roaming"))
+            / "Claude"
+            / "claude_desktop_config.json"
+        )
     return Path(os.environ.get("XDG_CONFIG_HOME", home / ".config")) / "Claude" / "claude_desktop_config.json"
 
 
@@ -74,15 +78,28 @@ def _env_names(files: Sequence[str]) -> list[str]:
 @click.argument("client", type=click.Choice(CLIENTS))
 @click.argument("config", type=click.Path(dir_okay=False))
 @click.option("--name", help="The server's name in the client (default: the config's server name).")
-@click.option("--config-path", type=click.Path(dir_okay=False),
-              help="The client's config file (default: where CLIENT keeps it on this platform).")
-@click.option("--copy-env", is_flag=True,
-              help="Copy the values of the variables the config needs from this shell into the client's config "
-                   "(they are written in plain text); otherwise placeholders are written for you to fill in.")
+@click.option(
+    "--config-path",
+    type=click.Path(dir_okay=False),
+    help="The client's config file (default: where CLIENT keeps it on this platform).",
+)
+@click.option(
+    "--copy-env",
+    is_flag=True,
+    help="Copy the values of the variables the config needs from this shell into the client's config "
+    "(they are written in plain text); otherwise placeholders are written for you to fill in.",
+)
 @click.option("--dry-run", is_flag=True, help="Print the resulting client config instead of writing it.")
 @click.option("--yes", "-y", is_flag=True, help="Replace an existing server of the same name without asking.")
-def install(client: str, config: str, name: str | None, config_path: str | None, copy_env: bool, dry_run: bool,
-            yes: bool) -> None:
+def install(
+    client: str,
+    config: str,
+    name: str | None,
+    config_path: str | None,
+    copy_env: bool,
+    dry_run: bool,
+    yes: bool,
+) -> None:
     """Add CONFIG to CLIENT's MCP servers (claude-desktop or cursor), with absolute paths.
 
     The entry runs `mcp-gateway serve CONFIG` by absolute path (a desktop app does not see your
@@ -117,8 +134,13 @@ def install(client: str, config: str, name: str | None, config_path: str | None,
     if dry_run:
         click.echo(text, nl=False)
         return
-    if replacing and not yes and not click.confirm(
-            f"{target} already has a server named {server_name!r}; replace it?", default=False, err=True):
+    if (
+        replacing
+        and not yes
+        and not click.confirm(
+            f"{target} already has a server named {server_name!r}; replace it?", default=False, err=True
+        )
+    ):
         raise click.ClickException("nothing written")
     try:
         target.parent.mkdir(parents=True, exist_ok=True)

@@ -88,7 +88,8 @@ def _load(config: str) -> Any:
         raise SystemExit(2) from None
 
 
-@click.group(cls=GatewayGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.group(cls=GatewayGroup,
+             context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="mcp-gateway")
 def main() -> None:
     """Serve prompt tools written in YAML as MCP tools, prompts and resources.

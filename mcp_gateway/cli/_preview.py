@@ -26,9 +26,14 @@ def preview_messages(
     state = _state(state_json)
     history = _history(history_file) if history_file else []
     if tool.config.context is not None and tool.config.context.turns:
-        history = history[-tool.config.context.turns:]  # as the session manager picks them
-    return render_in_session(tool, tool.validate(args), session_id="preview" if tool.config.context else None,
-                             state=state, history=history)
+        history = history[-tool.config.context.turns :]  # as the session manager picks them
+    return render_in_session(
+        tool,
+        tool.validate(args),
+        session_id="preview" if tool.config.context else None,
+        state=state,
+        history=history,
+    )
 
 
 def _state(text: str | None) -> dict[str, Any]:
@@ -49,10 +54,22 @@ def _history(path: str) -> list[Turn]:
     except (OSError, UnicodeDecodeError, ValueError) as exc:
         raise click.BadParameter(f"cannot read {path}: {exc}", param_hint="--history") from None
     if not isinstance(items, list) or not all(
-            isinstance(i, dict) and isinstance(i.get("input"), str) and isinstance(i.get("output"), str)
-            for i in items):
-        raise click.BadParameter("must be a JSON list of objects with text 'input' and 'output'",
-                                 param_hint="--history")
+        isinstance(i, dict) and isinstance(i.get("input"), str) and isinstance(i.get("output"), str)
+        for i in items
+    ):
+        raise click.BadParameter(
+            "must be a JSON list of objects with text 'input' and 'output'", param_hint="--history"
+        )
     now = time.time()
-    return [Turn(tool=str(i.get("tool", "")), input=i["input"], output=i["output"], model=str(i.get("model", "")),
-                 started_at=now, ended_at=now, seq=n) for n, i in enumerate(items, 1)]
+    return [
+        Turn(
+            tool=str(i.get("tool", "")),
+            input=i["input"],
+            output=i["output"],
+            model=str(i.get("model", "")),
+            started_at=now,
+            ended_at=now,
+            seq=n,
+        )
+        for n, i in enumerate(items, 1)
+    ]

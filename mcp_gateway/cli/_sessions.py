@@ -55,7 +55,8 @@ def sessions() -> None:
 @sessions.command("list")
 @click.argument("config", type=click.Path(dir_okay=False))
 @click.option("--active/--ended", "active", default=None, help="Only active, or only ended, sessions.")
-@click.option("--limit", type=int, default=100, show_default=True, help="Show at most this many, newest first.")
+@click.option("--limit", type=int, default=100, show_default=True,
+              help="Show at most this many, newest first.")
 @click.option("--json", "as_json", is_flag=True, help="Print the sessions as JSON.")
 def list_sessions(config: str, active: bool | None, limit: int, as_json: bool) -> None:
     """List sessions, newest first."""

@@ -68,9 +68,14 @@ class Target:
 
             async def go() -> Any:
                 headers = {"Authorization": f"Bearer {self.token}"} if self.token else None
-                async with connect(where, mode="legacy" if self.legacy else "auto", timeout=self.timeout,
-                                   env=self.env, errlog=sys.stderr if self.verbose else server_log,
-                                   headers=headers) as client:
+                async with connect(
+                    where,
+                    mode="legacy" if self.legacy else "auto",
+                    timeout=self.timeout,
+                    env=self.env,
+                    errlog=sys.stderr if self.verbose else server_log,
+                    headers=headers,
+                ) as client:
                     return await work(client)
 
             try:
@@ -79,7 +84,9 @@ class Target:
                 server_log.seek(0)
                 lines = server_log.read().splitlines()[-40:]
                 if lines:
-                    click.echo("server stderr (last lines):\n" + "\n".join("  " + line for line in lines), err=True)
+                    click.echo(
+                        "server stderr (last lines):\n" + "\n".join("  " + line for line in lines), err=True
+                    )
                 if isinstance(exc, HttpStatusError) and exc.status in _HINTS:
                     fail(f"{exc.status} {exc.reason}: {_HINTS[exc.status]}")
                 fail(str(exc))
@@ -98,16 +105,36 @@ def _env_pairs(_ctx: click.Context, _param: click.Parameter, values: Sequence[st
 
 
 _OPTIONS = [
-    click.option("--stdio", "stdio_command", metavar="COMMAND",
-                 help="Server command line to run over stdio (instead of a TARGET argument)."),
-    click.option("--env", "-e", "env", multiple=True, metavar="KEY=VALUE", callback=_env_pairs,
-                 help="stdio: an environment variable for the server, added to ours (which it inherits); "
-                      "repeatable."),
+    click.option(
+        "--stdio",
+        "stdio_command",
+        metavar="COMMAND",
+        help="Server command line to run over stdio (instead of a TARGET argument).",
+    ),
+    click.option(
+        "--env",
+        "-e",
+        "env",
+        multiple=True,
+        metavar="KEY=VALUE",
+        callback=_env_pairs,
+        help="stdio: an environment variable for the server, added to ours (which it inherits); repeatable.",
+    ),
     click.option("--legacy", is_flag=True, help="Force the initialize handshake (protocol 2025-11-25)."),
-    click.option("--token", envvar="MCP_GATEWAY_TOKEN", metavar="TOKEN",
-                 help="HTTP: an API key or JWT, sent as 'Authorization: Bearer TOKEN' (env MCP_GATEWAY_TOKEN)."),
-    click.option("--timeout", type=float, default=120.0, show_default=True, metavar="SECONDS",
-                 help="Seconds to wait for each answer."),
+    click.option(
+        "--token",
+        envvar="MCP_GATEWAY_TOKEN",
+        metavar="TOKEN",
+        help="HTTP: an API key or JWT, sent as 'Authorization: Bearer TOKEN' (env MCP_GATEWAY_TOKEN).",
+    ),
+    click.option(
+        "--timeout",
+        type=float,
+        default=120.0,
+        show_default=True,
+        metavar="SECONDS",
+        help="Seconds to wait for each answer.",
+    ),
     click.option("--verbose", "-v", is_flag=True, help="stdio: show the server's log (stderr) as it runs."),
     click.option("--json", "as_json", is_flag=True, help="Print the raw result as JSON (for scripts)."),
 ]
@@ -117,8 +144,17 @@ def target_options(func: Callable[..., Any]) -> Callable[..., Any]:
     """Add the shared client options; the command receives them as one `target: Target`."""
 
     @functools.wraps(func)
-    def command(*args: Any, stdio_command: str | None, env: dict[str, str], legacy: bool, token: str | None,
-                timeout: float, verbose: bool, positional: Sequence[str], **kwargs: Any) -> Any:
+    def command(
+        *args: Any,
+        stdio_command: str | None,
+        env: dict[str, str],
+        legacy: bool,
+        token: str | None,
+        timeout: float,
+        verbose: bool,
+        positional: Sequence[str],
+        **kwargs: Any,
+    ) -> Any:
         target = Target(tuple(positional), stdio_command, legacy, token, timeout, env, verbose)
         return func(*args, target=target, **kwargs)
 

@@ -8,6 +8,6 @@ from ._connect import GatewayClient, connect, parse_target
 from ._errors import ClientError, ClientTimeoutError, ConnectError, HttpStatusError, RemoteError
 
 __all__ = [
-    "ClientError", "ClientTimeoutError", "ConnectError", "GatewayClient", "HttpStatusError", "RemoteError", "connect",
-    "parse_target",
+    "ClientError", "ClientTimeoutError", "ConnectError", "GatewayClient", "HttpStatusError", "RemoteError",
+    "connect", "parse_target",
 ]

@@ -44,7 +44,8 @@ class _HttpRefusal:
 
     async def __call__(self, response: httpx2.Response) -> None:
         if response.status_code in (401, 403, 404):
-            self.error = HttpStatusError(response.status_code, response.reason_phrase, str(response.request.url))
+            url = str(response.request.url)
+            self.error = HttpStatusError(response.status_code, response.reason_phrase, url)
         elif response.is_success:
             self.error = None
 
@@ -76,7 +77,9 @@ def parse_target(
 
 
 @asynccontextmanager
-async def _streamable_http(url: str, headers: dict[str, str], refusal: _HttpRefusal | None) -> AsyncIterator[Any]:
+async def _streamable_http(
+    url: str, headers: dict[str, str], refusal: _HttpRefusal | None
+) -> AsyncIterator[Any]:
     async with create_mcp_http_client(headers=headers or None) as http:
         if refusal is not None:
             http.event_hooks = {**http.event_hooks, "response": [*http.event_hooks["response"], refusal]}
@@ -274,7 +277,8 @@ async def connect(
             tail = kept.read().splitlines()[-20:]
             if not tail:
                 raise
-            raise ConnectError(f"{exc}; the server said:\n" + "\n".join("  " + line for line in tail)) from None
+            said = "\n".join("  " + line for line in tail)
+            raise ConnectError(f"{exc}; the server said:\n{said}") from None
 
 
 @asynccontextmanager

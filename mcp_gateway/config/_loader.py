@@ -315,7 +315,9 @@ class _Loader:
 
     # -- merging ----------------------------------------------------------------------------
 
-    def _merge(self, config: GatewayConfig, source: SourceMap, base: Path, kept: dict[str, list[int]]) -> None:
+    def _merge(
+        self, config: GatewayConfig, source: SourceMap, base: Path, kept: dict[str, list[int]]
+    ) -> None:
         loaded = self.loaded
         for section in ("providers", "models", "partials"):
             target: dict[str, Located[Any]] = getattr(loaded, section)
@@ -417,7 +419,8 @@ def _pydantic_issues(exc: ValidationError, source: SourceMap) -> list[ConfigIssu
         loc, holder, in_union = _clean_loc(error["loc"])
         kind = error["type"]
         given = error.get("input")
-        if in_union and kind == "string_type" and isinstance(given, (dict, list)) and error["loc"][-1] == "str":
+        text_member = error["loc"][-1] == "str"
+        if in_union and kind == "string_type" and isinstance(given, (dict, list)) and text_member:
             continue  # the text member of `text | {file: ...}`: the other member's errors say more
         if kind == "extra_forbidden":
             field_name = str(loc[-1])

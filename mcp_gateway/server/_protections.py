@@ -224,7 +224,8 @@ def build_protections(loaded: LoadedConfig, environ: Mapping[str, str] | None = 
     if loaded.audit is not None:
         path = Path(root / loaded.audit.value.path)
         try:
-            sink: Any = SqliteAuditSink(path) if path.suffix in (".sqlite", ".db", ".sqlite3") else JsonlAuditSink(path)
+            is_sqlite = path.suffix in (".sqlite", ".db", ".sqlite3")
+            sink: Any = SqliteAuditSink(path) if is_sqlite else JsonlAuditSink(path)
         except (OSError, sqlite3.Error) as exc:
             issues.append(loaded.audit.origin.issue(("path",), f"cannot open the audit log: {exc}"))
         else:

@@ -57,7 +57,8 @@ def _store(
         issue("url", f"environment variable {missing} is not set")
         return None
     if not url.startswith(("redis://", "rediss://", "unix://")):
-        issue("url", "a Redis URL starts with redis://, rediss:// or unix://")  # never print it: it may hold a password
+        # never print the URL: it may hold a password
+        issue("url", "a Redis URL starts with redis://, rediss:// or unix://")
         return None
     from .redis import RedisSessionStore
 

@@ -5,7 +5,6 @@ mistakes of issue 11 come out in one run, each once."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -25,14 +24,19 @@ tools:
     messages: [{role: user, content: "{{ text }}"}]
     model: default
 """
-_HEAD = "format: mcp-gateway/1\nproviders: {offline: {kind: mock}}\nmodels: {default: {provider: offline, model: m}}\n"
+_HEAD = (
+    "format: mcp-gateway/1\nproviders: {offline: {kind: mock}}\n"
+    "models: {default: {provider: offline, model: m}}\n"
+)
 
 BROKEN = {
     "not_yaml": "format: [unclosed\n  - x: {",
     "empty": "",
     "a_list": "- 1\n- 2\n",
     "binary": b"\x00\xff\xfe garbage",
-    "jwt_secret_unset": _HEAD + 'auth:\n  jwt: {secret: "${env:NEWCOMER_UNSET_SECRET}", issuer: i, audience: a}\n' + _TOOL,
+    "jwt_secret_unset": _HEAD
+    + 'auth:\n  jwt: {secret: "${env:NEWCOMER_UNSET_SECRET}", issuer: i, audience: a}\n'
+    + _TOOL,
     "corrupt_keys": _HEAD + "auth: {keys_file: keys.json}\n" + _TOOL,
     "audit_is_a_directory": _HEAD + "audit: {path: adir}\n" + _TOOL,
     "sqlite_sessions_in_a_directory": _HEAD + "sessions: {store: sqlite, path: adir}\n" + _TOOL,
@@ -55,13 +59,22 @@ def _write(tmp_path: Path, name: str, content: str | bytes) -> Path:
 
 def _configs(tmp_path: Path) -> list[Path]:
     return [_write(tmp_path, n, c) for n, c in BROKEN.items()] + [
-        HERE / "six_mistakes.yaml", HERE / "bad_indent.yaml", tmp_path / "missing.yaml", tmp_path / "adir"]
+        HERE / "six_mistakes.yaml",
+        HERE / "bad_indent.yaml",
+        tmp_path / "missing.yaml",
+        tmp_path / "adir",
+    ]
 
 
 COMMANDS = [
-    ["validate", "{c}"], ["validate", "{c}", "--json"], ["render", "{c}", "echo", "--arg", "text=x"],
-    ["serve", "{c}"], ["sessions", "list", "{c}"], ["keys", "list", "{c}"],
-    ["install", "claude-desktop", "{c}", "--dry-run"], ["dev", "{c}", "--port", "0"],
+    ["validate", "{c}"],
+    ["validate", "{c}", "--json"],
+    ["render", "{c}", "echo", "--arg", "text=x"],
+    ["serve", "{c}"],
+    ["sessions", "list", "{c}"],
+    ["keys", "list", "{c}"],
+    ["install", "claude-desktop", "{c}", "--dry-run"],
+    ["dev", "{c}", "--port", "0"],
 ]
 
 
@@ -95,19 +108,26 @@ def test_validate_reports_what_serve_refuses(tmp_path: Path, monkeypatch: pytest
 
 
 def test_six_typical_mistakes_at_once_each_once() -> None:
-    result = subprocess.run([sys.executable, "-m", "mcp_gateway", "validate", str(HERE / "six_mistakes.yaml")],
-                            capture_output=True, text=True, timeout=60, cwd=HERE)
+    result = subprocess.run(
+        [sys.executable, "-m", "mcp_gateway", "validate", str(HERE / "six_mistakes.yaml")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=HERE,
+    )
     assert result.returncode == 2
     lines = result.stderr.splitlines()
     assert lines[0] == "6 errors in the configuration"
     expected = [
         "six_mistakes.yaml:7:14: providers.openai.api_key: write secrets as an environment reference",
         "six_mistakes.yaml:13:11: tools[0].name: invalid name 'summarize text'",
-        "six_mistakes.yaml:26:5: tools[1].input_shema: unknown field 'input_shema'; did you mean 'input_schema'?",
+        "six_mistakes.yaml:26:5: tools[1].input_shema: unknown field 'input_shema'; "
+        "did you mean 'input_schema'?",
         "six_mistakes.yaml:35:5: tools[2]: missing required field 'description'",
-        "six_mistakes.yaml:54:20: tools[3].input_schema.properties.tone.default: default fails its own schema: "
-        "'friendly' is not one of ['formal', 'casual']",
-        "six_mistakes.yaml:58:18: tools[3].messages[0].content: template uses 'audience', which is not a property",
+        "six_mistakes.yaml:54:20: tools[3].input_schema.properties.tone.default: "
+        "default fails its own schema: 'friendly' is not one of ['formal', 'casual']",
+        "six_mistakes.yaml:58:18: tools[3].messages[0].content: "
+        "template uses 'audience', which is not a property",
     ]
     assert len(lines) == 1 + len(expected)
     for line, start in zip(lines[1:], expected, strict=True):

@@ -17,7 +17,9 @@ from tests.conftest import EXAMPLE, http_gateway, serve_command
 GATEWAY = [sys.executable, "-m", "mcp_gateway"]
 
 
-def _commands(group: click.Group, path: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], click.Command]]:
+def _commands(
+    group: click.Group, path: tuple[str, ...] = ()
+) -> Iterator[tuple[tuple[str, ...], click.Command]]:
     for name, command in group.commands.items():
         if isinstance(command, click.Group):
             yield from _commands(command, (*path, name))
@@ -38,60 +40,99 @@ def test_every_option_has_help_and_one_spelling_per_meaning() -> None:
                 assert option.metavar == "OBJECT", path
             assert "--json-args" not in option.opts, f"{' '.join(path)} uses an old spelling"
             if "--output" in option.opts:  # a file to write; JSON output is --json everywhere
-                assert not isinstance(option.type, click.Choice), f"{' '.join(path)}: --output FORMAT is --json"
+                assert not isinstance(option.type, click.Choice), (
+                    f"{' '.join(path)}: --output FORMAT is --json"
+                )
 
 
 def test_arguments_are_given_the_same_way_to_render_call_and_prompt() -> None:
     runner = CliRunner()
-    rendered = runner.invoke(main, ["render", str(EXAMPLE), "summarize", "--args", '{"text": "hi"}', "--json"])
+    rendered = runner.invoke(
+        main, ["render", str(EXAMPLE), "summarize", "--args", '{"text": "hi"}', "--json"]
+    )
     assert rendered.exit_code == 0 and '"content"' in rendered.output, rendered.output
     bad = runner.invoke(main, ["render", str(EXAMPLE), "summarize", "--args", "{nope"])
     assert bad.exit_code == 2 and "Invalid value for --args: not valid JSON" in bad.output
     old = runner.invoke(main, ["render", str(EXAMPLE), "summarize", "--arg", "text=hi", "--output", "json"])
-    assert old.exit_code == 0 and old.output.lstrip().startswith("["), old.output  # the old spelling still works
+    assert old.exit_code == 0 and old.output.lstrip().startswith("["), (
+        old.output
+    )  # the old spelling still works
     serve = shlex.join(serve_command(EXAMPLE))
-    called = subprocess.run([*GATEWAY, "call", serve, "summarize", "--args", "{nope"], capture_output=True,
-                            text=True, timeout=60)
+    called = subprocess.run(
+        [*GATEWAY, "call", serve, "summarize", "--args", "{nope"], capture_output=True, text=True, timeout=60
+    )
     assert called.returncode == 2 and "Invalid value for --args" in called.stderr
 
 
 def test_refusals_of_an_http_gateway_are_said_plainly(tmp_path: Path) -> None:
     config = tmp_path / "gateway.yaml"
-    config.write_text(EXAMPLE.read_text().replace("include:\n  - tools/*.yaml\n", "")
-                      .replace("file: prompts/_house_style.md.j2", "Plain words.")
-                      .replace("content: {file: prompts/translate_system.md.j2}", "content: Translate.")
-                      .replace("    file: docs/style-guide.md", "    text: Be plain.")
-                      + "auth: {keys_file: keys.json}\n")
+    config.write_text(
+        EXAMPLE.read_text()
+        .replace("include:\n  - tools/*.yaml\n", "")
+        .replace("file: prompts/_house_style.md.j2", "Plain words.")
+        .replace("content: {file: prompts/translate_system.md.j2}", "content: Translate.")
+        .replace("    file: docs/style-guide.md", "    text: Be plain.")
+        + "auth: {keys_file: keys.json}\n"
+    )
     with http_gateway(config) as server:
-        missing = subprocess.run([*GATEWAY, "tools", server.base_url + "/mcp"], capture_output=True, text=True,
-                                 timeout=60, env={"PATH": "/usr/bin:/bin"})
+        missing = subprocess.run(
+            [*GATEWAY, "tools", server.base_url + "/mcp"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={"PATH": "/usr/bin:/bin"},
+        )
         assert missing.returncode == 1
         assert missing.stderr.strip() == "error: 401 Unauthorized: pass --token or set MCP_GATEWAY_TOKEN"
-        wrong = subprocess.run([*GATEWAY, "tools", server.base_url + "/sse", "--token", "mgw_nope_nope"],
-                               capture_output=True, text=True, timeout=60)
+        wrong = subprocess.run(
+            [*GATEWAY, "tools", server.base_url + "/sse", "--token", "mgw_nope_nope"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert wrong.stderr.strip() == "error: 401 Unauthorized: pass --token or set MCP_GATEWAY_TOKEN"
-        nowhere = subprocess.run([*GATEWAY, "tools", server.base_url + "/nowhere"], capture_output=True, text=True,
-                                 timeout=60)
-        assert nowhere.returncode == 1 and nowhere.stderr.startswith("error: 404 Not Found: no MCP endpoint at this URL")
+        nowhere = subprocess.run(
+            [*GATEWAY, "tools", server.base_url + "/nowhere"], capture_output=True, text=True, timeout=60
+        )
+        assert nowhere.returncode == 1 and nowhere.stderr.startswith(
+            "error: 404 Not Found: no MCP endpoint at this URL"
+        )
 
 
 def test_call_continues_a_session_over_http(tmp_path: Path) -> None:
     with http_gateway(EXAMPLE) as server:
         url = server.base_url + "/mcp"
-        first = subprocess.run([*GATEWAY, "call", url, "chat", "--arg", "message=My name is Ada.", "--session", "new"],
-                               capture_output=True, text=True, timeout=60)
+        first = subprocess.run(
+            [*GATEWAY, "call", url, "chat", "--arg", "message=My name is Ada.", "--session", "new"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert first.returncode == 0, first.stderr
         handle = first.stderr.strip().removeprefix("session: ")
         assert handle.startswith("sess_")
-        second = subprocess.run([*GATEWAY, "call", url, "chat", "--arg", "message=And again.", "--session", handle],
-                                capture_output=True, text=True, timeout=60)
+        second = subprocess.run(
+            [*GATEWAY, "call", url, "chat", "--arg", "message=And again.", "--session", handle],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert second.returncode == 0, second.stderr
-        history = subprocess.run([*GATEWAY, "read", url, f"session://{handle}/history.md"], capture_output=True,
-                                 text=True, timeout=60)
+        history = subprocess.run(
+            [*GATEWAY, "read", url, f"session://{handle}/history.md"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert "2 turns" in history.stdout and history.stdout.index("My name is Ada.") < history.stdout.index(
-            "And again."), history.stdout
-        unknown = subprocess.run([*GATEWAY, "call", url, "chat", "--arg", "message=x", "--session", "sess_nope"],
-                                 capture_output=True, text=True, timeout=60)
+            "And again."
+        ), history.stdout
+        unknown = subprocess.run(
+            [*GATEWAY, "call", url, "chat", "--arg", "message=x", "--session", "sess_nope"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert unknown.returncode == 1 and "Unknown session" in unknown.stderr
 
 

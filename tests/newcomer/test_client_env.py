@@ -56,7 +56,8 @@ async def test_without_the_variable_the_server_refuses(config: Path, monkeypatch
 
 
 async def test_quiet_by_default_and_the_servers_words_on_failure(
-        config: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]) -> None:
+    config: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.setenv("NEWCOMER_TEST_KEY", "x")
     info = [sys.executable, "-m", "mcp_gateway", "serve", str(config), "--log-level", "info"]
     async with connect(info, timeout=30) as client:
@@ -76,8 +77,11 @@ def test_cli_inherits_and_adds_environment(config: Path) -> None:
     base = [sys.executable, "-m", "mcp_gateway", "tools", serve]
     refused = subprocess.run(base, capture_output=True, text=True, timeout=60, env=env)
     assert refused.returncode == 1 and "NEWCOMER_TEST_KEY is not set" in refused.stderr
-    added = subprocess.run([*base, "-e", "NEWCOMER_TEST_KEY=x"], capture_output=True, text=True, timeout=60, env=env)
+    added = subprocess.run(
+        [*base, "-e", "NEWCOMER_TEST_KEY=x"], capture_output=True, text=True, timeout=60, env=env
+    )
     assert added.returncode == 0, added.stderr
-    inherited = subprocess.run(base, capture_output=True, text=True, timeout=60,
-                               env={**env, "NEWCOMER_TEST_KEY": "x"})
+    inherited = subprocess.run(
+        base, capture_output=True, text=True, timeout=60, env={**env, "NEWCOMER_TEST_KEY": "x"}
+    )
     assert inherited.returncode == 0 and "echo" in inherited.stdout, inherited.stderr

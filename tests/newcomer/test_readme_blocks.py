@@ -16,14 +16,18 @@ import pytest
 from mcp_gateway.cli._validate import check_config
 from tests.conftest import ROOT
 
-_BLOCK = re.compile(r"(?:<!-- readme-test: skip \((?P<why>[^)]+)\) -->\n)?```(?P<lang>[^\n]*)\n(?P<body>.*?)\n```",
-                    re.S)
+_BLOCK = re.compile(
+    r"(?:<!-- readme-test: skip \((?P<why>[^)]+)\) -->\n)?```(?P<lang>[^\n]*)\n(?P<body>.*?)\n```", re.S
+)
 _FIRST_SCREEN = 2  # the install-and-run and the run-every-test commands: tests/test_readme.py covers them
 
 
 def _blocks() -> list[tuple[int, str, str, str | None]]:
     text = (ROOT / "README.md").read_text()
-    return [(text[:m.start()].count("\n") + 1, m["lang"].strip(), m["body"], m["why"]) for m in _BLOCK.finditer(text)]
+    return [
+        (text[: m.start()].count("\n") + 1, m["lang"].strip(), m["body"], m["why"])
+        for m in _BLOCK.finditer(text)
+    ]
 
 
 BLOCKS = _blocks()
@@ -52,8 +56,11 @@ def _env(workdir: Path) -> dict[str, str]:
     return env
 
 
-@pytest.mark.parametrize(("line", "lang", "body"), [(b[0], b[1], b[2]) for b in RUN if b[1] == "yaml"],
-                         ids=lambda v: f"line{v}" if isinstance(v, int) else "")
+@pytest.mark.parametrize(
+    ("line", "lang", "body"),
+    [(b[0], b[1], b[2]) for b in RUN if b[1] == "yaml"],
+    ids=lambda v: f"line{v}" if isinstance(v, int) else "",
+)
 def test_yaml_blocks_validate(line: int, lang: str, body: str, workdir: Path) -> None:
     config = workdir / "gateway.yaml"
     config.write_text(body)
@@ -61,24 +68,41 @@ def test_yaml_blocks_validate(line: int, lang: str, body: str, workdir: Path) ->
     check_config(config, environ={**os.environ, **{n: "s3cret-" + "x" * 40 for n in names}})
 
 
-@pytest.mark.parametrize(("line", "lang", "body"), [(b[0], b[1], b[2]) for b in RUN if b[1] == "json"],
-                         ids=lambda v: f"line{v}" if isinstance(v, int) else "")
+@pytest.mark.parametrize(
+    ("line", "lang", "body"),
+    [(b[0], b[1], b[2]) for b in RUN if b[1] == "json"],
+    ids=lambda v: f"line{v}" if isinstance(v, int) else "",
+)
 def test_json_blocks_parse(line: int, lang: str, body: str) -> None:
     json.loads(body)
 
 
-@pytest.mark.parametrize(("line", "lang", "body"), [(b[0], b[1], b[2]) for b in RUN if b[1] in ("bash", "python")],
-                         ids=lambda v: f"line{v}" if isinstance(v, int) else "")
+@pytest.mark.parametrize(
+    ("line", "lang", "body"),
+    [(b[0], b[1], b[2]) for b in RUN if b[1] in ("bash", "python")],
+    ids=lambda v: f"line{v}" if isinstance(v, int) else "",
+)
 def test_code_blocks_run(line: int, lang: str, body: str, workdir: Path) -> None:
     argv = ["bash", "-euo", "pipefail", "-c", body] if lang == "bash" else [sys.executable, "-c", body]
-    done = subprocess.run(argv, cwd=workdir, env=_env(workdir), capture_output=True, text=True, timeout=180,
-                          stdin=subprocess.DEVNULL)
-    assert done.returncode == 0, f"README line {line}:\n{body}\n--- stdout\n{done.stdout}\n--- stderr\n{done.stderr}"
+    done = subprocess.run(
+        argv,
+        cwd=workdir,
+        env=_env(workdir),
+        capture_output=True,
+        text=True,
+        timeout=180,
+        stdin=subprocess.DEVNULL,
+    )
+    assert done.returncode == 0, (
+        f"README line {line}:\n{body}\n--- stdout\n{done.stdout}\n--- stderr\n{done.stderr}"
+    )
     assert "Traceback" not in done.stderr
 
 
 def test_the_example_client_config_uses_absolute_paths_and_env() -> None:
-    entry = json.loads((ROOT / "examples" / "claude_desktop_config.json").read_text())["mcpServers"]["example-gateway"]
+    entry = json.loads((ROOT / "examples" / "claude_desktop_config.json").read_text())["mcpServers"][
+        "example-gateway"
+    ]
     assert entry["command"].startswith("/") and entry["command"].endswith("/.venv/bin/mcp-gateway")
     assert entry["args"][0] == "serve" and entry["args"][1].startswith("/")
     assert isinstance(entry["env"], dict)

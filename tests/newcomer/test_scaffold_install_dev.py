@@ -34,11 +34,13 @@ def test_init_makes_a_project_that_answers_offline(tmp_path: Path) -> None:
     assert checked.exit_code == 0, checked.output
     assert {t["name"] for t in json.loads(checked.output)["tools"]} == {"greet", "chat"}
     serve = f"{sys.executable} -m mcp_gateway serve {config}"
-    called = subprocess.run([*GATEWAY, "call", serve, "greet", "--arg", "name=Ada"], capture_output=True,
-                            text=True, timeout=60)
+    called = subprocess.run(
+        [*GATEWAY, "call", serve, "greet", "--arg", "name=Ada"], capture_output=True, text=True, timeout=60
+    )
     assert called.returncode == 0 and "Greet Ada in English." in called.stdout, called.stderr
-    chatted = subprocess.run([*GATEWAY, "chat", serve], input="hi\nagain\n/history\n", capture_output=True,
-                             text=True, timeout=60)
+    chatted = subprocess.run(
+        [*GATEWAY, "chat", serve], input="hi\nagain\n/history\n", capture_output=True, text=True, timeout=60
+    )
     assert chatted.returncode == 0 and "2 turns" in chatted.stdout, chatted.stderr
     again = runner.invoke(main, ["init", str(root)])
     assert again.exit_code == 1 and "already exist" in again.output and "--force" in again.output
@@ -51,34 +53,44 @@ def test_install_writes_absolute_paths_and_env(tmp_path: Path, monkeypatch) -> N
     target.write_text(json.dumps({"mcpServers": {"other": {"command": "x"}}, "theme": "dark"}))
     providers = EXAMPLE.parent / "providers.yaml"
     runner = CliRunner()
-    shown = runner.invoke(main, ["install", "claude-desktop", str(providers), "--config-path", str(target),
-                                 "--dry-run"])
+    shown = runner.invoke(
+        main, ["install", "claude-desktop", str(providers), "--config-path", str(target), "--dry-run"]
+    )
     assert shown.exit_code == 0, shown.output
     assert json.loads(target.read_text())["mcpServers"].keys() == {"other"}  # a dry run writes nothing
     entry = json.loads(shown.output)["mcpServers"]["provider-gateway"]
     assert Path(entry["command"]).is_absolute() and Path(entry["command"]).name == "mcp-gateway"
     assert entry["args"] == ["serve", str(providers.resolve())]
-    assert entry["env"] == {n: f"<set {n}>" for n in ("ANTHROPIC_API_KEY", "GEMINI_API_KEY", "MOCK_LLM",
-                                                      "OPENAI_API_KEY")}
+    assert entry["env"] == {
+        n: f"<set {n}>" for n in ("ANTHROPIC_API_KEY", "GEMINI_API_KEY", "MOCK_LLM", "OPENAI_API_KEY")
+    }
     written = runner.invoke(main, ["install", "claude-desktop", str(providers), "--config-path", str(target)])
     assert written.exit_code == 0, written.output
     saved = json.loads(target.read_text())
     assert saved["theme"] == "dark" and set(saved["mcpServers"]) == {"other", "provider-gateway"}
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
-    declined = runner.invoke(main, ["install", "claude-desktop", str(providers), "--config-path", str(target),
-                                    "--copy-env"], input="n\n")
+    declined = runner.invoke(
+        main,
+        ["install", "claude-desktop", str(providers), "--config-path", str(target), "--copy-env"],
+        input="n\n",
+    )
     assert declined.exit_code == 1 and "replace it?" in declined.output
     assert json.loads(target.read_text()) == saved
-    replaced = runner.invoke(main, ["install", "cursor", str(providers), "--config-path", str(target),
-                                    "--copy-env"], input="y\n")
+    replaced = runner.invoke(
+        main, ["install", "cursor", str(providers), "--config-path", str(target), "--copy-env"], input="y\n"
+    )
     assert replaced.exit_code == 0, replaced.output
-    assert json.loads(target.read_text())["mcpServers"]["provider-gateway"]["env"]["OPENAI_API_KEY"] == "sk-test"
+    assert (
+        json.loads(target.read_text())["mcpServers"]["provider-gateway"]["env"]["OPENAI_API_KEY"] == "sk-test"
+    )
 
 
 def test_install_refuses_an_invalid_config(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text("format: mcp-gateway/1\ntools: [{name: x}]\n")
-    result = CliRunner().invoke(main, ["install", "cursor", str(bad), "--config-path", str(tmp_path / "m.json")])
+    result = CliRunner().invoke(
+        main, ["install", "cursor", str(bad), "--config-path", str(tmp_path / "m.json")]
+    )
     assert result.exit_code == 2 and "missing required field 'description'" in result.output
     assert not (tmp_path / "m.json").exists()
 
@@ -86,8 +98,12 @@ def test_install_refuses_an_invalid_config(tmp_path: Path) -> None:
 def test_dev_logs_each_call_and_reloads_on_change(tmp_path: Path) -> None:
     CliRunner().invoke(main, ["init", str(tmp_path)])
     config = tmp_path / "gateway.yaml"
-    proc = subprocess.Popen([*GATEWAY, "dev", str(config), "--port", "0"], stderr=subprocess.PIPE, text=True,
-                            stdout=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [*GATEWAY, "dev", str(config), "--port", "0"],
+        stderr=subprocess.PIPE,
+        text=True,
+        stdout=subprocess.DEVNULL,
+    )
     lines: queue.Queue[str] = queue.Queue()
     threading.Thread(target=lambda: [lines.put(line) for line in proc.stderr], daemon=True).start()  # type: ignore[union-attr]
 
@@ -102,12 +118,16 @@ def test_dev_logs_each_call_and_reloads_on_change(tmp_path: Path) -> None:
 
     try:
         url = wait_for(r"serving \d+ tools on (http://\S+/mcp)").group(1)
-        called = subprocess.run([*GATEWAY, "call", url, "greet", "--arg", "name=Ada"], capture_output=True,
-                                text=True, timeout=60)
+        called = subprocess.run(
+            [*GATEWAY, "call", url, "greet", "--arg", "name=Ada"], capture_output=True, text=True, timeout=60
+        )
         assert called.returncode == 0, called.stderr
         line = wait_for(r"greet .*->").string
-        assert re.search(r"\d\d:\d\d:\d\d greet\s+-> default \(offline/mock-1\)  \d+\+\d+ tokens  "
-                         r"(\$\d+\.\d{6}|cost \?)  \d+ ms", line), line
+        assert re.search(
+            r"\d\d:\d\d:\d\d greet\s+-> default \(offline/mock-1\)  \d+\+\d+ tokens  "
+            r"(\$\d+\.\d{6}|cost \?)  \d+ ms",
+            line,
+        ), line
         tool = tmp_path / "tools" / "greet.yaml"
         tool.write_text(tool.read_text().replace("name: greet", "name: welcome"))
         wait_for(r"now serving 2 tools")

@@ -25,7 +25,8 @@ tools:
     context: {turns: 2}
     messages:
       - role: system
-        content: "{% if session.state.level %}Level: {{ session.state.level }}.{% else %}Level unknown.{% endif %}"
+        content: >-
+          {% if session.state.level %}Level: {{ session.state.level }}.{% else %}Level unknown.{% endif %}
       - {role: user, content: "{{ question }}"}
     model: default
   - name: careless
@@ -70,27 +71,53 @@ def test_render_previews_a_session_tool(config: Path, tmp_path: Path) -> None:
     runner = CliRunner()
     plain = runner.invoke(main, ["render", str(config), "tutor", "--arg", "question=why?", "--json"])
     assert plain.exit_code == 0, plain.output
-    assert json.loads(plain.output) == [{"role": "system", "content": "Level unknown."},
-                                        {"role": "user", "content": "why?"}]
+    assert json.loads(plain.output) == [
+        {"role": "system", "content": "Level unknown."},
+        {"role": "user", "content": "why?"},
+    ]
     history = tmp_path / "history.json"
     history.write_text(json.dumps([{"input": f"q{i}", "output": f"a{i}"} for i in range(3)]))
-    shown = runner.invoke(main, ["render", str(config), "tutor", "--arg", "question=why?", "--json",
-                                 "--session-state", '{"level": "expert"}', "--history", str(history)])
+    shown = runner.invoke(
+        main,
+        [
+            "render",
+            str(config),
+            "tutor",
+            "--arg",
+            "question=why?",
+            "--json",
+            "--session-state",
+            '{"level": "expert"}',
+            "--history",
+            str(history),
+        ],
+    )
     assert shown.exit_code == 0, shown.output
     assert json.loads(shown.output) == [  # the newest two turns (context.turns), then the call itself
         {"role": "system", "content": "Level: expert."},
-        {"role": "user", "content": "q1"}, {"role": "assistant", "content": "a1"},
-        {"role": "user", "content": "q2"}, {"role": "assistant", "content": "a2"},
-        {"role": "user", "content": "why?"}]
+        {"role": "user", "content": "q1"},
+        {"role": "assistant", "content": "a1"},
+        {"role": "user", "content": "q2"},
+        {"role": "assistant", "content": "a2"},
+        {"role": "user", "content": "why?"},
+    ]
 
 
 def test_render_rejects_bad_session_input(config: Path, tmp_path: Path) -> None:
     runner = CliRunner()
-    bad_state = runner.invoke(main, ["render", str(config), "tutor", "--arg", "question=q", "--session-state", "[1]"])
-    assert bad_state.exit_code == 2 and "--session-state" in bad_state.output and "JSON object" in bad_state.output
+    bad_state = runner.invoke(
+        main, ["render", str(config), "tutor", "--arg", "question=q", "--session-state", "[1]"]
+    )
+    assert (
+        bad_state.exit_code == 2
+        and "--session-state" in bad_state.output
+        and "JSON object" in bad_state.output
+    )
     history = tmp_path / "h.json"
     history.write_text('{"input": "x"}')
-    bad_history = runner.invoke(main, ["render", str(config), "tutor", "--arg", "question=q", "--history", str(history)])
+    bad_history = runner.invoke(
+        main, ["render", str(config), "tutor", "--arg", "question=q", "--history", str(history)]
+    )
     assert bad_history.exit_code == 2 and "--history" in bad_history.output
     missing = runner.invoke(main, ["render", str(config), "careless", "--arg", "question=q"])
     assert missing.exit_code == 1 and "level" in missing.output
