@@ -110,7 +110,7 @@ def test_dev_logs_each_call_and_reloads_on_change(tmp_path: Path) -> None:
     def wait_for(pattern: str) -> re.Match[str]:
         seen = []
         while True:
-            line = lines.get(timeout=60)
+            line = lines.get(timeout=180)  # a hang guard only
             seen.append(line)
             if found := re.search(pattern, line):
                 return found
@@ -129,9 +129,9 @@ def test_dev_logs_each_call_and_reloads_on_change(tmp_path: Path) -> None:
             line,
         ), line
         tool = tmp_path / "tools" / "greet.yaml"
-        tool.write_text(tool.read_text().replace("name: greet", "name: welcome"))
+        _replace(tool, tool.read_text().replace("name: greet", "name: welcome"))
         wait_for(r"now serving 2 tools")
-        tool.write_text("tools: [")
+        _replace(tool, "tools: [")
         wait_for(r"reload refused, still serving the previous config")
         listed = subprocess.run([*GATEWAY, "tools", url], capture_output=True, text=True, timeout=60)
         assert "welcome" in listed.stdout and "greet" not in listed.stdout, listed.stderr
@@ -143,3 +143,11 @@ def test_dev_logs_each_call_and_reloads_on_change(tmp_path: Path) -> None:
             proc.kill()
             proc.wait()
     assert os.path.exists(config)
+
+
+def _replace(path: Path, text: str) -> None:
+    """Write a file the way editors do (a new file renamed over it): the watcher never reads half."""
+    partial = path.with_suffix(".tmp")
+    partial.write_text(text)
+    partial.replace(path)
+
