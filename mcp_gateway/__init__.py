@@ -2,7 +2,11 @@
 
 The public API is what this module exports; everything else lives in modules of their own
 (`mcp_gateway.config`, `.providers`, `.routing`, `.sessions`, `.server`, `.client`, ...).
+Exports are imported on first use, so that `mcp-gateway --version` does not pay for the MCP SDK.
 """
+
+from importlib import import_module as _import_module
+from typing import TYPE_CHECKING as _TYPE_CHECKING
 
 from ._errors import (
     ArgumentError,
@@ -16,8 +20,10 @@ from ._errors import (
     ToolNotFoundError,
     ToolRetiredError,
 )
-from ._gateway import Gateway, ToolAnswer, load_gateway
-from .client import connect
+
+if _TYPE_CHECKING:
+    from ._gateway import Gateway, ToolAnswer, load_gateway
+    from .client import connect
 
 __version__ = "0.1.0"
 
@@ -38,3 +44,18 @@ __all__ = [
     "connect",
     "load_gateway",
 ]
+
+_LAZY = {"Gateway": "._gateway", "ToolAnswer": "._gateway", "load_gateway": "._gateway", "connect": ".client"}
+
+
+def __getattr__(name: str) -> object:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'mcp_gateway' has no attribute {name!r}")
+    value = getattr(_import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

@@ -27,6 +27,7 @@
     ├── GitError                 lifecycle: git could not give a config as it was at a ref (`diff --against`)
     └── ClientError              raised by mcp_gateway.client
         ├── ConnectError         the server could not be reached or started
+        │   └── HttpStatusError  an HTTP server refused with 401, 403 or 404 (carries the status)
         ├── RemoteError          the server answered with a protocol error
         └── ClientTimeoutError   the server did not answer in time
 

@@ -10,21 +10,20 @@ import json
 import logging
 import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from ._errors import ConfigError, GatewayError, OutputError
+from ._errors import ConfigError, ConfigIssue, GatewayError, OutputError
 from ._fanout import answer_value, fanout_output_schema, fanout_result, is_valid, returns_every_answer
 from .catalog import Catalog, PromptTool, build_catalog
-from .config import Limits, LoadedConfig, ServerSettings, load_config
+from .config import Limits, LoadedConfig, ServerSettings, read_config
 from .providers import Completion, Message, OnText, Provider
 from .routing import Route, Routed, Router, build_router, repair_policy
-from .security.limits import check_message_count
 from .sessions import SessionManager, SessionRecord, Turn, build_sessions
 
-__all__ = ["Gateway", "ToolAnswer", "load_gateway"]
+__all__ = ["Gateway", "ToolAnswer", "build_gateway", "load_gateway", "render_in_session", "unique_issues"]
 
 log = logging.getLogger("mcp_gateway.calls")
 
@@ -104,17 +103,12 @@ class Gateway:
         history: list[Turn] = []
         if session is not None and config.context is not None and self.sessions is not None:
             history = await self.sessions.history(session.id, config.context)
-        extra = None
-        if config.context is not None:
-            extra = {"session": {
-                "id": session.id if session else None,
-                "history": [t.to_dict() for t in history],
-                "state": dict(session.state) if session else {},
-            }}
-        messages = tool.render(args, extra=extra)
-        if history and config.context is not None and config.context.as_messages:
-            messages = _with_history(messages, history)
-        check_message_count(len(messages), self.limits.max_messages)
+        messages = render_in_session(tool, args, session_id=session.id if session else None,
+                                     state=session.state if session else {}, history=history)
+        if len(messages) > self.limits.max_messages:
+            from .security.limits import check_message_count  # the security package loads the SDK
+
+            check_message_count(len(messages), self.limits.max_messages)
         session_id = session.id if session is not None else None
         routed = await self.router.complete(
             model or config.model, messages, params=config.params, output_schema=config.output_schema,
@@ -143,6 +137,12 @@ class Gateway:
             "tool=%s version=%s route=%s provider=%s model=%s input_tokens=%d output_tokens=%d ms=%.1f",
             name, config.version, route.name, routed.target.provider.name, completion.model,
             completion.usage.input_tokens, completion.usage.output_tokens, elapsed,
+            extra={"gateway_call": {  # the same facts as data, for `mcp-gateway dev`'s live log
+                "tool": name, "route": route.name, "provider": routed.target.provider.name,
+                "model": completion.model, "input_tokens": completion.usage.input_tokens,
+                "output_tokens": completion.usage.output_tokens,
+                "cost_usd": routed.cost_usd, "cache": routed.cache, "ms": elapsed,
+                "session": session.id if session is not None else None}},
         )
         return ToolAnswer(text, structured, routed, elapsed, tool)
 
@@ -192,6 +192,23 @@ class Gateway:
             await self.sessions.store.aclose()
 
 
+def render_in_session(
+    tool: PromptTool, args: Mapping[str, Any], *, session_id: str | None, state: Mapping[str, Any],
+    history: Sequence[Turn],
+) -> tuple[Message, ...]:
+    """A tool's messages for validated `args`; a tool with `context` sees `session` in its templates
+    and, unless `as_messages: false`, gets the earlier turns as messages. Shared by calls and
+    `mcp-gateway render`, so a preview is what a call would send."""
+    config = tool.config
+    if config.context is None:
+        return tool.render(args)
+    extra = {"session": {"id": session_id, "history": [t.to_dict() for t in history], "state": dict(state)}}
+    messages = tool.render(args, extra=extra)
+    if history and config.context.as_messages:
+        messages = _with_history(messages, list(history))
+    return messages
+
+
 def _merged_failure(earlier: Routed, reason: str, meta: dict[str, Any] | None) -> dict[str, Any]:
     """A failed repair's `call_meta` with the rejected earlier answer's attempts, usage and cost."""
     before = replace(earlier, attempts=earlier.rejected(reason)).describe()
@@ -239,11 +256,39 @@ def load_gateway(
 
     `every_route` builds every model alias' providers, not only the served tools' (for tests of
     drafts); `wrap_provider` wraps each provider (recording and replaying answers)."""
-    loaded = load_config(path)
-    catalog, issues = build_catalog(loaded)
+    gateway, _, issues = build_gateway(path, environ=environ, every_route=every_route, wrap_provider=wrap_provider)
+    if gateway is None:
+        raise ConfigError(issues)
+    return gateway
+
+
+def build_gateway(
+    path: str | Path,
+    *,
+    environ: Mapping[str, str] | None = None,
+    every_route: bool = False,
+    wrap_provider: Callable[[Provider], Provider] | None = None,
+) -> tuple[Gateway | None, LoadedConfig | None, list[ConfigIssue]]:
+    """Run every stage (load -> compile -> build providers and sessions) and collect the issues of
+    all of them, each once. The gateway is None when there is any issue; the loaded config is
+    returned whenever the files could be read, for later stages (such as serving protections)."""
+    loaded, issues = read_config(path)
+    if loaded is None:
+        return None, None, issues
+    catalog, catalog_issues = build_catalog(loaded)
     env = os.environ if environ is None else environ
     router, router_issues = build_router(loaded, env, every_route=every_route, wrap_provider=wrap_provider)
     sessions, session_issues = build_sessions(loaded, env)
-    if issues or router_issues or session_issues:
-        raise ConfigError(issues + router_issues + session_issues)
-    return Gateway(loaded.server, loaded.limits, catalog, router, tuple(loaded.files), sessions, loaded)
+    issues = unique_issues(issues + catalog_issues + router_issues + session_issues)
+    if issues:
+        return None, loaded, issues
+    gateway = Gateway(loaded.server, loaded.limits, catalog, router, tuple(loaded.files), sessions, loaded)
+    return gateway, loaded, []
+
+
+def unique_issues(issues: Sequence[ConfigIssue]) -> list[ConfigIssue]:
+    """Each problem once (stages can see the same one), in file and position order."""
+    seen: dict[tuple[str, int, int, str], ConfigIssue] = {}
+    for issue in issues:
+        seen.setdefault((issue.file, issue.line, issue.column, issue.message), issue)
+    return list(seen.values())

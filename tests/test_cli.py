@@ -36,7 +36,7 @@ def test_validate_prints_a_summary_table():
     assert "draft_release_notes" in result.stdout and "draft" in result.stdout
     assert "glossary://{term}" in result.stdout
     summary = json.loads(run("validate", str(EXAMPLE), "--json").stdout)
-    assert summary["ok"] is True and len(summary["tools"]) == 8  # every version: summarize has two
+    assert summary["ok"] is True and len(summary["tools"]) == 9  # every version: summarize has two
 
 
 def test_validate_warns_about_unknown_unverified_and_stale_prices(tmp_path):
@@ -81,7 +81,7 @@ def test_render_shows_messages_without_calling_a_model():
     assert "--- system ---" in result.stdout and "--- user ---" in result.stdout
     assert "at most 2 sentences" in result.stdout and "Hello {{ x }}" in result.stdout
     as_json = json.loads(run("render", str(EXAMPLE), "draft_release_notes", "--arg", 'changes:=["a","b"]',
-                             "--output", "json").stdout)
+                             "--json").stdout)
     assert as_json == [{"role": "user", "content": "Write release notes for:\n- a\n- b\n"}]
 
 
@@ -109,7 +109,11 @@ def test_call_exit_codes():
     assert "$.sentences: 99 is greater than the maximum of 10" in bad_args.stderr
     unknown = run("call", SERVE, "nope")
     assert unknown.returncode == 1
-    assert unknown.stderr.strip().endswith("error: Unknown tool: 'nope' (error -32602)")
+    assert unknown.stderr.strip() == ("error: unknown tool 'nope' (available: chat, classify_ticket, extract_entities, "
+                                      "find_names, rewrite_tone, session_end, session_start, session_state, summarize, "
+                                      "translate)")
+    typo = run("call", SERVE, "sumarize", "--arg", "text=x")
+    assert typo.returncode == 1 and typo.stderr.strip() == "error: unknown tool 'sumarize'; did you mean 'summarize'?"
     no_server = run("tools", "/nonexistent/server-binary")
     assert no_server.returncode == 1 and no_server.stderr.startswith("error: connection failed")
 

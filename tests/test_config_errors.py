@@ -269,7 +269,7 @@ def test_invalid_tool_name(tmp_path: Path) -> None:
     text = HEAD + 'tools:\n  - name: "bad name!"\n    description: d\n    model: m\n' \
         "    messages: [{role: user, content: hi}]\n"
     issue = one(issues(tmp_path, {"gateway.yaml": text}))
-    check(issue, "gateway.yaml", 7, 11, "tools[0].name", "should match pattern")
+    check(issue, "gateway.yaml", 7, 11, "tools[0].name", "invalid name 'bad name!'", "no spaces")
 
 
 # -- 6. the same name twice --------------------------------------------------------------------------

@@ -54,7 +54,7 @@ async def test_stateless_mode(stateless_server, mode):
 
 def test_healthz(server):
     response = httpx2.get(server.base_url + "/healthz")
-    assert response.json() == {"status": "ok", "tools": 6}
+    assert response.json() == {"status": "ok", "tools": 7}
 
 
 def test_dns_rebinding_protection_refuses_foreign_host_and_origin(server):

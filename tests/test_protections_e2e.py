@@ -97,7 +97,7 @@ def test_unauthenticated_requests_get_401_and_touch_nothing(team, credentials):
 async def test_scopes_decide_what_a_key_sees_and_may_call(team, path, mode):
     server, keys, _ = team
     async with connect(server.base_url + path, mode=mode, headers=bearer(keys["full"]), timeout=30) as client:
-        assert len(await client.list_tools()) == 6
+        assert len(await client.list_tools()) == 10  # 7 served tools and the 3 session tools
         assert not (await client.call_tool("translate", {"text": "hi", "target_language": "de"})).is_error
     async with connect(server.base_url + path, mode=mode, headers=bearer(keys["summarize_only"]),
                        timeout=30) as client:
@@ -211,4 +211,4 @@ async def test_stdio_stays_keyless(team):
 
     async with connect(serve_command(root / "gateway.yaml"), mode="legacy", timeout=30,
                        env={"GATEWAY_JWT_SECRET": JWT_SECRET, "PATH": "/usr/bin:/bin"}) as client:
-        assert len(await client.list_tools()) == 6
+        assert len(await client.list_tools()) == 10  # 7 served tools and the 3 session tools

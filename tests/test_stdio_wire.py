@@ -56,7 +56,7 @@ def test_stdout_is_protocol_only_even_with_debug_logs():
     assert by_id[1]["result"]["capabilities"]["tools"] == {"listChanged": True}
     assert by_id[2]["result"]["isError"] is False
     # Logs went to stderr.
-    assert "loaded 6 tools" in stderr and "tool=summarize" in stderr
+    assert "loaded 7 tools" in stderr and "tool=summarize" in stderr
 
 
 def test_malformed_messages_get_errors_and_the_server_keeps_serving():
@@ -74,4 +74,4 @@ def test_malformed_messages_get_errors_and_the_server_keeps_serving():
     assert by_id[5]["error"]["code"] == -32602
     assert by_id[6]["error"]["code"] == -32601
     assert by_id[7]["error"]["code"] == -32602
-    assert len(by_id[8]["result"]["tools"]) == 6  # still serving after all of the above
+    assert len(by_id[8]["result"]["tools"]) == 10  # still serving after all of the above

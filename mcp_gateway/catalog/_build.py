@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from jsonschema import Draft202012Validator
-from mcp.shared.uri_template import InvalidUriTemplate, UriTemplate
+from ._uri_template import InvalidUriTemplate, UriTemplate
 
 from .._errors import ConfigIssue, ToolNotFoundError
 from ..config import LoadedConfig, Located, Origin, TextRef, ToolConfig

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from mcp.shared.uri_template import UriTemplate
+from ._uri_template import UriTemplate
 
 from .._errors import GatewayError, RenderError
 from ..config import ResourceConfig

@@ -1,4 +1,5 @@
-"""Tool arguments from the command line: `--arg key=value` and `--json '{...}'`.
+"""Tool arguments from the command line, the same in every command: `--arg key=value` (repeatable)
+and `--args '{...}'` (one JSON object).
 
 `key=value` gives text, unless the tool's schema says the property is not a string, in which
 case the value is read as JSON when it parses (so `--arg sentences=3` gives the integer 3);
@@ -8,12 +9,21 @@ case the value is read as JSON when it parses (so `--arg sentences=3` gives the 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import click
 
-__all__ = ["collect_arguments"]
+__all__ = ["arguments_options", "collect_arguments"]
+
+
+def arguments_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """`--arg KEY=VALUE` (as `pairs`) and `--args OBJECT` (as `json_args`)."""
+    func = click.option("--args", "json_args", metavar="OBJECT",
+                        help="All arguments as one JSON object; --arg values go over it.")(func)
+    return click.option("--arg", "-a", "pairs", multiple=True, metavar="KEY=VALUE",
+                        help="An argument; repeat for more. Text unless the schema says otherwise; "
+                             "KEY:=JSON passes a JSON value.")(func)
 
 
 def collect_arguments(
@@ -24,9 +34,9 @@ def collect_arguments(
         try:
             loaded = json.loads(json_text)
         except ValueError as exc:
-            raise click.BadParameter(f"not valid JSON: {exc}", param_hint="--json") from None
+            raise click.BadParameter(f"not valid JSON: {exc}", param_hint="--args") from None
         if not isinstance(loaded, dict):
-            raise click.BadParameter("must be a JSON object", param_hint="--json")
+            raise click.BadParameter("must be a JSON object", param_hint="--args")
         args.update(loaded)
     properties: Mapping[str, Any] = (schema or {}).get("properties", {})
     for pair in pairs:

@@ -64,7 +64,7 @@ def create(config: str, name: str, scopes: Sequence[str], rpm: int | None, tpm: 
 
 @keys.command("list")
 @click.argument("config", type=click.Path(dir_okay=False))
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the keys as JSON.")
 def list_keys(config: str, as_json: bool) -> None:
     """List keys (never their secrets)."""
     from ..security import KeyStoreError

@@ -10,22 +10,27 @@ import logging.handlers
 import queue
 import signal
 import sys
-import tempfile
 import threading
-from collections.abc import Awaitable, Callable, Sequence
-from datetime import UTC, datetime
+from collections.abc import Sequence
 from typing import Any
 
-import anyio
 import click
 
 from .. import __version__
-from .._errors import ArgumentError, ClientError, ConfigError, RenderError, ToolNotFoundError
-from ._args import collect_arguments
+from .._errors import ArgumentError, ConfigError, RenderError, ToolNotFoundError
+from ._args import arguments_options, collect_arguments
+from ._chat import chat
+from ._client import CLIENT_COMMANDS
+from ._dev import dev
+from ._init import init
+from ._install import install
+from ._group import GatewayGroup
 from ._keys import keys
 from ._lifecycle import lifecycle_commands
-from ._output import echo_json, table, to_jsonable
+from ._output import echo_json, table
 from ._sessions import sessions
+from ._validate import validate
+from ._target import closest, fail
 
 __all__ = ["main"]
 
@@ -71,9 +76,7 @@ def _setup_logging(level: str, *, json_logs: bool = False, redactor: Any = None)
         signal.signal(signal.SIGTERM, flush_then_die)
 
 
-def _fail(message: str, code: int = 1) -> None:
-    click.echo(f"error: {message}", err=True)
-    raise SystemExit(code)
+_fail = fail
 
 
 def _load(config: str) -> Any:
@@ -86,19 +89,21 @@ def _load(config: str) -> Any:
         raise SystemExit(2) from None
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.group(cls=GatewayGroup,
+             context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="mcp-gateway")
 def main() -> None:
     """Serve prompt tools written in YAML as MCP tools, prompts and resources.
 
     \b
     Start here:
+      mcp-gateway init my-gateway              a new project that answers offline at once
       mcp-gateway validate gateway.yaml        check a config, list what it serves
       mcp-gateway render gateway.yaml TOOL     show the messages a call would send
       mcp-gateway serve gateway.yaml           serve it over stdio (for Claude Desktop, Cursor, ...)
       mcp-gateway call "mcp-gateway serve gateway.yaml" TOOL --arg text=hello
 
-    Client commands (tools, call, prompts, prompt, resources, read) take a TARGET: a command line
+    Client commands (tools, call, chat, prompts, prompt, resources, read) take a TARGET: a command line
     that starts an MCP server over stdio, an http(s) URL (Streamable HTTP), or a URL ending in /sse
     (legacy SSE).
     """
@@ -153,7 +158,9 @@ def serve(config: str, transport: str, host: str, port: int, stateless: bool, js
     exits with status 2 without serving anything. A reload (SIGHUP, or a file change with --watch)
     swaps in the new config only if it is valid, and tells connected clients what changed.
     """
-    from ..server import GatewayServer, HttpSettings
+    import anyio
+
+    from ..server import GatewayServer
 
     try:
         server = GatewayServer.from_config(config, watch=watch)
@@ -175,6 +182,8 @@ def serve(config: str, transport: str, host: str, port: int, stateless: bool, js
     if transport == "stdio":
         anyio.run(server.serve_stdio)
         return
+    from ..server import HttpSettings  # the HTTP stack only when serving HTTP
+
     settings = HttpSettings(
         host=host, port=port, stateless=stateless, json_response=json_response,
         dns_rebinding_protection=not no_dns_rebinding_protection, allowed_hosts=tuple(allowed_hosts),
@@ -190,73 +199,26 @@ def serve(config: str, transport: str, host: str, port: int, stateless: bool, js
         raise SystemExit(130) from None
 
 
-@main.command()
-@click.argument("config", type=click.Path(dir_okay=False))
-@click.option("--json", "as_json", is_flag=True, help="Print the summary (or the errors) as JSON.")
-def validate(config: str, as_json: bool) -> None:
-    """Check CONFIG and everything it includes; list what it serves.
-
-    Every error of every file is reported at once, each as file:line:column, config path and
-    message. Exits with status 2 when there is any error.
-    """
-    from .._gateway import load_gateway
-    from ..routing import price_warnings
-
-    try:
-        gateway = load_gateway(config)
-    except ConfigError as exc:
-        if as_json:
-            echo_json({"ok": False, "errors": [
-                {"file": i.file, "line": i.line, "column": i.column, "path": i.path, "message": i.message}
-                for i in exc.issues]})
-        else:
-            click.echo(str(exc), err=True)
-        raise SystemExit(2) from None
-    catalog = gateway.catalog
-    tools = catalog.tools.all()
-    warnings = price_warnings(gateway.router, {t.config.model for t in catalog.tools.served()},
-                              datetime.now(UTC).date())
-    if as_json:
-        echo_json({
-            "ok": True,
-            "warnings": warnings,
-            "files": list(gateway.files),
-            "tools": [{"name": t.name, "version": t.config.version, "status": t.config.status,
-                       "model": t.config.model, "structured": t.config.output_schema is not None} for t in tools],
-            "prompts": [p.name for p in catalog.prompts.all()],
-            "resources": [r.uri for r in catalog.resources.static()]
-                         + [r.config.uri_template for r in catalog.resources.templates()],
-        })
-        return
-    for warning in warnings:  # not errors: the config serves, but its costs may be wrong
-        click.echo(f"warning: {warning}", err=True)
-    click.echo(f"{config}: OK ({len(gateway.files)} file{'s' if len(gateway.files) != 1 else ''})\n")
-    click.echo(table(["TOOL", "VERSION", "STATUS", "MODEL", "OUTPUT", "DESCRIPTION"], [
-        [t.name, t.config.version, t.config.status, t.config.model,
-         "structured" if t.config.output_schema else "text", t.config.description] for t in tools]))
-    click.echo()
-    click.echo(table(["PROMPT", "ARGUMENTS", "DESCRIPTION"], [
-        [p.name, ", ".join(a.name + ("" if a.required else "?") for a in p.arguments), p.description or ""]
-        for p in catalog.prompts.all()]))
-    click.echo()
-    click.echo(table(["RESOURCE", "MIME TYPE", "DESCRIPTION"], [
-        *([r.uri, r.config.mime_type, r.config.description or ""] for r in catalog.resources.static()),
-        *([r.config.uri_template or "", r.config.mime_type, r.config.description or ""]
-          for r in catalog.resources.templates()),
-    ]))
+main.add_command(validate)
 
 
 @main.command()
 @click.argument("config", type=click.Path(dir_okay=False))
 @click.argument("tool")
-@click.option("--arg", "-a", "pairs", multiple=True, metavar="KEY=VALUE",
-              help="A tool argument; repeat for more. KEY:=JSON passes a JSON value.")
-@click.option("--json", "json_args", metavar="OBJECT", help="All arguments as one JSON object.")
-@click.option("--output", type=click.Choice(["text", "json"]), default="text", show_default=True)
-def render(config: str, tool: str, pairs: Sequence[str], json_args: str | None, output: str) -> None:
+@arguments_options
+@click.option("--session-state", metavar="OBJECT",
+              help="Tools with context: the session state the templates see, as a JSON object.")
+@click.option("--history", "history_file", type=click.Path(dir_okay=False, exists=True),
+              help="Tools with context: earlier turns, a JSON list of {input, output} objects (as "
+                   "session://ID/history gives them).")
+@click.option("--json", "as_json", is_flag=True, help="Print the messages as JSON.")
+@click.option("--output", type=click.Choice(["text", "json"]), hidden=True)  # old spelling of --json
+def render(config: str, tool: str, pairs: Sequence[str], json_args: str | None, session_state: str | None,
+           history_file: str | None, as_json: bool, output: str | None) -> None:
     """Print the messages TOOL would send for the given arguments, without calling a model.
 
-    Works for draft tools too, so a prompt can be tuned before it is published.
+    Works for draft tools too, so a prompt can be tuned before it is published. A tool with
+    `context:` is shown in a session with the given state and history (empty by default).
     """
     gateway = _load(config)
     registry = gateway.catalog.tools
@@ -265,13 +227,15 @@ def render(config: str, tool: str, pairs: Sequence[str], json_args: str | None, 
     except ToolNotFoundError:  # ... else a draft's newest version
         found = next(iter(registry.versions(tool)), None)
     if found is None:
-        _fail(f"unknown tool '{tool}' in {config}")
+        _fail(f"{closest(tool, [t.name for t in gateway.catalog.tools.all()])} in {config}")
     args = collect_arguments(pairs, json_args, found.config.input_schema)
+    from ._preview import preview_messages
+
     try:
-        messages = found.render(found.validate(args))
+        messages = preview_messages(found, args, session_state, history_file)
     except (ArgumentError, RenderError) as exc:
         _fail(str(exc))
-    if output == "json":
+    if as_json or output == "json":
         echo_json([{"role": m.role, "content": m.content} for m in messages])
         return
     for message in messages:
@@ -314,191 +278,7 @@ def mock_llm(args: Sequence[str]) -> None:
     run_mock.main(list(args), prog_name="mcp-gateway mock-llm")
 
 
-# -- client commands -------------------------------------------------------------------------------
+# -- client commands (their own modules) ----------------------------------------------------------
 
-_target_options = [
-    click.option("--stdio", "stdio_command", metavar="COMMAND",
-                 help="Server command line to run over stdio (instead of a TARGET argument)."),
-    click.option("--legacy", is_flag=True, help="Force the initialize handshake (protocol 2025-11-25)."),
-    click.option("--token", envvar="MCP_GATEWAY_TOKEN", metavar="TOKEN",
-                 help="HTTP: an API key or JWT, sent as 'Authorization: Bearer TOKEN' (env MCP_GATEWAY_TOKEN)."),
-    click.option("--timeout", type=float, default=120.0, show_default=True, help="Seconds to wait for each answer."),
-    click.option("--json", "as_json", is_flag=True, help="Print the raw result as JSON."),
-]
-
-
-def _with_target_options(func: Callable[..., Any]) -> Callable[..., Any]:
-    for option in reversed(_target_options):
-        func = option(func)
-    return func
-
-
-def _split_target(stdio_command: str | None, positional: Sequence[str], names: Sequence[str]) -> list[str]:
-    """Return [target, *rest] from either `--stdio CMD rest...` or `TARGET rest...`."""
-    values = [stdio_command, *positional] if stdio_command else list(positional)
-    if len(values) != len(names) + 1:
-        expected = " ".join(n.upper() for n in names)
-        _fail(f"expected TARGET {expected} (or --stdio COMMAND {expected})".rstrip(), 2)
-    return values  # type: ignore[return-value]
-
-
-def _run_client(target: str, legacy: bool, timeout: float, work: Callable[[Any], Awaitable[Any]],
-                token: str | None = None) -> Any:
-    """Run `work` against a connection. A stdio server's stderr is kept aside and shown only
-    when something fails, so that its logs do not bury the answer."""
-    from ..client import connect
-
-    with tempfile.TemporaryFile("w+", encoding="utf-8", errors="replace") as server_log:
-
-        async def go() -> Any:
-            headers = {"Authorization": f"Bearer {token}"} if token else None
-            async with connect(target, mode="legacy" if legacy else "auto", timeout=timeout,
-                               errlog=server_log, headers=headers) as client:
-                return await work(client)
-
-        try:
-            return anyio.run(go)
-        except ClientError as exc:
-            server_log.seek(0)
-            lines = server_log.read().splitlines()[-40:]
-            if lines:
-                click.echo("server stderr (last lines):\n" + "\n".join("  " + line for line in lines), err=True)
-            _fail(str(exc))
-
-
-@main.command()
-@click.argument("target", nargs=-1)
-@_with_target_options
-def tools(target: Sequence[str], stdio_command: str | None, legacy: bool, token: str | None, timeout: float, as_json: bool) -> None:
-    """List the tools of the MCP server at TARGET."""
-    (where,) = _split_target(stdio_command, target, [])
-    listed = _run_client(where, legacy, timeout, lambda c: c.list_tools(), token)
-    if as_json:
-        echo_json(listed)
-        return
-    click.echo(table(["TOOL", "ARGUMENTS", "DESCRIPTION"], [
-        [t.name, ", ".join(_argument_names(t.input_schema)), t.description or ""] for t in listed]))
-
-
-def _argument_names(schema: dict[str, Any]) -> list[str]:
-    required = set(schema.get("required", []))
-    return [n + ("" if n in required else "?") for n in schema.get("properties", {})]
-
-
-@main.command()
-@click.argument("target_and_tool", nargs=-1, metavar="TARGET TOOL")
-@click.option("--arg", "-a", "pairs", multiple=True, metavar="KEY=VALUE",
-              help="A tool argument; repeat for more. KEY:=JSON passes a JSON value.")
-@click.option("--json-args", "--args", "json_args", metavar="OBJECT", help="All arguments as one JSON object.")
-@click.option("--stream/--no-stream", default=None,
-              help="Print text as the model generates it (default: on when stdout is a terminal).")
-@_with_target_options
-def call(target_and_tool: Sequence[str], pairs: Sequence[str], json_args: str | None, stream: bool | None,
-         stdio_command: str | None, legacy: bool, token: str | None, timeout: float, as_json: bool) -> None:
-    """Call TOOL on the MCP server at TARGET and print its answer.
-
-    \b
-    Examples:
-      mcp-gateway call "mcp-gateway serve examples/gateway.yaml" summarize --arg text="..." --arg sentences=2
-      mcp-gateway call --stdio "mcp-gateway serve examples/gateway.yaml" classify_ticket --args '{"ticket": "..."}'
-
-    Exits with status 1 when the tool reports an error.
-    """
-    where, tool = _split_target(stdio_command, target_and_tool, ["tool"])
-    streaming = not as_json and (sys.stdout.isatty() if stream is None else stream)
-    streamed: list[str] = []
-
-    async def show_progress(progress: float, total: float | None, message: str | None) -> None:
-        if message:
-            streamed.append(message)
-            click.echo(message, nl=False)
-
-    async def work(client: Any) -> Any:
-        listed = {t.name: t for t in await client.list_tools()}
-        tool_info = listed.get(tool)
-        schema = tool_info.input_schema if tool_info else None
-        # A structured answer is printed whole at the end; only text is worth streaming.
-        live = streaming and tool_info is not None and not tool_info.output_schema
-        return await client.call_tool(tool, collect_arguments(pairs, json_args, schema),
-                                      progress_callback=show_progress if live else None)
-
-    result = _run_client(where, legacy, timeout, work, token)
-    if as_json:
-        echo_json(result)
-    elif streamed and not result.is_error:
-        click.echo()  # the text is already on screen
-    else:
-        text = "\n".join(getattr(block, "text", f"[{block.type} content]") for block in result.content)
-        if result.structured_content is not None and not result.is_error:
-            text = json.dumps(result.structured_content, indent=2, ensure_ascii=False)
-        click.echo(text, err=bool(result.is_error))
-    if result.is_error:
-        raise SystemExit(1)
-
-
-@main.command()
-@click.argument("target", nargs=-1)
-@_with_target_options
-def prompts(target: Sequence[str], stdio_command: str | None, legacy: bool, token: str | None, timeout: float, as_json: bool) -> None:
-    """List the prompts of the MCP server at TARGET."""
-    (where,) = _split_target(stdio_command, target, [])
-    listed = _run_client(where, legacy, timeout, lambda c: c.list_prompts(), token)
-    if as_json:
-        echo_json(listed)
-        return
-    click.echo(table(["PROMPT", "ARGUMENTS", "DESCRIPTION"], [
-        [p.name, ", ".join(a.name + ("" if a.required else "?") for a in p.arguments or []), p.description or ""]
-        for p in listed]))
-
-
-@main.command()
-@click.argument("target_and_name", nargs=-1, metavar="TARGET NAME")
-@click.option("--arg", "-a", "pairs", multiple=True, metavar="KEY=VALUE", help="A prompt argument (text).")
-@_with_target_options
-def prompt(target_and_name: Sequence[str], pairs: Sequence[str], stdio_command: str | None, legacy: bool, token: str | None,
-           timeout: float, as_json: bool) -> None:
-    """Get prompt NAME from the MCP server at TARGET and print its messages."""
-    where, name = _split_target(stdio_command, target_and_name, ["name"])
-    args = {k: str(v) for k, v in collect_arguments(pairs, None).items()}
-    result = _run_client(where, legacy, timeout, lambda c: c.get_prompt(name, args), token)
-    if as_json:
-        echo_json(result)
-        return
-    for message in result.messages:
-        click.echo(click.style(f"--- {message.role} ---", bold=True))
-        click.echo(getattr(message.content, "text", f"[{message.content.type} content]"))
-
-
-@main.command()
-@click.argument("target", nargs=-1)
-@_with_target_options
-def resources(target: Sequence[str], stdio_command: str | None, legacy: bool, token: str | None, timeout: float, as_json: bool) -> None:
-    """List the resources and resource templates of the MCP server at TARGET."""
-    (where,) = _split_target(stdio_command, target, [])
-
-    async def work(client: Any) -> Any:
-        return await client.list_resources(), await client.list_resource_templates()
-
-    fixed, templated = _run_client(where, legacy, timeout, work, token)
-    if as_json:
-        echo_json({"resources": to_jsonable(fixed), "resourceTemplates": to_jsonable(templated)})
-        return
-    click.echo(table(["URI", "NAME", "MIME TYPE", "DESCRIPTION"], [
-        *([str(r.uri), r.name, r.mime_type or "", r.description or ""] for r in fixed),
-        *([t.uri_template, t.name, t.mime_type or "", t.description or ""] for t in templated),
-    ]))
-
-
-@main.command()
-@click.argument("target_and_uri", nargs=-1, metavar="TARGET URI")
-@_with_target_options
-def read(target_and_uri: Sequence[str], stdio_command: str | None, legacy: bool, token: str | None, timeout: float,
-         as_json: bool) -> None:
-    """Read resource URI from the MCP server at TARGET and print its text."""
-    where, uri = _split_target(stdio_command, target_and_uri, ["uri"])
-    result = _run_client(where, legacy, timeout, lambda c: c.read_resource(uri), token)
-    if as_json:
-        echo_json(result)
-        return
-    for content in result.contents:
-        click.echo(getattr(content, "text", f"[binary {content.mime_type or 'content'}]"))
+for _command in (*CLIENT_COMMANDS, chat, init, install, dev):
+    main.add_command(_command)

@@ -8,13 +8,12 @@ from collections.abc import Sequence
 from typing import Any
 
 import click
-from pydantic import BaseModel
 
 __all__ = ["echo_json", "table", "to_jsonable", "utc_time"]
 
 
 def to_jsonable(value: Any) -> Any:
-    if isinstance(value, BaseModel):
+    if hasattr(value, "model_dump"):  # a pydantic model (not imported here: it is slow to import)
         return value.model_dump(mode="json", by_alias=True, exclude_none=True)
     if isinstance(value, (list, tuple)):
         return [to_jsonable(v) for v in value]

@@ -55,8 +55,9 @@ def sessions() -> None:
 @sessions.command("list")
 @click.argument("config", type=click.Path(dir_okay=False))
 @click.option("--active/--ended", "active", default=None, help="Only active, or only ended, sessions.")
-@click.option("--limit", type=int, default=100, show_default=True)
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--limit", type=int, default=100, show_default=True,
+              help="Show at most this many, newest first.")
+@click.option("--json", "as_json", is_flag=True, help="Print the sessions as JSON.")
 def list_sessions(config: str, active: bool | None, limit: int, as_json: bool) -> None:
     """List sessions, newest first."""
     records = _with_manager(config, lambda m: m.store.list(active=active, limit=limit))
@@ -109,7 +110,8 @@ def purge(config: str, older_than: float | None) -> None:
 @sessions.command()
 @click.argument("config", type=click.Path(dir_okay=False))
 @click.argument("session_id")
-@click.option("--format", "fmt", type=click.Choice(["json", "jsonl"]), default="json", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["json", "jsonl"]), default="json", show_default=True,
+              help="json: one document; jsonl: the session, then one turn per line.")
 def export(config: str, session_id: str, fmt: str) -> None:
     """Export a session with its full history (json: one document; jsonl: the record, then one turn a line)."""
     async def work(manager: Any) -> Any:

@@ -5,6 +5,9 @@
 """
 
 from ._connect import GatewayClient, connect, parse_target
-from ._errors import ClientError, ClientTimeoutError, ConnectError, RemoteError
+from ._errors import ClientError, ClientTimeoutError, ConnectError, HttpStatusError, RemoteError
 
-__all__ = ["ClientError", "ClientTimeoutError", "ConnectError", "GatewayClient", "RemoteError", "connect", "parse_target"]
+__all__ = [
+    "ClientError", "ClientTimeoutError", "ConnectError", "GatewayClient", "HttpStatusError", "RemoteError",
+    "connect", "parse_target",
+]

@@ -3,9 +3,12 @@ ending in /sse (legacy HTTP+SSE). Built on the SDK's `Client`; its errors are tr
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import shlex
 import sys
+import tempfile
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager, nullcontext
 from typing import Any, Literal, TextIO
@@ -23,7 +26,7 @@ from mcp.shared.subscriptions import PromptsListChanged, ResourcesListChanged, T
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from .._protocol import SESSION_META_KEY
-from ._errors import ClientError, ClientTimeoutError, ConnectError, RemoteError
+from ._errors import ClientError, ClientTimeoutError, ConnectError, HttpStatusError, RemoteError
 
 __all__ = ["GatewayClient", "connect", "parse_target"]
 
@@ -32,42 +35,70 @@ log = logging.getLogger("mcp_gateway.client")
 Mode = Literal["auto", "legacy"]
 
 
+class _HttpRefusal:
+    """The last error status an HTTP server answered with. The SDK turns a 401/403 into a bare
+    "Server returned an error response"; this keeps what the server actually said."""
+
+    def __init__(self) -> None:
+        self.error: HttpStatusError | None = None
+
+    async def __call__(self, response: httpx2.Response) -> None:
+        if response.status_code in (401, 403, 404):
+            url = str(response.request.url)
+            self.error = HttpStatusError(response.status_code, response.reason_phrase, url)
+        elif response.is_success:
+            self.error = None
+
+
 def parse_target(
     target: str | Sequence[str],
     *,
     env: Mapping[str, str] | None = None,
     errlog: TextIO | None = None,
     headers: Mapping[str, str] | None = None,
+    _refusal: _HttpRefusal | None = None,
 ) -> Any:
     """What the SDK client connects to for `target` (see module docstring).
 
+    A stdio server inherits our whole environment (the SDK would pass only a few safe variables,
+    and a config's `${env:VAR}` references would then be unset), with `env` added over it.
     `errlog` receives a stdio server's stderr (default: ours); `headers` go with every HTTP request
     (e.g. {"Authorization": "Bearer ..."}).
     """
     if isinstance(target, str) and target.startswith(("http://", "https://")):
         if target.rstrip("/").endswith("/sse"):
             return sse_client(target, headers=dict(headers) if headers else None)
-        return _streamable_http(target, dict(headers or {}))
+        return _streamable_http(target, dict(headers or {}), _refusal)
     argv = shlex.split(target) if isinstance(target, str) else list(target)
     if not argv:
         raise ConnectError("empty server command")
-    params = StdioServerParameters(command=argv[0], args=argv[1:], env=dict(env) if env is not None else None)
+    params = StdioServerParameters(command=argv[0], args=argv[1:], env={**os.environ, **(env or {})})
     return stdio_client(params, errlog=errlog or sys.stderr)
 
 
 @asynccontextmanager
-async def _streamable_http(url: str, headers: dict[str, str]) -> AsyncIterator[Any]:
-    async with create_mcp_http_client(headers=headers or None) as http, \
-            streamable_http_client(url, http_client=http) as streams:
-        yield streams
+async def _streamable_http(
+    url: str, headers: dict[str, str], refusal: _HttpRefusal | None
+) -> AsyncIterator[Any]:
+    async with create_mcp_http_client(headers=headers or None) as http:
+        if refusal is not None:
+            http.event_hooks = {**http.event_hooks, "response": [*http.event_hooks["response"], refusal]}
+        async with streamable_http_client(url, http_client=http) as streams:
+            yield streams
 
 
-def _translate(exc: BaseException) -> ClientError:
+def _translate(exc: BaseException, refusal: _HttpRefusal | None = None) -> ClientError:
     """Find the meaningful error inside (possibly nested) exception groups."""
     while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
         exc = exc.exceptions[0]
     if isinstance(exc, ClientError):
         return exc
+    if isinstance(exc, httpx2.HTTPStatusError):
+        response = exc.response
+        return HttpStatusError(response.status_code, response.reason_phrase, str(response.request.url))
+    if isinstance(exc, MCPError) and refusal is not None and refusal.error is not None \
+            and exc.code in (types.INTERNAL_ERROR, types.METHOD_NOT_FOUND, types.INVALID_REQUEST):
+        return refusal.error  # the SDK's stand-in for an HTTP error status
     if isinstance(exc, MCPError):
         if exc.code == types.REQUEST_TIMEOUT:
             return ClientTimeoutError(exc.message)
@@ -119,10 +150,12 @@ class _ChangeFeed:
 class GatewayClient:
     """An open connection; every method raises only `ClientError` subclasses."""
 
-    def __init__(self, client: Client, timeout: float | None, feed: _ChangeFeed) -> None:
+    def __init__(self, client: Client, timeout: float | None, feed: _ChangeFeed,
+                 refusal: _HttpRefusal | None = None) -> None:
         self._client = client
         self._timeout = timeout
         self._feed = feed
+        self._refusal = refusal
 
     @asynccontextmanager
     async def changes(self) -> AsyncIterator[AsyncIterator[str]]:
@@ -167,7 +200,7 @@ class GatewayClient:
         except BaseException as exc:
             if isinstance(exc, anyio.get_cancelled_exc_class()):
                 raise
-            raise _translate(exc) from None
+            raise _translate(exc, self._refusal) from None
 
     async def list_tools(self) -> list[types.Tool]:
         return (await self._run(self._client.list_tools())).tools
@@ -224,12 +257,40 @@ async def connect(
     """Open a connection to `target` for the duration of the `async with` block.
 
     `mode="legacy"` forces the initialize handshake; "auto" prefers the 2026-07-28 protocol and
-    falls back. A stdio server's stderr goes to `errlog` (default: ours). Raises ConnectError when
-    the server cannot be reached.
+    falls back. A stdio server inherits our environment plus `env`; its stderr goes to `errlog`
+    (default: kept aside, and its last lines added to the ConnectError if the connection fails).
+    Raises ConnectError when the server cannot be reached.
     """
+    with contextlib.ExitStack() as files:
+        # Quiet by default: a stdio server's log is kept aside, and shown only if it fails to start.
+        is_url = isinstance(target, str) and target.startswith(("http://", "https://"))
+        kept = files.enter_context(tempfile.TemporaryFile("w+", encoding="utf-8", errors="replace")) \
+            if errlog is None and not is_url else None
+        try:
+            async with _connect(target, mode, timeout, env, errlog or kept, headers, logging_callback,
+                                sampling_callback, elicitation_callback) as client:
+                yield client
+        except ConnectError as exc:
+            if kept is None or exc.__class__ is not ConnectError:
+                raise
+            kept.seek(0)
+            tail = kept.read().splitlines()[-20:]
+            if not tail:
+                raise
+            said = "\n".join("  " + line for line in tail)
+            raise ConnectError(f"{exc}; the server said:\n{said}") from None
+
+
+@asynccontextmanager
+async def _connect(
+    target: str | Sequence[str], mode: Mode, timeout: float | None, env: Mapping[str, str] | None,
+    errlog: TextIO | None, headers: Mapping[str, str] | None, logging_callback: Any, sampling_callback: Any,
+    elicitation_callback: Any,
+) -> AsyncIterator[GatewayClient]:
     feed = _ChangeFeed()
+    refusal = _HttpRefusal()
     client = Client(
-        parse_target(target, env=env, errlog=errlog, headers=headers),
+        parse_target(target, env=env, errlog=errlog, headers=headers, _refusal=refusal),
         message_handler=feed,
         mode=mode,
         logging_callback=logging_callback,
@@ -242,9 +303,9 @@ async def connect(
     except BaseException as exc:
         if isinstance(exc, (anyio.get_cancelled_exc_class(), KeyboardInterrupt)):
             raise
-        raise _translate(exc) from None
+        raise _translate(exc, refusal) from None
     try:
-        yield GatewayClient(client, timeout, feed)
+        yield GatewayClient(client, timeout, feed, refusal)
     except BaseException as exc:
         try:
             await client.__aexit__(type(exc), exc, exc.__traceback__)
@@ -253,7 +314,7 @@ async def connect(
             # connection failed underneath it: then the connection's error is the news.
             cancelled = anyio.get_cancelled_exc_class()
             if isinstance(exc, cancelled) and not isinstance(exit_exc, (cancelled, KeyboardInterrupt)):
-                raise _translate(exit_exc) from None
+                raise _translate(exit_exc, refusal) from None
         raise
     else:
         # The work is done: a server that vanished while we said goodbye is not an error.

@@ -4,11 +4,21 @@ from __future__ import annotations
 
 from .._errors import ClientError
 
-__all__ = ["ClientError", "ClientTimeoutError", "ConnectError", "RemoteError"]
+__all__ = ["ClientError", "ClientTimeoutError", "ConnectError", "HttpStatusError", "RemoteError"]
 
 
 class ConnectError(ClientError):
     """The server could not be started or reached, or the connection dropped."""
+
+
+class HttpStatusError(ConnectError):
+    """An HTTP server refused the request with an error status (401, 403, 404, ...)."""
+
+    def __init__(self, status: int, reason: str, url: str) -> None:
+        self.status = status
+        self.reason = reason
+        self.url = url
+        super().__init__(f"{status} {reason} from {url}")
 
 
 class RemoteError(ClientError):

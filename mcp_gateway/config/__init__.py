@@ -1,7 +1,7 @@
 """The config file format and its loader."""
 
 from ._env import ENV_REF, resolve_env
-from ._loader import LoadedConfig, Located, Origin, TextRef, load_config
+from ._loader import LoadedConfig, Located, Origin, TextRef, load_config, read_config
 from ._models import (
     FORMAT,
     Annotations,
@@ -60,5 +60,6 @@ __all__ = [
     "ToolTest",
     "config_json_schema",
     "load_config",
+    "read_config",
     "resolve_env",
 ]

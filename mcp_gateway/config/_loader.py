@@ -22,6 +22,7 @@ from pydantic import BaseModel, ValidationError
 from .._errors import ConfigError, ConfigIssue
 from ._models import (
     FORMAT,
+    NAME_PATTERN,
     BudgetsConfig,
     FileText,
     GatewayConfig,
@@ -42,11 +43,12 @@ from ._ops import AuditConfig, AuthConfig, ChatApiConfig, ObservabilityConfig, R
 from ._yaml import Path as DocPath
 from ._yaml import SourceMap, format_path, parse_yaml
 
-__all__ = ["LoadedConfig", "Located", "Origin", "TextRef", "load_config"]
+__all__ = ["LoadedConfig", "Located", "Origin", "TextRef", "load_config", "read_config"]
 
 T = TypeVar("T")
 _ROOT_SECTIONS = ("sessions", "prices", "budgets", "response_cache", "auth", "rate_limits", "audit", "observability",
                   "chat_api", "testing")
+_ITEM_LISTS = ("tools", "prompts", "resources")
 MAX_FILE_BYTES = 5_000_000
 _ENV_ONLY = re.compile(r"^\$\{env:[A-Za-z_][A-Za-z0-9_]*\}$")
 
@@ -129,11 +131,23 @@ class LoadedConfig:
 
 def load_config(path: str | Path) -> LoadedConfig:
     """Load `path` and its includes; raise ConfigError listing every issue found."""
+    loaded, issues = read_config(path)
+    if issues:
+        raise ConfigError(issues)
+    assert loaded is not None
+    return loaded
+
+
+def read_config(path: str | Path) -> tuple[LoadedConfig | None, list[ConfigIssue]]:
+    """Load `path` and its includes, returning what loaded and every issue found.
+
+    Invalid tools, prompts and resources are left out and the rest is returned, so that later
+    stages (templates, schemas, providers) can report their problems in the same run. The config
+    is None when a file could not be read or validated at all: later stages would only add noise.
+    """
     loader = _Loader(Path(path))
     loaded = loader.run()
-    if loader.issues:
-        raise ConfigError(loader.issues)
-    return loaded
+    return (None if loader.incomplete else loaded), loader.issues
 
 
 class _Loader:
@@ -160,6 +174,11 @@ class _Loader:
         if not self._incomplete:  # with a file left out, references to its content would look unknown
             self._check_references()
         return self.loaded
+
+    @property
+    def incomplete(self) -> bool:
+        """Whether a file was left out (unreadable, or invalid beyond its list items)."""
+        return self._incomplete or not self.loaded.files
 
     # -- one file -------------------------------------------------------------------------
 
@@ -191,7 +210,7 @@ class _Loader:
         if not isinstance(doc.data, dict):
             self.issues.append(source.issue((), "the top level must be a mapping of config keys"))
             return
-        config = self._validate(GatewayConfig, doc.data, source)
+        config, kept = self._validate_file(doc.data, source)
         if config is None:
             includes = doc.data.get("include")  # still check the files it includes
             if isinstance(includes, list) and all(isinstance(i, str) for i in includes):
@@ -209,7 +228,7 @@ class _Loader:
                     setattr(self.loaded, key, Located(value, Origin(source, (key,))))
                 else:
                     setattr(self.loaded, key, value)
-        self._merge(config, source, path.parent)
+        self._merge(config, source, path.parent, kept)
         self._follow(config.include, path, source, stack)
 
     def _follow(self, includes: list[str], path: Path, source: SourceMap, stack: tuple[Path, ...]) -> None:
@@ -221,13 +240,29 @@ class _Loader:
                 elif target not in self._seen:
                     self._load_file(target, stack=(*stack, path), is_root=False)
 
-    def _validate(self, model: type[BaseModel], data: Any, source: SourceMap) -> Any:
+    def _validate_file(self, data: dict[str, Any], source: SourceMap) -> tuple[Any, dict[str, list[int]]]:
+        """The file's config and, per list section, the original index of each item kept.
+
+        When only some tools, prompts or resources are invalid, their issues are reported and the
+        file is validated again without them, so the rest goes on to the later stages."""
+        kept = {key: list(range(len(data[key]))) for key in _ITEM_LISTS if isinstance(data.get(key), list)}
         try:
-            return model.model_validate(data)
+            return GatewayConfig.model_validate(data), kept
         except ValidationError as exc:  # a value YAML could not read is reported once, by the YAML stage
             invalid = {format_path(p) for p in source.invalid}
-            self.issues += [i for i in _pydantic_issues(exc, source) if i.path not in invalid]
-            return None
+            found = _pydantic_issues(exc, source)
+            self.issues += [i for i in found if i.path not in invalid] or ([] if self.issues else found)
+            bad_items = _bad_items(exc)
+        if bad_items is None:
+            return None, kept
+        trimmed = dict(data)
+        for key, bad in bad_items.items():
+            kept[key] = [i for i in kept[key] if i not in bad]
+            trimmed[key] = [data[key][i] for i in kept[key]]
+        try:
+            return GatewayConfig.model_validate(trimmed), kept
+        except ValidationError:
+            return None, kept
 
     def _expand_include(self, pattern: str, base: Path, source: SourceMap, sub: DocPath) -> Iterator[Path]:
         if glob.has_magic(pattern):
@@ -282,7 +317,9 @@ class _Loader:
 
     # -- merging ----------------------------------------------------------------------------
 
-    def _merge(self, config: GatewayConfig, source: SourceMap, base: Path) -> None:
+    def _merge(
+        self, config: GatewayConfig, source: SourceMap, base: Path, kept: dict[str, list[int]]
+    ) -> None:
         loaded = self.loaded
         for section in ("providers", "models", "partials"):
             target: dict[str, Located[Any]] = getattr(loaded, section)
@@ -298,13 +335,13 @@ class _Loader:
                         target[key] = Located(ref.text, origin, (ref,))
                 else:
                     target[key] = Located(value, origin)
-        for i, tool in enumerate(config.tools):
+        for i, tool in zip(kept.get("tools", []), config.tools, strict=True):
             origin = Origin(source, ("tools", i))
             loaded.tools.append(Located(tool, origin, self._messages(tool.messages, origin, base)))
-        for i, prompt in enumerate(config.prompts):
+        for i, prompt in zip(kept.get("prompts", []), config.prompts, strict=True):
             origin = Origin(source, ("prompts", i))
             loaded.prompts.append(Located(prompt, origin, self._messages(prompt.messages, origin, base)))
-        for i, resource in enumerate(config.resources):
+        for i, resource in zip(kept.get("resources", []), config.resources, strict=True):
             origin = Origin(source, ("resources", i))
             content: str | FileText = resource.text if resource.text is not None else FileText(file=resource.file or "")
             sub = ("text",) if resource.text is not None else ("file",)
@@ -381,6 +418,17 @@ class _Loader:
                 first[name] = item
 
 
+def _bad_items(exc: ValidationError) -> dict[str, set[int]] | None:
+    """The list items (tools, prompts, resources) that failed, or None if anything else failed."""
+    bad: dict[str, set[int]] = {}
+    for error in exc.errors(include_url=False):
+        loc = error["loc"]
+        if len(loc) < 2 or loc[0] not in _ITEM_LISTS or not isinstance(loc[1], int):
+            return None
+        bad.setdefault(str(loc[0]), set()).add(loc[1])
+    return bad
+
+
 def _is_file(path: Path) -> bool:
     try:
         return path.is_file()
@@ -403,7 +451,8 @@ def _pydantic_issues(exc: ValidationError, source: SourceMap) -> list[ConfigIssu
         loc, holder, in_union = _clean_loc(error["loc"])
         kind = error["type"]
         given = error.get("input")
-        if in_union and kind == "string_type" and isinstance(given, (dict, list)):
+        text_member = error["loc"][-1] == "str"
+        if in_union and kind == "string_type" and isinstance(given, (dict, list)) and text_member:
             continue  # the text member of `text | {file: ...}`: the other member's errors say more
         if kind == "extra_forbidden":
             field_name = str(loc[-1])
@@ -420,6 +469,9 @@ def _pydantic_issues(exc: ValidationError, source: SourceMap) -> list[ConfigIssu
                 "a date" if isinstance(given, datetime.date) else "a number")
             raw = source.raw.get(loc, str(given))  # as written: 1.10, not the 1.1 YAML made of it
             issue = source.issue(loc, f'expected text, but YAML read {raw} as {word}; put it in quotes: "{raw}"')
+        elif kind == "string_pattern_mismatch" and error.get("ctx", {}).get("pattern") == NAME_PATTERN:
+            issue = source.issue(loc, f"invalid name {given!r}: use letters, digits, '_', '-' and '.' only "
+                                      "(no spaces), at most 128 characters, not starting with '.' or '-'")
         elif kind == "string_type" and given is None:
             issue = source.issue(loc, "expected text, but the value is empty (YAML null)")
         else:

@@ -1,4 +1,11 @@
-"""Model providers: one small adapter per wire format, behind the `Provider` protocol."""
+"""Model providers: one small adapter per wire format, behind the `Provider` protocol.
+
+The adapters are imported on first use (most load the HTTP client stack)."""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
 
 from ._base import (
     Completion,
@@ -12,11 +19,13 @@ from ._base import (
     Usage,
 )
 from ._registry import ProviderFactory, provider_kinds
-from .anthropic import AnthropicProvider
-from .gemini import GeminiProvider
-from .mock import MockProvider
-from .ollama import OllamaProvider
-from .openai import OpenAIProvider
+
+if TYPE_CHECKING:
+    from .anthropic import AnthropicProvider
+    from .gemini import GeminiProvider
+    from .mock import MockProvider
+    from .ollama import OllamaProvider
+    from .openai import OpenAIProvider
 
 __all__ = [
     "AnthropicProvider",
@@ -36,3 +45,15 @@ __all__ = [
     "Usage",
     "provider_kinds",
 ]
+
+_ADAPTERS = {"AnthropicProvider": ".anthropic", "GeminiProvider": ".gemini", "MockProvider": ".mock",
+             "OllamaProvider": ".ollama", "OpenAIProvider": ".openai"}
+
+
+def __getattr__(name: str) -> Any:
+    module = _ADAPTERS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'mcp_gateway.providers' has no attribute {name!r}")
+    value = getattr(import_module(module, __name__), name)
+    globals()[name] = value
+    return value

@@ -14,16 +14,10 @@ and returns an object that satisfies `Provider`.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from importlib.metadata import entry_points
+from importlib import import_module
 from typing import Any
 
 from ._base import Provider
-from .anthropic import AnthropicProvider
-from .gemini import GeminiProvider
-from .mock import MockProvider
-from .ollama import OllamaProvider
-from .openai import OpenAIProvider
-from .sampling import SamplingProvider
 
 __all__ = ["ProviderFactory", "provider_kinds"]
 
@@ -36,19 +30,32 @@ def _litellm(*args: Any, **kwargs: Any) -> Provider:
     return litellm_factory(*args, **kwargs)
 
 
+def _builtin(module: str, cls: str) -> ProviderFactory:
+    """A built-in adapter's factory, imported when a config uses the kind: a config of mock
+    providers never loads the HTTP client stack."""
+
+    def factory(*args: Any, **kwargs: Any) -> Provider:
+        adapter = getattr(import_module(module, __package__), cls)
+        return adapter.from_settings(*args, **kwargs)  # type: ignore[no-any-return]
+
+    return factory
+
+
 _BUILTIN: dict[str, ProviderFactory] = {
-    "mock": MockProvider.from_settings,
-    "openai": OpenAIProvider.from_settings,
-    "anthropic": AnthropicProvider.from_settings,
-    "gemini": GeminiProvider.from_settings,
-    "ollama": OllamaProvider.from_settings,
-    "sampling": SamplingProvider.from_settings,
+    "mock": _builtin(".mock", "MockProvider"),
+    "openai": _builtin(".openai", "OpenAIProvider"),
+    "anthropic": _builtin(".anthropic", "AnthropicProvider"),
+    "gemini": _builtin(".gemini", "GeminiProvider"),
+    "ollama": _builtin(".ollama", "OllamaProvider"),
+    "sampling": _builtin(".sampling", "SamplingProvider"),
     "litellm": _litellm,
 }
 
 
 def provider_kinds() -> Mapping[str, ProviderFactory]:
     """Every provider kind available in this process, built-ins first (plugins cannot shadow them)."""
+    from importlib.metadata import entry_points  # slow to import; only when a config is built
+
     kinds: dict[str, Any] = {}
     for ep in entry_points(group="mcp_gateway.providers"):
         kinds.setdefault(ep.name, _LazyFactory(ep))

@@ -1,14 +1,23 @@
 """Serving a gateway: `GatewayServer` / `serve` for a config file; below them the call pipeline
-every surface shares, the MCP handlers, the REST API, and one thin module per transport."""
+every surface shares, the MCP handlers, the REST API, and one thin module per transport.
 
-from ._http import HttpSettings, build_http_app, serve_http
-from ._live import LiveGateway
-from ._mcp import build_server, initialization_options
-from ._pipeline import CallPipeline, ToolCall
-from ._protections import Protections, build_protections, key_store
-from ._reload import Reloader
-from ._serve import GatewayServer, serve
-from ._stdio import serve_stdio
+Names are imported on first use: serving over stdio never loads our HTTP transport, and commands
+that only check a config never load the SDK's server."""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ._http import HttpSettings, build_http_app, serve_http
+    from ._live import LiveGateway
+    from ._mcp import build_server, initialization_options
+    from ._pipeline import CallPipeline, ToolCall
+    from ._protections import Protections, build_protections, key_store
+    from ._reload import Reloader
+    from ._serve import GatewayServer, serve
+    from ._stdio import serve_stdio
 
 __all__ = [
     "CallPipeline",
@@ -27,3 +36,24 @@ __all__ = [
     "serve_http",
     "serve_stdio",
 ]
+
+_MODULES = {
+    "HttpSettings": "._http", "build_http_app": "._http", "serve_http": "._http", "LiveGateway": "._live",
+    "build_server": "._mcp", "initialization_options": "._mcp", "CallPipeline": "._pipeline",
+    "ToolCall": "._pipeline", "Protections": "._protections", "build_protections": "._protections",
+    "key_store": "._protections", "Reloader": "._reload", "GatewayServer": "._serve", "serve": "._serve",
+    "serve_stdio": "._stdio",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _MODULES.get(name)
+    if module is None:
+        raise AttributeError(f"module 'mcp_gateway.server' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

@@ -48,6 +48,10 @@ __all__ = ["build_server", "initialization_options"]
 
 log = logging.getLogger("mcp_gateway.server")
 
+# The handshake era's logging and sampling calls are deprecated by 2026-07-28 but are how we serve
+# clients of that era, on purpose: the SDK's warning about our own calls is noise on stderr.
+warnings.filterwarnings("ignore", category=MCPDeprecationWarning, module=r"mcp_gateway\.")
+
 _LOG_LEVELS = ("debug", "info", "notice", "warning", "error", "critical", "alert", "emergency")
 _LEVEL_KEY = "mcp-gateway/log_level"
 _DEPRECATION_TOLD_KEY = "mcp-gateway/deprecations_told"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sqlite3
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -223,7 +224,12 @@ def build_protections(loaded: LoadedConfig, environ: Mapping[str, str] | None = 
         protections.limiter = RateLimiter(backend, lease_ttl=rl.lease_s)
 
     if loaded.audit is not None:
-        protections.audit = AuditLog(audit_sink(loaded), redactor=protections.redactor)
+        try:
+            sink: Any = audit_sink(loaded)
+        except (OSError, sqlite3.Error) as exc:
+            issues.append(loaded.audit.origin.issue(("path",), f"cannot open the audit log: {exc}"))
+        else:
+            protections.audit = AuditLog(sink, redactor=protections.redactor)
     if issues:
         raise ConfigError(issues)
     return protections

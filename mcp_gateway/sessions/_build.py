@@ -44,13 +44,21 @@ def _store(
             return None
         from .sqlite import SqliteSessionStore
 
-        return SqliteSessionStore(str(loaded.root / settings.path))
+        path = loaded.root / settings.path
+        if path.is_dir() or not path.parent.is_dir():
+            issue("path", f"{path} must be a database file in an existing directory")
+            return None
+        return SqliteSessionStore(str(path))
     if not settings.url:
         issue("url", "the redis store needs 'url', such as ${env:REDIS_URL} or redis://127.0.0.1:6379/0")
         return None
     url, missing = resolve_env(settings.url, environ)
     if url is None:
         issue("url", f"environment variable {missing} is not set")
+        return None
+    if not url.startswith(("redis://", "rediss://", "unix://")):
+        # never print the URL: it may hold a password
+        issue("url", "a Redis URL starts with redis://, rediss:// or unix://")
         return None
     from .redis import RedisSessionStore
 

@@ -29,6 +29,20 @@ class TemplateSyntaxProblem:
     line: int  # 1-based, within the template text
 
 
+class _FalsyStrictUndefined(jinja2.StrictUndefined):
+    """Strict where a value is used (printed, iterated, walked into), but falsy in a test, so
+    `{% if session.state.level %}` reads a missing key as "not set" instead of failing the call."""
+
+    __slots__ = ()
+
+    def __bool__(self) -> bool:
+        return False
+
+    __eq__ = jinja2.Undefined.__eq__
+    __ne__ = jinja2.Undefined.__ne__
+    __hash__ = jinja2.Undefined.__hash__
+
+
 class _CappedSandbox(ImmutableSandboxedEnvironment):
     """The immutable sandbox, with `*` and `**` refusing to build values past the cap."""
 
@@ -90,7 +104,7 @@ class TemplateEngine:
         self._env = _CappedSandbox(
             max_chars=max_chars,
             loader=jinja2.DictLoader(self._partials),
-            undefined=jinja2.StrictUndefined,
+            undefined=_FalsyStrictUndefined,
             autoescape=False,
             keep_trailing_newline=False,
             auto_reload=False,

@@ -45,7 +45,8 @@ def test_typescript_sdk_gets_prompts_and_reads_resources():
 
 def test_inspector_lists_and_calls_tools():
     names = {t["name"] for t in inspector_list_tools(GATEWAY)}
-    assert names == {"summarize", "translate", "classify_ticket", "rewrite_tone", "find_names", "extract_entities"}
+    assert names == {"summarize", "translate", "classify_ticket", "rewrite_tone", "chat", "find_names",
+                     "extract_entities", "session_start", "session_end", "session_state"}
     result = inspector_call_tool(GATEWAY, "translate", {"text": "Good morning", "target_language": "French"})
     assert result["isError"] is False
     assert "Translate into French (neutral register)" in result["content"][0]["text"]
