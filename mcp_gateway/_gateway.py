@@ -64,8 +64,10 @@ class Gateway:
         *,
         on_text: OnText | None = None,
         session: SessionRecord | None = None,
+        caller: str | None = None,
     ) -> ToolAnswer:
-        """Run one call, in `session` when given (its history feeds the prompt; the turn is recorded).
+        """Run one call, in `session` when given (its history feeds the prompt; the turn is recorded);
+        `caller` is the principal the usage ledger records the call under.
 
         Raises ToolNotFoundError, ArgumentError, RenderError, ProviderError, BudgetExceededError,
         OutputError, SessionError, or SessionStoreError.
@@ -92,7 +94,7 @@ class Gateway:
         routed = await self.router.complete(
             config.model, messages, params=config.params, output_schema=config.output_schema, on_text=on_text,
             tool=name, session=session.id if session is not None else None,
-            cache_ttl_s=config.cache.ttl_s if config.cache is not None else None,
+            cache_ttl_s=config.cache.ttl_s if config.cache is not None else None, caller=caller,
         )
         route, completion = routed.route, routed.completion
         structured = None

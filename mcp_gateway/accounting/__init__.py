@@ -1,10 +1,11 @@
 """Usage and cost: the price table, exact cost, running totals (`Ledger`) and budgets."""
 
 from ._budget import BudgetExceededError, Budgets, Reservation, format_usd
-from ._ledger import Charge, Ledger, Totals
+from ._ledger import DIMENSIONS, Charge, Ledger, Totals
 from ._prices import MILLION_TOKENS, Price, PriceTable, cost_of, input_token_bound
 
 __all__ = [
+    "DIMENSIONS",
     "MILLION_TOKENS",
     "BudgetExceededError",
     "Budgets",

@@ -8,7 +8,9 @@ until it settles, and a call whose worst case does not fit in what is left is re
 Scopes: `total` (the process), `per_tool` (by tool name), `per_session` (each session on its
 own; the newest `max_sessions` sessions are remembered). A limit with `window_s` counts only
 what was settled in that many seconds before now (a sliding window); reservations always count.
-State is per process: several gateway processes each keep their own.
+State is per process: several gateway processes each keep their own (a `cluster:` section
+shares them through Redis instead: `mcp_gateway.cluster`). `hold` and `Reservation.close` are
+the asynchronous surface the router uses, common to both.
 """
 
 from __future__ import annotations
@@ -110,6 +112,10 @@ class Reservation:
             account.reserved -= self.amount
             account.charge(spent, now)
 
+    async def close(self, actual: Decimal | None = None) -> None:
+        """`settle`, as the router calls it (shared budgets settle in Redis)."""
+        self.settle(actual)
+
 
 class Budgets:
     """The budgets of one config, with their spending so far."""
@@ -148,6 +154,10 @@ class Budgets:
         for account in accounts:
             account.reserved += amount
         return Reservation(accounts, amount, self._clock)
+
+    async def hold(self, tool: str | None, session: str | None, amount: Decimal) -> Reservation:
+        """`reserve`, as the router calls it (shared budgets reserve in Redis)."""
+        return self.reserve(tool, session, amount)
 
     def remaining(self, tool: str | None = None, session: str | None = None) -> Decimal | None:
         """The least that is left of the budgets that apply (None: no budget applies)."""

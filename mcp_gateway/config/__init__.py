@@ -20,7 +20,7 @@ from ._models import (
     ToolConfig,
     ToolStatus,
 )
-from ._ops import AuditConfig, AuthConfig, JwtConfig, ObservabilityConfig, RateLimitConfig, RateLimitValues
+from ._ops import AuditConfig, AuthConfig, ClusterConfig, JwtConfig, ObservabilityConfig, RateLimitConfig, RateLimitValues
 from ._schema_export import config_json_schema
 
 __all__ = [
@@ -29,6 +29,7 @@ __all__ = [
     "Annotations",
     "AuditConfig",
     "AuthConfig",
+    "ClusterConfig",
     "ContextConfig",
     "FileText",
     "GatewayConfig",

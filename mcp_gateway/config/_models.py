@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from ._ops import AuditConfig, AuthConfig, ObservabilityConfig, RateLimitConfig
+from ._ops import AuditConfig, AuthConfig, ClusterConfig, ObservabilityConfig, RateLimitConfig
 
 __all__ = [
     "FORMAT",
@@ -374,6 +374,9 @@ class GatewayConfig(_Model):
     rate_limits: RateLimitConfig | None = Field(None, description="Rate limits per caller and tool. Root config only.")
     audit: AuditConfig | None = Field(None, description="Append-only audit log. Root config only.")
     observability: ObservabilityConfig | None = Field(None, description="Metrics and logs. Root config only.")
+    cluster: ClusterConfig | None = Field(
+        None, description="Share budgets, usage, breakers and reloads between processes through Redis. Root config only."
+    )
     partials: dict[str, str | FileText] = Field(
         default_factory=dict, description="Named template fragments, used as {% include 'name' %}."
     )

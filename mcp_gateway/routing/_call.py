@@ -17,7 +17,7 @@ import logging
 import math
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from decimal import Decimal
 
 import anyio
@@ -33,7 +33,7 @@ __all__ = ["Guard", "RoutedCall"]
 
 log = logging.getLogger("mcp_gateway.routing")
 
-Guard = Callable[[Target], "Reservation | None"]
+Guard = Callable[[Target], Awaitable["Reservation | None"]]
 ZERO = Decimal(0)
 
 
@@ -163,7 +163,7 @@ class RoutedCall:
                     return
                 runner.ticket = ticket
             try:
-                reservation = self.guard(target)
+                reservation = await self.guard(target)
             except BudgetExceededError as exc:
                 if target.breaker is not None:
                     target.breaker.release(runner.ticket)
@@ -173,27 +173,27 @@ class RoutedCall:
             try:
                 completion = await self._attempt(runner)
             except anyio.get_cancelled_exc_class():
-                self._interrupted(runner, reservation, started)
+                await self._interrupted(runner, reservation, started)
                 raise
             except ProviderError as exc:
                 error = exc
             except GatewayError as exc:  # not a provider failure (e.g. the client must answer first)
-                self._interrupted(runner, reservation, started)
+                await self._interrupted(runner, reservation, started)
                 self.fatal = exc
                 return
             except Exception as exc:
                 if runner.in_callback:  # the caller's own on_text failed: end the call with that
-                    self._interrupted(runner, reservation, started)
+                    await self._interrupted(runner, reservation, started)
                     self.fatal = exc
                     return
                 error = ProviderError(target.provider.name, f"{type(exc).__name__}: {exc}")
                 error.__cause__ = exc
             else:
-                self._succeeded(runner, reservation, started, completion)
+                await self._succeeded(runner, reservation, started, completion)
                 return
             if runner.forwarded:
                 error.output_started = True
-            self._failed(runner, reservation, started, error)
+            await self._failed(runner, reservation, started, error)
             self.failures.append(error)
             if error.output_started:
                 self.fatal = error
@@ -267,12 +267,12 @@ class RoutedCall:
         self.attempts.append(attempt)
         return attempt
 
-    def _succeeded(self, runner: _Runner, reservation: Reservation | None, started: float,
-                   completion: Completion) -> None:
+    async def _succeeded(self, runner: _Runner, reservation: Reservation | None, started: float,
+                         completion: Completion) -> None:
         target = runner.target
         cost = cost_of(completion.usage, target.price)
         if reservation is not None:
-            reservation.settle(cost)
+            await _settle(reservation, cost)
         if target.breaker is not None:
             target.breaker.success(runner.ticket)
         target.latency.observe(time.perf_counter() - started)
@@ -282,12 +282,12 @@ class RoutedCall:
             self.result = (target, completion)
             self._wake()
 
-    def _failed(self, runner: _Runner, reservation: Reservation | None, started: float,
-                error: ProviderError) -> None:
+    async def _failed(self, runner: _Runner, reservation: Reservation | None, started: float,
+                      error: ProviderError) -> None:
         target = runner.target
         free = is_free(error)
         if reservation is not None:
-            reservation.settle(ZERO if free else None)
+            await _settle(reservation, ZERO if free else None)
         breaker = target.breaker
         if is_neutral(error):
             if breaker is not None and runner.ticket == "probe":
@@ -301,14 +301,20 @@ class RoutedCall:
         log.info("route=%s target=%s failed: kind=%s retryable=%s output_started=%s",
                  self.route.name, target.label, error.kind, error.retryable, error.output_started or runner.forwarded)
 
-    def _interrupted(self, runner: _Runner, reservation: Reservation | None, started: float) -> None:
+    async def _interrupted(self, runner: _Runner, reservation: Reservation | None, started: float) -> None:
         """Cancelled (a hedge that lost, the caller gone) or stopped by a non-provider error."""
         target = runner.target
         if reservation is not None:
-            reservation.settle(None)  # usage unknown: keep the worst case charged
+            await _settle(reservation, None)  # usage unknown: keep the worst case charged
         if target.breaker is not None:
             target.breaker.release(runner.ticket)
         self._record(runner, started, "cancelled", None, _unknown_cost(target))
+
+
+async def _settle(reservation: Reservation, actual: Decimal | None) -> None:
+    """Settle even while being cancelled (a shared budget settles in Redis, with its own bound)."""
+    with anyio.CancelScope(shield=True):
+        await reservation.close(actual)
 
 
 def _unknown_cost(target: Target) -> Decimal | None:

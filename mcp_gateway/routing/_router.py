@@ -15,6 +15,8 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
+import anyio
+
 from .._errors import ProviderError
 from ..accounting import (
     MILLION_TOKENS,
@@ -36,7 +38,7 @@ log = logging.getLogger("mcp_gateway.routing")
 ZERO = Decimal(0)
 
 
-def _no_guard(target: Target) -> Reservation | None:
+async def _no_guard(target: Target) -> Reservation | None:
     return None
 
 
@@ -96,8 +98,10 @@ class Router:
         tool: str | None = None,
         session: str | None = None,
         cache_ttl_s: float | None = None,
+        caller: str | None = None,
     ) -> Routed:
-        """Answer through the route; raises ProviderError (RouteError) or BudgetExceededError."""
+        """Answer through the route; raises ProviderError (RouteError) or BudgetExceededError.
+        `caller` (the principal of the request, when known) is recorded in the ledger."""
         route = self._routes[route_name]
         order = self.order(route)
         budgets = self.budgets if self.budgets is not None and self.budgets.applies(tool, session) else None
@@ -115,7 +119,7 @@ class Router:
             found = await self.cache.get_many([keys[t] for t in order])
             for target, hit in zip(order, found):
                 if hit is not None:
-                    return await self._hit(route, target, hit, on_text, tool)
+                    return await self._hit(route, target, hit, on_text, tool, caller)
         guard = self._guard(budgets, tool, session, requests, messages, output_schema)
         call = RoutedCall(route, order, requests, on_text, guard, self._rng)
         answered = False
@@ -124,7 +128,9 @@ class Router:
             answered = call.result is not None and call.fatal is None
         finally:
             self.ledger.record(tool=tool, route=route.name, outcome="answered" if answered else "failed",
-                               charges=[Charge(a.target, a.usage, a.cost_usd) for a in call.attempts])
+                               charges=[Charge(a.target, a.usage, a.cost_usd) for a in call.attempts], key=caller)
+            with anyio.CancelScope(shield=True):
+                await self.ledger.flush()
         attempts, skipped = tuple(call.attempts), tuple(call.skipped)
         if call.fatal is not None:
             if isinstance(call.fatal, ProviderError):
@@ -162,12 +168,13 @@ class Router:
         await self.cache.put(routed.cache_key, routed.completion, routed.cache_ttl_s)
 
     async def _hit(self, route: Route, target: Target, hit: Completion, on_text: OnText | None,
-                   tool: str | None) -> Routed:
+                   tool: str | None, caller: str | None) -> Routed:
         completion = Completion(text=hit.text, finish_reason=hit.finish_reason, usage=Usage(), model=hit.model,
                                 structured=hit.structured)
         if on_text is not None and completion.text:
             await on_text(completion.text)
-        self.ledger.record(tool=tool, route=route.name, outcome="hit", charges=())
+        self.ledger.record(tool=tool, route=route.name, outcome="hit", charges=(), key=caller)
+        await self.ledger.flush()
         return Routed(route, target, completion, (), cost_usd=ZERO, cache="hit")
 
     def _guard(self, budgets: Budgets | None, tool: str | None, session: str | None,
@@ -177,7 +184,7 @@ class Router:
             return _no_guard
         bound = input_token_bound(messages, output_schema)
 
-        def guard(target: Target) -> Reservation | None:
+        async def guard(target: Target) -> Reservation | None:
             price = target.price
             if price is None:
                 scopes = budgets.scopes(tool, session)
@@ -187,7 +194,7 @@ class Router:
                     "add it under `prices:`.", scope=scopes)
             max_out = requests[target].params["max_tokens"]
             worst = (bound * price.worst_input() + max_out * price.output) / MILLION_TOKENS
-            return budgets.reserve(tool, session, worst)
+            return await budgets.hold(tool, session, worst)
 
         return guard
 

@@ -158,7 +158,8 @@ def build_server(live: LiveGateway, protections: Protections | None = None) -> S
                         record.session_id = session.id if session else None
                     token = sampling_channel.set(McpSamplingChannel(ctx, params.input_responses))
                     try:
-                        answer = await gateway.call_tool(params.name, arguments, on_text=on_text, session=session)
+                        answer = await gateway.call_tool(params.name, arguments, on_text=on_text, session=session,
+                                                        caller=caller.principal)
                     finally:
                         sampling_channel.reset(token)
                 record_answer(guard, record, params.name, answer)
@@ -232,7 +233,7 @@ def build_server(live: LiveGateway, protections: Protections | None = None) -> S
             if not uri.startswith("session://") and not guard.caller().scopes.allows_resource(uri):
                 raise ResourceNotFoundError(f"Unknown resource: '{uri}'")
             if uri == USAGE_URI:
-                usage = json.dumps(live.gateway.router.ledger.snapshot(), indent=2)
+                usage = json.dumps(await live.gateway.router.ledger.report(), indent=2)
                 return types.ReadResourceResult(contents=[
                     types.TextResourceContents(uri=uri, mime_type="application/json", text=usage)])
             manager = live.gateway.sessions

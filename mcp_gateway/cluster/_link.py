@@ -1,0 +1,68 @@
+"""The connection every shared piece of a cluster uses: one Redis client with bounded waits.
+
+Every operation is bounded by `timeout_s` (connect, read, write and the wait for a pooled
+connection), so a Redis that is down or stalled turns into an error within that time and never
+into a hung call. Reconnection is redis-py's: the next operation after an outage opens a new
+connection, so service comes back without a restart.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import redis.asyncio as aioredis
+
+__all__ = ["RedisLink", "is_outage"]
+
+log = logging.getLogger("mcp_gateway.cluster")
+
+
+def is_outage(exc: BaseException) -> bool:
+    """Trouble reaching the store (redis errors, OS errors, timeouts), as opposed to our own bugs."""
+    if isinstance(exc, OSError | TimeoutError):
+        return True
+    from redis.exceptions import RedisError
+
+    return isinstance(exc, RedisError)
+
+
+class RedisLink:
+    """A Redis URL, a key prefix and a client; `key(...)` names things under the prefix."""
+
+    def __init__(self, url: str, *, prefix: str = "mgw:", timeout_s: float = 0.5,
+                 max_connections: int = 64) -> None:
+        import redis.asyncio as aioredis  # optional dependency: only a cluster needs it
+
+        self.url = url
+        self.prefix = prefix
+        self.timeout_s = timeout_s
+        self.process_id = uuid.uuid4().hex[:12]  # tells this process' own broadcasts apart
+        pool = aioredis.BlockingConnectionPool.from_url(
+            url, max_connections=max_connections, timeout=timeout_s, socket_timeout=timeout_s,
+            socket_connect_timeout=timeout_s, decode_responses=False)
+        self.client: aioredis.Redis = aioredis.Redis.from_pool(pool)
+        self._warned: dict[str, float] = {}
+
+    def key(self, *parts: str) -> str:
+        return self.prefix + ":".join(parts)
+
+    @property
+    def where(self) -> str:
+        """The server, for messages: host:port only (a URL may carry a password)."""
+        kwargs = self.client.connection_pool.connection_kwargs
+        return f"{kwargs.get('host', '?')}:{kwargs.get('port', '?')}"
+
+    def warn(self, what: str, exc: BaseException, consequence: str) -> None:
+        """Log an outage once a minute per `what`, never the URL (it may hold a password)."""
+        now = time.monotonic()
+        if now - self._warned.get(what, float("-inf")) >= 60:
+            self._warned[what] = now
+            log.warning("cluster store (redis at %s) unreachable for %s (%s); %s",
+                        self.where, what, type(exc).__name__, consequence)
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
