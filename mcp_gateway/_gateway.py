@@ -17,6 +17,7 @@ from typing import Any
 
 from ._errors import ConfigError, OutputError, Violation
 from .catalog import Catalog, build_catalog
+from .cluster import RedisLink, open_link, share
 from .config import Limits, LoadedConfig, ServerSettings, load_config
 from .providers import Completion, Message, OnText
 from .routing import Route, Routed, Router, build_router
@@ -56,6 +57,7 @@ class Gateway:
     files: tuple[str, ...] = field(default=())
     sessions: SessionManager | None = None
     loaded: LoadedConfig | None = None  # what it was built from (operators' sections: auth, audit, ...)
+    cluster: RedisLink | None = None  # the Redis link shared with the other processes (`cluster:`)
 
     async def call_tool(
         self,
@@ -128,6 +130,8 @@ class Gateway:
         await self.router.aclose()
         if self.sessions is not None:
             await self.sessions.store.aclose()
+        if self.cluster is not None:
+            await self.cluster.aclose()
 
 
 def _with_history(messages: tuple[Message, ...], history: list[Turn]) -> tuple[Message, ...]:
@@ -148,6 +152,9 @@ def load_gateway(path: str | Path, *, environ: Mapping[str, str] | None = None) 
     env = os.environ if environ is None else environ
     router, router_issues = build_router(loaded, env)
     sessions, session_issues = build_sessions(loaded, env)
-    if issues or router_issues or session_issues:
-        raise ConfigError(issues + router_issues + session_issues)
-    return Gateway(loaded.server, loaded.limits, catalog, router, tuple(loaded.files), sessions, loaded)
+    link, cluster_issues = open_link(loaded, env)
+    if issues or router_issues or session_issues or cluster_issues:
+        raise ConfigError(issues + router_issues + session_issues + cluster_issues)
+    if link is not None:
+        share(router, link)
+    return Gateway(loaded.server, loaded.limits, catalog, router, tuple(loaded.files), sessions, loaded, link)

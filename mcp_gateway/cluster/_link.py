@@ -11,10 +11,12 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from typing import TYPE_CHECKING
+from collections.abc import Coroutine
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import redis.asyncio as aioredis
+    from anyio.abc import TaskGroup
 
 __all__ = ["RedisLink", "is_outage"]
 
@@ -46,6 +48,22 @@ class RedisLink:
             socket_connect_timeout=timeout_s, decode_responses=False)
         self.client: aioredis.Redis = aioredis.Redis.from_pool(pool)
         self._warned: dict[str, float] = {}
+        self._group: TaskGroup | None = None
+
+    def settings(self) -> tuple[str, str, float]:
+        return self.url, self.prefix, self.timeout_s
+
+    def attach(self, group: TaskGroup | None) -> None:
+        """Run background work (broadcasts, probe claims) in `group` from now on (None: stop)."""
+        self._group = group
+
+    def spawn(self, work: Coroutine[Any, Any, None]) -> bool:
+        """Run `work` in the background; False (and `work` dropped) when nothing runs it."""
+        if self._group is None:
+            work.close()
+            return False
+        self._group.start_soon(lambda: work)
+        return True
 
     def key(self, *parts: str) -> str:
         return self.prefix + ":".join(parts)

@@ -201,8 +201,9 @@ class Router:
     def adopt(self, old: Router) -> None:
         """Carry state over from the router of the config this one replaces: the ledger, budget
         spending, the memory cache (same settings) and each kept target's breaker and latency."""
-        self.ledger = old.ledger
-        if self.budgets is not None and old.budgets is not None:
+        if type(self.ledger) is type(old.ledger):  # not when a reload joins or leaves a cluster
+            self.ledger = old.ledger
+        if self.budgets is not None and type(self.budgets) is type(old.budgets):
             self.budgets.adopt(old.budgets)
         if (self.cache is not None and old.cache is not None and self._cache_settings == old._cache_settings
                 and old._owns_cache):
