@@ -103,7 +103,8 @@ def main() -> None:
 @click.option("--json-response", is_flag=True,
               help="HTTP: answer POSTs with plain JSON instead of an SSE stream (faster; no progress).")
 @click.option("--allow-host", "allowed_hosts", multiple=True, metavar="HOST[:PORT]",
-              help="HTTP: another Host header to accept (DNS-rebinding protection); repeatable.")
+              help="HTTP: another Host header to accept (DNS-rebinding protection); a HOST without a port "
+                   "allows any port. Repeatable.")
 @click.option("--allow-origin", "allowed_origins", multiple=True, metavar="ORIGIN",
               help="HTTP: another Origin header to accept; repeatable.")
 @click.option("--no-dns-rebinding-protection", is_flag=True,

@@ -28,6 +28,7 @@ from sse_starlette.sse import AppStatus
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.authentication import AuthenticationMiddleware
+from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
@@ -65,6 +66,8 @@ class HttpSettings:
 
     def security(self, port: int) -> TransportSecuritySettings:
         hosts = list(self.allowed_hosts)
+        # A name without a port (`--allow-host gw.internal`) is allowed on any port.
+        hosts += [f"{h}:*" for h in self.allowed_hosts if h.endswith("]") or ":" not in h]
         origins = list(self.allowed_origins)
         if self.host in LOOPBACK or self.host in ("0.0.0.0", "::"):
             hosts += ["127.0.0.1:*", "localhost:*", "[::1]:*", "127.0.0.1", "localhost"]
@@ -123,7 +126,11 @@ def build_http_app(
         await live.gateway.aclose()
         await guard.aclose()
 
-    protect = _auth_wrapper(guard)
+    auth = _auth_wrapper(guard)
+
+    def protect(app: ASGIApp) -> ASGIApp:
+        return _HostCheck(auth(app), security)
+
     routes: list[BaseRoute] = [
         Route("/mcp", endpoint=protect(StreamableHTTPASGIApp(manager))),
         Route("/sse", endpoint=protect(_Asgi(sse_stream)), methods=["GET"]),
@@ -152,6 +159,40 @@ class _Asgi:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await self._app(scope, receive, send)
+
+
+class _HostCheck:
+    """The DNS-rebinding Host check, answered with a 421 that says which Host was refused and how
+    to allow it (the SDK's own check, which runs after this one, says only "Invalid Host header").
+    The body is a JSON-RPC error, so MCP clients show the message to their user."""
+
+    def __init__(self, app: ASGIApp, security: TransportSecuritySettings) -> None:
+        self._app = app
+        self._enabled = security.enable_dns_rebinding_protection
+        self._exact = frozenset(security.allowed_hosts)
+        self._bases = tuple(h[:-2] + ":" for h in security.allowed_hosts if h.endswith(":*"))
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self._enabled and scope["type"] == "http":
+            host = Headers(scope=scope).get("host", "")
+            if host not in self._exact and not host.startswith(self._bases):
+                await _misdirected(host)(scope, receive, send)
+                return
+        await self._app(scope, receive, send)
+
+
+def _misdirected(host: str) -> Response:
+    shown = host.encode("ascii", "backslashreplace").decode()[:200] if host else ""
+    if shown:
+        name = shown.rsplit(":", 1)[0] if not shown.endswith("]") else shown
+        message = (f"Host '{shown}' is not allowed (DNS-rebinding protection). If this gateway is reached "
+                   f"under that name, start it with --allow-host {name} (any port); "
+                   "behind a reverse proxy, forward the client's Host instead (nginx: proxy_set_header Host "
+                   "$http_host).")
+    else:
+        message = "the request has no Host header (DNS-rebinding protection): send one."
+    body = {"jsonrpc": "2.0", "id": None, "error": {"code": -32600, "message": message}}
+    return JSONResponse(body, status_code=421)
 
 
 def _auth_wrapper(guard: Protections) -> Callable[[ASGIApp], ASGIApp]:
