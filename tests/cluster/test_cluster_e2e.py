@@ -1,0 +1,167 @@
+"""Three gateway processes behind a real HAProxy, sharing a real Redis: limits and budgets hold
+exactly across processes, sessions move between processes, usage is the cluster's, reloads reach
+every process' clients."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import anyio
+import pytest
+
+from mcp_gateway.client import connect
+from tests.cluster.support import cluster, write_config
+from tests.redis_server import RedisServer
+
+pytestmark = pytest.mark.anyio
+
+TOOL_ADDED = """\
+  - name: added_later
+    description: Appears after a reload.
+    messages: [{role: user, content: "new"}]
+    model: fast
+"""
+
+
+@pytest.fixture(scope="module")
+def deployment(tmp_path_factory):
+    directory = Path(tmp_path_factory.mktemp("cluster"))
+    (directory / "redis").mkdir()
+    with RedisServer(directory / "redis") as redis:
+        config = write_config(directory, redis.url, budget_calls=10, rpm=10)
+        with cluster(config, 3) as (gateways, proxy):
+            yield config, gateways, proxy, redis
+
+
+async def _burst(url: str, tool: str, n: int, *, connections: int = 10) -> list:
+    """`n` concurrent calls of `tool` over `connections` 2026-07-28 clients (one POST per call, so
+    the balancer spreads them over the processes)."""
+    results: list = []
+
+    async def client_batch(count: int) -> None:
+        async with connect(url + "/mcp", mode="auto", timeout=60) as client:
+            async with anyio.create_task_group() as group:
+                for _ in range(count):
+                    async def one() -> None:
+                        results.append(await client.call_tool(tool, {}))
+                    group.start_soon(one)
+
+    async with anyio.create_task_group() as group:
+        for i in range(connections):
+            group.start_soon(client_batch, n // connections + (1 if i < n % connections else 0))
+    return results
+
+
+async def test_budget_and_rate_limit_are_exact_across_processes_under_200_concurrent_calls(deployment):
+    config, gateways, proxy, _ = deployment
+    budgeted = await _burst(proxy.url, "budgeted", 200)
+    ok = [r for r in budgeted if not r.is_error]
+    refused = [r.content[0].text for r in budgeted if r.is_error]
+    assert len(ok) == 10, refused[:3]
+    assert len(refused) == 190 and all(t.startswith("Budget exceeded for tool 'budgeted'") for t in refused)
+
+    limited = await _burst(proxy.url, "limited", 200)
+    assert sum(not r.is_error for r in limited) == 10
+    assert all("Rate limit exceeded" in r.content[0].text for r in limited if r.is_error)
+
+    # Every process served part of the load, and each one reports the cluster's totals.
+    reports = []
+    for gateway in gateways:
+        async with connect(gateway.url + "/mcp", mode="legacy", timeout=30) as client:
+            usage = json.loads((await client.read_resource("gateway://usage")).contents[0].text)
+        reports.append(usage)
+    for usage in reports:
+        assert usage["scope"] == "cluster"
+        assert usage["tools"]["budgeted"]["calls"] == 10 and usage["tools"]["budgeted"]["cost_usd"] == "0.00001"
+        assert usage["tools"]["budgeted"]["failed"] == 190
+    own = [u["this_process"]["tools"].get("budgeted", {}).get("calls", 0) + u["this_process"]["tools"].get(
+        "budgeted", {}).get("failed", 0) for u in reports]
+    assert sum(own) == 200 and all(count > 0 for count in own), own
+
+
+async def test_a_session_started_on_one_process_continues_on_another(deployment):
+    _, gateways, proxy, _ = deployment
+    first, second, third = gateways
+    async with connect(first.url + "/mcp", mode="legacy", timeout=30) as client:
+        started = await client.call_tool("session_start", {})
+        session = started.structured_content["session_id"]
+        answer = await client.call_tool("chat", {"message": "one"}, session=session)
+        assert "[0 earlier] one" in answer.content[0].text
+    async with connect(second.url + "/mcp", mode="auto", timeout=30) as client:
+        answer = await client.call_tool("chat", {"message": "two"}, session=session)
+        assert "[1 earlier] two" in answer.content[0].text, answer.content[0].text
+    # Through the balancer, one request per process in turn: the history keeps growing.
+    async with connect(proxy.url + "/mcp", mode="auto", timeout=30) as client:
+        for turn in range(2, 8):
+            answer = await client.call_tool("chat", {"message": f"m{turn}"}, session=session)
+            assert f"[{turn} earlier] m{turn}" in answer.content[0].text
+    async with connect(third.url + "/mcp", mode="legacy", timeout=30) as client:
+        history = json.loads((await client.read_resource(f"session://{session}/history")).contents[0].text)
+    assert [t["tool"] for t in history] == ["chat"] * 8
+
+
+async def test_handshake_era_connections_stay_on_their_process_through_haproxy(deployment):
+    _, gateways, proxy, _ = deployment
+    # Several stateful connections at once: each keeps working (its Mcp-Session-Id is known only to
+    # the process that issued it; haproxy's stick table learned it from the response).
+    async def converse(i: int) -> None:
+        async with connect(proxy.url + "/mcp", mode="legacy", timeout=30) as client:
+            for _ in range(3):
+                result = await client.call_tool("chat", {"message": f"c{i}"})
+                assert not result.is_error, result.content[0].text
+
+    async with anyio.create_task_group() as group:
+        for i in range(6):
+            group.start_soon(converse, i)
+
+
+async def test_a_reload_reaches_the_clients_of_every_process(deployment):
+    config, gateways, _, _ = deployment
+    original = config.read_text()
+    heard: Counter[str] = Counter()
+    try:
+        async with anyio.create_task_group() as group:
+            ready = [anyio.Event() for _ in gateways]
+            done = [anyio.Event() for _ in gateways]
+
+            async def watch(i: int, mode: str) -> None:
+                async with connect(gateways[i].url + "/mcp", mode=mode, timeout=30) as client:  # type: ignore[arg-type]
+                    async with client.changes() as changes:
+                        ready[i].set()
+                        async for kind in changes:
+                            if kind == "tools" and "added_later" in {t.name for t in await client.list_tools()}:
+                                heard[gateways[i].url] += 1
+                                done[i].set()
+                                return
+
+            for i, mode in enumerate(("legacy", "auto", "legacy")):
+                group.start_soon(watch, i, mode)
+            with anyio.fail_after(20):
+                for event in ready:
+                    await event.wait()
+            config.write_text(original + TOOL_ADDED)
+            command = [sys.executable, "-m", "mcp_gateway", "reload", str(config), "--timeout", "15"]
+            finished = await anyio.run_process(command, check=False)
+            out = finished.stdout.decode() + finished.stderr.decode()
+            assert finished.returncode == 0, out
+            assert re.search(r"3 processes reloaded \(config version [0-9a-f]{16}\)", out), out
+            with anyio.fail_after(20):
+                for event in done:
+                    await event.wait()
+        assert len(heard) == 3
+    finally:
+        config.write_text(original)
+        # Back to the original config on every process: a SIGHUP to one process is enough.
+        gateways[0].proc.send_signal(subprocess.signal.SIGHUP)  # type: ignore[union-attr]
+        await _wait_for(lambda: all(g.logged(r"cluster: reload requested") for g in gateways[1:]))
+
+
+async def _wait_for(condition, timeout: float = 20) -> None:  # noqa: ANN001
+    with anyio.fail_after(timeout):
+        while not condition():
+            await anyio.sleep(0.02)
