@@ -54,6 +54,10 @@ def write_config(directory: Path, redis_url: str, *, budget_calls: int = 10, rpm
             description: A rate-limited tool.
             messages: [{{role: user, content: "limited"}}]
             model: fast
+          - name: plain
+            description: Needs nothing shared.
+            messages: [{{role: user, content: "plain"}}]
+            model: fast
           - name: chat
             description: Chat with memory.
             input_schema:

@@ -6,15 +6,16 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
+import signal
 import sys
+import time
 from collections import Counter
 from pathlib import Path
 
 import anyio
 import pytest
 
-from mcp_gateway.client import connect
+from mcp_gateway.client import ClientError, connect
 from tests.cluster.support import cluster, write_config
 from tests.redis_server import RedisServer
 
@@ -32,7 +33,7 @@ TOOL_ADDED = """\
 def deployment(tmp_path_factory):
     directory = Path(tmp_path_factory.mktemp("cluster"))
     (directory / "redis").mkdir()
-    with RedisServer(directory / "redis") as redis:
+    with RedisServer(directory / "redis", persistent=True) as redis:  # a restart keeps acknowledged writes
         config = write_config(directory, redis.url, budget_calls=10, rpm=10)
         with cluster(config, 3) as (gateways, proxy):
             yield config, gateways, proxy, redis
@@ -157,7 +158,7 @@ async def test_a_reload_reaches_the_clients_of_every_process(deployment):
     finally:
         config.write_text(original)
         # Back to the original config on every process: a SIGHUP to one process is enough.
-        gateways[0].proc.send_signal(subprocess.signal.SIGHUP)  # type: ignore[union-attr]
+        gateways[0].proc.send_signal(signal.SIGHUP)  # type: ignore[union-attr]
         await _wait_for(lambda: all(g.logged(r"cluster: reload requested") for g in gateways[1:]))
 
 
@@ -165,3 +166,105 @@ async def _wait_for(condition, timeout: float = 20) -> None:  # noqa: ANN001
     with anyio.fail_after(timeout):
         while not condition():
             await anyio.sleep(0.02)
+
+
+class _RetryingCaller:
+    """Session turns through the balancer on one connection, reconnected and retried (as a client
+    would) when the connection fails."""
+
+    def __init__(self, url: str, session: str) -> None:
+        self.url = url
+        self.session = session
+        self.retries = 0
+
+    async def run(self, messages: list[str], acknowledged: list[str], before_turn) -> None:  # noqa: ANN001
+        pending = list(messages)
+        while pending:
+            try:
+                async with connect(self.url + "/mcp", mode="auto", timeout=30) as client:
+                    while pending:
+                        before_turn(len(acknowledged))
+                        result = await client.call_tool("chat", {"message": pending[0]}, session=self.session)
+                        assert not result.is_error, result.content[0].text
+                        acknowledged.append(pending.pop(0))
+            except ClientError:
+                self.retries += 1
+                assert self.retries < 5
+
+
+async def _history(url: str, session: str) -> list[str]:
+    async with connect(url + "/mcp", mode="legacy", timeout=30) as client:
+        turns = json.loads((await client.read_resource(f"session://{session}/history")).contents[0].text)
+    return [re.sub(r"^\[\d+ earlier\] ", "", t["input"]) for t in turns]
+
+
+async def test_sigkill_of_one_process_during_load_loses_no_acknowledged_turn(deployment):
+    _, gateways, proxy, _ = deployment
+    async with connect(proxy.url + "/mcp", mode="auto", timeout=30) as client:
+        session = (await client.call_tool("session_start", {})).structured_content["session_id"]
+    acknowledged: list[str] = []
+    background: list = []
+    killed = anyio.Event()
+
+    async def conversation() -> None:
+        def before_turn(done: int) -> None:
+            if done == 6 and not killed.is_set():
+                gateways[1].proc.send_signal(signal.SIGKILL)  # type: ignore[union-attr]
+                killed.set()
+
+        await _RetryingCaller(proxy.url, session).run([f"k{i}" for i in range(20)], acknowledged, before_turn)
+
+    async def load() -> None:  # other callers at the same time, retrying like the conversation does
+        await killed.wait()
+        for _ in range(3):
+            for attempt in range(5):
+                try:
+                    background.extend(await _burst(proxy.url, "plain", 20, connections=2))
+                    break
+                except ClientError:
+                    assert attempt < 4
+
+    try:
+        async with anyio.create_task_group() as group:
+            group.start_soon(conversation)
+            group.start_soon(load)
+        assert acknowledged == [f"k{i}" for i in range(20)]
+        history = await _history(proxy.url, session)
+        assert [m for m in history if m in acknowledged] == acknowledged  # none lost, in order
+        assert all(not r.is_error for r in background) and len(background) >= 60
+    finally:
+        gateways[1].stop()
+        gateways[1].start()  # the same port: haproxy's health check brings it back
+        gateways[1].wait_ready()
+
+
+async def test_redis_restart_during_load_gives_clear_errors_then_full_service(deployment):
+    _, gateways, proxy, redis = deployment
+    async with connect(proxy.url + "/mcp", mode="auto", timeout=30) as client:
+        session = (await client.call_tool("session_start", {})).structured_content["session_id"]
+        for i in range(3):
+            assert not (await client.call_tool("chat", {"message": f"r{i}"}, session=session)).is_error
+        redis.stop()
+        try:
+            started = time.monotonic()
+            with anyio.fail_after(15):  # nothing hangs: every call ends, well within the bound
+                budget = await client.call_tool("budgeted", {})
+                chat = await client.call_tool("chat", {"message": "during"}, session=session)
+                plain = await client.call_tool("plain", {})
+            assert budget.is_error and "cannot be checked: the cluster store (redis at 127.0.0.1:" in \
+                budget.content[0].text and "unreachable" in budget.content[0].text
+            assert chat.is_error and "redis" in chat.content[0].text.lower(), chat.content[0].text
+            assert not plain.is_error  # what needs nothing shared keeps working
+            assert time.monotonic() - started < 10
+        finally:
+            redis.start()
+        # Full service again without restarting anything.
+        with anyio.fail_after(20):
+            while True:
+                chat = await client.call_tool("chat", {"message": "after"}, session=session)
+                if not chat.is_error:
+                    break
+                await anyio.sleep(0.1)
+        budget = await client.call_tool("budgeted", {})
+        assert not budget.is_error or budget.content[0].text.startswith("Budget exceeded")
+    assert await _history(proxy.url, session) == ["r0", "r1", "r2", "after"]
