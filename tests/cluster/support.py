@@ -151,6 +151,8 @@ class HAProxy:
         servers = "\n".join(f"    server gw{i} 127.0.0.1:{g.port} check" for i, g in enumerate(gateways, 1))
         text = HAPROXY_TEMPLATE.read_text()
         text = text.replace("bind 0.0.0.0:8080", f"bind 127.0.0.1:{self.port}")
+        self.socket = directory / "haproxy.sock"
+        text = text.replace("global\n", f"global\n    stats socket {self.socket} level admin\n", 1)
         text = re.sub(r"(?m)^    server gw\d+ .*\n", "", text)
         text = re.sub(r"(?m)^(    # servers.*\n)", lambda m: m.group(1) + servers + "\n", text)
         self.config.write_text(text)
@@ -166,6 +168,23 @@ class HAProxy:
         self.proc = subprocess.Popen([self.binary, "-db", "-f", str(self.config)],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         wait_until(lambda: _healthy(self.url), 15, "haproxy never answered /healthz")
+        self.wait_up(healthy)
+
+    def up(self) -> set[str]:
+        """The servers of the main backend that haproxy's health checks consider up."""
+        import socket
+
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.connect(str(self.socket))
+            sock.sendall(b"show stat\n")
+            data = b""
+            while chunk := sock.recv(65536):
+                data += chunk
+        rows = [line.split(",") for line in data.decode().splitlines() if line and not line.startswith("#")]
+        return {row[1] for row in rows if row[0] == "gateways" and row[1].startswith("gw") and row[17] == "UP"}
+
+    def wait_up(self, count: int, timeout: float = 20) -> None:
+        wait_until(lambda: len(self.up()) == count, timeout, f"haproxy does not see {count} servers up")
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:

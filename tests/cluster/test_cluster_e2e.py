@@ -236,6 +236,39 @@ async def test_sigkill_of_one_process_during_load_loses_no_acknowledged_turn(dep
         gateways[1].stop()
         gateways[1].start()  # the same port: haproxy's health check brings it back
         gateways[1].wait_ready()
+        proxy.wait_up(3)
+
+
+async def test_a_rolling_restart_under_load_loses_no_call(deployment):
+    """SIGTERM drains a process (its calls finish, its health check fails, the balancer retries
+    connection failures elsewhere); it is restarted before the next one goes."""
+    _, gateways, proxy, _ = deployment
+    results: list = []
+    errors: list[BaseException] = []
+    stop = anyio.Event()
+
+    async def caller() -> None:
+        async with connect(proxy.url + "/mcp", mode="auto", timeout=30) as client:
+            while not stop.is_set():
+                try:
+                    results.append(await client.call_tool("plain", {}))
+                except ClientError as exc:
+                    errors.append(exc)
+
+    async with anyio.create_task_group() as group:
+        for _ in range(6):
+            group.start_soon(caller)
+        for gateway in gateways:
+            before = len(results)
+            await anyio.to_thread.run_sync(gateway.stop, signal.SIGTERM)
+            gateway.start()
+            await anyio.to_thread.run_sync(gateway.wait_ready)
+            await anyio.to_thread.run_sync(proxy.wait_up, 3)
+            assert len(results) > before  # calls kept flowing while it restarted
+        stop.set()
+    assert errors == [] and all(not r.is_error for r in results), (errors[:3], [
+        r.content[0].text for r in results if r.is_error][:3])
+    assert all(g.logged(r"shutting down|Shutting down") for g in gateways)
 
 
 async def test_redis_restart_during_load_gives_clear_errors_then_full_service(deployment):
