@@ -142,6 +142,9 @@ class Ledger:
     async def flush(self) -> None:
         """Make recorded calls visible to `totals` everywhere (nothing to do in one process)."""
 
+    async def aclose(self) -> None:
+        """Send what is still unsent (nothing to do in one process)."""
+
     async def totals(self, by: str = "gateway", since: float | None = None) -> dict[str, Totals]:
         """Totals per tool, route (model alias), target, key, or for the whole gateway ("all"),
         over the last `since` seconds (None: since start-up). Minute precision up to a day back,

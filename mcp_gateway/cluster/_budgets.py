@@ -160,11 +160,16 @@ class SharedHold:
         self.settled = False
 
     async def close(self, actual: Decimal | None = None) -> None:
-        """Release the hold and charge `actual` (None: unknown, charge the whole hold)."""
+        """Release the hold and charge `actual` (None: unknown, charge the whole hold).
+
+        While the cluster runs, the settle goes in the background, off the call path: until it
+        lands (one round trip) the hold still counts, which can only refuse, never overspend."""
         if self.settled:
             return
         self.settled = True
-        await self._owner._settle(self._budgets, self._lease, actual)
+        settle = self._owner._settle(self._budgets, self._lease, actual)
+        if not self._owner._link.spawn(settle):
+            await self._owner._settle(self._budgets, self._lease, actual)
 
 
 class SharedBudgets:

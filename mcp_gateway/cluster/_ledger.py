@@ -3,8 +3,9 @@
 Three hashes hold the counts: since the cluster began (`usage:all`), per minute
 (`usage:m:<minute>`, kept 25 hours) and per hour (`usage:h:<hour>`, kept 32 days); a field is
 `<dimension>|<name>|<count>` and cost is counted in pico-USD, so sums are exact integers. A call
-is recorded locally at once and sent with the next `flush` (the router flushes after each call;
-calls that end together go in one script run).
+is recorded locally at once; `flush` (the router's, after each call) sends it in the background,
+off the call path, and calls that end while a send is under way go together in the next one.
+`totals` and `report` first send what this process has pending, so they include its own calls.
 
 Redis down: calls are served; increments wait in memory (up to `max_pending` fields) and are sent
 once Redis answers again, with a warning logged; `totals` answers from this process' own ledger,
@@ -53,6 +54,7 @@ class SharedLedger(Ledger):
         self._pending: Counter[tuple[int, str]] = Counter()  # (minute, field) -> delta
         self._max_pending = max_pending
         self._lock = anyio.Lock()
+        self._scheduled = False
 
     def record(self, **kwargs: Any) -> list[tuple[str, str, Totals]]:
         deltas = super().record(**kwargs)
@@ -69,13 +71,30 @@ class SharedLedger(Ledger):
         return deltas
 
     async def flush(self) -> None:
-        """Send what was recorded; calls that finish together share one script run."""
-        if not self._pending:
+        """Send what was recorded, in the background when the cluster runs (else now)."""
+        if not self._pending or self._scheduled:
             return
+        self._scheduled = True
+        if not self._link.spawn(self._send_scheduled()):
+            self._scheduled = False
+            await self.send()
+
+    async def _send_scheduled(self) -> None:
+        try:
+            while self._pending and await self.send():  # what came in meanwhile goes next
+                pass
+        finally:
+            self._scheduled = False
+
+    async def send(self) -> bool:
+        """Send what was recorded now (calls that finished meanwhile share one script run);
+        False when Redis could not be reached (it stays pending)."""
+        if not self._pending:
+            return True
         async with self._lock:
             pending, self._pending = self._pending, Counter()
             if not pending:
-                return
+                return True
             by_minute: dict[int, list[str | int]] = {}
             for (minute, field), delta in pending.items():
                 by_minute.setdefault(minute, []).extend((field, delta))
@@ -93,6 +112,12 @@ class SharedLedger(Ledger):
                 self._link.warn("the usage ledger", exc, "usage is kept in memory and sent when it answers again")
                 pending.update(self._pending)  # keep what is not sent, newest added on top
                 self._pending = pending if len(pending) <= self._max_pending else Counter()
+                return False
+        return True
+
+    async def aclose(self) -> None:
+        with anyio.CancelScope(shield=True):
+            await self.send()
 
     async def totals(self, by: str = "gateway", since: float | None = None) -> dict[str, Totals]:
         found = await self._cluster_totals(by, since)
@@ -100,7 +125,7 @@ class SharedLedger(Ledger):
 
     async def report(self) -> dict[str, Any]:
         """Cluster totals since the cluster began (this process' own under `this_process`)."""
-        await self.flush()
+        await self.send()
         sections: dict[str, Any] = {}
         for dim, title in (("gateway", "process"), ("tool", "tools"), ("route", "routes"), ("target", "targets"),
                            ("key", "keys")):
@@ -117,8 +142,8 @@ class SharedLedger(Ledger):
     async def _cluster_totals(self, by: str, since: float | None) -> dict[str, Totals] | None:
         if by not in DIMENSIONS:
             raise ValueError(f"unknown dimension '{by}' (one of: {', '.join(DIMENSIONS)})")
-        await self.flush()
-        async with self._lock:  # another call's flush in progress: wait for it (read your own writes)
+        await self.send()
+        async with self._lock:  # a send in progress: wait for it (read your own writes)
             pass
         link = self._link
         if since is None:

@@ -222,6 +222,7 @@ class Router:
                     target.breaker.adopt(kept.breaker)
 
     async def aclose(self) -> None:
+        await self.ledger.aclose()
         for provider in self._providers.values():
             await provider.aclose()
         if self.cache is not None and self._owns_cache:
