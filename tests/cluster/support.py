@@ -38,8 +38,10 @@ def write_config(directory: Path, redis_url: str, *, budget_calls: int = 10, rpm
         rate_limits: {{store: redis, per_tool: {{limited: {{requests_per_minute: {rpm}}}}}}}
         providers:
           offline: {{kind: mock, settings: {{latency_ms: 20}}}}
+          client: {{kind: sampling}}
         models:
           fast: {{provider: offline, model: mock-1}}
+          yours: {{provider: client, model: claude-sonnet}}
         prices:
           offline/mock-1: {{input: 0, output: 1}}
         budgets:
@@ -54,6 +56,11 @@ def write_config(directory: Path, redis_url: str, *, budget_calls: int = 10, rpm
             description: A rate-limited tool.
             messages: [{{role: user, content: "limited"}}]
             model: fast
+          - name: haiku
+            description: The client's own model (a 2026-07-28 InputRequiredResult round trip).
+            messages: [{{role: user, content: "A haiku about clusters"}}]
+            model: yours
+            params: {{max_tokens: 60}}
           - name: plain
             description: Needs nothing shared.
             messages: [{{role: user, content: "plain"}}]

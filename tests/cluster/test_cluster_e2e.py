@@ -13,6 +13,7 @@ from collections import Counter
 from pathlib import Path
 
 import anyio
+import mcp_types as types
 import pytest
 
 from mcp_gateway.client import ClientError, connect
@@ -166,6 +167,29 @@ async def _wait_for(condition, timeout: float = 20) -> None:  # noqa: ANN001
     with anyio.fail_after(timeout):
         while not condition():
             await anyio.sleep(0.02)
+
+
+async def test_a_sampling_round_trip_may_end_on_another_process(deployment):
+    """2026-07-28: the call answers InputRequiredResult; the SDK client retries it with the model's
+    answer, and round robin sends the retry to the next process, which completes it (the round trip
+    carries no server state)."""
+    _, gateways, proxy, _ = deployment
+
+    async def model(context, params):  # noqa: ANN001
+        return types.CreateMessageResult(role="assistant", model="client-model", stop_reason="endTurn",
+                                         content=types.TextContent(type="text", text="echo: clusters"))
+
+    async with connect(proxy.url + "/mcp", mode="auto", timeout=30, sampling_callback=model) as client:
+        result = await client.call_tool("haiku", {})
+    assert not result.is_error and result.content[0].text == "echo: clusters"
+    asked, answered = [], []
+    for gateway in gateways:
+        async with connect(gateway.url + "/mcp", mode="legacy", timeout=30) as client:
+            usage = json.loads((await client.read_resource("gateway://usage")).contents[0].text)
+        mine = usage["this_process"]["tools"].get("haiku", {})
+        asked += [gateway.url] * mine.get("failed", 0)  # the first round: input required
+        answered += [gateway.url] * mine.get("calls", 0)
+    assert len(asked) == 1 and len(answered) == 1 and asked != answered
 
 
 class _RetryingCaller:
