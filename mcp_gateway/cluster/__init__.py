@@ -12,7 +12,8 @@ limits, cache
 ==================  =============================================================================
 
 Kept per process on purpose: least-latency statistics (each process measures its own path to a
-provider), hedging and the response cache's single flight (both per call).
+provider) and hedging (one call's own timers). The response cache has no single flight: two
+processes that miss the same key at once both ask the provider, as two calls in one process do.
 """
 
 from __future__ import annotations
