@@ -1,6 +1,6 @@
 """Usage and cost: the price table, exact cost, running totals (`Ledger`) and budgets."""
 
-from ._budget import BudgetExceededError, Budgets, Reservation, format_usd
+from ._budget import BudgetExceededError, BudgetHold, BudgetStore, Budgets, Reservation, format_usd
 from ._ledger import DIMENSIONS, Charge, Ledger, Totals
 from ._prices import MILLION_TOKENS, Price, PriceTable, cost_of, input_token_bound
 
@@ -8,6 +8,8 @@ __all__ = [
     "DIMENSIONS",
     "MILLION_TOKENS",
     "BudgetExceededError",
+    "BudgetHold",
+    "BudgetStore",
     "Budgets",
     "Charge",
     "Ledger",

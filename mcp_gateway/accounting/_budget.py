@@ -20,11 +20,11 @@ import time
 from collections import OrderedDict, deque
 from collections.abc import Callable
 from decimal import Decimal
-from typing import Any
+from typing import Any, Protocol
 
 from .._errors import GatewayError
 
-__all__ = ["BudgetExceededError", "Budgets", "Reservation", "format_usd"]
+__all__ = ["BudgetExceededError", "BudgetHold", "BudgetStore", "Budgets", "Reservation", "format_usd"]
 
 ZERO = Decimal(0)
 
@@ -61,6 +61,33 @@ class BudgetExceededError(GatewayError):
             f"{format_usd(max(available, ZERO))} of {format_usd(limit)}{window} is left."
         )
         return cls(message, scope=scope, needed=needed, available=available, limit=limit, window_s=window_s)
+
+
+class BudgetHold(Protocol):
+    """A call's hold on its budgets (`Reservation`, or a cluster's shared hold)."""
+
+    amount: Decimal
+
+    async def close(self, actual: Decimal | None = None) -> None:
+        """Release the hold and charge `actual` (None: unknown, charge the whole hold)."""
+        ...
+
+
+class BudgetStore(Protocol):
+    """What the router needs of budgets: `Budgets` here, `SharedBudgets` in a cluster."""
+
+    config: Any
+    max_tokens: int
+
+    def applies(self, tool: str | None, session: str | None) -> bool: ...
+
+    def scopes(self, tool: str | None, session: str | None) -> str: ...
+
+    async def hold(self, tool: str | None, session: str | None, amount: Decimal) -> BudgetHold:
+        """Hold `amount` on every budget that applies, or raise BudgetExceededError."""
+        ...
+
+    def adopt(self, old: Any) -> None: ...
 
 
 class _Account:

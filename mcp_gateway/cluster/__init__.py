@@ -62,7 +62,7 @@ def open_link(loaded: LoadedConfig, environ: Mapping[str, str]) -> tuple[RedisLi
 def share(router: Router, link: RedisLink) -> None:
     """Move `router`'s budgets, ledger and breakers into the cluster behind `link`."""
     if router.budgets is not None:
-        router.budgets = SharedBudgets(router.budgets.config, link)  # type: ignore[assignment]
+        router.budgets = SharedBudgets(router.budgets.config, link)
     router.ledger = SharedLedger(link)
     for route in router.routes.values():
         for target in route.targets:

@@ -24,7 +24,7 @@ import anyio
 import anyio.lowlevel
 
 from .._errors import GatewayError, ProviderError
-from ..accounting import BudgetExceededError, Reservation, cost_of
+from ..accounting import BudgetExceededError, BudgetHold, cost_of
 from ..providers import Completion, CompletionRequest, OnText, Usage
 from ._policy import is_free, is_neutral
 from ._route import Attempt, Route, Target
@@ -33,7 +33,7 @@ __all__ = ["Guard", "RoutedCall"]
 
 log = logging.getLogger("mcp_gateway.routing")
 
-Guard = Callable[[Target], Awaitable["Reservation | None"]]
+Guard = Callable[[Target], Awaitable["BudgetHold | None"]]
 ZERO = Decimal(0)
 
 
@@ -267,7 +267,7 @@ class RoutedCall:
         self.attempts.append(attempt)
         return attempt
 
-    async def _succeeded(self, runner: _Runner, reservation: Reservation | None, started: float,
+    async def _succeeded(self, runner: _Runner, reservation: BudgetHold | None, started: float,
                          completion: Completion) -> None:
         target = runner.target
         cost = cost_of(completion.usage, target.price)
@@ -282,7 +282,7 @@ class RoutedCall:
             self.result = (target, completion)
             self._wake()
 
-    async def _failed(self, runner: _Runner, reservation: Reservation | None, started: float,
+    async def _failed(self, runner: _Runner, reservation: BudgetHold | None, started: float,
                       error: ProviderError) -> None:
         target = runner.target
         free = is_free(error)
@@ -301,7 +301,7 @@ class RoutedCall:
         log.info("route=%s target=%s failed: kind=%s retryable=%s output_started=%s",
                  self.route.name, target.label, error.kind, error.retryable, error.output_started or runner.forwarded)
 
-    async def _interrupted(self, runner: _Runner, reservation: Reservation | None, started: float) -> None:
+    async def _interrupted(self, runner: _Runner, reservation: BudgetHold | None, started: float) -> None:
         """Cancelled (a hedge that lost, the caller gone) or stopped by a non-provider error."""
         target = runner.target
         if reservation is not None:
@@ -311,7 +311,7 @@ class RoutedCall:
         self._record(runner, started, "cancelled", None, _unknown_cost(target))
 
 
-async def _settle(reservation: Reservation, actual: Decimal | None) -> None:
+async def _settle(reservation: BudgetHold, actual: Decimal | None) -> None:
     """Settle even while being cancelled (a shared budget settles in Redis, with its own bound)."""
     with anyio.CancelScope(shield=True):
         await reservation.close(actual)

@@ -21,10 +21,10 @@ from .._errors import ProviderError
 from ..accounting import (
     MILLION_TOKENS,
     BudgetExceededError,
-    Budgets,
+    BudgetHold,
+    BudgetStore,
     Charge,
     Ledger,
-    Reservation,
     input_token_bound,
 )
 from ..cache import CacheStore, entry_key, request_digest
@@ -38,7 +38,7 @@ log = logging.getLogger("mcp_gateway.routing")
 ZERO = Decimal(0)
 
 
-async def _no_guard(target: Target) -> Reservation | None:
+async def _no_guard(target: Target) -> BudgetHold | None:
     return None
 
 
@@ -51,7 +51,7 @@ class Router:
         providers: Mapping[str, Provider],
         *,
         ledger: Ledger | None = None,
-        budgets: Budgets | None = None,
+        budgets: BudgetStore | None = None,
         cache: CacheStore | None = None,
         cache_settings: Any = None,
         rng: random.Random | None = None,
@@ -177,14 +177,14 @@ class Router:
         await self.ledger.flush()
         return Routed(route, target, completion, (), cost_usd=ZERO, cache="hit")
 
-    def _guard(self, budgets: Budgets | None, tool: str | None, session: str | None,
+    def _guard(self, budgets: BudgetStore | None, tool: str | None, session: str | None,
                requests: dict[Target, CompletionRequest], messages: tuple[Message, ...],
                output_schema: Mapping[str, Any] | None) -> Guard:
         if budgets is None:
             return _no_guard
         bound = input_token_bound(messages, output_schema)
 
-        async def guard(target: Target) -> Reservation | None:
+        async def guard(target: Target) -> BudgetHold | None:
             price = target.price
             if price is None:
                 scopes = budgets.scopes(tool, session)
