@@ -203,6 +203,56 @@ class HAProxy:
                 self.proc.wait()
 
 
+class Nginx:
+    """nginx in the foreground on a free port with deploy/nginx.conf (its own pid, logs and
+    temp paths under `directory`), balancing over `gateways`."""
+
+    def __init__(self, directory: Path, gateways: list[Gateway]) -> None:
+        binary = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
+        if binary is None:
+            pytest.fail("nginx is not installed: run scripts/install-test-deps (apt-get install nginx)",
+                        pytrace=False)
+        self.binary = binary
+        self.port = free_port()
+        home = directory / "nginx"
+        home.mkdir(exist_ok=True)
+        home.chmod(0o777)  # worker processes may run as another user (nobody) when started by root
+        site = (ROOT / "deploy" / "nginx.conf").read_text().replace("listen 8080;", f"listen 127.0.0.1:{self.port};")
+        servers = "".join(f"    server 127.0.0.1:{g.port} max_fails=0;\n" for g in gateways)
+        site = re.sub(r"(?m)^    server 127\.0\.0\.1:800\d max_fails=0;\n", "", site)
+        site = site.replace("    keepalive 64;", servers + "    keepalive 64;")
+        (home / "site.conf").write_text(site)
+        temp = "".join(f"    {kind}_temp_path {home}/{kind};\n" for kind in
+                       ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
+        self.config = home / "nginx.conf"
+        self.config.write_text(
+            f"daemon off;\nworker_processes 1;\npid {home}/nginx.pid;\nerror_log {home}/error.log;\n"
+            f"events {{ worker_connections 1024; }}\n"
+            f"http {{\n    access_log off;\n{temp}    include {home}/site.conf;\n}}\n")
+        self.home = home
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        argv = [self.binary, "-p", str(self.home), "-c", str(self.config)]
+        check = subprocess.run([*argv, "-t"], capture_output=True, text=True)
+        assert check.returncode == 0, check.stdout + check.stderr
+        self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_until(lambda: _healthy(self.url), 15, "nginx never answered /healthz")
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGQUIT)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
 @contextmanager
 def cluster(config: Path, n: int = 3, *extra: str) -> Iterator[tuple[list[Gateway], HAProxy]]:
     """N gateways (started in parallel) behind haproxy."""
@@ -217,3 +267,13 @@ def cluster(config: Path, n: int = 3, *extra: str) -> Iterator[tuple[list[Gatewa
         stack.callback(proxy.stop)
         proxy.start(healthy=n)
         yield gateways, proxy
+
+
+@contextmanager
+def nginx(directory: Path, gateways: list[Gateway]) -> Iterator[Nginx]:
+    server = Nginx(directory, gateways)
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()

@@ -17,7 +17,7 @@ import mcp_types as types
 import pytest
 
 from mcp_gateway.client import ClientError, connect
-from tests.cluster.support import cluster, write_config
+from tests.cluster.support import cluster, nginx, write_config
 from tests.redis_server import RedisServer
 
 pytestmark = pytest.mark.anyio
@@ -120,6 +120,19 @@ async def test_handshake_era_connections_stay_on_their_process_through_haproxy(d
     async with anyio.create_task_group() as group:
         for i in range(6):
             group.start_soon(converse, i)
+
+
+async def test_deploy_nginx_conf_serves_both_eras_and_legacy_sse(deployment, tmp_path):
+    """deploy/nginx.conf: the client's Host is forwarded (no 421), handshake-era sessions and SSE
+    find their process (a 404 elsewhere is retried on the next one), 2026-07-28 calls spread."""
+    _, gateways, _, _ = deployment
+    with nginx(tmp_path, gateways) as server:
+        for path, mode in (("/mcp", "legacy"), ("/mcp", "auto"), ("/sse", "legacy")):
+            async with connect(server.url + path, mode=mode, timeout=30) as client:  # type: ignore[arg-type]
+                for i in range(4):
+                    result = await client.call_tool("chat", {"message": f"{mode}{i}"})
+                    assert not result.is_error, result.content[0].text
+                assert "chat" in {t.name for t in await client.list_tools()}
 
 
 async def test_a_reload_reaches_the_clients_of_every_process(deployment):
