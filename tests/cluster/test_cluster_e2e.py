@@ -15,6 +15,7 @@ from pathlib import Path
 import anyio
 import mcp_types as types
 import pytest
+import redis as sync_redis
 
 from mcp_gateway.client import ClientError, connect
 from tests.cluster.support import cluster, nginx, write_config
@@ -310,21 +311,30 @@ async def test_a_rolling_restart_under_load_loses_no_call(deployment):
 
 async def test_redis_restart_during_load_gives_clear_errors_then_full_service(deployment):
     _, gateways, proxy, redis = deployment
-    async with connect(proxy.url + "/mcp", mode="auto", timeout=30) as client:
+    served_during: list = []
+    outage_over = anyio.Event()
+
+    async def load() -> None:  # calls that need nothing shared keep being served throughout
+        async with connect(proxy.url + "/mcp", mode="auto", timeout=30) as other:
+            while not outage_over.is_set():
+                served_during.append(await other.call_tool("plain", {}))
+
+    async with connect(proxy.url + "/mcp", mode="auto", timeout=30) as client, anyio.create_task_group() as group:
         session = (await client.call_tool("session_start", {})).structured_content["session_id"]
         for i in range(3):
             assert not (await client.call_tool("chat", {"message": f"r{i}"}, session=session)).is_error
+        group.start_soon(load)
         redis.stop()
         try:
             started = time.monotonic()
             with anyio.fail_after(15):  # nothing hangs: every call ends, well within the bound
                 budget = await client.call_tool("budgeted", {})
                 chat = await client.call_tool("chat", {"message": "during"}, session=session)
-                plain = await client.call_tool("plain", {})
+                limited = await client.call_tool("limited", {})
             assert budget.is_error and "cannot be checked: the cluster store (redis at 127.0.0.1:" in \
                 budget.content[0].text and "unreachable" in budget.content[0].text
             assert chat.is_error and "redis" in chat.content[0].text.lower(), chat.content[0].text
-            assert not plain.is_error  # what needs nothing shared keeps working
+            assert limited.is_error and "Rate limits cannot be checked right now" in limited.content[0].text
             assert time.monotonic() - started < 10
         finally:
             redis.start()
@@ -335,6 +345,15 @@ async def test_redis_restart_during_load_gives_clear_errors_then_full_service(de
                 if not chat.is_error:
                     break
                 await anyio.sleep(0.1)
+        outage_over.set()
         budget = await client.call_tool("budgeted", {})
         assert not budget.is_error or budget.content[0].text.startswith("Budget exceeded")
     assert await _history(proxy.url, session) == ["r0", "r1", "r2", "after"]
+    assert served_during and all(not r.is_error for r in served_during)
+    # The cluster channel reconnected by itself: a reload on one process reaches the others again.
+    with sync_redis.Redis.from_url(redis.url) as check:
+        await _wait_for(lambda: check.pubsub_numsub("t:events") == [(b"t:events", 3)])
+    before = [sum("cluster: reload requested" in line for line in g.log) for g in gateways]
+    gateways[0].proc.send_signal(signal.SIGHUP)  # type: ignore[union-attr]
+    await _wait_for(lambda: all(sum("cluster: reload requested" in line for line in g.log) > before[i]
+                                for i, g in enumerate(gateways) if i > 0))
