@@ -173,8 +173,7 @@ async def test_a_reload_reaches_the_clients_of_every_process(deployment):
     finally:
         config.write_text(original)
         # Back to the original config on every process: a SIGHUP to one process is enough.
-        gateways[0].proc.send_signal(signal.SIGHUP)  # type: ignore[union-attr]
-        await _wait_for(lambda: all(g.logged(r"cluster: reload requested") for g in gateways[1:]))
+        await _sighup_reaches_the_others(gateways)
 
 
 async def _wait_for(condition, timeout: float = 20) -> None:  # noqa: ANN001
@@ -353,7 +352,14 @@ async def test_redis_restart_during_load_gives_clear_errors_then_full_service(de
     # The cluster channel reconnected by itself: a reload on one process reaches the others again.
     with sync_redis.Redis.from_url(redis.url) as check:
         await _wait_for(lambda: check.pubsub_numsub("t:events") == [(b"t:events", 3)])
-    before = [sum("cluster: reload requested" in line for line in g.log) for g in gateways]
-    gateways[0].proc.send_signal(signal.SIGHUP)  # type: ignore[union-attr]
-    await _wait_for(lambda: all(sum("cluster: reload requested" in line for line in g.log) > before[i]
-                                for i, g in enumerate(gateways) if i > 0))
+    await _sighup_reaches_the_others(gateways)
+
+
+async def _sighup_reaches_the_others(gateways) -> None:  # noqa: ANN001
+    """SIGHUP the first process; wait until every other one has reloaded on its announcement."""
+    def heard(gateway) -> int:  # noqa: ANN001
+        return sum("cluster: reload requested" in line for line in list(gateway.log))
+
+    before = [heard(g) for g in gateways]
+    gateways[0].proc.send_signal(signal.SIGHUP)
+    await _wait_for(lambda: all(heard(g) > before[i] for i, g in enumerate(gateways) if i > 0))
