@@ -22,7 +22,7 @@ What it measures (see benchmarks/README.md):
 2. In-process, each protection piece on its own, in µs per call: the HTTP auth middleware stack
    (API key verified from the cache), `Protections.caller()`, the scope check, the token estimate,
    rate-limit acquire + settle, metrics, audit enqueue, the audit write that follows off the call
-   path, and the whole `Protections.tool_call` block protected vs open.
+   path, and the rate-limit and audit steps of the call pipeline, protected vs open.
 
 Numbers are medians over rounds; ratios compare servers measured in the same run. Nothing here
 asserts: it prints tables.
@@ -337,7 +337,7 @@ async def micro(config: Path, key: str, args: argparse.Namespace,
     from mcp_gateway._tokens import estimate_tokens
     from mcp_gateway.config import load_config
     from mcp_gateway.observability.audit import AuditEvent, AuditLog, JsonlAuditSink
-    from mcp_gateway.server._protections import Protections, build_protections
+    from mcp_gateway.server._protections import CallRecord, Protections, build_protections
 
     loaded = load_config(config)
     guard = build_protections(loaded, environ={})
@@ -421,8 +421,16 @@ async def micro(config: Path, key: str, args: argparse.Namespace,
         return None
 
     async def with_guard(g: Protections, c: Any) -> None:
-        async with g.tool_call(c, TOOL, estimated_tokens=60) as record:
+        # what the call pipeline's rate-limit and audit steps do around one call
+        record = CallRecord()
+        started = time.perf_counter()
+        if g.limiter is not None:
+            async with g.admit(c, TOOL, record, estimated_tokens=60) as permit:
+                record.input_tokens, record.output_tokens = 60, 40
+                await permit.settle(100)
+        else:
             record.input_tokens, record.output_tokens = 60, 40
+        g.record_call(c, "tools/call", TOOL, record, time.perf_counter() - started)
         # what `record_answer` adds after the block, for both servers
         g.metrics.usage(tool=TOOL, route="default", provider="offline", model="mock-1", input_tokens=60,
                         output_tokens=40, cached_tokens=0, cost_usd=None)

@@ -18,9 +18,11 @@ What it measures (see benchmarks/README.md):
        `kind: openai` provider at the mock: validation, rendering, routing, the adapter, accounting;
    (c) `gateway-http` (context): `mcp-gateway serve --transport http` as a subprocess, driven by
        SDK `Client`s (one per task) over Streamable HTTP: all of (b) plus MCP and HTTP both ways.
+   (d) `gateway-rest`: the same subprocess, `POST /v1/tools/summarize` with the arguments as the
+       JSON body from one httpx2 AsyncClient (the REST surface: the call pipeline, HTTP, JSON).
    Added latency = variant minus `direct`, paired per round. Gateway CPU per call: (b) this
    process's CPU time per call minus the same in the `direct` run of the round (the shared
-   httpx/client cost cancels out); (c) the gateway subprocess' utime+stime from /proc per call.
+   httpx/client cost cancels out); (c), (d) the gateway subprocess' utime+stime from /proc per call.
 2. Streaming, 1 call in flight: the same request with `stream: true`, direct (httpx2 stream, SSE
    lines parsed until `[DONE]`) vs `Gateway.call_tool(..., on_text=callback)`.
 3. 1,000 calls at once through the gateway (in-process) to a second mock with 1 s of latency:
@@ -70,7 +72,7 @@ from mcp_gateway._gateway import Gateway, load_gateway
 HOST = "127.0.0.1"  # loopback only
 TOOL = "summarize"
 SLOW_TOOL = "summarize_slow"
-VARIANTS = ("direct", "gateway", "gateway-http")
+VARIANTS = ("direct", "gateway", "gateway-http", "gateway-rest")
 KEY_ENV = "BENCH_PROVIDER_KEY"
 KEY = "sk-bench-0123456789abcdef"  # the mock does not check it; sent so headers match a real call
 
@@ -82,6 +84,10 @@ TEXT = (
 ARGS = {"text": TEXT}
 
 TARGET_ADDED_P50_MS = 2.0
+# REST targets (issue 10): added p50 by calls in flight, and gateway CPU per call
+REST_TARGET_P50_MS = {1: 2.0, 50: 5.0}
+REST_TARGET_CPU_MS = 1.0
+LITELLM_ADDED_P50_MS = {1: 14.0, 50: 381.0}  # measured on this machine (shared/reference/providers.md)
 TARGET_ADDED_P99_MS = 10.0
 TARGET_CONCURRENCY = 50
 TARGET_BURST_S = 1.5
@@ -338,6 +344,26 @@ class Direct:
         await self.client.aclose()
 
 
+class Rest:
+    """(d): the gateway's REST surface, one httpx2 AsyncClient with the same pool settings as Direct."""
+
+    def __init__(self, base: str) -> None:
+        self.url = base + f"/v1/tools/{TOOL}"
+        self.body = json.dumps(ARGS).encode()
+        self.client = httpx2.AsyncClient(
+            headers={"content-type": "application/json"},
+            timeout=httpx2.Timeout(connect=10.0, read=600.0, write=600.0, pool=600.0),
+            limits=httpx2.Limits(max_connections=1000, max_keepalive_connections=1000, keepalive_expiry=30.0),
+        )
+
+    async def call(self) -> bool:
+        response = await self.client.post(self.url, content=self.body)
+        return response.status_code == 200 and bool(json.loads(response.content)["text"])
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
+
+
 def gateway_call(gateway: Gateway, tool: str = TOOL) -> Call:
     async def call() -> bool:
         answer = await gateway.call_tool(tool, ARGS)
@@ -524,6 +550,7 @@ def report_calls(results: dict[int, dict[str, list[Run]]], args: argparse.Namesp
           f"chat completions; median over {args.rounds} round(s); added = variant - direct, paired per round")
     rows = []
     verdicts = []
+    ratios: list[tuple[int, float, float, float, float]] = []
     for k, per in results.items():
         direct = per.get("direct", [])
         for variant in args.variants:
@@ -545,6 +572,11 @@ def report_calls(results: dict[int, dict[str, list[Run]]], args: argparse.Namesp
                 else:
                     cpu = med([g.per_call_ms(g.gateway_cpu) for g in ok])
             target = ""
+            if variant == "gateway-rest" and k in REST_TARGET_P50_MS:
+                good50, good_cpu = added50 < REST_TARGET_P50_MS[k], cpu < REST_TARGET_CPU_MS
+                target = (f"p50 < {REST_TARGET_P50_MS[k]:g} {'ok' if good50 else 'MISSED'}; "
+                          f"cpu < {REST_TARGET_CPU_MS:g} {'ok' if good_cpu else 'MISSED'}")
+                ratios.append((k, p50, med([pct(r.latencies, 50) for r in direct if not r.failed]), added50, cpu))
             if variant == "gateway" and k == TARGET_CONCURRENCY:
                 good50, good99 = added50 < TARGET_ADDED_P50_MS, added99 < TARGET_ADDED_P99_MS
                 target = (f"p50 < {TARGET_ADDED_P50_MS:g} {'ok' if good50 else 'MISSED'}; "
@@ -567,7 +599,13 @@ def report_calls(results: dict[int, dict[str, list[Run]]], args: argparse.Namesp
     if any(r.capped for per in results.values() for runs in per.values() for r in runs):
         print("* some runs stopped at --max-seconds before doing all their calls (calls = median calls done)")
     print("gw cpu ms/call: gateway = this process' CPU per call minus the direct run's (same round); "
-          "gateway-http = the gateway subprocess' CPU per call (/proc), MCP and HTTP included")
+          "gateway-http, gateway-rest = the gateway subprocess' CPU per call (/proc), protocol and HTTP included")
+    for k, p50, direct50, added50, cpu in ratios:
+        litellm = LITELLM_ADDED_P50_MS.get(k)
+        versus = f"; LiteLLM proxy adds {litellm:g} ms here: {litellm / added50:.0f}x ours" if litellm and added50 > 0 else ""
+        print(f"REST ratios at {k} in flight: p50 {p50:.2f} ms = {p50 / direct50:.3f}x direct ({direct50:.2f} ms); "
+              f"added p50 {added50:+.2f} ms = {added50 / REST_TARGET_P50_MS[k]:.2f}x its target; "
+              f"cpu {cpu:.3f} ms/call = {cpu / REST_TARGET_CPU_MS:.2f}x its target{versus}")
 
 
 def report_stream(runs: dict[str, list[Run]], args: argparse.Namespace) -> None:
@@ -681,11 +719,20 @@ async def main(args: argparse.Namespace) -> None:
                     order.reverse()
                 for variant in order:
                     calls = calls_for(k, args)
-                    if variant == "gateway-http":
+                    if variant in ("gateway-http", "gateway-rest"):
                         server = start_gateway(config, logdir, args)  # a fresh process: a fresh provider pool
                         procs.append(server)
                         try:
-                            run = await run_http(mock, server, k, calls, args)
+                            if variant == "gateway-http":
+                                run = await run_http(mock, server, k, calls, args)
+                            else:
+                                rest = Rest(server.base)
+                                try:
+                                    await warm(rest.call, k, max(args.warmup, 2 * k))
+                                    run = await closed_loop(Run(variant, k), rest.call, calls, args.max_seconds,
+                                                            mock, gateway=server)
+                                finally:
+                                    await rest.aclose()
                         finally:
                             procs.remove(server)
                             stop_proc(server.proc)

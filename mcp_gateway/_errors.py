@@ -1,17 +1,35 @@
-"""The exception tree of mcp-gateway.
+"""The exception tree of mcp-gateway (every subclass, wherever it is defined).
 
     GatewayError
-    ├── ConfigError          a config file set that cannot be served (carries every issue found)
-    ├── ToolNotFoundError    a tool name that is not served (unknown, draft or retired)
-    ├── ArgumentError        tool arguments that fail the tool's input schema (carries every violation)
-    ├── RenderError          a template that failed or grew past the size cap while rendering
-    ├── ProviderError        a model provider that failed (names the provider, never a secret)
-    ├── OutputError          a model answer that does not match the tool's output schema
-    ├── ClientInputRequired  the call needs the MCP client's input first (2026-07-28 sampling)
-    └── ClientError          raised by mcp_gateway.client (see there for its subclasses)
+    ├── ConfigError              a config file set that cannot be served (carries every issue found)
+    ├── ToolNotFoundError        a tool name that is not served (unknown, draft, or outside the caller's scopes)
+    │   └── ToolRetiredError     a tool that was served once and is retired now
+    ├── PromptNotFoundError      catalog: a prompt name that is not served
+    ├── ResourceNotFoundError    catalog: a resource URI that is not served
+    ├── ArgumentError            tool arguments that fail the tool's input schema (carries every violation)
+    ├── RenderError              a template that failed or grew past the size cap while rendering
+    ├── RequestLimitError        security.limits: a request over a size or count limit
+    │   └── CallDeadlineError    the call did not finish within its deadline
+    ├── RateLimitExceeded        security.ratelimit: over a rate limit (carries retry_after)
+    ├── RateLimitUnavailable     security.ratelimit: the limiter's store cannot be reached
+    ├── JWTError                 security.jwt: a token that cannot be verified
+    ├── KeyStoreError            security.keys: the API key file cannot be read or written
+    ├── BudgetExceededError      accounting: a call whose worst-case cost does not fit a budget
+    │   └── BudgetUnavailableError  a budget that cannot be checked (the cluster's Redis is down)
+    ├── SessionError             sessions: a handle that is unknown, ended, expired or another's
+    ├── SessionStoreError        sessions: the session store failed or is unreachable
+    ├── ProviderError            a model provider that failed (names the provider, never a secret)
+    │   └── RouteError           routing: a routed call that failed, with every attempt made
+    ├── OutputError              a model answer that does not match the tool's output schema
+    ├── ClientInputRequired      the call needs the MCP client's input first (2026-07-28 sampling)
+    └── ClientError              raised by mcp_gateway.client
+        ├── ConnectError         the server could not be reached or started
+        ├── RemoteError          the server answered with a protocol error
+        └── ClientTimeoutError   the server did not answer in time
 
 Foreign errors (Jinja, jsonschema, httpx2, the mcp SDK) are translated into these at the one
-place that talks to each foreign library.
+place that talks to each foreign library. How each one reaches a caller (MCP result or JSON-RPC
+error, HTTP status and problem type) is one table: `mcp_gateway.server._boundary`.
 """
 
 from __future__ import annotations
@@ -29,6 +47,7 @@ __all__ = [
     "ProviderError",
     "RenderError",
     "ToolNotFoundError",
+    "ToolRetiredError",
     "Violation",
 ]
 
@@ -64,6 +83,10 @@ class ConfigError(GatewayError):
 
 class ToolNotFoundError(GatewayError):
     """A tool name that this gateway does not serve."""
+
+
+class ToolRetiredError(ToolNotFoundError):
+    """A tool that this gateway served once and has retired (HTTP says 410 Gone, not 404)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -66,17 +66,19 @@ class Gateway:
         *,
         on_text: OnText | None = None,
         session: SessionRecord | None = None,
+        version: str | None = None,
         caller: str | None = None,
     ) -> ToolAnswer:
         """Run one call, in `session` when given (its history feeds the prompt; the turn is recorded);
         `caller` is the principal the usage ledger records the call under.
 
+        `version` pins the tool's version (ToolNotFoundError when it is not served).
         Raises ToolNotFoundError, ArgumentError, RenderError, ProviderError, BudgetExceededError,
         OutputError, SessionError, or SessionStoreError.
         """
         started = time.perf_counter()
         wall_started = time.time()
-        tool = self.catalog.tools.get(name)
+        tool = self.catalog.tools.get(name, version=version)
         args = tool.validate(arguments)
         config = tool.config
         history: list[Turn] = []

@@ -50,6 +50,8 @@ def team(tmp_path_factory):
         "full": create("--name", "ci", "--scope", "tools:*", "--scope", "prompts:*", "--scope", "resources:*"),
         "summarize_only": create("--name", "intern", "--scope", "tools:summarize", "--scope", "prompts:summarize"),
         "limited": create("--name", "batch", "--scope", "tools:*", "--rpm", "5"),
+        "audited": create("--name", "auditor", "--scope", "tools:*"),  # used by one test only
+        "usage_reader": create("--name", "dash", "--scope", "tools:summarize", "--scope", "resources:*"),
     }
     os.environ["GATEWAY_JWT_SECRET"] = JWT_SECRET
     try:
@@ -136,25 +138,64 @@ async def test_rate_limit_admits_exactly_the_limit_and_says_when_to_retry(team):
 
 async def test_metrics_audit_and_logs_never_show_a_secret(team):
     server, keys, root = team
-    async with connect(server.base_url + "/mcp", mode="auto", headers=bearer(keys["full"]), timeout=30) as client:
+    principal = "key:" + keys["audited"].split("_")[1]  # no other test uses this key
+    async with connect(server.base_url + "/mcp", mode="auto", headers=bearer(keys["audited"]),
+                       timeout=30) as client:
         await client.call_tool("summarize", {"text": "for the record"})
         await client.call_tool("summarize", {"sentences": "x"})
     metrics = httpx2.get(server.base_url + "/metrics").text
     assert 'mcp_gateway_requests_total{method="tools/call",outcome="ok",tool="summarize"}' in metrics
     assert "gen_ai_client_token_usage_bucket" in metrics
     audit = root / "audit.jsonl"
-    with anyio.fail_after(10):  # the audit log is written off the call path
-        while not audit.exists() or not any(json.loads(line)["outcome"] == "error"
-                                            for line in audit.read_text().splitlines()):
+
+    def own_outcomes() -> list[str]:
+        lines = audit.read_text().splitlines() if audit.exists() else []
+        return sorted(e["outcome"] for e in map(json.loads, lines)
+                      if e["principal"] == principal and e["target"] == "summarize")
+
+    with anyio.fail_after(10):  # the audit log is written off the call path: wait for this test's events
+        while own_outcomes() != ["error", "ok"]:
             await anyio.sleep(0.05)
-    events = [json.loads(line) for line in audit.read_text().splitlines()]
-    full_id = keys["full"].split("_")[1]
-    assert any(e["principal"] == f"key:{full_id}" and e["target"] == "summarize" and e["outcome"] == "ok"
-               for e in events)
     everything = metrics + audit.read_text() + "".join(server.log)
     for secret in (*keys.values(), JWT_SECRET):
         assert secret not in everything
     assert secret_free(keys, (root / "keys.json").read_text())
+
+
+async def test_out_of_scope_requests_see_nothing_and_are_audited(team):
+    server, keys, root = team
+    async with connect(server.base_url + "/mcp", mode="legacy", headers=bearer(keys["full"]), timeout=30) as client:
+        assert not (await client.call_tool("translate", {"text": "hi", "target_language": "de"})).is_error
+    async with connect(server.base_url + "/mcp", mode="legacy", headers=bearer(keys["summarize_only"]),
+                       timeout=30) as client:
+        allowed = await client._client.complete(
+            ref={"type": "ref/prompt", "name": "summarize"}, argument={"name": "audience", "value": "ex"})
+        hidden = await client._client.complete(
+            ref={"type": "ref/prompt", "name": "translate"}, argument={"name": "formality", "value": ""})
+        with pytest.raises(RemoteError, match="Unknown tool: 'classify_ticket'"):
+            await client.call_tool("classify_ticket", {"ticket": "scope probe"})
+        with pytest.raises(RemoteError, match="Unknown prompt: 'translate'"):
+            await client.get_prompt("translate", {"text": "x"})
+    assert allowed.completion.values == ["expert", "executive"]
+    assert hidden.completion.values == [] and hidden.completion.total == 0
+    async with connect(server.base_url + "/mcp", mode="auto", headers=bearer(keys["usage_reader"]),
+                       timeout=30) as client:
+        await client.call_tool("summarize", {"text": "counted"})
+        usage = json.loads((await client.read_resource("gateway://usage")).contents[0].text)
+    assert set(usage) == {"tools"} and set(usage["tools"]) == {"summarize"}
+    audit = root / "audit.jsonl"
+    with anyio.fail_after(10):  # the audit log is written off the call path
+
+        def refusals() -> list[dict]:
+            lines = audit.read_text().splitlines() if audit.exists() else []
+            return [e for e in map(json.loads, lines) if e["error_kind"] == "out_of_scope"]
+
+        while len(refusals()) < 2:
+            await anyio.sleep(0.05)
+    assert {(e["method"], e["target"]) for e in refusals()} >= {("tools/call", "classify_ticket"),
+                                                                 ("prompts/get", "translate")}
+    metrics = httpx2.get(server.base_url + "/metrics").text
+    assert 'error_kind="out_of_scope",method="tools/call",tool="classify_ticket"' in metrics
 
 
 def secret_free(keys: dict[str, str], text: str) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import textwrap
+import time
 
 import anyio
 import pytest
@@ -117,20 +118,31 @@ async def test_disconnect_ends_the_connection_session(tmp_path):
     assert after.content[0].text == f"Session '{session_id}' ended when its connection closed"
 
 
-async def test_idle_timeout_and_max_lifetime(tmp_path):
-    config = write_config(tmp_path, "{idle_ttl_s: 0.5, max_lifetime_s: 2}")
+async def test_an_unused_session_expires_as_idle(tmp_path):
+    # A lifetime of an hour cannot be reached first, however slow the machine.
+    config = write_config(tmp_path, "{idle_ttl_s: 0.5, max_lifetime_s: 3600}")
     async with connect(serve_command(config), mode="auto", timeout=30) as client:
-        idle = (await client.call_tool("session_start", {})).structured_content["session_id"]
-        await anyio.sleep(0.8)
+        started = (await client.call_tool("session_start", {})).structured_content
+        idle, expires_at = started["session_id"], started["expires_at"]
+        assert expires_at <= time.time() + 0.5
+        while time.time() <= expires_at:  # the server reads the same wall clock
+            await anyio.sleep(expires_at - time.time() + 0.01)
         expired = await client.call_tool("chat", {"message": "late"}, session=idle)
         assert expired.content[0].text == f"Session '{idle}' expired after being idle"
+
+
+async def test_a_session_in_use_still_ends_at_its_maximum_lifetime(tmp_path):
+    # An idle TTL of an hour cannot end it first, however long a call stalls; that each use moves
+    # the idle expiry but never past the lifetime is checked with a fake clock in test_session_manager.
+    config = write_config(tmp_path, "{idle_ttl_s: 3600, max_lifetime_s: 1}")
+    async with connect(serve_command(config), mode="auto", timeout=30) as client:
         busy = (await client.call_tool("session_start", {})).structured_content["session_id"]
-        with anyio.fail_after(10):
-            while True:  # kept busy (never idle for 0.5 s), it still ends at 2 s
+        with anyio.fail_after(30):
+            while True:  # used again and again, it still ends
                 result = await client.call_tool("chat", {"message": "ping"}, session=busy)
                 if result.is_error:
                     break
-                await anyio.sleep(0.2)
+                await anyio.sleep(0.05)
         assert result.content[0].text == f"Session '{busy}' reached its maximum lifetime"
 
 

@@ -170,7 +170,7 @@ async def test_huge_arguments_are_refused_and_the_server_keeps_serving(stdio_gat
         too_long = await client.call_tool("echo", {"text": "y" * 30_000})
         multiplied = await client.call_tool("repeat", {"n": 10**9})
         fine = await client.call_tool("echo", {"text": "small"})
-    assert too_big.is_error and "the limit is 50000" in too_big.content[0].text
+    assert too_big.is_error and "are 60,011 characters as JSON; the limit is 50,000" in too_big.content[0].text
     assert too_long.is_error and "exceeds the limit of 20000 characters" in too_long.content[0].text
     assert multiplied.is_error and "would exceed the rendered size cap" in multiplied.content[0].text
     assert not fine.is_error and "small" in fine.content[0].text

@@ -5,7 +5,6 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
-import time
 
 import anyio
 import pytest
@@ -19,7 +18,7 @@ CONFIG = textwrap.dedent("""
     format: mcp-gateway/1
     providers:
       streaming: {kind: mock, settings: {chunk_ms: 5}}
-      slow: {kind: mock, settings: {chunk_ms: 2000}}
+      slow: {kind: mock, settings: {chunk_ms: 60000}}
     models:
       quick: {provider: streaming, model: mock-1}
       glacial: {provider: slow, model: mock-1}
@@ -78,7 +77,6 @@ async def test_cancelled_call_stops_the_provider(config, path, mode):
             async def on_progress(progress: float, total: float | None, message: str | None) -> None:
                 first_piece.set()
 
-            started = time.monotonic()
             async with anyio.create_task_group() as tg:
                 async def call() -> None:
                     await client.call_tool("slow", {}, progress_callback=on_progress)
@@ -92,7 +90,7 @@ async def test_cancelled_call_stops_the_provider(config, path, mode):
         with anyio.fail_after(10):
             while not any("tool=slow cancelled by the client" in line for line in server.log):
                 await anyio.sleep(0.05)
-        assert time.monotonic() - started < 10  # the 20 s answer was not waited for
+        # its answer takes ten minutes: ending inside the guards above proves it was not waited for
         assert not any("tool=slow version" in line for line in server.log)  # it never completed
 
 

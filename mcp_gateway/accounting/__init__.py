@@ -1,6 +1,14 @@
 """Usage and cost: the price table, exact cost, running totals (`Ledger`) and budgets."""
 
-from ._budget import BudgetExceededError, BudgetHold, BudgetStore, Budgets, Reservation, format_usd
+from ._budget import (
+    BudgetExceededError,
+    BudgetHold,
+    BudgetStore,
+    BudgetUnavailableError,
+    Budgets,
+    Reservation,
+    format_usd,
+)
 from ._ledger import DIMENSIONS, Charge, Ledger, Totals
 from ._prices import MILLION_TOKENS, Price, PriceTable, cost_of, input_token_bound
 
@@ -10,6 +18,7 @@ __all__ = [
     "BudgetExceededError",
     "BudgetHold",
     "BudgetStore",
+    "BudgetUnavailableError",
     "Budgets",
     "Charge",
     "Ledger",

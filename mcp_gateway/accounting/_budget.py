@@ -24,7 +24,9 @@ from typing import Any, Protocol
 
 from .._errors import GatewayError
 
-__all__ = ["BudgetExceededError", "BudgetHold", "BudgetStore", "Budgets", "Reservation", "format_usd"]
+__all__ = [
+    "BudgetExceededError", "BudgetHold", "BudgetStore", "BudgetUnavailableError", "Budgets", "Reservation", "format_usd",
+]
 
 ZERO = Decimal(0)
 
@@ -61,6 +63,11 @@ class BudgetExceededError(GatewayError):
             f"{format_usd(max(available, ZERO))} of {format_usd(limit)}{window} is left."
         )
         return cls(message, scope=scope, needed=needed, available=available, limit=limit, window_s=window_s)
+
+
+class BudgetUnavailableError(BudgetExceededError):
+    """A budget could not be checked (a cluster's shared store is unreachable): the call is refused,
+    since an unchecked budget could be overspent."""
 
 
 class BudgetHold(Protocol):

@@ -133,7 +133,6 @@ class _Builder:
             messages=tuple((m.role, t) for m, t in zip(config.messages, compiled, strict=True)),
             input_validator=validator,
             output_validator=output,
-            max_argument_chars=limits.max_argument_chars,
             max_rendered_chars=limits.max_rendered_chars,
         )
 

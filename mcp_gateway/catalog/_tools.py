@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from jsonschema import Draft202012Validator
 
-from .._errors import ArgumentError, OutputError, RenderError, ToolNotFoundError, Violation
+from .._errors import ArgumentError, OutputError, RenderError, ToolNotFoundError, ToolRetiredError
 from ..config import ToolConfig
 from ..providers import Message
 from ..templates import CompiledTemplate
@@ -28,7 +27,6 @@ class PromptTool:
     messages: tuple[tuple[str, CompiledTemplate], ...]
     input_validator: Draft202012Validator
     output_validator: Draft202012Validator | None
-    max_argument_chars: int
     max_rendered_chars: int
 
     @property
@@ -45,12 +43,9 @@ class PromptTool:
         return f"[Deprecated]{note} {config.description}"
 
     def validate(self, arguments: Mapping[str, Any] | None) -> dict[str, Any]:
-        """Return the arguments, or raise ArgumentError listing every violation."""
+        """Return the arguments, or raise ArgumentError listing every violation. (Their size is
+        checked before, once for every surface, by the server's call pipeline.)"""
         args = dict(arguments or {})
-        size = len(json.dumps(args, ensure_ascii=False, default=str))
-        if size > self.max_argument_chars:
-            raise ArgumentError(self.name, [Violation(
-                "$", f"arguments are {size} characters of JSON; the limit is {self.max_argument_chars}")])
         found = violations(self.input_validator, args)
         if found:
             raise ArgumentError(self.name, found)
@@ -102,13 +97,16 @@ class ToolRegistry:
     def all(self) -> list[PromptTool]:
         return list(self._tools.values())
 
-    def get(self, name: str) -> PromptTool:
-        """The served tool called `name`; ToolNotFoundError says why when there is none."""
+    def get(self, name: str, *, version: str | None = None) -> PromptTool:
+        """The served tool called `name` (at `version` when pinned): the one lookup every surface
+        uses. ToolNotFoundError says why when there is none."""
         tool = self._tools.get(name)
         if tool is None:
             raise ToolNotFoundError(f"Unknown tool: '{name}'")
+        if version is not None and version != tool.config.version:
+            raise ToolNotFoundError(f"Tool '{name}' has no served version '{version}' (served: {tool.config.version})")
         if tool.config.status == "retired":
-            raise ToolNotFoundError(f"Tool '{name}' is retired (last version {tool.config.version})")
+            raise ToolRetiredError(f"Tool '{name}' is retired (last version {tool.config.version})")
         if tool.config.status == "draft":
             raise ToolNotFoundError(f"Tool '{name}' is a draft and not served")
         return tool

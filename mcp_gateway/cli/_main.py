@@ -128,30 +128,27 @@ def serve(config: str, transport: str, host: str, port: int, stateless: bool, js
     exits with status 2 without serving anything. A reload (SIGHUP, or a file change with --watch)
     swaps in the new config only if it is valid, and tells connected clients what changed.
     """
-    gateway = _load(config)
-    from ..server import HttpSettings, LiveGateway, Reloader, build_protections, serve_http, serve_stdio
+    from ..server import GatewayServer, HttpSettings
 
     try:
-        protections = build_protections(gateway.loaded)
+        server = GatewayServer.from_config(config, watch=watch)
     except ConfigError as exc:
         click.echo(str(exc), err=True)
         raise SystemExit(2) from None
-    observability = gateway.loaded.observability
+    gateway = server.live.gateway
+    observability = gateway.loaded.observability if gateway.loaded is not None else None
     _setup_logging(log_level, json_logs=bool(observability and observability.value.json_logs),
-                   redactor=protections.redactor)
-
-    live = LiveGateway(gateway)
+                   redactor=server.protections.redactor)
     # Everything loaded so far lives as long as the process: keep it out of the garbage
     # collector's view, or each full collection walks it (62-68 ms pauses measured under load).
     gc.collect()
     gc.freeze()
-    reloader = Reloader(live, config, watch_interval=0.5 if watch else None)
     logging.getLogger("mcp_gateway").info(
         "loaded %d tools, %d prompts, %d resources from %s",
         len(gateway.catalog.tools), len(gateway.catalog.prompts.all()),
         len(gateway.catalog.resources.static()) + len(gateway.catalog.resources.templates()), config)
     if transport == "stdio":
-        anyio.run(lambda: serve_stdio(live, reloader=reloader, protections=protections))
+        anyio.run(server.serve_stdio)
         return
     settings = HttpSettings(
         host=host, port=port, stateless=stateless, json_response=json_response,
@@ -160,8 +157,7 @@ def serve(config: str, transport: str, host: str, port: int, stateless: bool, js
         graceful_shutdown_seconds=shutdown_grace,
     )
     try:
-        anyio.run(lambda: serve_http(live, settings, reloader=reloader, protections=protections,
-                                     log_level=log_level.lower()))
+        anyio.run(lambda: server.serve_http(settings, log_level=log_level.lower()))
     except OSError as exc:
         _fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}")
 

@@ -24,7 +24,8 @@ from .._errors import ConfigIssue
 from ..config import LoadedConfig, resolve_env
 from ..routing import Router
 from ._breaker import SharedBreaker
-from ._budgets import BudgetUnavailableError, SharedBudgets
+from ..accounting import BudgetUnavailableError
+from ._budgets import SharedBudgets
 from ._events import ClusterEvents, publish, request_reload
 from ._ledger import SharedLedger
 from ._link import RedisLink, is_outage

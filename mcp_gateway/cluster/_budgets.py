@@ -26,7 +26,7 @@ from typing import Any
 
 import anyio
 
-from ..accounting import BudgetExceededError
+from ..accounting import BudgetExceededError, BudgetUnavailableError
 from ._link import RedisLink, is_outage
 
 __all__ = ["BudgetUnavailableError", "SharedBudgets"]
@@ -128,10 +128,6 @@ return 1
 """
 
 SESSION_KEEP_MS = 30 * 86_400_000  # a session's budget is forgotten a month after its last call
-
-
-class BudgetUnavailableError(BudgetExceededError):
-    """A budget could not be checked because the cluster store is unreachable; the call is refused."""
 
 
 class _Budget:

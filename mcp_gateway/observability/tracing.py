@@ -1,12 +1,11 @@
-"""OpenTelemetry spans around tool calls, routing and provider calls (API only, no SDK needed).
+"""OpenTelemetry spans around tool calls (API only, no SDK needed).
 
 Without a configured tracer provider every span is OpenTelemetry's non-recording span: the cost is
 a few attribute-free calls. A deployment that installs the OTel SDK and sets a provider (globally,
-or passed here) gets real spans with the GenAI semantic-convention attributes:
+or passed here) gets one span per tool call, from every surface (the call pipeline opens it), with
+the GenAI semantic-convention attributes; over MCP it nests in the SDK's own request span:
 
-    execute_tool {tool}     INTERNAL  gen_ai.operation.name=execute_tool, gen_ai.tool.name, mcp.method.name
-    route {tool}            INTERNAL  mcp_gateway.route (the routing decision; attempts as events)
-    {operation} {model}     CLIENT    gen_ai.operation.name, gen_ai.provider.name, gen_ai.request.model,
+    execute_tool {tool}     INTERNAL  gen_ai.operation.name=execute_tool, gen_ai.tool.name, mcp.method.name,
                                       gen_ai.usage.input_tokens / output_tokens, gen_ai.response.model
 
 A span that ends by an exception gets `error.type` (the ProviderError kind when there is one, else
@@ -57,20 +56,6 @@ class GatewayTracer:
                           {"gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": tool,
                            "mcp.method.name": method})
 
-    def routing(self, tool: str, route: str | None = None) -> AbstractContextManager[Span]:
-        attributes: dict[str, str | int] = {"gen_ai.tool.name": tool}
-        if route:
-            attributes["mcp_gateway.route"] = route
-        return self._span(f"route {tool}", SpanKind.INTERNAL, attributes)
-
-    def provider_call(self, provider: str, model: str | None, *,
-                      operation: str = "chat") -> AbstractContextManager[Span]:
-        attributes: dict[str, str | int] = {"gen_ai.operation.name": operation,
-                                            "gen_ai.provider.name": provider}
-        if model:
-            attributes["gen_ai.request.model"] = model
-        return self._span(f"{operation} {model}" if model else operation, SpanKind.CLIENT, attributes)
-
     @staticmethod
     def record_usage(span: Span, *, input_tokens: int | None = None, output_tokens: int | None = None,
                      response_model: str | None = None) -> None:
@@ -82,10 +67,3 @@ class GatewayTracer:
             span.set_attribute("gen_ai.usage.output_tokens", output_tokens)
         if response_model:
             span.set_attribute("gen_ai.response.model", response_model)
-
-    @staticmethod
-    def record_attempt(span: Span, provider: str, outcome: str) -> None:
-        """A failover step inside a routing span (an event, so the span stays one per decision)."""
-        if span.is_recording():
-            span.add_event("attempt", {"gen_ai.provider.name": provider, "outcome": outcome})
-

@@ -9,6 +9,9 @@ can answer (its text is already with the caller), and the others are cancelled a
 
 A target's failure before any text reached the caller moves on (after the target's retries);
 after text reached the caller, the error is returned as is (no failover, no retry).
+
+Durations (attempt times, target latencies) are read from the event loop's clock, the one its
+deadlines use, so a test's virtual clock governs both.
 """
 
 from __future__ import annotations
@@ -16,7 +19,6 @@ from __future__ import annotations
 import logging
 import math
 import random
-import time
 from collections.abc import Awaitable, Callable, Sequence
 from decimal import Decimal
 
@@ -169,7 +171,7 @@ class RoutedCall:
                     target.breaker.release(runner.ticket)
                 self.failures.append(exc)
                 return
-            started = time.perf_counter()
+            started = anyio.current_time()
             try:
                 completion = await self._attempt(runner)
             except anyio.get_cancelled_exc_class():
@@ -261,7 +263,7 @@ class RoutedCall:
         target = runner.target
         attempt = Attempt(
             target=target.label, provider=target.provider.name, model=target.model, outcome=outcome,
-            duration_ms=round((time.perf_counter() - started) * 1000, 3), usage=usage, cost_usd=cost,
+            duration_ms=round((anyio.current_time() - started) * 1000, 3), usage=usage, cost_usd=cost,
             hedge=runner.hedge, error=error,
         )
         self.attempts.append(attempt)
@@ -275,7 +277,7 @@ class RoutedCall:
             await _settle(reservation, cost)
         if target.breaker is not None:
             target.breaker.success(runner.ticket)
-        target.latency.observe(time.perf_counter() - started)
+        target.latency.observe(anyio.current_time() - started)
         won = self.result is None and self.fatal is None
         self._record(runner, started, "ok" if won else "lost", completion.usage, cost)
         if won:
@@ -295,7 +297,7 @@ class RoutedCall:
         else:
             if breaker is not None:
                 breaker.failure(runner.ticket)
-            target.latency.penalise(time.perf_counter() - started)
+            target.latency.penalise(anyio.current_time() - started)
         self._record(runner, started, error.kind, Usage() if free else None,
                      ZERO if free else _unknown_cost(target), error.cause)
         log.info("route=%s target=%s failed: kind=%s retryable=%s output_started=%s",

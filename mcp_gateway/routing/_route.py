@@ -53,13 +53,6 @@ class Route:
         if not self.targets:
             raise ValueError(f"route '{self.name}' has no targets")
 
-    @classmethod
-    def single(cls, name: str, provider: Provider, model: str, params: Mapping[str, Any] | None = None,
-               **options: Any) -> Route:
-        """A route with one target (the classic `provider` + `model` alias)."""
-        target = Target(f"{provider.name}/{model}", provider, model, dict(params or {}))
-        return cls(name, (target,), **options)
-
     @property
     def provider(self) -> Provider:
         return self.targets[0].provider

@@ -4,7 +4,7 @@ redaction. Each module has one job; the server wires them together."""
 from .auth import GatewayTokenVerifier, token_fingerprint
 from .jwt import JWTError, JWTPrincipal, JWTSettings, JWTVerifier
 from .keys import KeyRecord, KeyStore, KeyStoreError
-from .limits import BodySizeLimitMiddleware, RequestLimitError, RequestLimits
+from .limits import BodySizeLimitMiddleware, CallDeadlineError, RequestLimitError
 from .ratelimit import (
     MemoryRateLimitBackend,
     RateLimiter,
@@ -18,6 +18,7 @@ from .scopes import ScopeCache, ScopeSet
 
 __all__ = [
     "BodySizeLimitMiddleware",
+    "CallDeadlineError",
     "GatewayTokenVerifier",
     "JWTError",
     "JWTPrincipal",
@@ -35,7 +36,6 @@ __all__ = [
     "Redactor",
     "RedisRateLimitBackend",
     "RequestLimitError",
-    "RequestLimits",
     "ScopeCache",
     "ScopeSet",
     "token_fingerprint",

@@ -3,16 +3,16 @@
 Each check raises `RequestLimitError` naming the measured size and the limit, so a caller who hits
 one knows by how much ("request body is 5,242,880 bytes; the limit is 4,194,304"). Sizes are
 measured, never trusted: `BodySizeLimitMiddleware` refuses a too-large `Content-Length` before
-reading anything and also counts streamed (chunked) bodies as they arrive.
+reading anything and also counts streamed (chunked) bodies as they arrive. The MCP transports
+get the same body limit from the SDK's `max_request_body_size`.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 import anyio
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -21,16 +21,12 @@ from .._errors import GatewayError
 
 __all__ = [
     "BodySizeLimitMiddleware",
+    "CallDeadlineError",
     "RequestLimitError",
-    "RequestLimits",
     "call_deadline",
     "check_arguments",
-    "check_body_size",
     "check_message_count",
-    "run_with_deadline",
 ]
-
-T = TypeVar("T")
 
 
 class RequestLimitError(GatewayError):
@@ -44,32 +40,17 @@ class RequestLimitError(GatewayError):
         super().__init__(message)
 
 
-@dataclass(frozen=True, slots=True)
-class RequestLimits:
-    """The limits of one gateway; None disables a limit."""
-
-    max_body_bytes: int | None = 4 * 1024 * 1024
-    max_argument_bytes: int | None = 1024 * 1024
-    max_messages: int | None = 200
-    call_deadline_seconds: float | None = 300.0
-
-
-def check_body_size(size: int, maximum: int | None, *, at_least: bool = False) -> None:
-    """`at_least`: the body was cut off while streaming, so `size` is a lower bound."""
-    if maximum is not None and size > maximum:
-        how = "at least " if at_least else ""
-        raise RequestLimitError("max_body_bytes",
-                                f"request body is {how}{size:,} bytes; the limit is {maximum:,}",
-                                actual=size, maximum=maximum)
+class CallDeadlineError(RequestLimitError):
+    """A call still running when its deadline passed; it was cancelled."""
 
 
 def check_arguments(arguments: Any, maximum: int | None, *, tool: str | None = None) -> int:
-    """The JSON-encoded size of tool arguments in bytes; raises when over `maximum`."""
-    size = len(json.dumps(arguments, ensure_ascii=False, separators=(",", ":"), default=str).encode())
+    """The JSON-encoded size of tool arguments in characters; raises when over `maximum`."""
+    size = len(json.dumps(arguments, ensure_ascii=False, separators=(",", ":"), default=str))
     if maximum is not None and size > maximum:
         whose = f" for tool '{tool}'" if tool else ""
-        raise RequestLimitError("max_argument_bytes",
-                                f"arguments{whose} are {size:,} bytes as JSON; the limit is {maximum:,}",
+        raise RequestLimitError("max_argument_chars",
+                                f"arguments{whose} are {size:,} characters as JSON; the limit is {maximum:,}",
                                 actual=size, maximum=maximum)
     return size
 
@@ -80,28 +61,17 @@ def check_message_count(count: int, maximum: int | None, *, what: str = "message
                                 actual=count, maximum=maximum)
 
 
-def _deadline_error(seconds: float) -> RequestLimitError:
-    return RequestLimitError("call_deadline_seconds",
-                             f"the call did not finish within its deadline of {seconds:g} s",
-                             maximum=seconds)
-
-
 @asynccontextmanager
 async def call_deadline(seconds: float | None) -> AsyncIterator[None]:
-    """Cancel the block after `seconds` and raise RequestLimitError instead of a bare timeout."""
+    """Cancel the block after `seconds` and raise CallDeadlineError instead of a bare timeout."""
     if seconds is None:
         yield
         return
     with anyio.move_on_after(seconds) as scope:
         yield
     if scope.cancelled_caught:
-        raise _deadline_error(seconds)
-
-
-async def run_with_deadline(func: Callable[[], Awaitable[T]], seconds: float | None) -> T:
-    async with call_deadline(seconds):
-        return await func()
-    raise _deadline_error(seconds or 0.0)  # reached only when the deadline cancelled the call
+        raise CallDeadlineError("call_deadline_s", f"the call did not finish within its deadline of {seconds:g} s",
+                                maximum=seconds)
 
 
 class BodySizeLimitMiddleware:
@@ -163,8 +133,10 @@ class _BodyTooLarge(Exception):
 
 
 async def _send_413(send: Send, message: str) -> None:
-    body = json.dumps({"error": "request_too_large", "error_description": message}).encode()
+    # RFC 9457 problem details, the shape of every HTTP error the gateway answers with
+    body = json.dumps({"type": "urn:mcp-gateway:problem:request-too-large", "title": "Request too large",
+                       "status": 413, "detail": message}).encode()
     await send({"type": "http.response.start", "status": 413,
-                "headers": [(b"content-type", b"application/json"),
+                "headers": [(b"content-type", b"application/problem+json"),
                             (b"content-length", str(len(body)).encode())]})
     await send({"type": "http.response.body", "body": body})

@@ -1,5 +1,6 @@
 """Serve a gateway over HTTP: Streamable HTTP at /mcp, legacy HTTP+SSE at /sse + /messages/,
-and /healthz, from one Starlette app run by uvicorn.
+the REST API at /v1/tools (`_rest`), and /healthz, from one Starlette app run by uvicorn. Each
+surface is a module of routes added here, sharing one call pipeline.
 
 Binds 127.0.0.1 by default with DNS-rebinding protection on (the SDK leaves it off when
 transports are built by hand), so a web page cannot reach a local gateway through a hostile name.
@@ -39,8 +40,10 @@ from ..observability.metrics import metrics_endpoint
 from ._event_store import InMemoryEventStore
 from ._live import LiveGateway
 from ._mcp import build_server, initialization_options
+from ._pipeline import CallPipeline
 from ._protections import Protections
 from ._reload import Reloader
+from ._rest import rest_routes
 
 __all__ = ["HttpSettings", "build_http_app", "serve_http"]
 
@@ -91,7 +94,8 @@ def build_http_app(
 ) -> Starlette:
     """The ASGI app serving `live` on every HTTP transport, behind `protections` when given."""
     guard = protections or Protections()
-    server: Server[Any] = build_server(live, guard)
+    pipeline = CallPipeline(live, guard)  # one call path for every surface of this app
+    server: Server[Any] = build_server(live, guard, pipeline=pipeline)
     security = settings.security(port if port is not None else settings.port)
     manager = StreamableHTTPSessionManager(
         app=server,
@@ -136,6 +140,7 @@ def build_http_app(
         Route("/sse", endpoint=protect(_Asgi(sse_stream)), methods=["GET"]),
         Mount("/messages/", app=protect(sse.handle_post_message)),
         Route("/healthz", endpoint=healthz, methods=["GET"]),
+        *rest_routes(live, guard, pipeline, max_body_bytes=settings.max_body_bytes, security=security),
     ]
     middleware = [Middleware(RequestIdMiddleware)]
     if guard.verifier is not None:
@@ -241,8 +246,8 @@ async def serve_http(
     host = f"[{settings.host}]" if ":" in settings.host else settings.host
     base = f"http://{host}:{port}"
     mode = "stateless" if settings.stateless else "stateful"
-    log.info("serving %d tools on %s/mcp (Streamable HTTP, %s) and %s/sse (legacy SSE); health at %s/healthz",
-             len(live.gateway.catalog.tools), base, mode, base, base)
+    log.info("serving %d tools on %s/mcp (Streamable HTTP, %s) and %s/sse (legacy SSE); REST at %s/v1/tools; "
+             "health at %s/healthz", len(live.gateway.catalog.tools), base, mode, base, base, base)
     try:
         async with anyio.create_task_group() as tg:
             tg.start_soon(_drain_on_exit, server, live, settings.graceful_shutdown_seconds)

@@ -15,7 +15,6 @@ from typing import Any
 
 import anyio
 import mcp_types as types
-from mcp import MCPError
 from mcp.server.context import ServerRequestContext
 from mcp.server.lowlevel import Server
 from mcp.server.lowlevel.server import NotificationOptions
@@ -24,34 +23,26 @@ from mcp.server.subscriptions import ListenHandler
 from mcp.shared.exceptions import MCPDeprecationWarning
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
-from .._errors import (
-    ArgumentError,
-    ClientInputRequired,
-    GatewayError,
-    OutputError,
-    ProviderError,
-    RenderError,
-    ToolNotFoundError,
-)
+from .._errors import ClientInputRequired, GatewayError
 from .._gateway import ToolAnswer
-from .._protocol import META_PREFIX, SESSION_META_KEY
-from .._tokens import estimate_tokens
-from ..accounting import BudgetExceededError
+from .._protocol import SESSION_META_KEY
 from ..catalog import PromptNotFoundError, ResourceNotFoundError
 from ..providers.sampling import sampling_channel
-from ..security import RateLimitExceeded, RateLimitUnavailable, RequestLimitError
-from ..sessions import SessionError, SessionStoreError
+from ._boundary import CALL_META_KEY, mcp_request_error, mcp_tool_error
+from ._connection import connection_of
 from ._live import LiveGateway
-from ._protections import CallRecord, Protections
-from ._views import USAGE_URI
+from ._pipeline import CallPipeline, ToolCall
+from ._protections import Protections
 from ._sampling import McpSamplingChannel
 from ._sessions import (
     BUILTIN_NAMES,
     builtin_tool_result,
+    connection_session,
     read_session_resource,
-    session_for_call,
+    session_handle,
     split_session_argument,
 )
+from ._views import USAGE_URI, usage_for
 
 __all__ = ["build_server", "initialization_options"]
 
@@ -64,7 +55,7 @@ _LEVEL_KEY = "mcp-gateway/log_level"
 async def _log_to_client(ctx: ServerRequestContext[Any], level: str, data: dict[str, Any]) -> None:
     """Tell a client that asked for logs (logging/setLevel, or the 2026-07-28 per-request opt-in)."""
     if ctx.protocol_version not in MODERN_PROTOCOL_VERSIONS:
-        wanted = ctx.session._connection.state.get(_LEVEL_KEY)
+        wanted = connection_of(ctx).state.get(_LEVEL_KEY)
         if wanted is None or _LOG_LEVELS.index(level) < _LOG_LEVELS.index(wanted):
             return
     try:
@@ -73,41 +64,21 @@ async def _log_to_client(ctx: ServerRequestContext[Any], level: str, data: dict[
         log.debug("could not send a log message to the client", exc_info=True)
 
 
-def _error_result(message: str, meta: dict[str, Any] | None = None) -> types.CallToolResult:
-    return types.CallToolResult(content=[types.TextContent(type="text", text=message)], is_error=True, meta=meta)
-
-
-def record_answer(guard: Protections, record: CallRecord, tool: str, answer: ToolAnswer) -> None:
-    """Tokens and cost of a finished call, for rate-limit settlement, metrics and the audit log."""
-    usage = answer.completion.usage
-    record.input_tokens, record.output_tokens = usage.input_tokens, usage.output_tokens
-    routed = answer.routed
-    record.cost_usd = float(routed.cost_usd) if routed.cost_usd is not None else None
-    if routed.cache == "hit":
-        return  # no provider was called
-    for attempt in routed.attempts:
-        guard.metrics.provider_call(attempt.provider, attempt.model, attempt.duration_ms / 1000,
-                                    error_type=None if attempt.outcome in ("ok", "lost") else attempt.outcome)
-    guard.metrics.usage(tool=tool, route=answer.route.name, provider=routed.target.provider.name,
-                        model=answer.completion.model, input_tokens=usage.input_tokens,
-                        output_tokens=usage.output_tokens, cached_tokens=usage.cache_read_tokens,
-                        cost_usd=record.cost_usd)
-
-
-def build_server(live: LiveGateway, protections: Protections | None = None) -> Server[Any]:
+def build_server(live: LiveGateway, protections: Protections | None = None, *,
+                 pipeline: CallPipeline | None = None) -> Server[Any]:
     """An SDK server serving whatever gateway `live` holds at the time of each request.
 
     `protections` (auth scopes, rate limits, deadlines, metrics, audit) default to none of them
-    beyond metrics: the local-user case of stdio."""
+    beyond metrics: the local-user case of stdio. Tool calls run through `pipeline`, the one
+    shared with the other surfaces of the same process."""
     guard = protections or Protections()
+    calls = pipeline or CallPipeline(live, guard)
 
     async def track_connections(ctx: ServerRequestContext[Any], call_next: Any) -> Any:
         if ctx.method == "initialize":
             # Tracked from the handshake on (not from `notifications/initialized`, which the client
             # sends without waiting): a reload right after connecting must still reach it.
-            # ctx.session is a per-request wrapper; the connection behind it lives as long as the
-            # client is connected. The SDK has no public accessor for it yet (2.3).
-            live.track(ctx.session._connection)
+            live.track(connection_of(ctx))
         return await call_next(ctx)
 
     async def list_tools(ctx: ServerRequestContext[Any], params: Any) -> types.ListToolsResult:
@@ -118,7 +89,7 @@ def build_server(live: LiveGateway, protections: Protections | None = None) -> S
         return types.ListToolsResult(tools=[t for t in listed.tools if scopes.allows_tool(t.name)])
 
     async def set_logging_level(ctx: ServerRequestContext[Any], params: types.SetLevelRequestParams) -> types.EmptyResult:
-        ctx.session._connection.state[_LEVEL_KEY] = params.level
+        connection_of(ctx).state[_LEVEL_KEY] = params.level
         return types.EmptyResult()
 
     async def call_tool(
@@ -136,60 +107,51 @@ def build_server(live: LiveGateway, protections: Protections | None = None) -> S
                 count += 1
                 await ctx.session.report_progress(count, None, piece)
 
-        caller = guard.caller()
-        if not caller.scopes.allows_tool(params.name):
-            # Out-of-scope tools are absent from this caller's list; calling one is like calling
-            # a tool that does not exist.
-            raise MCPError(types.INVALID_PARAMS, f"Unknown tool: '{params.name}'")
-        gateway = live.gateway
-        manager = gateway.sessions
-        handle, arguments = split_session_argument(params.arguments)
-        session = None
-        estimate = estimate_tokens(json.dumps(arguments, default=str)) if guard.limiter is not None else 0
+        manager = live.gateway.sessions
+        builtin = manager is not None and params.name in BUILTIN_NAMES and live.views.session_tools
+        if builtin:
+            call = ToolCall(params.name, dict(params.arguments or {}), guard.caller())
+        else:
+            handle, arguments = split_session_argument(params.arguments)
+            call = ToolCall(params.name, arguments, guard.caller(), session_handle=session_handle(ctx, handle),
+                            own_session=connection_session(ctx, manager) if manager is not None else None,
+                            on_text=on_text)
+
+        async def run_builtin(call: ToolCall) -> types.CallToolResult:
+            assert manager is not None
+            return await builtin_tool_result(ctx, manager, call.name, call.arguments)
+
         started = time.perf_counter()
+        token = sampling_channel.set(McpSamplingChannel(ctx, params.input_responses))
         try:
-            async with guard.tool_call(caller, params.name, estimated_tokens=estimate) as record:
-                with live.call():
-                    if manager is not None and params.name in BUILTIN_NAMES and live.views.session_tools:
-                        return await builtin_tool_result(ctx, manager, params.name, params.arguments or {})
-                    if manager is not None:
-                        tool = gateway.catalog.tools.get(params.name)
-                        session = await session_for_call(ctx, manager, handle, tool.config.context is not None)
-                        record.session_id = session.id if session else None
-                    token = sampling_channel.set(McpSamplingChannel(ctx, params.input_responses))
-                    try:
-                        answer = await gateway.call_tool(params.name, arguments, on_text=on_text, session=session,
-                                                        caller=caller.principal)
-                    finally:
-                        sampling_channel.reset(token)
-                record_answer(guard, record, params.name, answer)
-                if first_piece_at is not None:
-                    guard.metrics.first_chunk(answer.routed.target.provider.name, answer.completion.model,
-                                              first_piece_at - started)
+            answer = await calls.run(call, run_builtin if builtin else None)
         except ClientInputRequired as needed:
             return types.InputRequiredResult(input_requests=needed.requests)  # type: ignore[arg-type]
         except anyio.get_cancelled_exc_class():
             log.info("tool=%s cancelled by the client", params.name)
             raise
-        except ToolNotFoundError as exc:
-            raise MCPError(types.INVALID_PARAMS, str(exc)) from None
-        except RateLimitExceeded as exc:
-            return _error_result(f"Rate limit exceeded: {exc}; retry after {exc.retry_after:.1f} s",
-                                 meta={f"{META_PREFIX}retry_after_s": round(exc.retry_after, 3)})
-        except RateLimitUnavailable as exc:
-            return _error_result(f"Rate limits cannot be checked right now: {exc}")
-        except (ArgumentError, RenderError, ProviderError, BudgetExceededError, OutputError, SessionError,
-                SessionStoreError, RequestLimitError) as exc:
-            log.info("tool=%s failed: %s", params.name, type(exc).__name__)
+        except Exception as exc:
+            if isinstance(exc, GatewayError):
+                log.info("tool=%s failed: %s", params.name, type(exc).__name__)
+            else:
+                log.error("tool=%s failed unexpectedly", params.name, exc_info=exc)
+            result = mcp_tool_error(exc)  # raises MCPError for what the protocol calls a bad request
             await _log_to_client(ctx, "warning", {"tool": params.name, "error": str(exc)})
-            return _error_result(str(exc))
+            return result
+        finally:
+            sampling_channel.reset(token)
+        if not isinstance(answer, ToolAnswer):
+            return answer  # a built-in session tool's result
+        if first_piece_at is not None:
+            guard.metrics.first_chunk(answer.routed.target.provider.name, answer.completion.model,
+                                      first_piece_at - started)
         # route, target, provider, model, finish reason, attempts, usage, cost_usd, cache, hedging
         call_meta: dict[str, Any] = answer.routed.describe()
         call_meta["duration_ms"] = round(answer.duration_ms, 3)
-        meta = {f"{META_PREFIX}call": call_meta}
-        if session is not None:
-            meta[SESSION_META_KEY] = session.id
-        await _log_to_client(ctx, "info", {"tool": params.name, **meta[f"{META_PREFIX}call"]})
+        meta = {CALL_META_KEY: call_meta}
+        if call.session is not None:
+            meta[SESSION_META_KEY] = call.session.id
+        await _log_to_client(ctx, "info", {"tool": params.name, **call_meta})
         return types.CallToolResult(
             content=[types.TextContent(type="text", text=answer.text)],
             structured_content=answer.structured,
@@ -202,12 +164,14 @@ def build_server(live: LiveGateway, protections: Protections | None = None) -> S
 
     async def get_prompt(ctx: ServerRequestContext[Any], params: types.GetPromptRequestParams) -> types.GetPromptResult:
         try:
-            if not guard.caller().scopes.allows_prompt(params.name):
+            caller = guard.caller()
+            if not caller.scopes.allows_prompt(params.name):
+                guard.refused(caller, "prompts/get", params.name)
                 raise PromptNotFoundError(f"Unknown prompt: '{params.name}'")
             entry = live.gateway.catalog.prompts.get(params.name)
             messages = entry.render(params.arguments)
-        except (PromptNotFoundError, ArgumentError, RenderError) as exc:
-            raise MCPError(types.INVALID_PARAMS, str(exc)) from None
+        except GatewayError as exc:
+            raise mcp_request_error(exc) from None
         return types.GetPromptResult(
             description=entry.description,
             messages=[types.PromptMessage(role=m.role, content=types.TextContent(type="text", text=m.content))
@@ -230,10 +194,13 @@ def build_server(live: LiveGateway, protections: Protections | None = None) -> S
     ) -> types.ReadResourceResult:
         uri = str(params.uri)
         try:
-            if not uri.startswith("session://") and not guard.caller().scopes.allows_resource(uri):
+            caller = guard.caller()
+            if not uri.startswith("session://") and not caller.scopes.allows_resource(uri):
+                guard.refused(caller, "resources/read", uri)
                 raise ResourceNotFoundError(f"Unknown resource: '{uri}'")
             if uri == USAGE_URI:
-                usage = json.dumps(await live.gateway.router.ledger.report(), indent=2)
+                usage = json.dumps(usage_for(await live.gateway.router.ledger.report(), caller.scopes.allows_tool),
+                                   indent=2)
                 return types.ReadResourceResult(contents=[
                     types.TextResourceContents(uri=uri, mime_type="application/json", text=usage)])
             manager = live.gateway.sessions
@@ -242,15 +209,16 @@ def build_server(live: LiveGateway, protections: Protections | None = None) -> S
                 if found is not None:
                     return found
             content = live.gateway.catalog.resources.read(uri)
-        except (ResourceNotFoundError, RenderError, SessionError, SessionStoreError) as exc:
-            raise MCPError(types.INVALID_PARAMS, str(exc)) from None
+        except GatewayError as exc:
+            raise mcp_request_error(exc) from None
         return types.ReadResourceResult(contents=[
             types.TextResourceContents(uri=content.uri, mime_type=content.mime_type, text=content.text)])
 
     async def complete(ctx: ServerRequestContext[Any], params: types.CompleteRequestParams) -> types.CompleteResult:
         values: list[str] = []
         ref = params.ref
-        if getattr(ref, "type", None) == "ref/prompt":
+        if getattr(ref, "type", None) == "ref/prompt" and guard.caller().scopes.allows_prompt(ref.name):
+            # Out of scope: no values, as for a prompt that does not exist.
             try:
                 entry = live.gateway.catalog.prompts.get(ref.name)
             except GatewayError:

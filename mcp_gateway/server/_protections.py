@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import os
-import time
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -37,7 +36,6 @@ from ..security import (
     ScopeCache,
     ScopeSet,
 )
-from ..security.limits import call_deadline
 
 __all__ = ["Caller", "CallRecord", "Protections", "build_protections"]
 
@@ -103,38 +101,36 @@ class Protections:
         return Caller(token.client_id, self._scopes.get(tuple(token.scopes)), limits)
 
     @asynccontextmanager
-    async def tool_call(self, caller: Caller, tool: str, *, estimated_tokens: int) -> AsyncIterator[CallRecord]:
-        """Admit one call (rate limits, deadline), then record it (metrics, audit) however it ends."""
-        record = CallRecord()
-        started = time.perf_counter()
+    async def admit(self, caller: Caller, tool: str, record: CallRecord, *,
+                    estimated_tokens: int) -> AsyncIterator[Any]:
+        """Hold a rate-limit permit for one call (settle it with the tokens used); a refusal raises
+        RateLimitExceeded, counted in the metrics and marked on `record`."""
+        assert self.limiter is not None
         try:
-            if self.limiter is None:
-                async with call_deadline(self.call_deadline_s):
-                    yield record
-            else:
-                async with self.limiter.limit(caller.principal, caller.limits, tool=tool,
-                                              tool_limits=self.tool_limits.get(tool),
-                                              tokens=estimated_tokens) as permit:
-                    async with call_deadline(self.call_deadline_s):
-                        yield record
-                    await permit.settle(record.input_tokens + record.output_tokens)
+            async with self.limiter.limit(caller.principal, caller.limits, tool=tool,
+                                          tool_limits=self.tool_limits.get(tool),
+                                          tokens=estimated_tokens) as permit:
+                yield permit
         except RateLimitExceeded as exc:
-            record.outcome, record.error_kind = "error", "rate_limit"
-            self.metrics.rate_limited(exc.scope, exc.limit, tool)
-            raise
-        except BaseException as exc:
             if record.outcome == "ok":
-                record.outcome, record.error_kind = "error", type(exc).__name__
+                record.outcome, record.error_kind = "error", "rate_limit"
+                self.metrics.rate_limited(exc.scope, exc.limit, tool)
             raise
-        finally:
-            seconds = time.perf_counter() - started
-            self.metrics.request("tools/call", tool, record.outcome, seconds, record.error_kind)
-            if self.audit is not None:
-                self.audit.record_nowait(AuditEvent(
-                    principal=caller.principal, method="tools/call", target=tool, outcome=record.outcome,
-                    error_kind=record.error_kind, duration_ms=round(seconds * 1000, 3),
-                    input_tokens=record.input_tokens, output_tokens=record.output_tokens,
-                    cost_usd=record.cost_usd, request_id=request_id_var.get(), session_id=record.session_id))
+
+    def record_call(self, caller: Caller, method: str, target: str | None, record: CallRecord,
+                    seconds: float) -> None:
+        """Metrics and an audit event for one finished (or refused) request."""
+        self.metrics.request(method, target, record.outcome, seconds, record.error_kind)
+        if self.audit is not None:
+            self.audit.record_nowait(AuditEvent(
+                principal=caller.principal, method=method, target=target, outcome=record.outcome,
+                error_kind=record.error_kind, duration_ms=round(seconds * 1000, 3),
+                input_tokens=record.input_tokens, output_tokens=record.output_tokens,
+                cost_usd=record.cost_usd, request_id=request_id_var.get(), session_id=record.session_id))
+
+    def refused(self, caller: Caller, method: str, target: str | None) -> None:
+        """Record a request refused for being outside the caller's scopes."""
+        self.record_call(caller, method, target, CallRecord(outcome="error", error_kind="out_of_scope"), 0.0)
 
     async def aclose(self) -> None:
         if self.audit is not None:

@@ -10,7 +10,7 @@ there the handle is the only way.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import mcp_types as types
@@ -21,6 +21,9 @@ from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from .._protocol import SESSION_ARGUMENT, SESSION_META_KEY
 from ..sessions import SessionError, SessionManager, SessionRecord, Turn
+from ._connection import connection_of
+
+OwnSession = Callable[[], Awaitable[SessionRecord | None]]
 
 __all__ = [
     "BUILTIN_TOOLS",
@@ -30,7 +33,8 @@ __all__ = [
     "builtin_tool_result",
     "principal",
     "read_session_resource",
-    "session_for_call",
+    "connection_session",
+    "session_handle",
     "split_session_argument",
 ]
 
@@ -94,18 +98,23 @@ def split_session_argument(arguments: Mapping[str, Any] | None) -> tuple[str | N
     return (handle if isinstance(handle, str) else None), args
 
 
-async def session_for_call(
-    ctx: ServerRequestContext[Any], manager: SessionManager, handle: str | None, wants_context: bool
-) -> SessionRecord | None:
-    """The session a call runs in: the named one, else (handshake era, context tools) the connection's own."""
+def session_handle(ctx: ServerRequestContext[Any], argument: str | None) -> str | None:
+    """The session a call names: `_meta["mcp-gateway/session"]`, else the `session_id` argument."""
     meta_handle = ctx.meta.get(SESSION_META_KEY) if ctx.meta else None
-    handle = meta_handle if isinstance(meta_handle, str) else handle
-    owner = principal(ctx)
-    if handle is not None:
-        return await manager.resolve(handle, owner)
-    if not wants_context or ctx.protocol_version in MODERN_PROTOCOL_VERSIONS:
+    return meta_handle if isinstance(meta_handle, str) else argument
+
+
+def connection_session(ctx: ServerRequestContext[Any], manager: SessionManager) -> OwnSession | None:
+    """In the handshake era, the connection's own session (started on first use by a context tool,
+    ended with the connection); the 2026-07-28 era has no connections, so None."""
+    if ctx.protocol_version in MODERN_PROTOCOL_VERSIONS:
         return None
-    connection = ctx.session._connection  # the SDK (2.3) has no public accessor for it
+    return lambda: _connection_session(ctx, manager)
+
+
+async def _connection_session(ctx: ServerRequestContext[Any], manager: SessionManager) -> SessionRecord:
+    owner = principal(ctx)
+    connection = connection_of(ctx)
     existing = connection.state.get(_CONNECTION_KEY)
     if existing is not None:
         return await manager.resolve(existing, owner)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,7 +13,7 @@ from .._protocol import META_PREFIX, SESSION_ARGUMENT
 from ..catalog import PromptEntry, PromptTool
 from ._sessions import BUILTIN_TOOLS, SESSION_TEMPLATES
 
-__all__ = ["USAGE_URI", "McpViews"]
+__all__ = ["USAGE_URI", "McpViews", "usage_for"]
 
 
 def _tool(tool: PromptTool) -> types.Tool:
@@ -92,3 +92,13 @@ class McpViews:
             input_schemas={t.name: t.input_schema for t in tools},
             session_tools=session_tools,
         )
+
+
+def usage_for(snapshot: Mapping[str, Any], allows_tool: Callable[[str], bool]) -> dict[str, Any]:
+    """The usage resource as one caller may see it: only tools within its scopes. Totals per
+    process, route and target mix every tool's calls, so a caller limited to some tools gets
+    its tools' figures only."""
+    tools = snapshot.get("tools", {})
+    if allows_tool("*") and all(allows_tool(name) for name in tools):
+        return dict(snapshot)
+    return {"tools": {name: value for name, value in tools.items() if allows_tool(name)}}

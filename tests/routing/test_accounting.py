@@ -174,7 +174,7 @@ async def test_100_concurrent_calls_against_a_budget_for_exactly_10():
         except BudgetExceededError:
             outcomes.append("refused")
 
-    with anyio.fail_after(5):
+    with anyio.fail_after(30):
         async with anyio.create_task_group() as group:
             for _ in range(100):
                 group.start_soon(one)

@@ -259,7 +259,7 @@ async def test_redis_cache_backend_shared_by_two_gateways(tmp_path):
         try:
             p1 = one.router.route("m").targets[0].provider = Scripted("local", Answer(text='{"answer": "r"}'))
             p2 = two.router.route("m").targets[0].provider = Scripted("local", Answer(text='{"answer": "other"}'))
-            with anyio.fail_after(5):
+            with anyio.fail_after(30):
                 assert (await one.call_tool("ask", {"q": "shared"})).routed.cache == "miss"
                 answer = await two.call_tool("ask", {"q": "shared"})
             assert answer.routed.cache == "hit" and answer.structured == {"answer": "r"}

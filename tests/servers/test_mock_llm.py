@@ -761,7 +761,8 @@ async def test_fault_cut_non_streaming_drops_connection_mid_body(
 async def test_fault_stall_non_streaming_hangs_until_client_gives_up(client: httpx2.AsyncClient) -> None:
     with pytest.raises(httpx2.ReadTimeout):
         await client.post(
-            "/api/chat", json=OLLAMA.body("l", "x", False), headers={"x-mock-fault": "stall"}, timeout=0.2
+            "/api/chat", json=OLLAMA.body("l", "x", False), headers={"x-mock-fault": "stall"},
+            timeout=httpx2.Timeout(30, read=0.2),  # the stall lasts 300 s
         )
     await wait_for_stats(client, disconnected=1, in_flight=0)
 
@@ -834,16 +835,26 @@ async def test_fault_first_token_delay_and_chunk_delay(client: httpx2.AsyncClien
         json=OPENAI.body("m", "one two three", True),
         headers={"x-mock-fault": "first_token_delay=250,chunk_delay=20"},
     ) as response:
-        headers_at = time.monotonic()
         async for line in response.aiter_lines():
             if '"content":"Mock' in line:
                 first_content = time.monotonic()
         finished = time.monotonic()
     assert first_content is not None
     assert first_content - started >= 0.25
-    assert headers_at - started < first_content - started - 0.2  # headers did not wait for the first token
     chunks = len(answer_text("m", "one two three").split())
     assert finished - first_content >= (chunks - 1) * 0.02
+
+
+async def test_headers_do_not_wait_for_the_first_token(client: httpx2.AsyncClient) -> None:
+    # The first token would come in ten minutes: headers (and the stream's preamble) come first.
+    with anyio.fail_after(30):
+        async with client.stream(
+            "POST", OPENAI.path("m", True), json=OPENAI.body("m", "x", True),
+            headers={"x-mock-fault": "first_token_delay=600000"},
+        ) as response:
+            assert response.status_code == 200
+            assert response.headers["content-type"].startswith("text/event-stream")
+    await wait_for_stats(client, disconnected=1, in_flight=0, completed=0)
 
 
 async def test_combined_faults(client: httpx2.AsyncClient) -> None:
@@ -978,7 +989,7 @@ async def test_require_auth() -> None:
 
 
 async def wait_for_stats(client: httpx2.AsyncClient, **expected: int) -> dict[str, int]:
-    with anyio.fail_after(5):
+    with anyio.fail_after(30):
         while True:
             stats: dict[str, int] = (await client.get("/_mock/stats")).json()
             if all(stats[name] == value for name, value in expected.items()):
@@ -1073,41 +1084,40 @@ def test_cli_rejects_bad_fault() -> None:
     assert result.returncode == 2 and "bogus" in result.stderr and result.stdout == ""
 
 
-async def test_thousand_concurrent_requests_with_one_second_latency(cli_server: str) -> None:
+async def test_thousand_concurrent_requests_are_held_at_once(cli_server: str) -> None:
+    # Every request waits ten minutes, so the server can only reach 1000 in flight by holding them
+    # all at once; how fast it gets there is a benchmark's question (benchmarks/), not a test's.
     # Several small clients: one httpx2 pool with 1000 connections spends seconds of CPU on pool bookkeeping.
     clients = [
-        loopback_client(base_url=cli_server, timeout=30, limits=httpx2.Limits(max_connections=20))
+        loopback_client(base_url=cli_server, timeout=700, limits=httpx2.Limits(max_connections=20))
         for _ in range(50)
     ]
-    statuses: list[int] = []
-    peak_in_flight = 0
 
     async def one(index: int) -> None:
-        response = await clients[index % len(clients)].post(
-            "/api/chat", json=OLLAMA.body("l", f"p{index}", False), headers={"x-mock-fault": "latency=1000"}
+        await clients[index % len(clients)].post(
+            "/api/chat", json=OLLAMA.body("l", f"p{index}", False), headers={"x-mock-fault": "latency=600000"}
         )
-        statuses.append(response.status_code)
 
-    async def watch_in_flight(http: httpx2.AsyncClient) -> None:
-        nonlocal peak_in_flight
-        while True:
-            peak_in_flight = max(peak_in_flight, (await http.get("/_mock/stats")).json()["in_flight"])
-            await anyio.sleep(0.05)
+    async def stats(http: httpx2.AsyncClient) -> dict[str, int]:
+        return (await http.get("/_mock/stats")).json()
 
     try:
         async with loopback_client(cli_server) as monitor:
-            started = time.monotonic()
-            async with anyio.create_task_group() as watcher:
-                watcher.start_soon(watch_in_flight, monitor)
-                async with anyio.create_task_group() as group:
-                    for index in range(1000):
-                        group.start_soon(one, index)
-                watcher.cancel_scope.cancel()
-            elapsed = time.monotonic() - started
+            before = await stats(monitor)
+            async with anyio.create_task_group() as group:
+                for index in range(1000):
+                    group.start_soon(one, index)
+                with anyio.fail_after(120):
+                    while (await stats(monitor))["in_flight"] < 1000:
+                        await anyio.sleep(0.05)
+                group.cancel_scope.cancel()  # the clients give up
+            with anyio.fail_after(60):
+                while (now := await stats(monitor))["in_flight"] > 0:
+                    await anyio.sleep(0.05)
+            assert now["disconnected"] - before["disconnected"] == 1000
+            assert now["completed"] == before["completed"]  # nobody was answered early
+            response = await monitor.post("/api/chat", json=OLLAMA.body("l", "after", False))
+            assert response.status_code == 200  # and it still serves
     finally:
         for http in clients:
             await http.aclose()
-    assert statuses == [200] * 1000
-    assert peak_in_flight >= 500  # the server held them concurrently (slack for a CPU-starved client)
-    # Serial handling would take 1000 s; the bound leaves room for a busy 2-core machine.
-    assert elapsed < 12, f"1000 concurrent 1 s requests took {elapsed:.1f}s"

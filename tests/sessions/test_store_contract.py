@@ -8,6 +8,7 @@ cost of an idle session in the memory store.
 from __future__ import annotations
 
 import gc
+import math
 import os
 import signal
 import sqlite3
@@ -17,7 +18,7 @@ import textwrap
 import time
 import tracemalloc
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -478,10 +479,8 @@ async def test_sqlite_busy_writer_times_out_into_a_store_error(tmp_path: Path) -
     blocker = sqlite3.connect(path, isolation_level=None)
     blocker.execute("BEGIN IMMEDIATE")  # another process holds the write lock
     try:
-        started = time.monotonic()
-        with pytest.raises(SessionStoreError, match="locked"):
+        with anyio.fail_after(30), pytest.raises(SessionStoreError, match="locked"):  # an error, not a hang
             await store.append_turn("x", turn())
-        assert time.monotonic() - started < 2
     finally:
         blocker.execute("ROLLBACK")
         blocker.close()
@@ -573,26 +572,37 @@ async def test_redis_key_layout_and_expiry(redis_server: RedisServer) -> None:
     prefix = f"layout-{uuid.uuid4().hex[:8]}:"
     store = RedisSessionStore(redis_server.url, prefix=prefix, retention=3600)
     raw = aioredis.Redis.from_url(redis_server.url, decode_responses=True)
-    now = time.time()
+
+    async def expiry_is_set_from(basis: float, keys: tuple[str, ...], operation: Awaitable[object]) -> None:
+        """Both keys expire `retention` after max(basis, the store's wall clock during `operation`)."""
+        before = time.time()
+        await operation
+        after = time.time()
+        for key in keys:
+            at = await raw.pexpiretime(key)
+            earliest, latest = ((max(basis, wall) + 3600) * 1000 for wall in (before, after))
+            assert math.floor(earliest) <= at <= math.floor(latest)
+
+    both = (f"{prefix}s:k", f"{prefix}t:k")
     try:
         rec = record("k", idle=100, max_life=50)
-        await store.create(rec)
-        await store.append_turn("k", turn())
-        await store.set_state("k", {"lang": "fr"})
+
+        async def fill() -> None:
+            await store.create(rec)
+            await store.append_turn("k", turn())
+            await store.set_state("k", {"lang": "fr"})
+
+        await expiry_is_set_from(rec.max_expires_at, both, fill())
         assert await raw.type(f"{prefix}s:k") == "hash" and await raw.type(f"{prefix}t:k") == "list"
         assert await raw.hget(f"{prefix}s:k", ".lang") == '"fr"'
         assert await raw.zscore(f"{prefix}active", "k") == rec.max_expires_at
         assert await raw.zscore(f"{prefix}created", "k") == rec.created_at
-        expected_at = (max(rec.max_expires_at, time.time()) + 3600) * 1000
-        for key in (f"{prefix}s:k", f"{prefix}t:k"):
-            assert abs(await raw.pexpiretime(key) - expected_at) < 2000
-        await store.touch("k", T0 + 1, T0 + 20)  # the idle deadline now comes first
+        # the idle deadline now comes first
+        await expiry_is_set_from(T0 + 20, both, store.touch("k", T0 + 1, T0 + 20))
         assert await raw.zscore(f"{prefix}active", "k") == T0 + 20
-        assert abs(await raw.pexpiretime(f"{prefix}t:k") - (max(T0 + 20, now) + 3600) * 1000) < 2000
-        await store.end("k", T0 + 2, "ended")
+        await expiry_is_set_from(T0 + 2, both, store.end("k", T0 + 2, "ended"))  # kept for the retention
         assert await raw.zscore(f"{prefix}active", "k") is None
         assert await raw.zscore(f"{prefix}ended", "k") == T0 + 2
-        assert await raw.pexpiretime(f"{prefix}s:k") > (now + 3600) * 1000 - 2000  # kept for the retention
         # a session dropped by key expiry disappears from the indexes too
         await store.create(record("gone"))
         await raw.delete(f"{prefix}s:gone", f"{prefix}t:gone")
@@ -605,7 +615,7 @@ async def test_redis_key_layout_and_expiry(redis_server: RedisServer) -> None:
         await raw.aclose()
 
 
-async def test_redis_outage_raises_promptly_and_recovers(tmp_path: Path) -> None:
+async def test_redis_outage_raises_instead_of_hanging_and_recovers(tmp_path: Path) -> None:
     server = RedisServer(tmp_path / "redis", persistent=True)  # fsynced AOF: a crash loses nothing acknowledged
     server.start()
     store = RedisSessionStore(server.url, socket_timeout=1.0, connect_timeout=1.0)
@@ -620,23 +630,22 @@ async def test_redis_outage_raises_promptly_and_recovers(tmp_path: Path) -> None
             lambda: store.list(), lambda: store.expire(T0), lambda: store.history("s"),
         ]
         for call in calls:
-            started = time.monotonic()
-            with pytest.raises(SessionStoreError, match="127.0.0.1"):
+            with anyio.fail_after(30), pytest.raises(SessionStoreError, match="127.0.0.1"):
                 await call()
-            assert time.monotonic() - started < 1.5
 
         server.start()  # back on the same port, with its data
         assert [t.seq for t in await store.history("s")] == [1, 2, 3]  # the very next call succeeds
         stored = await store.append_turn("s", turn(4))
         assert stored is not None and stored.seq == 4
 
-        # a server that accepts but does not answer (paused): a timeout, then recovery
-        assert server.command("CLIENT", "PAUSE", "1500", "ALL") == b"+OK"
-        started = time.monotonic()
-        with pytest.raises(SessionStoreError, match="Timeout"):
-            await store.get("s")
-        assert time.monotonic() - started < 1.5
-        await anyio.sleep(max(0.0, 1.6 - (time.monotonic() - started)))
+        # a server that accepts but does not answer (stopped until we continue it): a timeout, then recovery
+        assert server.process is not None
+        os.kill(server.process.pid, signal.SIGSTOP)
+        try:
+            with anyio.fail_after(30), pytest.raises(SessionStoreError, match="Timeout"):
+                await store.get("s")
+        finally:
+            os.kill(server.process.pid, signal.SIGCONT)
         rec = await store.get("s")
         assert rec is not None and rec.turn_count == 4
     finally:

@@ -1,0 +1,176 @@
+"""One call path for every surface: caller -> scopes -> limits -> rate limit -> session -> gateway
+-> accounting, with metrics, audit and a trace span around it all.
+
+MCP handlers, the REST API and any later surface build a `ToolCall` and run it here, so a
+protection is written once and a new surface cannot forget one. Each step has the shape
+`step(call, call_next)` (the shape of the SDK's `Server.middleware`); the SDK's own middleware is
+not used because it wraps JSON-RPC requests, and REST calls never become one.
+
+A step raises a GatewayError to refuse; the surface turns it into its own answer through the one
+table in `_boundary`.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from .._errors import ToolNotFoundError
+from .._gateway import ToolAnswer
+from .._tokens import estimate_tokens
+from ..observability.tracing import GatewayTracer
+from ..providers import OnText
+from ..security.limits import call_deadline, check_arguments
+from ..sessions import SessionRecord
+from ._live import LiveGateway
+from ._protections import Caller, CallRecord, Protections
+
+__all__ = ["CallPipeline", "Endpoint", "Step", "ToolCall", "record_answer"]
+
+OwnSession = Callable[[], Awaitable[SessionRecord | None]]
+
+
+@dataclass(slots=True)
+class ToolCall:
+    """One tool call as every surface describes it; steps fill in `record` and `session`."""
+
+    name: str
+    arguments: dict[str, Any]
+    caller: Caller
+    version: str | None = None  # a pinned version; None: the served one
+    session_handle: str | None = None
+    # A surface's own session when none is named (MCP: the connection's, for context tools).
+    own_session: OwnSession | None = None
+    on_text: OnText | None = None
+    record: CallRecord = field(default_factory=CallRecord)
+    session: SessionRecord | None = None
+
+
+Next = Callable[[ToolCall], Awaitable[Any]]
+Step = Callable[[ToolCall, Next], Awaitable[Any]]
+Endpoint = Callable[[ToolCall], Awaitable[Any]]
+
+
+def record_answer(guard: Protections, record: CallRecord, tool: str, answer: ToolAnswer) -> None:
+    """Tokens and cost of a finished call, for rate-limit settlement, metrics and the audit log."""
+    usage = answer.completion.usage
+    record.input_tokens, record.output_tokens = usage.input_tokens, usage.output_tokens
+    routed = answer.routed
+    record.cost_usd = float(routed.cost_usd) if routed.cost_usd is not None else None
+    if routed.cache == "hit":
+        return  # no provider was called
+    for attempt in routed.attempts:
+        guard.metrics.provider_call(attempt.provider, attempt.model, attempt.duration_ms / 1000,
+                                    error_type=None if attempt.outcome in ("ok", "lost") else attempt.outcome)
+    guard.metrics.usage(tool=tool, route=answer.route.name, provider=routed.target.provider.name,
+                        model=answer.completion.model, input_tokens=usage.input_tokens,
+                        output_tokens=usage.output_tokens, cached_tokens=usage.cache_read_tokens,
+                        cost_usd=record.cost_usd)
+
+
+class CallPipeline:
+    """The steps every tool call runs through, ending in `Gateway.call_tool` (or a given endpoint)."""
+
+    def __init__(self, live: LiveGateway, guard: Protections, *, tracer: GatewayTracer | None = None) -> None:
+        self.live = live
+        self.guard = guard
+        self.tracer = tracer or GatewayTracer()
+        self.steps: Sequence[Step] = (
+            self.audit, self.trace, self.authorize, self.check_limits, self.rate_limit, self.count_in_flight,
+            self.deadline, self.open_session, self.account,
+        )
+
+    async def run(self, call: ToolCall, endpoint: Endpoint | None = None) -> Any:
+        """Run `call` through every step; raises the GatewayError of the step that refused it."""
+        end = endpoint or self.call_gateway
+        steps = self.steps
+
+        async def at(index: int, current: ToolCall) -> Any:
+            if index == len(steps):
+                return await end(current)
+            return await steps[index](current, lambda c: at(index + 1, c))
+
+        return await at(0, call)
+
+    # -- the steps, outermost first -----------------------------------------------------------------
+
+    async def audit(self, call: ToolCall, call_next: Next) -> Any:
+        """Metrics and an audit record for every call, refused ones included."""
+        started = time.perf_counter()
+        record = call.record
+        try:
+            return await call_next(call)
+        except BaseException as exc:
+            if record.outcome == "ok":
+                record.outcome, record.error_kind = "error", type(exc).__name__
+            raise
+        finally:
+            self.guard.record_call(call.caller, "tools/call", call.name, record, time.perf_counter() - started)
+
+    async def trace(self, call: ToolCall, call_next: Next) -> Any:
+        with self.tracer.tool_call(call.name) as span:
+            answer = await call_next(call)
+            if isinstance(answer, ToolAnswer):
+                GatewayTracer.record_usage(span, input_tokens=call.record.input_tokens,
+                                           output_tokens=call.record.output_tokens,
+                                           response_model=answer.completion.model)
+            return answer
+
+    async def authorize(self, call: ToolCall, call_next: Next) -> Any:
+        if not call.caller.scopes.allows_tool(call.name):
+            # Out-of-scope tools are absent from this caller's list; calling one is like calling
+            # a tool that does not exist.
+            call.record.outcome, call.record.error_kind = "error", "out_of_scope"
+            raise ToolNotFoundError(f"Unknown tool: '{call.name}'")
+        return await call_next(call)
+
+    async def check_limits(self, call: ToolCall, call_next: Next) -> Any:
+        check_arguments(call.arguments, self.live.gateway.limits.max_argument_chars, tool=call.name)
+        return await call_next(call)
+
+    async def rate_limit(self, call: ToolCall, call_next: Next) -> Any:
+        guard = self.guard
+        if guard.limiter is None:
+            return await call_next(call)
+        estimate = estimate_tokens(json.dumps(call.arguments, default=str))
+        async with guard.admit(call.caller, call.name, call.record, estimated_tokens=estimate) as permit:
+            answer = await call_next(call)
+            await permit.settle(call.record.input_tokens + call.record.output_tokens)
+            return answer
+
+    async def count_in_flight(self, call: ToolCall, call_next: Next) -> Any:
+        with self.live.call():
+            return await call_next(call)
+
+    async def deadline(self, call: ToolCall, call_next: Next) -> Any:
+        async with call_deadline(self.guard.call_deadline_s):
+            return await call_next(call)
+        raise AssertionError("unreachable")  # call_deadline raises when it cancels the block
+
+    async def open_session(self, call: ToolCall, call_next: Next) -> Any:
+        gateway = self.live.gateway
+        if gateway.sessions is not None:
+            if call.session_handle is not None:
+                call.session = await gateway.sessions.resolve(call.session_handle, call.caller.principal)
+            elif call.own_session is not None:
+                tool = gateway.catalog.tools.get(call.name, version=call.version)
+                if tool.config.context is not None:
+                    call.session = await call.own_session()
+            call.record.session_id = call.session.id if call.session is not None else None
+        return await call_next(call)
+
+    async def account(self, call: ToolCall, call_next: Next) -> Any:
+        answer = await call_next(call)
+        if isinstance(answer, ToolAnswer):
+            record_answer(self.guard, call.record, call.name, answer)
+        return answer
+
+    # -- the default endpoint -----------------------------------------------------------------------
+
+    async def call_gateway(self, call: ToolCall) -> ToolAnswer:
+        return await self.live.gateway.call_tool(call.name, call.arguments, on_text=call.on_text,
+                                                 session=call.session, version=call.version,
+                                                 caller=call.caller.principal)
