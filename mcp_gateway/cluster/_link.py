@@ -1,8 +1,8 @@
 """The connection every shared piece of a cluster uses: one Redis client with bounded waits.
 
-Every operation is bounded by `timeout_s` (connect, read, write and the wait for a pooled
-connection), so a Redis that is down or stalled turns into an error within that time and never
-into a hung call. Reconnection is redis-py's: the next operation after an outage opens a new
+Every operation is bounded by `timeout_s` (connect, read, write; the wait for a free pooled
+connection during a burst by 4x that, at least 2 s), so a Redis that is down or stalled turns into
+an error within that time and never into a hung call. Reconnection is redis-py's: the next operation after an outage opens a new
 connection, so service comes back without a restart.
 """
 
@@ -43,8 +43,10 @@ class RedisLink:
         self.prefix = prefix
         self.timeout_s = timeout_s
         self.process_id = uuid.uuid4().hex[:12]  # tells this process' own broadcasts apart
+        # A burst waits for a pooled connection longer than one operation may take (a full pool is
+        # load, not an outage); both waits are bounded.
         pool = aioredis.BlockingConnectionPool.from_url(
-            url, max_connections=max_connections, timeout=timeout_s, socket_timeout=timeout_s,
+            url, max_connections=max_connections, timeout=max(2.0, 4 * timeout_s), socket_timeout=timeout_s,
             socket_connect_timeout=timeout_s, decode_responses=False)
         self.client: aioredis.Redis = aioredis.Redis.from_pool(pool)
         self._warned: dict[str, float] = {}
