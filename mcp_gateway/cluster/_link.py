@@ -35,7 +35,7 @@ def is_outage(exc: BaseException) -> bool:
 class RedisLink:
     """A Redis URL, a key prefix and a client; `key(...)` names things under the prefix."""
 
-    def __init__(self, url: str, *, prefix: str = "mgw:", timeout_s: float = 0.5,
+    def __init__(self, url: str, *, prefix: str = "mgw:", timeout_s: float = 1.0,
                  max_connections: int = 64) -> None:
         import redis.asyncio as aioredis  # optional dependency: only a cluster needs it
 

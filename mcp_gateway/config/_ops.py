@@ -85,5 +85,5 @@ class ClusterConfig(_Model):
     redis: str = Field(description="Redis URL such as redis://127.0.0.1:6379/0 (may use ${env:VAR}).")
     prefix: str = Field("mgw:", description="Prefix of every key and channel; one per cluster sharing a Redis.")
     timeout_ms: int = Field(
-        500, ge=10, le=60_000, description="Bound on each Redis operation: a slower Redis counts as down."
+        1000, ge=10, le=60_000, description="Bound on each Redis operation: a slower Redis counts as down."
     )

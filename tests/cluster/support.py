@@ -33,7 +33,7 @@ def write_config(directory: Path, redis_url: str, *, budget_calls: int = 10, rpm
     path = directory / "cluster.yaml"
     path.write_text(textwrap.dedent(f"""\
         format: mcp-gateway/1
-        cluster: {{redis: "{redis_url}", prefix: "t:", timeout_ms: 300}}
+        cluster: {{redis: "{redis_url}", prefix: "t:", timeout_ms: 2000}}
         sessions: {{store: redis}}
         rate_limits: {{store: redis, per_tool: {{limited: {{requests_per_minute: {rpm}}}}}}}
         providers:
