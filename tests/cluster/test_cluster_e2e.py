@@ -68,8 +68,13 @@ async def test_budget_and_rate_limit_are_exact_across_processes_under_200_concur
     assert len(ok) == 10, refused[:3]
     assert len(refused) == 190 and all(t.startswith("Budget exceeded for tool 'budgeted'") for t in refused)
 
+    started = time.monotonic()
     limited = await _burst(proxy.url, "limited", 200)
-    assert sum(not r.is_error for r in limited) == 10
+    elapsed = time.monotonic() - started
+    # 10 per minute: a burst of 10, then one more each 6 s for as long as the burst lasts (on a
+    # busy machine it may); never more.
+    admitted = sum(not r.is_error for r in limited)
+    assert 10 <= admitted <= 10 + int(elapsed // 6), (admitted, elapsed)
     assert all("Rate limit exceeded" in r.content[0].text for r in limited if r.is_error)
 
     # Every process served part of the load, and each one reports the cluster's totals.
