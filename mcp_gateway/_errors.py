@@ -35,6 +35,10 @@ error, HTTP status and problem type) is one table: `mcp_gateway.server._boundary
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .providers import Usage
 
 __all__ = [
     "ArgumentError",
@@ -53,7 +57,14 @@ __all__ = [
 
 
 class GatewayError(Exception):
-    """Base of every error mcp-gateway raises on purpose."""
+    """Base of every error mcp-gateway raises on purpose.
+
+    `call_meta` is set on an error raised after the call was routed (a provider failure, a refused
+    budget, an answer that failed its output schema): the routing facts as JSON, shaped like a
+    successful result's `_meta["mcp-gateway/call"]` plus `error`, for the client and the audit log.
+    """
+
+    call_meta: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,9 +131,12 @@ class ProviderError(GatewayError):
     `kind` classifies the failure for routing: rate_limit, quota, auth, bad_request, not_found,
     server, overloaded, timeout (connect, first-token, idle or total deadline, stalls included),
     connect, stream (died mid-way or ended without its end marker), malformed (a body that does
-    not parse), content_filter, circuit_open (every target's breaker is open), or other. `retryable` says whether the same request may
-    succeed if sent again; `retry_after` is the provider's requested wait in seconds, if any.
-    `output_started` is true once any answer text reached the caller (no failover after that).
+    not parse), content_filter, empty (a success with no content: no text, no structured value),
+    circuit_open (every target's breaker is open), or other. `retryable` says whether the same
+    request may succeed if sent again; `retry_after` is the provider's requested wait in seconds,
+    if any. `output_started` is true once any answer text reached the caller (no failover after
+    that). `usage` is the provider's token count (a `providers.Usage`) when the failed answer
+    reported one, so the attempt can still be costed.
     """
 
     def __init__(
@@ -135,6 +149,7 @@ class ProviderError(GatewayError):
         status: int | None = None,
         retry_after: float | None = None,
         output_started: bool = False,
+        usage: Usage | None = None,
     ) -> None:
         self.provider = provider
         self.cause = cause
@@ -143,6 +158,7 @@ class ProviderError(GatewayError):
         self.status = status
         self.retry_after = retry_after
         self.output_started = output_started
+        self.usage = usage
         super().__init__(f"provider '{provider}' failed: {cause}")
 
 

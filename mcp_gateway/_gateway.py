@@ -11,16 +11,16 @@ import logging
 import os
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from ._errors import ConfigError, OutputError, Violation
-from .catalog import Catalog, build_catalog
+from ._errors import ConfigError, GatewayError, OutputError, Violation
+from .catalog import Catalog, PromptTool, build_catalog
 from .cluster import RedisLink, open_link, share
 from .config import Limits, LoadedConfig, ServerSettings, load_config
 from .providers import Completion, Message, OnText
-from .routing import Route, Routed, Router, build_router
+from .routing import Route, Routed, Router, build_router, repair_policy
 from .security.limits import check_message_count
 from .sessions import SessionManager, SessionRecord, Turn, build_sessions
 
@@ -95,21 +95,16 @@ class Gateway:
         if history and config.context is not None and config.context.as_messages:
             messages = _with_history(messages, history)
         check_message_count(len(messages), self.limits.max_messages)
+        session_id = session.id if session is not None else None
         routed = await self.router.complete(
             config.model, messages, params=config.params, output_schema=config.output_schema, on_text=on_text,
-            tool=name, session=session.id if session is not None else None,
-            cache_ttl_s=config.cache.ttl_s if config.cache is not None else None, caller=caller,
+            tool=name, session=session_id, cache_ttl_s=config.cache.ttl_s if config.cache is not None else None,
+            caller=caller,
         )
-        route, completion = routed.route, routed.completion
         structured = None
         if config.output_schema is not None:
-            structured = completion.structured
-            if structured is None:
-                try:
-                    structured = json.loads(completion.text)
-                except ValueError:
-                    raise OutputError(name, [Violation("$", "the model did not answer with JSON")]) from None
-            tool.check_output(structured)
+            routed, structured = await self._checked(tool, routed, messages, on_text, session_id, caller)
+        route, completion = routed.route, routed.completion
         text = json.dumps(structured, ensure_ascii=False) if structured is not None else completion.text
         if routed.cache == "miss":
             await self.router.remember(routed)  # only an answer that passed the output checks
@@ -128,12 +123,82 @@ class Gateway:
         )
         return ToolAnswer(text, structured, routed, elapsed)
 
+    async def _checked(self, tool: PromptTool, routed: Routed, messages: tuple[Message, ...],
+                       on_text: OnText | None, session: str | None, caller: str | None) -> tuple[Routed, Any]:
+        """The answer's structured value once it passes the output schema, repairing as the tool's
+        (else the route's) `output_repair` allows: each repair is a routed call that sends the bad
+        answer back with the validation errors. Errors carry every attempt in `call_meta`."""
+        config = tool.config
+        policy = repair_policy(config.output_repair) or routed.route.repair
+        while True:
+            try:
+                return routed, _structured(tool, routed.completion)
+            except OutputError as exc:
+                reason = "; ".join(str(v) for v in exc.violations)
+                if routed.repairs >= policy.attempts:
+                    exc.call_meta = {**replace(routed, attempts=routed.rejected(reason)).describe(),
+                                     "error": {"kind": "output_invalid"}}
+                    raise
+                log.info("tool=%s: the answer fails the output schema (%d violations); repair %d of %d",
+                         tool.name, len(exc.violations), routed.repairs + 1, policy.attempts)
+                repair = (*messages, Message("assistant", routed.completion.text),
+                          Message("user", _repair_prompt(exc)))
+                label = routed.target.label
+                try:
+                    again = await self.router.complete(
+                        config.model, repair, params=config.params, output_schema=config.output_schema,
+                        on_text=on_text, tool=tool.name, session=session, caller=caller,
+                        prefer=label if policy.target == "same" else None,
+                        avoid=label if policy.target == "next" else None,
+                    )
+                except GatewayError as failed:  # the repair itself failed: report the whole call
+                    failed.call_meta = _merged_failure(routed, reason, failed.call_meta)
+                    raise
+                routed = again.after(routed, reason)
+
     async def aclose(self) -> None:
         await self.router.aclose()
         if self.sessions is not None:
             await self.sessions.store.aclose()
         if self.cluster is not None:
             await self.cluster.aclose()
+
+
+def _structured(tool: PromptTool, completion: Completion) -> Any:
+    """The answer's JSON value, checked against the tool's output schema (OutputError if not)."""
+    structured = completion.structured
+    if structured is None:
+        try:
+            structured = json.loads(completion.text)
+        except ValueError:
+            raise OutputError(tool.name, [Violation("$", "the model did not answer with JSON")]) from None
+    tool.check_output(structured)
+    return structured
+
+
+def _merged_failure(earlier: Routed, reason: str, meta: dict[str, Any] | None) -> dict[str, Any]:
+    """A failed repair's `call_meta` with the rejected earlier answer's attempts, usage and cost."""
+    before = replace(earlier, attempts=earlier.rejected(reason)).describe()
+    if meta is None:
+        return {**before, "output_repairs": earlier.repairs + 1}
+    merged = dict(meta)
+    merged["attempts"] = before["attempts"] + meta.get("attempts", 0)
+    merged["usage"] = {k: v + meta.get("usage", {}).get(k, 0) for k, v in before["usage"].items()}
+    costs = [before["cost_usd"], meta.get("cost_usd")]
+    merged["cost_usd"] = None if None in costs else sum(c for c in costs if c is not None)
+    unknown = before.get("cost_unknown_attempts", 0) + meta.get("cost_unknown_attempts", 0)
+    if unknown:
+        merged["cost_unknown_attempts"] = unknown
+    merged["other_attempts"] = before.get("other_attempts", []) + meta.get("other_attempts", [])
+    merged["output_repairs"] = earlier.repairs + 1
+    return merged
+
+
+def _repair_prompt(error: OutputError) -> str:
+    lines = "\n".join(f"- {v}" for v in error.violations[:20])
+    return ("Your answer does not match the required JSON schema:\n"
+            f"{lines}\n"
+            "Answer again with only the corrected JSON value, valid against the schema.")
 
 
 def _with_history(messages: tuple[Message, ...], history: list[Turn]) -> tuple[Message, ...]:

@@ -6,6 +6,7 @@ import json
 import shlex
 import subprocess
 import sys
+import textwrap
 
 from tests.conftest import EXAMPLE, serve_command
 
@@ -36,6 +37,42 @@ def test_validate_prints_a_summary_table():
     assert "glossary://{term}" in result.stdout
     summary = json.loads(run("validate", str(EXAMPLE), "--json").stdout)
     assert summary["ok"] is True and len(summary["tools"]) == 7
+
+
+def test_validate_warns_about_unknown_unverified_and_stale_prices(tmp_path):
+    """A price that costs could be wrong with is a warning (stderr, `warnings` in JSON), not an error."""
+    config = tmp_path / "gateway.yaml"
+    config.write_text(textwrap.dedent("""
+        format: mcp-gateway/1
+        providers:
+          cloud: {kind: openai, base_url: "http://127.0.0.1:9/v1"}
+          offline: {kind: mock}
+        models:
+          mixed:
+            targets:
+              - {provider: cloud, model: mistral-large-latest}
+              - {provider: cloud, model: my-own-finetune}
+              - {provider: cloud, model: claude-3-haiku-20240307}
+              - {provider: offline, model: mock-1}
+          unused: {provider: cloud, model: gpt-4-turbo}
+        prices:
+          cloud/gpt-4o: {input: 2.5, output: 10}
+        tools:
+          - name: ask
+            description: Ask.
+            model: mixed
+            messages: [{role: user, content: hi}]
+    """))
+    result = run("validate", str(config))
+    assert result.returncode == 0, result.stderr
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("warning: ")]
+    assert len(warnings) == 2, result.stderr
+    assert "cloud/mistral-large-latest (model 'mixed')" in warnings[0] and "unverified" in warnings[0]
+    assert "cloud/my-own-finetune" in warnings[1] and "no price is known" in warnings[1]
+    assert "gpt-4-turbo" not in result.stderr  # no served tool uses it
+    summary = json.loads(run("validate", str(config), "--json").stdout)
+    assert summary["ok"] is True and [w.split(":")[0] for w in summary["warnings"]] == [
+        "price of cloud/mistral-large-latest (model 'mixed')", "price of cloud/my-own-finetune (model 'mixed')"]
 
 
 def test_render_shows_messages_without_calling_a_model():

@@ -99,3 +99,29 @@ def test_oversized_and_malformed_bodies_get_clear_http_errors(server):
 
 def test_logs_say_where_it_listens(server):
     assert any("(Streamable HTTP, stateful)" in line and "/sse (legacy SSE)" in line for line in server.log)
+
+
+def test_a_connection_that_never_finishes_its_headers_is_closed():
+    """Slowloris: trickled, never-finished headers get --header-timeout seconds, then the socket closes;
+    a keep-alive connection's next request gets the same deadline."""
+    import socket
+    from urllib.parse import urlsplit
+
+    # 3 s: the complete request below must arrive within it even on a busy machine; the stalled
+    # ones never complete, so how long the deadline is cannot change their outcome.
+    with http_gateway(EXAMPLE, "--header-timeout", "3") as server:
+        host, port = urlsplit(server.base_url).hostname, urlsplit(server.base_url).port
+        with socket.create_connection((host, port), timeout=30) as sock:
+            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n")  # no blank line: never complete
+            assert sock.recv(1024) == b""  # closed by the server, well before the 30 s socket timeout
+        with socket.create_connection((host, port), timeout=30) as sock:
+            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            response = b""
+            while not response.endswith(b"}"):
+                chunk = sock.recv(4096)
+                assert chunk, response  # closed before the answer: not a hang
+                response += chunk
+            assert b"200 OK" in response  # a complete request is served as before
+            sock.sendall(b"GET /healthz HTTP/1.1\r\n")  # the next one stalls
+            assert sock.recv(1024) == b""
+        assert any("no complete request headers within" in line for line in server.log)

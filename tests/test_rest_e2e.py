@@ -149,7 +149,8 @@ def rest(tmp_path_factory) -> Iterator[dict]:
         return out.stdout.strip()
 
     keys = {"full": create("--name", "ci", "--scope", "tools:*"),
-            "echo_only": create("--name", "intern", "--scope", "tools:echo")}
+            "echo_only": create("--name", "intern", "--scope", "tools:echo"),
+            "scraper": create("--name", "prometheus", "--scope", "metrics")}
     os.environ["REST_TEST_PROVIDER_KEY"] = API_KEY
     try:
         with http_gateway(config, "--max-body-bytes", "20000") as server:
@@ -275,7 +276,7 @@ def test_rest_calls_are_metered_and_audited_like_mcp_calls(rest):
         assert time.monotonic() < deadline, events
         time.sleep(0.05)
     assert any(e["target"] == "echo" and e["outcome"] == "ok" and e["input_tokens"] > 0 for e in events)
-    metrics = httpx2.get(rest["url"] + "/metrics").text
+    metrics = httpx2.get(rest["url"] + "/metrics", headers={"Authorization": f"Bearer {rest['keys']['scraper']}"}).text
     assert 'mcp_gateway_requests_total{method="tools/call",outcome="ok",tool="echo"}' in metrics
     assert API_KEY not in audit.read_text() + metrics + "".join(rest["server"].log)
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from mcp_gateway._errors import ArgumentError
+
 from mcp_gateway.config import ContextConfig, SessionsConfig
 from mcp_gateway.sessions import SessionError, SessionManager, Turn
 from mcp_gateway.sessions.memory import MemorySessionStore
@@ -36,13 +38,37 @@ def turn(text: str, *, chars: int = 0) -> Turn:
 
 async def test_another_owner_is_refused_everywhere(manager):
     record = await manager.start("alice")
-    with pytest.raises(SessionError, match="belongs to another client"):
+    with pytest.raises(SessionError, match="Unknown session"):
         await manager.resolve(record.id, "mallory")
-    with pytest.raises(SessionError, match="belongs to another client"):
+    with pytest.raises(SessionError, match="Unknown session"):
         await manager.end(record.id, "mallory")
-    with pytest.raises(SessionError, match="belongs to another client"):
+    with pytest.raises(SessionError, match="Unknown session"):
         await manager.set_state(record.id, "mallory", {"x": 1}, [])
     assert (await manager.resolve(record.id, "alice")).active
+    # the same words as for an id that does not exist: nothing confirms that alice's id is real
+    for probe in (record.id, "sess_never_issued"):
+        with pytest.raises(SessionError) as info:
+            await manager.resolve(probe, "mallory")
+        assert str(info.value) == f"Unknown session: '{probe}'"
+
+
+async def test_session_state_is_capped(clock):
+    settings = SessionsConfig(max_state_chars=100)
+    manager = SessionManager(MemorySessionStore(), settings, clock=clock)
+    record = await manager.start("a")
+    await manager.set_state(record.id, "a", {"k": "x" * 50}, [])
+    with pytest.raises(SessionError, match=r"would be 1\d\d characters of JSON; the limit is 100"):
+        await manager.set_state(record.id, "a", {"j": "y" * 50}, [])
+    assert (await manager.resolve(record.id, "a")).state == {"k": "x" * 50}  # nothing written
+    await manager.set_state(record.id, "a", {"j": "y" * 50}, ["k"])  # replacing fits
+    assert (await manager.resolve(record.id, "a")).state == {"j": "y" * 50}
+
+
+def test_builtin_tool_arguments_are_bounded(clock):
+    manager = SessionManager(MemorySessionStore(), SessionsConfig(), max_argument_chars=50, clock=clock)
+    manager.check_arguments("session_state", {"session_id": "s", "set": {"a": 1}})
+    with pytest.raises(ArgumentError, match="the limit is 50"):
+        manager.check_arguments("session_state", {"session_id": "s", "set": {"a": "x" * 60}})
 
 
 async def test_touch_extends_idle_expiry_but_not_past_max_lifetime(manager, clock):

@@ -58,7 +58,9 @@ async def _conversation(client, *, handle: str | None) -> str:
     second = await client.call_tool("chat", {"message": "again"}, session=session_id)
     assert "[1 earlier, mood=none] again" in text(second)
     state = await client.call_tool("session_state", {"session_id": session_id, "set": {"mood": "happy"}})
-    assert state.structured_content == {"state": {"mood": "happy"}}
+    assert state.structured_content == {"keys": ["mood"], "state_chars": 17}
+    read = await client.call_tool("session_state", {"session_id": session_id})
+    assert read.structured_content == {"state": {"mood": "happy"}}
     third = await client.call_tool("chat", {"message": "third", "session_id": session_id})  # argument form
     assert "[2 earlier, mood=happy] third" in text(third)
     for i in range(3):
@@ -177,3 +179,44 @@ async def test_history_cannot_push_a_call_past_the_message_limit(tmp_path):
         third = await client.call_tool("chat", {"message": "three"}, session=handle)  # 2 + 4: over
     assert not first.is_error and not second.is_error
     assert third.is_error and third.content[0].text == "the request has 6 messages; the limit is 5"
+
+
+async def test_session_tools_obey_the_argument_limit_and_the_state_cap(tmp_path):
+    """limits.max_argument_chars applies to the built-in tools too; the state has a cap of its own;
+    a change answers with the keys and size, not the whole state."""
+    config = write_config(tmp_path, "{max_state_chars: 5000}")
+    config.write_text(config.read_text() + "limits: {max_argument_chars: 2000}\n")
+    async with connect(serve_command(config), mode="auto", timeout=30) as client:
+        handle = (await client.call_tool("session_start", {})).structured_content["session_id"]
+        too_big = await client.call_tool("session_state", {"session_id": handle, "set": {"a": "x" * 3000}})
+        assert too_big.is_error and "the limit is 2000" in too_big.content[0].text
+        for i in range(3):
+            ok = await client.call_tool("session_state", {"session_id": handle, "set": {f"k{i}": "x" * 1500}})
+            assert ok.structured_content["keys"] == [f"k{j}" for j in range(i + 1)]
+            assert len(ok.content[0].text) < 200  # not an echo of the state
+        full = await client.call_tool("session_state", {"session_id": handle, "set": {"k3": "x" * 1500}})
+        assert full.is_error and "the limit is 5000" in full.content[0].text
+        read = await client.call_tool("session_state", {"session_id": handle})
+        assert sorted(read.structured_content["state"]) == ["k0", "k1", "k2"]
+
+
+async def test_a_session_store_outage_does_not_show_the_store_address_to_clients(tmp_path):
+    from tests.redis_server import RedisServer
+
+    redis = RedisServer(tmp_path / "redis")
+    redis.start()
+    try:
+        config = write_config(tmp_path, "{store: redis, url: '%s'}" % redis.url)
+        async with connect(serve_command(config), mode="auto", timeout=30) as client:
+            handle = (await client.call_tool("session_start", {})).structured_content["session_id"]
+            redis.stop(kill=True)
+            for name, args in (("session_start", {}), ("session_state", {"session_id": handle}),
+                               ("chat", {"message": "hi", "session_id": handle})):
+                result = await client.call_tool(name, args)
+                assert result.is_error
+                assert result.content[0].text == "Session store unavailable; try again shortly"
+            with pytest.raises(Exception) as info:
+                await client.read_resource(f"session://{handle}/state")
+            assert "unavailable" in str(info.value) and str(redis.port) not in str(info.value)
+    finally:
+        redis.stop()

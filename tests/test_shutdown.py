@@ -83,8 +83,8 @@ async def test_calls_past_the_grace_period_end_with_an_error_not_a_hang(tmp_path
                     tg.start_soon(call)
                     await in_flight.wait()
                     server.proc.send_signal(signal.SIGTERM)
-        assert len(errors) == 1  # the call ended with an error; nothing hung
+        assert errors == []  # the call ended with an error result (test_shutdown_grace.py); nothing hung
         with anyio.fail_after(15):
             while server.proc.poll() is None:
                 await anyio.sleep(0.05)
-        assert any("tool=slow cancelled by the client" in line for line in server.log)
+        assert any("cancelling 1 call(s) still in flight" in line for line in server.log)

@@ -10,11 +10,12 @@ from ._budget import (
     format_usd,
 )
 from ._ledger import DIMENSIONS, Charge, Ledger, Totals
-from ._prices import MILLION_TOKENS, Price, PriceTable, cost_of, input_token_bound
+from ._prices import MILLION_TOKENS, STALE_AFTER_DAYS, Price, PriceTable, cost_of, input_token_bound, price_warning
 
 __all__ = [
     "DIMENSIONS",
     "MILLION_TOKENS",
+    "STALE_AFTER_DAYS",
     "BudgetExceededError",
     "BudgetHold",
     "BudgetStore",
@@ -29,4 +30,5 @@ __all__ = [
     "cost_of",
     "format_usd",
     "input_token_bound",
+    "price_warning",
 ]

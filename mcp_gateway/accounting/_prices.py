@@ -3,6 +3,12 @@
 Prices are USD per million tokens, kept as `Decimal` so that costs add up exactly. A model that
 no table knows has no price: its cost is `None` (unknown), never 0.
 
+Each bundled entry says when it was checked (`as_of`), against what (`source`) and how sure it is
+(`status`): "verified" (the provider's own published prices), "secondary" (third-party copies of
+them that agree), "unverified" (no source could confirm it), or "fixed" (free by definition: the
+offline mock). `price_warning` turns an unknown, unverified or stale (> 180 days) price into a
+warning for `mcp-gateway validate`.
+
 Cost of one answer, from normalised `Usage` (whose `input_tokens` include cached tokens):
 
     (input - cache_read - cache_write) x input + cache_read x cache_read
@@ -14,20 +20,25 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import date
 from decimal import Decimal
 from importlib import resources
 from typing import Any
 
 from ..providers import Message, Usage
 
-__all__ = ["MILLION_TOKENS", "Price", "PriceTable", "cost_of", "input_token_bound"]
+__all__ = ["MILLION_TOKENS", "STALE_AFTER_DAYS", "Price", "PriceTable", "cost_of", "input_token_bound",
+           "price_warning"]
 
 MILLION_TOKENS = Decimal(1_000_000)
+STALE_AFTER_DAYS = 180
+"""A bundled price checked longer ago than this is reported as stale."""
 
 
 @dataclass(frozen=True, slots=True)
 class Price:
-    """USD per million tokens. `source` is "bundled" or "config"; `as_of` dates a bundled price."""
+    """USD per million tokens. `source` is "bundled" or "config"; `as_of` dates a bundled price and
+    `status` says how it was checked (see the module docstring)."""
 
     input: Decimal
     output: Decimal
@@ -35,6 +46,7 @@ class Price:
     cache_write: Decimal
     source: str = "bundled"
     as_of: str | None = None
+    status: str | None = None
 
     @classmethod
     def of(cls, entry: Mapping[str, Any], *, source: str, as_of: str | None = None) -> Price:
@@ -56,6 +68,7 @@ class Price:
             cache_write=base if write is None else dec(write),
             source=source,
             as_of=entry.get("as_of", as_of),
+            status=entry.get("status", "unverified") if source == "bundled" else None,
         )
 
     def worst_input(self) -> Decimal:
@@ -77,6 +90,25 @@ def cost_of(usage: Usage, price: Price | None) -> Decimal | None:
         + max(usage.output_tokens, 0) * price.output
     )
     return total / MILLION_TOKENS
+
+
+def price_warning(price: Price | None, today: date) -> str | None:
+    """Why a target's price should not be trusted as is, or None: unknown, unverified or stale.
+
+    Prices from the config are the operator's own and never warned about."""
+    if price is None:
+        return "no price is known: its cost is reported as unknown (add it under `prices:`)"
+    if price.source != "bundled" or price.status == "fixed":
+        return None
+    if price.status == "unverified":
+        return (f"the bundled price (as of {price.as_of}) is unverified: no published source confirmed it; "
+                "check it and set it under `prices:`")
+    if price.as_of is not None:
+        age = (today - date.fromisoformat(price.as_of)).days
+        if age > STALE_AFTER_DAYS:
+            return (f"the bundled price was checked on {price.as_of}, {age} days ago (stale after "
+                    f"{STALE_AFTER_DAYS}); check it and set it under `prices:` if it changed")
+    return None
 
 
 def input_token_bound(messages: tuple[Message, ...], output_schema: Mapping[str, Any] | None = None) -> int:

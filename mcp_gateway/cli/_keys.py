@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -15,16 +16,17 @@ __all__ = ["keys"]
 
 def _store(config: str) -> Any:
     from ..config import load_config
-    from ..security import KeyStore
+    from ..server import key_store
 
     try:
         loaded = load_config(config)
+        store = key_store(loaded, os.environ)
     except ConfigError as exc:
         click.echo(str(exc), err=True)
         raise SystemExit(2) from None
-    if loaded.auth is None or loaded.auth.value.keys_file is None:
-        raise click.ClickException(f"{config} has no 'auth: {{keys_file: ...}}' to keep keys in")
-    return KeyStore(loaded.root / loaded.auth.value.keys_file)
+    if store is None:
+        raise click.ClickException(f"{config} has no 'auth: {{keys_file: ...}}' (or keys_redis) to keep keys in")
+    return store
 
 
 @click.group()
@@ -49,8 +51,13 @@ def create(config: str, name: str, scopes: Sequence[str], rpm: int | None, tpm: 
     """Create a key and print it. It is shown this once: only a salted hash is stored."""
     from ..security import RateLimits
 
+    from ..security import KeyStoreError
+
     limits = RateLimits(rpm, tpm, concurrency) if (rpm or tpm or concurrency) else None
-    key_id, plaintext = _store(config).create(name, list(scopes), limits)
+    try:
+        key_id, plaintext = _store(config).create(name, list(scopes), limits)
+    except KeyStoreError as exc:
+        raise click.ClickException(str(exc)) from None
     click.echo(f"created key {key_id} for {name!r} (scopes: {', '.join(scopes)})", err=True)
     click.echo(plaintext)
 
@@ -60,7 +67,12 @@ def create(config: str, name: str, scopes: Sequence[str], rpm: int | None, tpm: 
 @click.option("--json", "as_json", is_flag=True)
 def list_keys(config: str, as_json: bool) -> None:
     """List keys (never their secrets)."""
-    records = _store(config).list()
+    from ..security import KeyStoreError
+
+    try:
+        records = _store(config).list()
+    except KeyStoreError as exc:
+        raise click.ClickException(str(exc)) from None
     if as_json:
         echo_json([{"key_id": r.key_id, "name": r.name, "scopes": list(r.scopes), "created_at": r.created_at,
                     "revoked_at": r.revoked_at} for r in records])
@@ -74,7 +86,8 @@ def list_keys(config: str, as_json: bool) -> None:
 @click.argument("config", type=click.Path(dir_okay=False))
 @click.argument("key_id")
 def revoke(config: str, key_id: str) -> None:
-    """Revoke a key. A running gateway refuses it within 30 s (at once if it is the one revoking)."""
+    """Revoke a key. Running gateways refuse it within a second (file: on their next request after
+    1 s; Redis: when the change message arrives)."""
     from ..security import KeyStoreError
 
     try:

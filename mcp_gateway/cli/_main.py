@@ -8,9 +8,12 @@ import json
 import logging
 import logging.handlers
 import queue
+import signal
 import sys
 import tempfile
+import threading
 from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 import anyio
@@ -39,7 +42,7 @@ class _DeferredQueueHandler(logging.handlers.QueueHandler):
 def _setup_logging(level: str, *, json_logs: bool = False, redactor: Any = None) -> None:
     """Logs go to stderr, always: in stdio mode stdout belongs to the protocol. Known secrets are
     redacted from every record."""
-    from ..observability.logs import json_log_handler
+    from ..observability.logs import ClientAbortFilter, json_log_handler
     from ..security import RedactingFilter, Redactor
 
     redactor = redactor or Redactor()
@@ -48,12 +51,23 @@ def _setup_logging(level: str, *, json_logs: bool = False, redactor: Any = None)
     else:
         writer = logging.StreamHandler(sys.stderr)
         writer.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        writer.addFilter(ClientAbortFilter())
         writer.addFilter(RedactingFilter(redactor))
     records: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
     listener = logging.handlers.QueueListener(records, writer)
     listener.start()
     atexit.register(listener.stop)  # flushes what is queued at exit
     logging.basicConfig(level=level.upper(), handlers=[_DeferredQueueHandler(records)], force=True)
+
+    def flush_then_die(signum: int, frame: Any) -> None:
+        # uvicorn re-raises SIGTERM after a graceful shutdown; dying by it skips atexit, which
+        # would lose the log lines still queued (the shutdown's own among them).
+        listener.stop()
+        signal.signal(signum, signal.SIG_DFL)
+        signal.raise_signal(signum)
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, flush_then_die)
 
 
 def _fail(message: str, code: int = 1) -> None:
@@ -113,13 +127,24 @@ def main() -> None:
               help="HTTP: largest accepted request body; larger ones get 413.")
 @click.option("--shutdown-grace", type=float, default=10.0, show_default=True, metavar="SECONDS",
               help="HTTP: on SIGTERM/SIGINT, how long in-flight calls may finish before they are cancelled.")
+@click.option("--session-idle-timeout", type=click.FloatRange(min=0, min_open=True), default=1800.0,
+              show_default=True, metavar="SECONDS",
+              help="HTTP: a handshake-era session with no request for this long is closed (its id then gets 404).")
+@click.option("--max-sessions", type=click.IntRange(min=1), default=10_000, show_default=True,
+              help="HTTP: most handshake-era sessions open at once; more get 503.")
+@click.option("--max-sessions-per-caller", type=click.IntRange(min=1), default=100, show_default=True,
+              help="HTTP with auth: most handshake-era sessions one key or token holds open at once.")
+@click.option("--header-timeout", type=click.FloatRange(min=0, min_open=True), default=10.0, show_default=True,
+              metavar="SECONDS", help="HTTP: a connection that has not sent complete request headers this long "
+              "after opening (or after its last response) is closed.")
 @click.option("--watch", is_flag=True,
               help="Reload when a config file changes (SIGHUP always reloads); clients are notified.")
 @click.option("--log-level", type=LOG_LEVELS, default="info", show_default=True, envvar="MCP_GATEWAY_LOG_LEVEL",
               help="Logging threshold; logs always go to stderr.")
 def serve(config: str, transport: str, host: str, port: int, stateless: bool, json_response: bool,
           allowed_hosts: Sequence[str], allowed_origins: Sequence[str], no_dns_rebinding_protection: bool,
-          max_body_bytes: int, shutdown_grace: float, watch: bool, log_level: str) -> None:
+          max_body_bytes: int, shutdown_grace: float, session_idle_timeout: float, max_sessions: int,
+          max_sessions_per_caller: int, header_timeout: float, watch: bool, log_level: str) -> None:
     """Serve CONFIG over stdio (default) or HTTP.
 
     Over stdio, stdout carries MCP messages only; logs go to stderr. Over HTTP one process serves
@@ -154,12 +179,15 @@ def serve(config: str, transport: str, host: str, port: int, stateless: bool, js
         host=host, port=port, stateless=stateless, json_response=json_response,
         dns_rebinding_protection=not no_dns_rebinding_protection, allowed_hosts=tuple(allowed_hosts),
         allowed_origins=tuple(allowed_origins), max_body_bytes=max_body_bytes,
-        graceful_shutdown_seconds=shutdown_grace,
+        graceful_shutdown_seconds=shutdown_grace, session_idle_timeout=session_idle_timeout,
+        max_sessions=max_sessions, max_sessions_per_caller=max_sessions_per_caller, header_timeout=header_timeout,
     )
     try:
         anyio.run(lambda: server.serve_http(settings, log_level=log_level.lower()))
     except OSError as exc:
         _fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}")
+    except KeyboardInterrupt:  # uvicorn re-raises the SIGINT it drained on: the shutdown was logged already
+        raise SystemExit(130) from None
 
 
 @main.command()
@@ -226,6 +254,7 @@ def validate(config: str, as_json: bool) -> None:
     message. Exits with status 2 when there is any error.
     """
     from .._gateway import load_gateway
+    from ..routing import price_warnings
 
     try:
         gateway = load_gateway(config)
@@ -239,9 +268,12 @@ def validate(config: str, as_json: bool) -> None:
         raise SystemExit(2) from None
     catalog = gateway.catalog
     tools = catalog.tools.all()
+    warnings = price_warnings(gateway.router, {t.config.model for t in catalog.tools.served()},
+                              datetime.now(UTC).date())
     if as_json:
         echo_json({
             "ok": True,
+            "warnings": warnings,
             "files": list(gateway.files),
             "tools": [{"name": t.name, "version": t.config.version, "status": t.config.status,
                        "model": t.config.model, "structured": t.config.output_schema is not None} for t in tools],
@@ -250,6 +282,8 @@ def validate(config: str, as_json: bool) -> None:
                          + [r.config.uri_template for r in catalog.resources.templates()],
         })
         return
+    for warning in warnings:  # not errors: the config serves, but its costs may be wrong
+        click.echo(f"warning: {warning}", err=True)
     click.echo(f"{config}: OK ({len(gateway.files)} file{'s' if len(gateway.files) != 1 else ''})\n")
     click.echo(table(["TOOL", "VERSION", "STATUS", "MODEL", "OUTPUT", "DESCRIPTION"], [
         [t.name, t.config.version, t.config.status, t.config.model,

@@ -25,6 +25,7 @@ __all__ = [
     "GatewayConfig",
     "Limits",
     "MessageTemplate",
+    "OutputRepairConfig",
     "ModelConfig",
     "PriceConfig",
     "PromptArgument",
@@ -115,7 +116,8 @@ class TimeoutsConfig(_Model):
     """Deadlines the router enforces around each provider call (each try)."""
 
     first_token_s: float | None = Field(
-        None, gt=0, description="Streamed calls: the first piece of answer must arrive within this many seconds."
+        None, gt=0, description="The first byte of the answer must arrive within this many seconds: a streamed "
+        "call's first piece of text, a whole call's answer."
     )
     total_s: float | None = Field(None, gt=0, description="The whole provider call must end within this many seconds.")
 
@@ -125,6 +127,21 @@ class BreakerConfig(_Model):
 
     failures: int = Field(5, ge=1, description="Consecutive failures that open the circuit.")
     cooldown_s: float = Field(30, gt=0, description="How long an open circuit skips the target before one probe call.")
+
+
+class OutputRepairConfig(_Model):
+    """What happens when an answer fails the tool's `output_schema`: ask again, with the errors."""
+
+    attempts: int = Field(
+        1, ge=0, le=5,
+        description="Further tries after an answer that fails the output schema (0: fail at once). Each "
+        "try sends the conversation so far plus the validation errors, and is accounted like any call.",
+    )
+    target: Literal["same", "next"] = Field(
+        "same",
+        description="same: ask the target that gave the bad answer first; next: ask the route's other "
+        "targets first (the one that answered last).",
+    )
 
 
 RouteStrategy = Literal["fallback", "weighted", "least_latency"]
@@ -163,6 +180,10 @@ class ModelConfig(_Model):
         None, gt=0,
         description="Start the next target when the running one has produced nothing (no answer, no first token) "
         "after this long; the first answer wins and the other call is cancelled.",
+    )
+    output_repair: OutputRepairConfig | None = Field(
+        None, description="Tools with an output_schema: retry an answer that fails it (default: one retry, "
+        "same target first). A tool's own `output_repair` wins.",
     )
 
     @model_validator(mode="after")
@@ -282,6 +303,10 @@ class SessionsConfig(_Model):
     max_lifetime_s: float = Field(86400, gt=0, description="A session ends this long after it started.")
     retention_s: float = Field(7 * 86400, ge=0, description="Data of ended sessions is purged after this long.")
     builtin_tools: bool = Field(True, description="Serve session_start, session_end and session_state tools.")
+    max_state_chars: int = Field(
+        100_000, ge=1, description="Largest state of one session, as JSON characters; a session_state 'set' "
+        "that would exceed it is refused."
+    )
 
 
 class ToolConfig(_Model):
@@ -305,6 +330,10 @@ class ToolConfig(_Model):
     params: dict[str, Any] = Field(default_factory=dict, description="Generation parameters overriding the model's.")
     output_schema: dict[str, Any] | None = Field(
         None, description="JSON Schema of a structured answer (an object schema); returned as structuredContent."
+    )
+    output_repair: OutputRepairConfig | None = Field(
+        None, description="An answer that fails output_schema is retried with the errors given back to the "
+        "model (default: the model alias' setting, else one retry on the same target first).",
     )
     annotations: Annotations | None = None
     prompt: bool = Field(True, description="Also offer this tool's messages as an MCP prompt.")

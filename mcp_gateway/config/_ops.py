@@ -6,7 +6,10 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-__all__ = ["AuditConfig", "AuthConfig", "ClusterConfig", "JwtConfig", "ObservabilityConfig", "RateLimitConfig", "RateLimitValues"]
+__all__ = [
+    "AuditConfig", "AuthConfig", "ClusterConfig", "JwtConfig", "KeysRedisConfig", "ObservabilityConfig",
+    "RateLimitConfig", "RateLimitValues",
+]
 
 
 class _Model(BaseModel):
@@ -31,11 +34,21 @@ class JwtConfig(_Model):
         return self
 
 
+class KeysRedisConfig(_Model):
+    """API keys in Redis, shared by every gateway process: a new or revoked key reaches all of them at once."""
+
+    url: str = Field(description="Redis URL such as ${env:REDIS_URL} or redis://127.0.0.1:6379/0.")
+    prefix: str = Field("mgw:keys:", description="Key prefix of the table, its version and change channel.")
+
+
 class AuthConfig(_Model):
     """Who may call the HTTP transports. stdio stays keyless: the local user owns the process."""
 
     keys_file: str | None = Field(
         None, description="API key store (salted hashes only), managed with `mcp-gateway keys`; relative to the config."
+    )
+    keys_redis: KeysRedisConfig | None = Field(
+        None, description="Keep API keys in Redis instead of `keys_file` (for several gateway processes)."
     )
     jwt: JwtConfig | None = None
     resource_url: str | None = Field(
@@ -44,8 +57,10 @@ class AuthConfig(_Model):
 
     @model_validator(mode="after")
     def _some_method(self) -> AuthConfig:
-        if self.keys_file is None and self.jwt is None:
-            raise ValueError("give 'keys_file', 'jwt' or both")
+        if self.keys_file is None and self.keys_redis is None and self.jwt is None:
+            raise ValueError("give 'keys_file' (or 'keys_redis'), 'jwt' or both")
+        if self.keys_file is not None and self.keys_redis is not None:
+            raise ValueError("give either 'keys_file' or 'keys_redis', not both")
         return self
 
 
@@ -62,6 +77,10 @@ class RateLimitConfig(_Model):
     url: str | None = Field(None, description="redis: URL (may use ${env:VAR}).")
     per_key: RateLimitValues | None = Field(None, description="Default limits of each caller.")
     per_tool: dict[str, RateLimitValues] = Field(default_factory=dict, description="Limits of each tool, all callers.")
+    lease_s: float = Field(
+        30, gt=0, description="redis: a concurrency slot is a lease of this many seconds, renewed while its call runs; "
+        "a crashed process holds its slots at most this long.",
+    )
 
 
 class AuditConfig(_Model):

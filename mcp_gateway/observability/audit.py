@@ -57,6 +57,7 @@ class AuditEvent:
     request_id: str | None = None
     session_id: str | None = None
     ts: float = field(default_factory=time.time)
+    call: dict[str, Any] | None = None  # a failed tool call's routing facts: route, attempts and their causes
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -112,7 +113,8 @@ CREATE TABLE IF NOT EXISTS audit_events (
     output_tokens INTEGER,
     cost_usd REAL,
     request_id TEXT,
-    session_id TEXT
+    session_id TEXT,
+    call TEXT
 );
 CREATE INDEX IF NOT EXISTS audit_events_ts ON audit_events (ts);
 CREATE INDEX IF NOT EXISTS audit_events_principal ON audit_events (principal, ts);
@@ -121,6 +123,11 @@ BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
 CREATE TRIGGER IF NOT EXISTS audit_events_no_delete BEFORE DELETE ON audit_events
 BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
 """
+
+
+def _cell(value: Any) -> Any:
+    """A column value: nested data (the `call` facts) is stored as JSON text."""
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":")) if isinstance(value, dict) else value
 
 
 class SqliteAuditSink:
@@ -134,10 +141,14 @@ class SqliteAuditSink:
         self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.executescript(_SCHEMA)
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(audit_events)")}
+        for name in _COLUMNS:
+            if name not in columns:  # a log written by an older version: add the new column
+                self._db.execute(f"ALTER TABLE audit_events ADD COLUMN {name} TEXT")
 
     def write_batch(self, events: Sequence[dict[str, Any]]) -> None:
         placeholders = ", ".join("?" for _ in _COLUMNS)
-        rows = [tuple(e.get(c) for c in _COLUMNS) for e in events]
+        rows = [tuple(_cell(e.get(c)) for c in _COLUMNS) for e in events]
         with self._db:  # one transaction per batch
             self._db.execute("BEGIN")
             self._db.executemany(
@@ -159,7 +170,11 @@ class SqliteAuditSink:
             sql += " WHERE " + " AND ".join(where)
         cursor = self._db.execute(sql + " ORDER BY seq LIMIT ?", (*args, limit))
         names = [d[0] for d in cursor.description]
-        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+        events = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+        for event in events:
+            if isinstance(event.get("call"), str):
+                event["call"] = json.loads(event["call"])
+        return events
 
     def close(self) -> None:
         self._db.close()

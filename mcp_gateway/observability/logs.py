@@ -28,6 +28,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from ..security.redact import RedactingFilter, Redactor
 
 __all__ = [
+    "ClientAbortFilter",
     "JsonFormatter",
     "RequestIdFilter",
     "RequestIdMiddleware",
@@ -68,6 +69,27 @@ class RequestIdFilter(logging.Filter):
         return True
 
 
+class ClientAbortFilter(logging.Filter):
+    """A client that hangs up mid-request is routine, not a server fault: libraries log it with a
+    traceback (`logger.exception`), which floods the log. Such records keep their message, lose the
+    traceback and drop to INFO."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and record.exc_info[1] is not None and _is_client_abort(record.exc_info[1]):
+            record.msg = f"{record.getMessage()} (the client disconnected)"
+            record.args = None
+            record.exc_info = None
+            record.exc_text = None
+            record.levelno, record.levelname = logging.INFO, "INFO"
+        return True
+
+
+def _is_client_abort(exc: BaseException) -> bool:
+    from starlette.requests import ClientDisconnect
+
+    return isinstance(exc, ClientDisconnect | ConnectionResetError | BrokenPipeError)
+
+
 class JsonFormatter(logging.Formatter):
     """One JSON object per line; never raises on odd `extra` values (they are stringified)."""
 
@@ -101,6 +123,7 @@ def json_log_handler(stream: IO[str] | None = None, *, redactor: Redactor | None
     """
     handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
     handler.setLevel(level)
+    handler.addFilter(ClientAbortFilter())
     handler.addFilter(RequestIdFilter())
     handler.addFilter(RedactingFilter(redactor or Redactor()))
     handler.setFormatter(JsonFormatter())

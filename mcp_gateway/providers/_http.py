@@ -5,9 +5,10 @@ only its wire format: the URL, the request body, how to read a whole response, a
 decoder. Everything else lives here, once:
 
 * one pooled `httpx2.AsyncClient` per provider instance, created on first use, closed by `aclose`;
-* timeouts: `connect_timeout_s`, `first_token_timeout_s` (request sent -> first streamed piece of
-  the answer), `idle_timeout_s` (longest silence once the answer has started; defaults to
-  `first_token_timeout_s`) and `total_timeout_s` (the whole call, streamed or not);
+* timeouts: `connect_timeout_s`, `first_token_timeout_s` (request sent -> first byte of the answer:
+  a streamed call's first piece of answer, a whole call's response, which comes when the answer is
+  ready), `idle_timeout_s` (longest silence once a streamed answer has started) and
+  `total_timeout_s` (the whole call, streamed or not);
 * framing: Server-Sent Events or newline-delimited JSON, split on bytes (a raw U+2028 inside a
   JSON string is not a line break, unlike `str.splitlines`);
 * the one place where HTTP statuses, transport failures, malformed bodies and dead streams become
@@ -18,10 +19,15 @@ the upstream response (and its connection) at once.
 
 Settings every HTTP kind accepts (all optional):
 
-    connect_timeout_s          10      seconds to establish a connection
-    first_token_timeout_s      60      streaming: seconds from sending to the first piece of answer
-    idle_timeout_s             = first_token_timeout_s   streaming: longest gap once started
-    total_timeout_s            600     seconds for the whole call
+    connect_timeout_s          5       seconds to establish a connection
+    first_token_timeout_s      120     seconds from sending to the first byte of the answer (streamed:
+                                       the first piece of text; whole: the response, i.e. the answer)
+    idle_timeout_s             30      streaming: longest gap once the answer has started
+    total_timeout_s            300     seconds for the whole call (the default call deadline too)
+
+The SDKs' 600 s default total let a hung provider hold a call (and a connection) for ten minutes;
+these bound a silent provider at two minutes and a stalled stream at 30 s. A whole answer longer
+than ~120 s to generate needs a larger `first_token_timeout_s`, or streaming.
     max_connections            1000    connection pool size
     max_keepalive_connections  = max_connections          idle connections kept open
     keepalive_expiry_s         30      how long an idle connection is kept
@@ -90,6 +96,7 @@ class WireError(Exception):
         retryable: bool = False,
         status: int | None = None,
         retry_after: float | None = None,
+        usage: Usage | None = None,
     ) -> None:
         super().__init__(message)
         self.kind = kind
@@ -97,6 +104,7 @@ class WireError(Exception):
         self.retryable = retryable
         self.status = status
         self.retry_after = retry_after
+        self.usage = usage
 
 
 # --------------------------------------------------------------------------- settings
@@ -179,10 +187,10 @@ HTTP_SETTINGS = frozenset(
 class HttpOptions:
     """Connection and timeout settings shared by every HTTP kind (see the module docstring)."""
 
-    connect_timeout: float = 10.0
-    first_token_timeout: float = 60.0
-    idle_timeout: float = 60.0
-    total_timeout: float = 600.0
+    connect_timeout: float = 5.0
+    first_token_timeout: float = 120.0
+    idle_timeout: float = 30.0
+    total_timeout: float = 300.0
     max_connections: int = 1000
     max_keepalive_connections: int = 1000
     keepalive_expiry: float = 30.0
@@ -190,14 +198,15 @@ class HttpOptions:
 
     @classmethod
     def read(cls, reader: SettingsReader) -> HttpOptions:
-        first_token = reader.number("first_token_timeout_s", 60.0)
+        default = cls()
         max_connections = reader.integer("max_connections", 1000)
-        assert first_token is not None and max_connections is not None
+        assert max_connections is not None
         return cls(
-            connect_timeout=reader.number("connect_timeout_s", 10.0) or 10.0,
-            first_token_timeout=first_token,
-            idle_timeout=reader.number("idle_timeout_s", first_token) or first_token,
-            total_timeout=reader.number("total_timeout_s", 600.0) or 600.0,
+            connect_timeout=reader.number("connect_timeout_s", default.connect_timeout) or default.connect_timeout,
+            first_token_timeout=reader.number("first_token_timeout_s", default.first_token_timeout)
+            or default.first_token_timeout,
+            idle_timeout=reader.number("idle_timeout_s", default.idle_timeout) or default.idle_timeout,
+            total_timeout=reader.number("total_timeout_s", default.total_timeout) or default.total_timeout,
             max_connections=max_connections,
             max_keepalive_connections=reader.integer("max_keepalive_connections", max_connections, minimum=0)
             or 0,
@@ -657,6 +666,7 @@ class HttpProvider:
             status=exc.status,
             retry_after=exc.retry_after,
             output_started=state.output_started,
+            usage=exc.usage,
         )
 
     def scrub(self, text: str) -> str:
@@ -686,12 +696,17 @@ class HttpProvider:
     async def _once(
         self, request: CompletionRequest, url: str, query: Mapping[str, str] | None, body: bytes, state: _CallState
     ) -> Completion:
-        async with self._http().stream("POST", url, params=query, content=body) as response:
-            state.responded = True
-            if response.status_code >= 300:
-                await self._raise_status(response)
-            raw = await response.aread()
-        return self._decode(lambda: self.parse(loads(raw), request))
+        first = self._options.first_token_timeout
+        with anyio.CancelScope(deadline=anyio.current_time() + first) as scope:
+            async with self._http().stream("POST", url, params=query, content=body) as response:
+                state.responded = True
+                scope.deadline = math.inf  # the first byte came; total_timeout_s still bounds the body
+                if response.status_code >= 300:
+                    await self._raise_status(response)
+                raw = await response.aread()
+            return self._decode(lambda: self.parse(loads(raw), request))
+        # Only reached when no response came in time (an outer cancel propagates past this point).
+        raise WireError("timeout", f"no response within first_token_timeout_s={first:g}", retryable=True)
 
     async def _stream(
         self,
@@ -800,14 +815,21 @@ def finalise(
     structured: Any = None,
     refusal: str | None = None,
 ) -> Completion:
-    """Build the completion; a filtered answer with no text is a `content_filter` failure.
+    """Build the completion; an answer with no content is a failure: `content_filter` when the
+    provider's filter blocked it, else `empty` (retryable: a 200 with nothing in it is no answer).
 
     With an output schema, `structured` is the parsed answer (when the adapter did not already
     supply it) or None if the text is not JSON; the gateway validates it and reports.
     """
-    if not text and structured is None and (finish == "content_filter" or refusal):
-        why = f": {refusal}" if refusal else ""
-        raise WireError("content_filter", f"the answer was blocked by the provider's filter{why}"[:CAUSE_LIMIT])
+    if not text and structured is None:
+        if finish == "content_filter" or refusal:
+            why = f": {refusal}" if refusal else ""
+            raise WireError("content_filter", f"the answer was blocked by the provider's filter{why}"[:CAUSE_LIMIT],
+                            usage=usage)
+        # Out of tokens before any content (reasoning ate max_tokens): the same request would end the
+        # same way, so only another target may help; any other empty answer is worth another try.
+        raise WireError("empty", f"the provider answered with no content (finish reason '{finish}')",
+                        retryable=finish != "length", usage=usage)
     if request.output_schema is not None and structured is None and text:
         try:
             structured = json.loads(text)

@@ -8,7 +8,7 @@ raises `ValueError("install litellm to use kind: litellm")`, which the config lo
 The model id is LiteLLM's (`bedrock/...`, `azure/...`). `base_url` -> `api_base`, `api_key`,
 `headers` -> `extra_headers`. Params: temperature, top_p, max_tokens, stop, seed; others only with
 `extra_params: true`. Structured output: OpenAI-style `response_format` json_schema (LiteLLM
-translates it). Settings: `total_timeout_s` (600), `extra_params` (false).
+translates it). Settings: `total_timeout_s` (300), `extra_params` (false).
 Failures are translated from LiteLLM's exception classes (their `status_code`) to `ProviderError`.
 """
 
@@ -86,7 +86,7 @@ class LiteLLMProvider:
             base_url=base_url,
             api_key=api_key or None,
             headers=headers or {},
-            total_timeout=reader.number("total_timeout_s", 600.0) or 600.0,
+            total_timeout=reader.number("total_timeout_s", 300.0) or 300.0,
             extra_params=reader.boolean("extra_params", False),
         )
 
@@ -168,7 +168,7 @@ class LiteLLMProvider:
             raise
         except WireError as exc:
             raise ProviderError(self.name, exc.message, kind=exc.kind, retryable=exc.retryable,
-                                output_started=started) from None
+                                output_started=started, usage=exc.usage) from None
         except Exception as exc:
             raise self._translate(exc, started) from None
 

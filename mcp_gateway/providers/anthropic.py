@@ -3,10 +3,17 @@
 `base_url` is the server root, without the version: `https://api.anthropic.com` (default); the
 adapter posts to `{base_url}/v1/messages` with `x-api-key` and `anthropic-version`.
 
+API version: `2026-10-21` (the current one, which the official SDKs send since their October 2026
+majors) unless the setting `anthropic_version` pins another. From 2026-10-21 the API rejects
+`temperature`, `top_p` and `top_k` (400, even at their defaults), so they are left out, with a
+warning once per parameter; pin `anthropic_version: "2023-06-01"` to keep sending them. The key
+goes in `x-api-key`, which every version takes (the new SDKs send it as `Authorization: Bearer`;
+the API reads `x-api-key` first when both are present).
+
 System messages go to the top-level `system` (joined by blank lines). `max_tokens` is required by
 the API: it comes from the params, else the setting `default_max_tokens` (1024). Params:
-`temperature`, `top_p`, `max_tokens`, `stop` (-> `stop_sequences`); `seed` and anything else are
-ignored (debug log): the Messages API has no seed.
+`temperature`, `top_p` (API versions before 2026-10-21 only), `max_tokens`, `stop` (->
+`stop_sequences`); `seed` and anything else are ignored (debug log): the Messages API has no seed.
 
 Structured output: a forced tool, `tools: [{name: "answer", input_schema}]` with
 `tool_choice: {type: tool, name: answer}`; the answer is the `tool_use` block's input (streamed as
@@ -21,12 +28,13 @@ Usage: Anthropic's `input_tokens` EXCLUDES cache reads and writes; ours includes
 Streams end with `message_stop`; `ping` is ignored; an in-stream `error` event becomes a
 `ProviderError` (`overloaded_error` -> kind overloaded, retryable).
 
-Settings (besides the HTTP ones): `default_max_tokens` (1024), `anthropic_version` ("2023-06-01").
+Settings (besides the HTTP ones): `default_max_tokens` (1024), `anthropic_version` ("2026-10-21").
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
@@ -45,8 +53,14 @@ from ._http import (
 )
 from ._schemas import is_object_schema, wrap_root
 
-__all__ = ["AnthropicProvider"]
+__all__ = ["API_VERSION", "AnthropicProvider"]
 
+logger = logging.getLogger("mcp_gateway.providers")
+
+API_VERSION = "2026-10-21"
+"""The Messages API version sent unless the `anthropic_version` setting says otherwise."""
+_NO_SAMPLING_FROM = "2026-10-21"  # versions from this one reject temperature, top_p and top_k
+_SAMPLING = ("temperature", "top_p")
 TOOL_NAME = "answer"
 _FINISH = {
     "end_turn": "stop",
@@ -87,7 +101,7 @@ class AnthropicProvider(HttpProvider):
         headers: Mapping[str, str],
         options: HttpOptions,
         default_max_tokens: int = 1024,
-        anthropic_version: str = "2023-06-01",
+        anthropic_version: str = API_VERSION,
     ) -> None:
         auth = {"x-api-key": api_key} if api_key else {}
         super().__init__(
@@ -99,13 +113,21 @@ class AnthropicProvider(HttpProvider):
         )
         self._url = f"{self.base_url}/v1/messages"
         self._default_max_tokens = default_max_tokens
+        self._version = anthropic_version
+        self._sampling = anthropic_version < _NO_SAMPLING_FROM  # ISO dates compare as text
 
     @classmethod
     def read_settings(cls, reader: SettingsReader) -> dict[str, Any]:
         return {
             "default_max_tokens": reader.integer("default_max_tokens", 1024),
-            "anthropic_version": reader.string("anthropic_version", "2023-06-01"),
+            "anthropic_version": reader.string("anthropic_version", API_VERSION),
         }
+
+    def _drop_sampling(self, key: str) -> None:
+        if key not in self._ignored:
+            self._ignored.add(key)
+            logger.warning("provider '%s' (anthropic, API version %s): not sending '%s': this API version rejects "
+                           "it; set anthropic_version: \"2023-06-01\" to keep it", self.name, self._version, key)
 
     def endpoint(self, request: CompletionRequest, stream: bool) -> tuple[str, Mapping[str, str] | None]:
         return self._url, None
@@ -122,8 +144,10 @@ class AnthropicProvider(HttpProvider):
         for key, value in request.params.items():
             if value is None:
                 continue
-            if key in ("temperature", "top_p", "max_tokens"):
+            if key == "max_tokens" or (key in _SAMPLING and self._sampling):
                 body[key] = value
+            elif key in _SAMPLING:
+                self._drop_sampling(key)
             elif key == "stop":
                 body["stop_sequences"] = stop_list(value)
             else:

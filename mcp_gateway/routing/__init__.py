@@ -6,15 +6,16 @@ failover before any text reached the caller and optional hedging. `Router.comple
 `Routed`: the answer, the target that gave it, every attempt made and the call's cost.
 """
 
-from ._build import build_router
-from ._policy import Breaker, LatencyStats, RetryPolicy
-from ._route import Attempt, Route, Routed, RouteError, Target
+from ._build import build_router, price_warnings, repair_policy
+from ._policy import Breaker, LatencyStats, RepairPolicy, RetryPolicy
+from ._route import Attempt, Route, Routed, RouteError, Target, describe_failure
 from ._router import Router
 
 __all__ = [
     "Attempt",
     "Breaker",
     "LatencyStats",
+    "RepairPolicy",
     "RetryPolicy",
     "Route",
     "RouteError",
@@ -22,4 +23,7 @@ __all__ = [
     "Router",
     "Target",
     "build_router",
+    "describe_failure",
+    "price_warnings",
+    "repair_policy",
 ]

@@ -11,19 +11,21 @@ from __future__ import annotations
 import difflib
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from datetime import date
 from typing import Any
 
 from .._errors import ConfigIssue
-from ..accounting import Budgets, PriceTable
+from ..accounting import Budgets, PriceTable, price_warning
 from ..cache import CacheStore, MemoryCache
 from ..config import ENV_REF, LoadedConfig, Located, ModelConfig, Origin, ProviderConfig, resolve_env
+from ..config._models import OutputRepairConfig
 from ..providers import Provider, provider_kinds
-from ._policy import Breaker, RetryPolicy
+from ._policy import Breaker, RepairPolicy, RetryPolicy
 from ._route import Route, Target
 from ._router import Router
 
-__all__ = ["build_router"]
+__all__ = ["build_router", "price_warnings", "repair_policy"]
 
 log = logging.getLogger("mcp_gateway.routing")
 
@@ -77,6 +79,19 @@ def build_router(loaded: LoadedConfig, environ: Mapping[str, str]) -> tuple[Rout
     return router, issues
 
 
+def price_warnings(router: Router, models: Iterable[str], today: date) -> list[str]:
+    """One line per target of the served `models` whose price is unknown, unverified or stale."""
+    found: dict[str, str] = {}
+    for name in models:
+        route = router.routes.get(name)
+        for target in route.targets if route is not None else ():
+            if target.kind in _UNBILLED or target.label in found:
+                continue
+            if (why := price_warning(target.price, today)) is not None:
+                found[target.label] = f"price of {target.provider.name}/{target.model} (model '{name}'): {why}"
+    return list(found.values())
+
+
 def _route(alias: str, config: ModelConfig, providers: Mapping[str, Provider], loaded: LoadedConfig,
            table: PriceTable) -> Route:
     targets: list[Target] = []
@@ -105,7 +120,12 @@ def _route(alias: str, config: ModelConfig, providers: Mapping[str, Provider], l
         first_token_s=timeouts.first_token_s if timeouts else None,
         total_s=timeouts.total_s if timeouts else None,
         hedge_after_s=config.hedge_after_ms / 1000 if config.hedge_after_ms is not None else None,
+        repair=repair_policy(config.output_repair) or RepairPolicy(),
     )
+
+
+def repair_policy(config: OutputRepairConfig | None) -> RepairPolicy | None:
+    return RepairPolicy(config.attempts, config.target) if config is not None else None
 
 
 def _budgets(sections: _RootSections, loaded: LoadedConfig, served: list[Located[Any]],

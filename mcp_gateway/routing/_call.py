@@ -209,7 +209,8 @@ class RoutedCall:
         target = runner.target
         route = self.route
         forward = self._forwarder(runner) if self.on_text is not None else None
-        first = route.first_token_s if forward is not None else None
+        # A whole (non-streamed) answer's first byte is the answer: first_token_s bounds it too.
+        first = route.first_token_s
         runner.first_piece = False
         if first is None and route.total_s is None:  # no deadline of ours: no scope either
             runner.attempt_scope = None
@@ -226,7 +227,8 @@ class RoutedCall:
             assert route.total_s is not None
             raise ProviderError(name, f"no complete answer within total_s={route.total_s:g} (route timeout)",
                                 kind="timeout", retryable=True, output_started=runner.forwarded)
-        raise ProviderError(name, f"no answer text within first_token_s={first:g} (route timeout)",
+        what = "no answer text" if forward is not None else "no answer"
+        raise ProviderError(name, f"{what} within first_token_s={first:g} (route timeout)",
                             kind="timeout", retryable=True)
 
     def _forwarder(self, runner: _Runner) -> OnText:
@@ -288,8 +290,6 @@ class RoutedCall:
                       error: ProviderError) -> None:
         target = runner.target
         free = is_free(error)
-        if reservation is not None:
-            await _settle(reservation, ZERO if free else None)
         breaker = target.breaker
         if is_neutral(error):
             if breaker is not None and runner.ticket == "probe":
@@ -298,8 +298,15 @@ class RoutedCall:
             if breaker is not None:
                 breaker.failure(runner.ticket)
             target.latency.penalise(anyio.current_time() - started)
-        self._record(runner, started, error.kind, Usage() if free else None,
-                     ZERO if free else _unknown_cost(target), error.cause)
+        if error.usage is not None:  # the provider answered (e.g. with no content) and said what it billed
+            usage, cost = error.usage, cost_of(error.usage, target.price)
+        elif free:
+            usage, cost = Usage(), ZERO
+        else:
+            usage, cost = None, _unknown_cost(target)
+        if reservation is not None:
+            await _settle(reservation, cost)  # None: unknown, the whole hold stays charged
+        self._record(runner, started, error.kind, usage, cost, error.cause)
         log.info("route=%s target=%s failed: kind=%s retryable=%s output_started=%s",
                  self.route.name, target.label, error.kind, error.retryable, error.output_started or runner.forwarded)
 

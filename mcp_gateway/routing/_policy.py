@@ -8,7 +8,12 @@ Failure classes (by `ProviderError.kind`):
   content_filter;
 * free (the provider refused the request before doing model work, so nothing is billed):
   rate_limit, quota, auth, bad_request, not_found, overloaded, connect, and a `server` error
-  that came as an HTTP status. Any other failure may have been billed: its cost is unknown.
+  that came as an HTTP status. Any other failure may have been billed: its cost is unknown,
+  unless the provider reported the usage of the failed answer (`empty`, `content_filter`).
+
+`empty` (a 200 with no content) is retryable (unless it ran out of tokens: finish `length`) and
+counts against the target's breaker: the provider did answer, with nothing usable, and another
+try or target usually does better.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from dataclasses import dataclass
 
 from .._errors import ProviderError
 
-__all__ = ["Breaker", "LatencyStats", "RetryPolicy", "is_free", "is_neutral", "may_retry"]
+__all__ = ["Breaker", "LatencyStats", "RepairPolicy", "RetryPolicy", "is_free", "is_neutral", "may_retry"]
 
 NEVER_RETRY = frozenset({"bad_request", "auth", "quota", "not_found", "content_filter"})
 NEUTRAL = frozenset({"bad_request", "content_filter"})
@@ -39,6 +44,16 @@ def is_free(error: ProviderError) -> bool:
     if error.output_started:
         return False
     return error.kind in FREE or (error.kind == "server" and error.status is not None)
+
+
+@dataclass(frozen=True, slots=True)
+class RepairPolicy:
+    """Retries of an answer that fails the tool's output schema: `attempts` more routed calls, each
+    with the validation errors given back; `target` "same" asks the target that answered first,
+    "next" asks the route's other targets first."""
+
+    attempts: int = 1
+    target: str = "same"
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any
 
 from .._errors import ProviderError
-from ..accounting import Price
+from ..accounting import BudgetExceededError, Price
 from ..providers import Completion, Provider, Usage
-from ._policy import Breaker, LatencyStats, RetryPolicy
+from ._policy import Breaker, LatencyStats, RepairPolicy, RetryPolicy
 
-__all__ = ["Attempt", "Route", "RouteError", "Routed", "Target"]
+__all__ = ["Attempt", "Route", "RouteError", "Routed", "Target", "describe_failure"]
 
 
 @dataclass(slots=True, eq=False)
@@ -48,6 +48,7 @@ class Route:
     first_token_s: float | None = None
     total_s: float | None = None
     hedge_after_s: float | None = None
+    repair: RepairPolicy = field(default_factory=RepairPolicy)
 
     def __post_init__(self) -> None:
         if not self.targets:
@@ -107,10 +108,14 @@ class Routed:
     skipped: tuple[str, ...] = ()
     cache_key: str | None = None
     cache_ttl_s: float | None = None
+    repairs: int = 0
 
     def describe(self) -> dict[str, Any]:
-        """The routing facts of the call, as JSON for a result's `_meta`."""
-        usage = self.completion.usage
+        """The routing facts of the call, as JSON for a result's `_meta`.
+
+        `usage` adds up every attempt whose usage is known (the answer, failed tries that reported
+        usage, hedges that lost, answers rejected by the output schema), like `cost_usd`.
+        """
         info: dict[str, Any] = {
             "route": self.route.name,
             "target": self.target.label,
@@ -118,27 +123,101 @@ class Routed:
             "model": self.completion.model,
             "attempts": len(self.attempts),
             "finish_reason": self.completion.finish_reason,
-            "usage": {
-                "input_tokens": usage.input_tokens,
-                "output_tokens": usage.output_tokens,
-                "cache_read_tokens": usage.cache_read_tokens,
-                "cache_write_tokens": usage.cache_write_tokens,
-                "reasoning_tokens": usage.reasoning_tokens,
-            },
+            "usage": _usage_dict(_total_usage(self.attempts) if self.attempts else self.completion.usage),
             "cost_usd": None if self.cost_usd is None else float(self.cost_usd),
         }
         if self.unknown_cost:
             info["cost_unknown_attempts"] = self.unknown_cost
         if self.cache is not None:
             info["cache"] = self.cache
-        if self.hedged:
-            info["hedged"] = True
-        failed = [{"target": a.target, "outcome": a.outcome} for a in self.attempts if a.outcome not in ("ok",)]
-        if failed:
-            info["other_attempts"] = failed
-        if self.skipped:
-            info["skipped"] = list(self.skipped)
+        if self.repairs:
+            info["output_repairs"] = self.repairs
+        _add_attempts(info, [a for a in self.attempts if a.outcome != "ok"], self.skipped, self.hedged)
         return info
+
+    def rejected(self, reason: str) -> tuple[Attempt, ...]:
+        """The attempts, with the answer marked `output_invalid` (it failed the output schema)."""
+        return tuple(replace(a, outcome="output_invalid", error=reason[:300]) if a.outcome == "ok" else a
+                     for a in self.attempts)
+
+    def after(self, earlier: Routed, reason: str) -> Routed:
+        """This call repaired `earlier`, whose answer was rejected for `reason`: one result for both,
+        with every attempt, the cost of all, and `earlier`'s cache entry (the repaired answer fills it)."""
+        attempts = earlier.rejected(reason) + self.attempts
+        answer = next(a for a in self.attempts if a.outcome == "ok")
+        cost = None if self.cost_usd is None else sum(
+            (a.cost_usd for a in attempts if a.cost_usd is not None), Decimal(0))
+        unknown = sum(1 for a in attempts if a.cost_usd is None and a is not answer)
+        return replace(self, attempts=attempts, cost_usd=cost, unknown_cost=unknown,
+                       hedged=self.hedged or earlier.hedged,
+                       skipped=tuple(dict.fromkeys(earlier.skipped + self.skipped)),
+                       cache=earlier.cache, cache_key=earlier.cache_key, cache_ttl_s=earlier.cache_ttl_s,
+                       repairs=earlier.repairs + 1)
+
+
+def _total_usage(attempts: tuple[Attempt, ...]) -> Usage:
+    known = [a.usage for a in attempts if a.usage is not None]
+    return Usage(*(sum(getattr(u, f) for u in known) for f in _USAGE_FIELDS))
+
+
+def describe_failure(route: str, error: Exception, attempts: tuple[Attempt, ...], skipped: tuple[str, ...] = (),
+                     hedged: bool = False) -> dict[str, Any]:
+    """The routing facts of a call that ended in `error`, shaped like `Routed.describe()`.
+
+    `target`, `provider` and `model` name the last target tried (None when none was); `usage` and
+    `cost_usd` add up every attempt whose usage and cost are known (the others are counted in
+    `cost_unknown_attempts`); `error` says how the call ended; `other_attempts` lists every
+    attempt with its outcome and cause.
+    """
+    last = attempts[-1] if attempts else None
+    unknown = sum(1 for a in attempts if a.cost_usd is None)
+    info: dict[str, Any] = {
+        "route": route,
+        "target": last.target if last else None,
+        "provider": last.provider if last else None,
+        "model": last.model if last else None,
+        "attempts": len(attempts),
+        "finish_reason": None,
+        "usage": _usage_dict(_total_usage(attempts)),
+        "cost_usd": float(sum((a.cost_usd for a in attempts if a.cost_usd is not None), Decimal(0))),
+        "error": _error_dict(error),
+    }
+    if unknown:
+        info["cost_unknown_attempts"] = unknown
+    _add_attempts(info, list(attempts), skipped, hedged)
+    return info
+
+
+_USAGE_FIELDS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "reasoning_tokens")
+
+
+def _usage_dict(usage: Usage) -> dict[str, int]:
+    return {name: getattr(usage, name) for name in _USAGE_FIELDS}
+
+
+def _error_dict(error: Exception) -> dict[str, Any]:
+    if isinstance(error, ProviderError):
+        info: dict[str, Any] = {"kind": error.kind, "retryable": error.retryable}
+        if error.status is not None:
+            info["status"] = error.status
+        if error.retry_after is not None:
+            info["retry_after_s"] = round(error.retry_after, 3)
+        if error.output_started:
+            info["output_started"] = True
+        return info
+    if isinstance(error, BudgetExceededError):
+        return {"kind": "budget", "scope": error.scope}
+    return {"kind": type(error).__name__}
+
+
+def _add_attempts(info: dict[str, Any], attempts: list[Attempt], skipped: tuple[str, ...], hedged: bool) -> None:
+    if hedged:
+        info["hedged"] = True
+    if attempts:
+        info["other_attempts"] = [
+            {"target": a.target, "outcome": a.outcome, **({"error": a.error} if a.error else {})} for a in attempts]
+    if skipped:
+        info["skipped"] = list(skipped)
 
 
 class RouteError(ProviderError):
@@ -146,10 +225,11 @@ class RouteError(ProviderError):
 
     Keeps the failing provider's name, kind, status, retry_after and output_started; the message
     adds a summary of the route's attempts when there was more than one (or a skipped target).
+    `call_meta` holds the same facts as JSON (see `describe_failure`).
     """
 
     def __init__(self, route: str, error: ProviderError, attempts: tuple[Attempt, ...],
-                 skipped: tuple[str, ...] = ()) -> None:
+                 skipped: tuple[str, ...] = (), hedged: bool = False) -> None:
         cause = error.cause
         if len(attempts) > 1 or skipped:
             tries = ", ".join(f"{a.target} {a.outcome}" for a in attempts)
@@ -159,9 +239,10 @@ class RouteError(ProviderError):
             cause = f"{cause} (route '{route}': {'; '.join(parts)})"
         super().__init__(
             error.provider, cause, kind=error.kind, retryable=error.retryable, status=error.status,
-            retry_after=error.retry_after, output_started=error.output_started,
+            retry_after=error.retry_after, output_started=error.output_started, usage=error.usage,
         )
         self.route = route
         self.attempts = attempts
         self.skipped = skipped
         self.last = error
+        self.call_meta = describe_failure(route, error, attempts, skipped, hedged)

@@ -30,7 +30,7 @@ from ..accounting import (
 from ..cache import CacheStore, entry_key, request_digest
 from ..providers import Completion, CompletionRequest, Message, OnText, Provider, Usage
 from ._call import Guard, RoutedCall
-from ._route import Route, Routed, RouteError, Target
+from ._route import Route, Routed, RouteError, Target, describe_failure
 
 __all__ = ["Router"]
 
@@ -98,12 +98,20 @@ class Router:
         tool: str | None = None,
         session: str | None = None,
         cache_ttl_s: float | None = None,
+        prefer: str | None = None,
+        avoid: str | None = None,
         caller: str | None = None,
     ) -> Routed:
         """Answer through the route; raises ProviderError (RouteError) or BudgetExceededError.
+
+        `prefer` names a target (by label) to try first, `avoid` one to try last (output repair).
         `caller` (the principal of the request, when known) is recorded in the ledger."""
         route = self._routes[route_name]
         order = self.order(route)
+        if prefer is not None:
+            order.sort(key=lambda t: t.label != prefer)  # stable: the rest keep their order
+        if avoid is not None:
+            order.sort(key=lambda t: t.label == avoid)
         budgets = self.budgets if self.budgets is not None and self.budgets.applies(tool, session) else None
         requests: dict[Target, CompletionRequest] = {}
         for target in order:
@@ -131,17 +139,18 @@ class Router:
                                charges=[Charge(a.target, a.usage, a.cost_usd) for a in call.attempts], key=caller)
             with anyio.CancelScope(shield=True):
                 await self.ledger.flush()
-        attempts, skipped = tuple(call.attempts), tuple(call.skipped)
+        attempts, skipped, hedged = tuple(call.attempts), tuple(call.skipped), call.hedged
         if call.fatal is not None:
             if isinstance(call.fatal, ProviderError):
-                raise RouteError(route.name, call.fatal, attempts, skipped) from call.fatal
+                raise RouteError(route.name, call.fatal, attempts, skipped, hedged) from call.fatal
             raise call.fatal
         if call.result is None:
             last = call.failures[-1] if call.failures else None
             if isinstance(last, BudgetExceededError):
+                last.call_meta = describe_failure(route.name, last, attempts, skipped, hedged)
                 raise last
             if isinstance(last, ProviderError):
-                raise RouteError(route.name, last, attempts, skipped) from last
+                raise RouteError(route.name, last, attempts, skipped, hedged) from last
             waits = [t.breaker.retry_in() for t in route.targets if t.breaker is not None]
             wait = min(waits, default=0.0)
             error = ProviderError(
@@ -149,7 +158,7 @@ class Router:
                 f"every target of route '{route.name}' is skipped: circuit open (next probe in {wait:.1f} s)",
                 kind="circuit_open", retryable=True, retry_after=wait,
             )
-            raise RouteError(route.name, error, attempts, skipped)
+            raise RouteError(route.name, error, attempts, skipped, hedged)
         target, completion = call.result
         answer = next(a for a in attempts if a.outcome == "ok")
         known = sum((a.cost_usd for a in attempts if a.cost_usd is not None), ZERO)

@@ -1,7 +1,9 @@
 """The SDK `TokenVerifier` of the gateway: a bearer token is an API key or a JWT, told apart by shape.
 
-`mgw_...` goes to the `KeyStore` (cache first; scrypt in a worker thread on a miss), a three-segment
-base64url string to the `JWTVerifier`; anything else is refused without work.
+`mgw_...` goes to the `KeyStore`: `lookup()` settles most tokens without scrypt (cache, unknown or
+revoked id, a keyed check that does not match); the rest run scrypt in a worker thread, once per
+distinct token however many requests present it at the same time (`SingleFlight`). A
+three-segment base64url string goes to the `JWTVerifier`; anything else is refused without work.
 
 The SDK's `AccessToken` has a `token` field. The SDK's resource-server path never reads it (bearer
 auth logs only `resource`; session ownership and request-state binding use client_id, `iss` and
@@ -25,6 +27,7 @@ import anyio.to_thread
 from mcp.server.auth.provider import AccessToken
 
 from .jwt import JWTError, JWTVerifier, looks_like_jwt
+from ._singleflight import SingleFlight
 from .keys import KEY_PREFIX, KeyRecord, KeyStore, parse_key
 
 __all__ = ["GatewayTokenVerifier", "RejectReason", "token_fingerprint"]
@@ -56,6 +59,7 @@ class GatewayTokenVerifier:
         self.jwt = jwt
         self.resource = resource
         self._on_reject = on_reject
+        self._proofs: SingleFlight[KeyRecord | None] = SingleFlight()
 
     async def verify_token(self, token: str) -> AccessToken | None:
         if token.startswith(KEY_PREFIX):
@@ -72,9 +76,10 @@ class GatewayTokenVerifier:
         if parse_key(token) is None:
             self._reject("api_key", "malformed API key")
             return None
-        record = self.keys.cached(token)
-        if record is None:
-            record = await anyio.to_thread.run_sync(self.keys.verify, token)
+        keys = self.keys
+        settled, record = keys.lookup(token)
+        if not settled:
+            record = await self._proofs.run(token, lambda: anyio.to_thread.run_sync(keys.prove, token))
         if record is None:
             self._reject("api_key", "unknown, revoked or expired API key")
             return None

@@ -20,9 +20,12 @@ prompt tokens + the tool's max output tokens) and settles with the real usage af
 `Permit.settle(actual)` refunds an overestimate and charges an underestimate, which may leave the
 bucket in debt so later calls wait. An estimate larger than a whole minute's budget is clamped to
 that budget, so a big call is admitted once the bucket is full rather than never. A concurrency
-slot is released when the `async with` block exits, whether it returns, raises or is cancelled;
-Redis slots are leases that also expire after `lease_ttl` seconds, so a crashed process cannot hold
-them for ever (keep `lease_ttl` above the per-call deadline).
+slot is released when the `async with` block exits, whether it returns, raises or is cancelled.
+Redis slots are leases of `lease_ttl` seconds (30 by default), renewed every third of that while the
+call runs (`async with limiter:` runs the renewer), so a crashed process holds a slot for at most
+`lease_ttl`. A release that fails because the store is down is kept and retried as soon as the store
+answers again (on the renewer's next tick or the next check), so an outage never leaves slots
+taken by calls that have long ended.
 
 A rejection is `RateLimitExceeded` with `retry_after` in seconds: exact for per-minute limits (the
 time until every refusing bucket has room), a fixed hint (`concurrency_retry_after`) for
@@ -41,6 +44,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, Protocol, Self
 
 import anyio
+import anyio.abc
 
 from .._errors import GatewayError
 
@@ -155,6 +159,10 @@ class RateLimitBackend(Protocol):
         """Give back the lease on every slot; releasing twice is harmless."""
         ...
 
+    async def renew(self, slots: Sequence[Slot], lease: str, lease_ttl: float) -> None:
+        """Extend a lease still held by `lease_ttl` from now (a released one stays released)."""
+        ...
+
     async def aclose(self) -> None:
         ...
 
@@ -220,6 +228,9 @@ class MemoryRateLimitBackend:
                     held.discard(lease)
                     if not held:
                         del self._leases[slot.name]
+
+    async def renew(self, slots: Sequence[Slot], lease: str, lease_ttl: float) -> None:
+        return None  # leases in memory never expire: they end with the call or the process
 
     def in_flight(self, slot_name: str) -> int:
         """Leases currently held on a slot (for tests and metrics)."""
@@ -312,6 +323,26 @@ return 1
 """
 
 
+# KEYS: the slot keys; ARGV: now ('' = TIME), lease id, lease ttl.
+_RENEW_LUA = """
+local now
+if ARGV[1] == '' then
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+else
+  now = tonumber(ARGV[1])
+end
+local ttl = tonumber(ARGV[3])
+for i = 1, #KEYS do
+  if redis.call('ZSCORE', KEYS[i], ARGV[2]) then
+    redis.call('ZADD', KEYS[i], 'XX', now + ttl, ARGV[2])
+    redis.call('PEXPIRE', KEYS[i], math.ceil(ttl * 1000) + 1000)
+  end
+end
+return 1
+"""
+
+
 class RedisRateLimitBackend:
     """Limits shared by every process using one Redis server; one Lua script per check."""
 
@@ -323,6 +354,7 @@ class RedisRateLimitBackend:
         self._clock = clock
         self._acquire = client.register_script(_ACQUIRE_LUA)
         self._adjust = client.register_script(_ADJUST_LUA)
+        self._renew = client.register_script(_RENEW_LUA)
 
     @classmethod
     def from_url(cls, url: str, *, max_connections: int = 64, pool_timeout: float = 5.0,
@@ -365,6 +397,11 @@ class RedisRateLimitBackend:
                     pipe.zrem(self._prefix + slot.name, lease)
                 await pipe.execute()
 
+    async def renew(self, slots: Sequence[Slot], lease: str, lease_ttl: float) -> None:
+        if slots:
+            await self._renew(keys=[self._prefix + s.name for s in slots],
+                              args=[self._now_arg(), lease, repr(lease_ttl)])
+
     async def aclose(self) -> None:
         await self._client.aclose()
 
@@ -389,11 +426,14 @@ class Permit:
     async def __aenter__(self) -> Self:
         await self._limiter._admit(self._buckets, self._slots, self._lease, self._subject)
         self._entered = True
+        if self._slots:
+            self._limiter._held[self._lease] = self._slots
         return self
 
     async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                         tb: TracebackType | None) -> None:
         if self._entered and self._slots:
+            self._limiter._held.pop(self._lease, None)
             await self._limiter._release(self._slots, self._lease)
 
     async def settle(self, actual_tokens: int) -> None:
@@ -408,9 +448,12 @@ class Permit:
 
 
 class RateLimiter:
-    """Builds the buckets of a request from its limits and runs them through a backend."""
+    """Builds the buckets of a request from its limits and runs them through a backend.
 
-    def __init__(self, backend: RateLimitBackend, *, lease_ttl: float = 600.0,
+    `async with limiter:` runs the lease renewer (needed with a backend whose leases expire, i.e.
+    Redis: without it a call longer than `lease_ttl` loses its slot)."""
+
+    def __init__(self, backend: RateLimitBackend, *, lease_ttl: float = 30.0,
                  concurrency_retry_after: float = 1.0, fail_open: bool = False,
                  on_reject: Callable[[RateLimitExceeded], None] | None = None) -> None:
         """`fail_open`: admit requests when the backend is unreachable instead of refusing them."""
@@ -419,6 +462,54 @@ class RateLimiter:
         self.concurrency_retry_after = concurrency_retry_after
         self.fail_open = fail_open
         self._on_reject = on_reject
+        self._held: dict[str, list[Slot]] = {}  # lease -> slots of calls running now
+        self._unreleased: dict[str, list[Slot]] = {}  # releases the store did not take yet
+        self._renewer: anyio.abc.TaskGroup | None = None
+
+    async def __aenter__(self) -> Self:
+        self._renewer = anyio.create_task_group()
+        await self._renewer.__aenter__()
+        self._renewer.start_soon(self._renew_forever)
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        assert self._renewer is not None
+        self._renewer.cancel_scope.cancel()
+        await self._renewer.__aexit__(exc_type, exc, tb)
+        self._renewer = None
+
+    async def _renew_forever(self) -> None:
+        while True:
+            await anyio.sleep(self.lease_ttl / 3)
+            await self.renew_now()
+
+    async def renew_now(self) -> None:
+        """Retry pending releases, then extend the lease of every call still running."""
+        await self._retry_releases()
+        for lease, slots in list(self._held.items()):
+            try:
+                await self.backend.renew(slots, lease, self.lease_ttl)
+            except Exception as exc:
+                if not _is_backend_failure(exc):
+                    raise
+                return  # the store is down: try again next tick
+
+    @property
+    def pending_releases(self) -> int:
+        """Releases waiting for the store to come back (for tests and metrics)."""
+        return len(self._unreleased)
+
+    async def _retry_releases(self) -> None:
+        for lease, slots in list(self._unreleased.items()):
+            try:
+                with anyio.fail_after(5):
+                    await self.backend.release(slots, lease)
+            except Exception as exc:
+                if not _is_backend_failure(exc):
+                    raise
+                return
+            self._unreleased.pop(lease, None)
 
     def limit(self, principal: str, key_limits: RateLimits | None = None, *, tool: str | None = None,
               tool_limits: RateLimits | None = None, tokens: int = 0) -> Permit:
@@ -451,6 +542,8 @@ class RateLimiter:
                      subject: dict[Scope, str]) -> None:
         if not buckets and not slots:
             return
+        if self._unreleased and slots:
+            await self._retry_releases()
         try:
             decision = await self.backend.acquire(buckets, slots, lease, self.lease_ttl)
         except Exception as exc:
@@ -483,13 +576,19 @@ class RateLimiter:
 
     async def _release(self, slots: list[Slot], lease: str) -> None:
         # Shielded: a cancelled call must still give its slot back. Bounded: a dead Redis must not hang
-        # the caller; its lease then expires after lease_ttl.
+        # the caller; the release is then kept and retried once the store answers again.
+        released = False
         with anyio.CancelScope(shield=True), anyio.move_on_after(5):
             try:
                 await self.backend.release(slots, lease)
+                released = True
             except Exception as exc:
                 if not _is_backend_failure(exc):
                     raise
+        if not released:
+            self._unreleased[lease] = slots
+            while len(self._unreleased) > 10_000:  # past that, the oldest leases expire on their own
+                del self._unreleased[next(iter(self._unreleased))]
 
     async def aclose(self) -> None:
         await self.backend.aclose()

@@ -6,6 +6,7 @@ A scope is `<kind>:<pattern>`:
     tools:translate*        a glob (fnmatch, case-sensitive; `*` also matches `/`)
     tools:*                 every tool              resources:docs://*    resources under docs://
     sessions:own            the caller's own sessions     sessions:*     everyone's sessions (admin)
+    metrics                 read /metrics over HTTP (a plain scope, no pattern)
 
 Unknown kinds and malformed scopes grant nothing (`invalid_scopes` finds them for config checks).
 Scopes are compiled once per distinct scope set (exact names in a set, globs in one regex per kind);
@@ -170,6 +171,8 @@ def invalid_scopes(scopes: Iterable[str]) -> list[str]:
     """The scopes that grant nothing (unknown kind, empty pattern, bad `sessions:` value)."""
     bad = []
     for scope in scopes:
+        if scope == "metrics":
+            continue
         kind, sep, pattern = scope.partition(":")
         unknown = not sep or not pattern or kind not in KINDS
         if unknown or (kind == "sessions" and pattern not in ("own", "*", "all")):

@@ -5,7 +5,7 @@ from ._http import HttpSettings, build_http_app, serve_http
 from ._live import LiveGateway
 from ._mcp import build_server, initialization_options
 from ._pipeline import CallPipeline, ToolCall
-from ._protections import Protections, build_protections
+from ._protections import Protections, build_protections, key_store
 from ._reload import Reloader
 from ._serve import GatewayServer, serve
 from ._stdio import serve_stdio
@@ -22,6 +22,7 @@ __all__ = [
     "build_protections",
     "build_server",
     "initialization_options",
+    "key_store",
     "serve",
     "serve_http",
     "serve_stdio",

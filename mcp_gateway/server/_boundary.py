@@ -82,7 +82,7 @@ _TABLE: dict[type[BaseException], ErrorMapping] = {
     BudgetUnavailableError: ErrorMapping(503, "budget-unavailable", "Budgets cannot be checked"),
     BudgetExceededError: ErrorMapping(402, "budget-exceeded", "Budget exceeded"),
     SessionError: ErrorMapping(404, "session-not-found", "Unknown session"),
-    SessionStoreError: ErrorMapping(503, "session-store-unavailable", "Session store unavailable"),
+    SessionStoreError: ErrorMapping(503, "session-store-unavailable", "Session store unavailable"),  # says `public`
     OutputError: ErrorMapping(502, "invalid-model-output", "Model answer does not match the output schema"),
     ProviderError: ErrorMapping(502, "provider-failed", "Provider failed"),
     ClientInputRequired: ErrorMapping(502, "client-input-required", "The call needs an MCP client's input"),
@@ -118,7 +118,11 @@ def _call_meta(exc: BaseException) -> dict[str, Any] | None:
 def _detail(exc: BaseException, mapping: ErrorMapping) -> str:
     # Only our own errors have messages written for callers; anything else is a bug, and its text
     # (which may hold paths, values, or a secret) stays in the server's log.
-    return str(exc) if isinstance(exc, GatewayError) else "the gateway failed to handle this request"
+    # An error that names internals for operators (a store's address) says `public` to callers.
+    if not isinstance(exc, GatewayError):
+        return "the gateway failed to handle this request"
+    public = getattr(exc, "public", None)
+    return public if isinstance(public, str) else str(exc)
 
 
 def problem(exc: BaseException, *, redact: Callable[[str], str] = str) -> tuple[int, dict[str, Any], dict[str, str]]:
@@ -153,7 +157,7 @@ def mcp_tool_error(exc: BaseException) -> types.CallToolResult:
     if mapping.rpc_code is not None:
         raise MCPError(mapping.rpc_code, _detail(exc, mapping)) from None
     meta: dict[str, Any] = {}
-    text = str(exc)
+    text = _detail(exc, mapping)
     if isinstance(exc, RateLimitExceeded):
         text = f"Rate limit exceeded: {exc}; retry after {exc.retry_after:.1f} s"
         meta[f"{META_PREFIX}retry_after_s"] = round(exc.retry_after, 3)

@@ -22,8 +22,8 @@ from mcp.server.auth.middleware.bearer_auth import BearerAuthBackend, RequireAut
 from mcp.server.auth.routes import build_resource_metadata_url, create_protected_resource_routes
 from mcp.server.lowlevel import Server
 from mcp.server.sse import SseServerTransport
-from mcp.server.streamable_http_manager import StreamableHTTPASGIApp, StreamableHTTPSessionManager
-from mcp.server.transport_security import TransportSecuritySettings
+from mcp.server.streamable_http_manager import StreamableHTTPASGIApp
+from mcp.server.transport_security import TransportSecurityMiddleware, TransportSecuritySettings
 from pydantic import AnyHttpUrl
 from sse_starlette.sse import AppStatus
 from starlette.applications import Starlette
@@ -32,12 +32,14 @@ from starlette.middleware.authentication import AuthenticationMiddleware
 from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import BaseRoute, Mount, Route
+from starlette.routing import BaseRoute, Mount, Route, request_response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ..observability.logs import RequestIdMiddleware
 from ..observability.metrics import metrics_endpoint
 from ._event_store import InMemoryEventStore
+from ._header_timeout import h11_with_header_timeout
+from ._http_sessions import CappedSessionManager
 from ._live import LiveGateway
 from ._mcp import build_server, initialization_options
 from ._pipeline import CallPipeline
@@ -45,11 +47,12 @@ from ._protections import Protections
 from ._reload import Reloader
 from ._rest import rest_routes
 
-__all__ = ["HttpSettings", "build_http_app", "serve_http"]
+__all__ = ["METRICS_SCOPE", "HttpSettings", "build_http_app", "serve_http"]
 
 log = logging.getLogger("mcp_gateway.http")
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
+METRICS_SCOPE = "metrics"  # what a token needs to read /metrics when auth is configured
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,7 +68,10 @@ class HttpSettings:
     allowed_origins: Sequence[str] = field(default_factory=tuple)
     max_body_bytes: int = 4 * 1024 * 1024
     session_idle_timeout: float = 30 * 60
+    max_sessions: int = 10_000
+    max_sessions_per_caller: int | None = 100
     graceful_shutdown_seconds: float = 10.0
+    header_timeout: float = 10.0
 
     def security(self, port: int) -> TransportSecuritySettings:
         hosts = list(self.allowed_hosts)
@@ -97,7 +103,7 @@ def build_http_app(
     pipeline = CallPipeline(live, guard)  # one call path for every surface of this app
     server: Server[Any] = build_server(live, guard, pipeline=pipeline)
     security = settings.security(port if port is not None else settings.port)
-    manager = StreamableHTTPSessionManager(
+    manager = CappedSessionManager(
         app=server,
         event_store=None if settings.stateless else InMemoryEventStore(),
         json_response=settings.json_response,
@@ -105,6 +111,8 @@ def build_http_app(
         security_settings=security,
         max_request_body_size=settings.max_body_bytes,
         session_idle_timeout=None if settings.stateless else settings.session_idle_timeout,
+        max_sessions=settings.max_sessions,
+        max_sessions_per_caller=settings.max_sessions_per_caller,
     )
     sse = SseServerTransport("/messages/", security_settings=security, max_request_body_size=settings.max_body_bytes)
     init = initialization_options(server)
@@ -121,7 +129,11 @@ def build_http_app(
         async with AsyncExitStack() as stack:
             if guard.audit is not None:
                 await stack.enter_async_context(guard.audit)
+            if guard.limiter is not None:
+                await stack.enter_async_context(guard.limiter)  # renews Redis leases of running calls
             tg = await stack.enter_async_context(anyio.create_task_group())
+            if guard.keys is not None:
+                tg.start_soon(guard.keys.watch)  # a shared (Redis) key table: follow its changes
             await stack.enter_async_context(manager.run())
             if reloader is not None:
                 await reloader.start(tg)
@@ -132,27 +144,30 @@ def build_http_app(
 
     auth = _auth_wrapper(guard)
 
-    def protect(app: ASGIApp) -> ASGIApp:
-        return _HostCheck(auth(app), security)
+    def protect(app: ASGIApp, scopes: Sequence[str] = ()) -> ASGIApp:
+        # The Host first: a refused Host is told which name it used and how to allow it.
+        return _HostCheck(auth(app, scopes), security)
 
     routes: list[BaseRoute] = [
         Route("/mcp", endpoint=protect(StreamableHTTPASGIApp(manager))),
-        Route("/sse", endpoint=protect(_Asgi(sse_stream)), methods=["GET"]),
+        # Host-checked here too: the SDK's connect_sse answers 421 but then raises (a traceback per request).
+        Route("/sse", endpoint=protect(_HostChecked(_Asgi(sse_stream), security)), methods=["GET"]),
         Mount("/messages/", app=protect(sse.handle_post_message)),
+        # No auth work at all: a health probe must stay cheap whatever Authorization it carries.
         Route("/healthz", endpoint=healthz, methods=["GET"]),
         *rest_routes(live, guard, pipeline, max_body_bytes=settings.max_body_bytes, security=security),
     ]
+    if guard.verifier is not None and guard.resource_url:
+        routes += create_protected_resource_routes(
+            resource_url=AnyHttpUrl(guard.resource_url), authorization_servers=[AnyHttpUrl(guard.resource_url)])
+    if guard.metrics_enabled:
+        # Tool names and usage are not public: behind the Host check, and a token with the `metrics`
+        # scope when auth is configured.
+        metrics_app = _HostChecked(request_response(metrics_endpoint(guard.metrics)), security)
+        routes.append(Route("/metrics", endpoint=protect(metrics_app, [METRICS_SCOPE]), methods=["GET"]))
     middleware = [Middleware(RequestIdMiddleware)]
     if guard.verifier is not None:
-        middleware += [
-            Middleware(AuthenticationMiddleware, backend=BearerAuthBackend(guard.verifier)),
-            Middleware(AuthContextMiddleware),
-        ]
-        if guard.resource_url:
-            routes += create_protected_resource_routes(
-                resource_url=AnyHttpUrl(guard.resource_url), authorization_servers=[AnyHttpUrl(guard.resource_url)])
-    if guard.metrics_enabled:
-        routes.append(Route("/metrics", endpoint=metrics_endpoint(guard.metrics), methods=["GET"]))
+        middleware.append(Middleware(_Authenticate, backend=BearerAuthBackend(guard.verifier)))
     return Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
 
 
@@ -200,13 +215,46 @@ def _misdirected(host: str) -> Response:
     return JSONResponse(body, status_code=421)
 
 
-def _auth_wrapper(guard: Protections) -> Callable[[ASGIApp], ASGIApp]:
-    """Require a valid key or token on an endpoint when authentication is configured: otherwise
-    401 with a WWW-Authenticate challenge, and nothing behind it runs."""
+class _HostChecked:
+    """The DNS-rebinding check (Host and Origin) of the MCP transports, for a plain endpoint."""
+
+    def __init__(self, app: ASGIApp, settings: TransportSecuritySettings) -> None:
+        self._app = app
+        self._check = TransportSecurityMiddleware(settings)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        refused = await self._check.validate_request(Request(scope, receive))
+        await (refused or self._app)(scope, receive, send)
+
+
+PUBLIC_PATHS = ("/healthz", "/.well-known/")  # prefixes served without looking at credentials
+
+
+class _Authenticate:
+    """Who is calling, for every route but the public ones: Starlette's AuthenticationMiddleware
+    (the SDK's bearer backend) sets `request.user`, the SDK's AuthContextMiddleware the access
+    token that handlers read. It refuses nothing itself: `_auth_wrapper` does on the MCP routes,
+    the REST routes answer their own 401. A health probe never costs a token verification."""
+
+    def __init__(self, app: ASGIApp, backend: BearerAuthBackend) -> None:
+        self._app = app
+        self._authenticated = AuthenticationMiddleware(AuthContextMiddleware(app), backend=backend)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].startswith(PUBLIC_PATHS):
+            await self._app(scope, receive, send)
+        else:
+            await self._authenticated(scope, receive, send)
+
+
+def _auth_wrapper(guard: Protections) -> Callable[..., ASGIApp]:
+    """Require a valid key or token (and `scopes`) on an endpoint when authentication is configured:
+    otherwise 401 with a WWW-Authenticate challenge (403 for a missing scope), and nothing behind it
+    runs. The credentials were checked by `_Authenticate`."""
     if guard.verifier is None:
-        return lambda app: app
+        return lambda app, scopes=(): app
     metadata = build_resource_metadata_url(AnyHttpUrl(guard.resource_url)) if guard.resource_url else None
-    return lambda app: RequireAuthMiddleware(app, [], metadata)
+    return lambda app, scopes=(): _Asgi(RequireAuthMiddleware(app, list(scopes), metadata))
 
 
 def _bind(host: str, port: int) -> socket.socket:
@@ -236,6 +284,9 @@ async def serve_http(
     app = build_http_app(live, settings, port=port, reloader=reloader, protections=protections)
     config = uvicorn.Config(
         app, log_level=log_level, lifespan="on", access_log=False,
+        # No logging config of uvicorn's own: its loggers propagate to ours (JSON, redaction).
+        log_config=None,
+        http=h11_with_header_timeout(settings.header_timeout),
         # Our drain below decides when streams close; uvicorn's own deadline is only a backstop.
         timeout_graceful_shutdown=round(settings.graceful_shutdown_seconds) + 5,
     )
@@ -269,5 +320,10 @@ async def _drain_on_exit(server: uvicorn.Server, live: LiveGateway, grace: float
         # A handler has returned before its response is written to the stream: let it flush.
         await anyio.sleep(0.25)
     if live.in_flight:
-        log.warning("shutting down: cancelling %d call(s) still in flight", live.in_flight)
+        log.warning("shutting down: cancelling %d call(s) still in flight", live.cancel_calls())
+        # Each cancelled call answers with an error result; give those a moment to reach the client.
+        with anyio.move_on_after(2):
+            while live.in_flight:
+                await anyio.sleep(0.02)
+            await anyio.sleep(0.25)
     AppStatus.should_exit = True

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import anyio
 from mcp.server.subscriptions import (
     InMemorySubscriptionBus,
     PromptsListChanged,
@@ -21,6 +22,7 @@ from mcp.server.subscriptions import (
 )
 
 from .._gateway import Gateway
+from ..security.limits import RequestLimitError
 from ._views import McpViews
 
 __all__ = ["LiveGateway"]
@@ -35,15 +37,31 @@ class LiveGateway:
         self.bus: SubscriptionBus = bus or InMemorySubscriptionBus()
         self._connections: weakref.WeakSet[Any] = weakref.WeakSet()
         self.in_flight = 0
+        self._calls: set[anyio.CancelScope] = set()
 
     @contextmanager
     def call(self) -> Iterator[None]:
-        """Count a tool call as in flight, so shutdown can wait for it."""
+        """Count a tool call as in flight, so shutdown can wait for it, and let shutdown cut it
+        short with a proper error result (`cancel_calls`) rather than a dropped connection."""
         self.in_flight += 1
+        scope = anyio.CancelScope()
+        self._calls.add(scope)
         try:
-            yield
+            with scope:
+                yield
         finally:
+            self._calls.discard(scope)
             self.in_flight -= 1
+        if scope.cancelled_caught:
+            raise RequestLimitError(
+                "shutdown_grace", "The gateway is shutting down and cancelled this call at the end of its "
+                "shutdown grace period; retry it")
+
+    def cancel_calls(self) -> int:
+        """Cancel every call in flight; each ends with an error result. Returns how many."""
+        for scope in list(self._calls):
+            scope.cancel()
+        return len(self._calls)
 
     def track(self, connection: Any) -> None:
         """Remember a handshake-era connection so it hears about changes; forgotten when it ends."""

@@ -27,6 +27,7 @@ from .._errors import ClientInputRequired, GatewayError
 from .._gateway import ToolAnswer
 from .._protocol import SESSION_META_KEY
 from ..catalog import PromptNotFoundError, ResourceNotFoundError
+from ..sessions import SessionStoreError
 from ..providers.sampling import sampling_channel
 from ._boundary import CALL_META_KEY, mcp_request_error, mcp_tool_error
 from ._connection import connection_of
@@ -131,7 +132,9 @@ def build_server(live: LiveGateway, protections: Protections | None = None, *,
             log.info("tool=%s cancelled by the client", params.name)
             raise
         except Exception as exc:
-            if isinstance(exc, GatewayError):
+            if isinstance(exc, SessionStoreError):
+                log.warning("tool=%s failed: %s", params.name, exc)  # the store's address stays in our log
+            elif isinstance(exc, GatewayError):
                 log.info("tool=%s failed: %s", params.name, type(exc).__name__)
             else:
                 log.error("tool=%s failed unexpectedly", params.name, exc_info=exc)
@@ -210,6 +213,8 @@ def build_server(live: LiveGateway, protections: Protections | None = None, *,
                     return found
             content = live.gateway.catalog.resources.read(uri)
         except GatewayError as exc:
+            if isinstance(exc, SessionStoreError):
+                log.warning("resource %s failed: %s", uri, exc)
             raise mcp_request_error(exc) from None
         return types.ReadResourceResult(contents=[
             types.TextResourceContents(uri=content.uri, mime_type=content.mime_type, text=content.text)])

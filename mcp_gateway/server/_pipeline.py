@@ -106,6 +106,12 @@ class CallPipeline:
         except BaseException as exc:
             if record.outcome == "ok":
                 record.outcome, record.error_kind = "error", type(exc).__name__
+            if (routed := getattr(exc, "call_meta", None)) is not None:  # a failure after routing says why
+                record.call = routed
+                usage = routed.get("usage") or {}
+                record.input_tokens = usage.get("input_tokens", 0)
+                record.output_tokens = usage.get("output_tokens", 0)
+                record.cost_usd = routed.get("cost_usd")
             raise
         finally:
             self.guard.record_call(call.caller, "tools/call", call.name, record, time.perf_counter() - started)

@@ -27,6 +27,7 @@ from ..security import (
     JWTSettings,
     JWTVerifier,
     KeyStore,
+    KeyStoreError,
     MemoryRateLimitBackend,
     RateLimiter,
     RateLimitExceeded,
@@ -37,7 +38,7 @@ from ..security import (
     ScopeSet,
 )
 
-__all__ = ["Caller", "CallRecord", "Protections", "build_protections"]
+__all__ = ["Caller", "CallRecord", "Protections", "build_protections", "key_store"]
 
 log = logging.getLogger("mcp_gateway.protections")
 
@@ -63,6 +64,7 @@ class CallRecord:
     output_tokens: int = 0
     cost_usd: float | None = None
     session_id: str | None = None
+    call: dict[str, Any] | None = None  # routing facts of a failed call (GatewayError.call_meta)
 
 
 @dataclass(slots=True)
@@ -126,13 +128,16 @@ class Protections:
                 principal=caller.principal, method=method, target=target, outcome=record.outcome,
                 error_kind=record.error_kind, duration_ms=round(seconds * 1000, 3),
                 input_tokens=record.input_tokens, output_tokens=record.output_tokens,
-                cost_usd=record.cost_usd, request_id=request_id_var.get(), session_id=record.session_id))
+                cost_usd=record.cost_usd, request_id=request_id_var.get(), session_id=record.session_id,
+                call=record.call))
 
     def refused(self, caller: Caller, method: str, target: str | None) -> None:
         """Record a request refused for being outside the caller's scopes."""
         self.record_call(caller, method, target, CallRecord(outcome="error", error_kind="out_of_scope"), 0.0)
 
     async def aclose(self) -> None:
+        if self.keys is not None:
+            self.keys.close()
         if self.audit is not None:
             await self.audit.aclose()
         if self.limiter is not None:
@@ -171,7 +176,11 @@ def build_protections(loaded: LoadedConfig, environ: Mapping[str, str] | None = 
 
     if loaded.auth is not None:
         auth, origin = loaded.auth.value, loaded.auth.origin
-        keys = KeyStore(root / auth.keys_file) if auth.keys_file else None
+        keys = None
+        try:
+            keys = key_store(loaded, env)
+        except ConfigError as exc:
+            issues += exc.issues
         jwt = None
         if auth.jwt is not None:
             cfg = auth.jwt
@@ -182,15 +191,21 @@ def build_protections(loaded: LoadedConfig, environ: Mapping[str, str] | None = 
                     pem = (root / cfg.public_key_file).read_text()
                 except OSError as exc:
                     issues.append(origin.issue(("jwt", "public_key_file"), f"cannot read: {exc.strerror}"))
-            jwt = JWTVerifier(JWTSettings(
-                secret=secret, public_key_pem=pem,
-                jwks_file=(root / cfg.jwks_file) if cfg.jwks_file else None,
-                issuer=cfg.issuer, audience=cfg.audience, leeway=cfg.leeway_s))
+            which = "secret" if cfg.secret else "public_key_file" if cfg.public_key_file else "jwks_file"
+            try:
+                jwt = JWTVerifier(JWTSettings(
+                    secret=secret, public_key_pem=pem,
+                    jwks_file=(root / cfg.jwks_file) if cfg.jwks_file else None,
+                    issuer=cfg.issuer, audience=cfg.audience, leeway=cfg.leeway_s))
+            except ValueError as exc:  # too short a secret, an unusable key or key set; never shows the secret
+                if secret is not None or pem is not None or cfg.jwks_file:
+                    issues.append(origin.issue(("jwt", which), str(exc)))
         protections.keys = keys
         protections.resource_url = auth.resource_url
-        protections.verifier = GatewayTokenVerifier(
-            keys=keys, jwt=jwt, resource=auth.resource_url,
-            on_reject=lambda kind, _why: protections.metrics.auth_failed(kind))
+        if keys is not None or jwt is not None:
+            protections.verifier = GatewayTokenVerifier(
+                keys=keys, jwt=jwt, resource=auth.resource_url,
+                on_reject=lambda kind, _why: protections.metrics.auth_failed(kind))
 
     if loaded.rate_limits is not None:
         rl, origin = loaded.rate_limits.value, loaded.rate_limits.origin
@@ -203,7 +218,7 @@ def build_protections(loaded: LoadedConfig, environ: Mapping[str, str] | None = 
             backend: Any = RedisRateLimitBackend.from_url(url) if url else MemoryRateLimitBackend()
         else:
             backend = MemoryRateLimitBackend()
-        protections.limiter = RateLimiter(backend)
+        protections.limiter = RateLimiter(backend, lease_ttl=rl.lease_s)
 
     if loaded.audit is not None:
         path = Path(root / loaded.audit.value.path)
@@ -212,6 +227,30 @@ def build_protections(loaded: LoadedConfig, environ: Mapping[str, str] | None = 
     if issues:
         raise ConfigError(issues)
     return protections
+
+
+def key_store(loaded: LoadedConfig, environ: Mapping[str, str]) -> KeyStore | None:
+    """The API key store a config names (`auth.keys_file` or `auth.keys_redis`), for the server and
+    `mcp-gateway keys`; ConfigError (located) when it cannot be used."""
+    if loaded.auth is None:
+        return None
+    auth, origin = loaded.auth.value, loaded.auth.origin
+    try:
+        if auth.keys_file:
+            return KeyStore(loaded.root / auth.keys_file)
+        if auth.keys_redis:
+            from ..security._keys_redis import RedisKeyBackend
+
+            url, missing = resolve_env(auth.keys_redis.url, environ)
+            if url is None:
+                raise ConfigError([origin.issue(("keys_redis", "url"), f"environment variable {missing} is not set")])
+            return KeyStore(backend=RedisKeyBackend(url, prefix=auth.keys_redis.prefix))
+    except KeyStoreError as exc:
+        where = ("keys_file",) if auth.keys_file else ("keys_redis",)
+        raise ConfigError([origin.issue(where, str(exc))]) from None
+    except ValueError as exc:  # redis-py refuses the URL
+        raise ConfigError([origin.issue(("keys_redis", "url"), f"not a usable Redis URL: {exc}")]) from None
+    return None
 
 
 def _fields(extra: list[str]) -> Any:

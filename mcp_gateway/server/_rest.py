@@ -73,7 +73,9 @@ def rest_routes(live: LiveGateway, guard: Protections, pipeline: CallPipeline, *
                 max_body_bytes: int | None = None,
                 security: TransportSecuritySettings | None = None) -> list[BaseRoute]:
     """The REST routes, for mounting into the gateway's one Starlette app. `security` applies the
-    MCP transports' Host/Origin checks (DNS-rebinding protection) to REST requests too."""
+    MCP transports' Host/Origin checks (DNS-rebinding protection) to REST requests too. The caller's
+    credentials were verified by the app's authenticating middleware; these routes answer 401
+    themselves, as problem details."""
     checker = TransportSecurityMiddleware(security) if security is not None else None
 
     def error_response(exc: BaseException) -> Response:

@@ -63,14 +63,19 @@ BUILTIN_TOOLS = [
     types.Tool(
         name="session_state",
         title="Read or change session state",
-        description="Read a session's key/value state; 'set' merges values in, 'remove' drops keys. Prompt "
-                    "templates of tools with context see it as session.state.",
+        description="Read a session's key/value state; 'set' merges values in, 'remove' drops keys (then "
+                    "the answer lists the keys and the state's size, not the values). Prompt templates of "
+                    "tools with context see it as session.state.",
         input_schema={"type": "object", "properties": {
             SESSION_ARGUMENT: _HANDLE,
             "set": {"type": "object", "description": "Keys and JSON values to store."},
             "remove": {"type": "array", "items": {"type": "string"}, "description": "Keys to delete."},
         }, "required": [SESSION_ARGUMENT], "additionalProperties": False},
-        output_schema={"type": "object", "properties": {"state": {"type": "object"}}, "required": ["state"]},
+        output_schema={"type": "object", "properties": {
+            "state": {"type": "object", "description": "The whole state (a read)."},
+            "keys": {"type": "array", "items": {"type": "string"}, "description": "Every key after a change."},
+            "state_chars": {"type": "integer", "description": "The state's size as JSON characters after a change."},
+        }},
     ),
 ]
 BUILTIN_NAMES = frozenset(t.name for t in BUILTIN_TOOLS)
@@ -141,6 +146,7 @@ async def builtin_tool_result(
 ) -> types.CallToolResult:
     """Run session_start / session_end / session_state. Raises SessionError for bad handles."""
     owner = principal(ctx)
+    manager.check_arguments(name, arguments)
     if name == "session_start":
         record = await manager.start(owner)
         return _result({"session_id": record.id, "expires_at": record.idle_expires_at})
@@ -156,8 +162,9 @@ async def builtin_tool_result(
         raise SessionError("'set' must be an object and 'remove' a list of keys")
     if values or remove:
         record = await manager.set_state(handle, owner, values, [str(k) for k in remove])
-    else:
-        record = await manager.resolve(handle, owner)
+        # Not the values: echoing a large state back would cost as much again on every change.
+        return _result({"keys": sorted(record.state), "state_chars": len(json.dumps(record.state, ensure_ascii=False))})
+    record = await manager.resolve(handle, owner)
     return _result({"state": record.state})
 
 

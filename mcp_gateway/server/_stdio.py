@@ -25,6 +25,8 @@ async def serve_stdio(
         async with AsyncExitStack() as stack:
             if guard.audit is not None:
                 await stack.enter_async_context(guard.audit)
+            if guard.limiter is not None:
+                await stack.enter_async_context(guard.limiter)  # renews Redis leases of running calls
             tg = await stack.enter_async_context(anyio.create_task_group())
             if reloader is not None:
                 await reloader.start(tg)

@@ -3,13 +3,14 @@ end, and the periodic sweep that expires idle sessions and purges old ones."""
 
 from __future__ import annotations
 
+import json
 import logging
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
-from .._errors import GatewayError
+from .._errors import ArgumentError, GatewayError, Violation
 from .._tokens import estimate_tokens
 from ..config import ContextConfig, SessionsConfig
 from ._model import EndReason, SessionRecord, Turn
@@ -24,14 +25,38 @@ _REASONS = {"ended": "was ended", "disconnected": "ended when its connection clo
 
 
 class SessionError(GatewayError):
-    """A session handle that cannot be used: unknown, ended, expired, or another client's."""
+    """A session handle that cannot be used: unknown (or another client's: said the same way), ended, expired."""
+
+
+def _json_chars(value: Any) -> int:
+    return len(json.dumps(value, ensure_ascii=False, default=str))
 
 
 class SessionManager:
-    def __init__(self, store: SessionStore, settings: SessionsConfig, *, clock: Callable[[], float] = time.time) -> None:
+    """`max_argument_chars` bounds the arguments of the built-in session tools, as
+    `limits.max_argument_chars` bounds every other tool's."""
+
+    def __init__(self, store: SessionStore, settings: SessionsConfig, *, max_argument_chars: int | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
         self.store = store
         self.settings = settings
+        self.max_argument_chars = max_argument_chars
         self._clock = clock
+
+    def check_arguments(self, tool: str, arguments: Mapping[str, Any]) -> None:
+        """ArgumentError when a built-in tool's arguments are over `max_argument_chars`."""
+        if self.max_argument_chars is None:
+            return
+        size = _json_chars(dict(arguments))
+        if size > self.max_argument_chars:
+            raise ArgumentError(tool, [Violation(
+                "$", f"arguments are {size} characters of JSON; the limit is {self.max_argument_chars}")])
+
+    def _unknown(self, session_id: str, owner: str | None, record: SessionRecord | None) -> SessionError:
+        """One answer for an unknown id and for another caller's: never confirm that an id exists."""
+        if record is not None:
+            log.info("session %s refused to %s: it belongs to another principal", session_id, owner)
+        return SessionError(f"Unknown session: '{session_id}'")
 
     async def start(self, owner: str) -> SessionRecord:
         now = self._clock()
@@ -50,12 +75,8 @@ class SessionManager:
     async def resolve(self, session_id: str, owner: str) -> SessionRecord:
         """The active session `session_id` of `owner`, touched; SessionError otherwise."""
         record = await self.store.get(session_id)
-        if record is None:
-            raise SessionError(f"Unknown session: '{session_id}'")
-        if record.owner != owner:
-            # Same answer shape as an unknown id would leak less, but a clear reason helps the
-            # legitimate user who mixed up handles; the handle itself is not secret-derived.
-            raise SessionError(f"Session '{session_id}' belongs to another client")
+        if record is None or record.owner != owner:
+            raise self._unknown(session_id, owner, record)
         now = self._clock()
         if record.active and now >= min(record.idle_expires_at, record.max_expires_at):
             reason: EndReason = "max_lifetime" if now >= record.max_expires_at else "idle"
@@ -89,7 +110,16 @@ class SessionManager:
         return stored
 
     async def set_state(self, session_id: str, owner: str, values: dict[str, Any], remove: list[str]) -> SessionRecord:
-        await self.resolve(session_id, owner)
+        """Merge `values` in and drop `remove`; SessionError if the state would exceed `max_state_chars`
+        (checked before the write: concurrent writers can overshoot by at most one write each)."""
+        current = await self.resolve(session_id, owner)
+        merged = {**current.state, **values}
+        for key in remove:  # the stores apply `set`, then `remove`
+            merged.pop(key, None)
+        size = _json_chars(merged)
+        if size > self.settings.max_state_chars:
+            raise SessionError(f"Session state would be {size} characters of JSON; the limit is "
+                               f"{self.settings.max_state_chars} (remove keys first)")
         record = await self.store.set_state(session_id, values, remove)
         if record is None:
             raise SessionError(f"Session '{session_id}' has ended")
@@ -98,10 +128,8 @@ class SessionManager:
     async def end(self, session_id: str, owner: str | None, reason: EndReason = "ended") -> SessionRecord:
         """End a session; `owner=None` skips the ownership check (operators, connection teardown)."""
         record = await self.store.get(session_id)
-        if record is None:
-            raise SessionError(f"Unknown session: '{session_id}'")
-        if owner is not None and record.owner != owner:
-            raise SessionError(f"Session '{session_id}' belongs to another client")
+        if record is None or (owner is not None and record.owner != owner):
+            raise self._unknown(session_id, owner, record)
         ended = await self.store.end(session_id, self._clock(), reason)
         log.info("session %s ended (%s)", session_id, (ended or record).end_reason)
         return ended or record

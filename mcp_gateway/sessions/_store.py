@@ -18,7 +18,12 @@ __all__ = ["SessionStore", "SessionStoreError"]
 
 
 class SessionStoreError(GatewayError):
-    """The session store failed or is unreachable. Nothing was changed by the failed call."""
+    """The session store failed or is unreachable. Nothing was changed by the failed call.
+
+    `str()` names the store (path, Redis address) for operators and logs; `public` is what an MCP
+    client is told, since the store's address is none of its business."""
+
+    public = "Session store unavailable; try again shortly"
 
 
 class SessionStore(Protocol):

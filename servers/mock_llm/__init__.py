@@ -4,7 +4,9 @@ Four provider dialects are served over real HTTP:
 
 =========================  =====================================================================
 OpenAI Chat Completions    ``POST /v1/chat/completions`` (``Authorization: Bearer``)
-Anthropic Messages         ``POST /v1/messages`` (``x-api-key``; ``max_tokens`` required)
+Anthropic Messages         ``POST /v1/messages`` (``x-api-key`` or ``Authorization: Bearer``;
+                           ``max_tokens`` required; no sampling parameters
+                           with ``anthropic-version: 2026-10-21``)
 Gemini                     ``POST /v1beta/models/{model}:generateContent`` and
                            ``:streamGenerateContent?alt=sse`` (``x-goog-api-key`` or ``?key=``)
 Ollama                     ``POST /api/chat`` (``stream`` defaults to true; NDJSON)
@@ -55,6 +57,8 @@ list of tokens:
                           non-streaming: hang before answering; only a client disconnect ends it early
 ``empty``                 200 with no content (OpenAI ``""``, Anthropic ``content: []``, Gemini
                           ``finishReason: SAFETY`` without parts, Ollama ``""``)
+``off_schema``            a requested JSON schema (or forced tool) is answered with ``[]``, a JSON value
+                          that fails any object schema (for output-validation and repair tests)
 ``fail_first=N:FAULT``    the first N requests carrying the same ``x-mock-key`` header value (absent
                           header = one shared key) suffer FAULT, later ones succeed; FAULT is one or
                           more tokens joined by ``+`` (e.g. ``fail_first=2:503+latency=10``)

@@ -65,18 +65,20 @@ def truncate_to_tokens(text: str, max_tokens: int | None) -> tuple[str, bool]:
 
 
 def build_completion(request: ChatRequest, plan: FaultPlan, *, serial: str, created: int) -> Completion:
-    """Decide the whole answer for ``request`` under ``plan`` (only ``empty`` and usage knobs matter here)."""
+    """Decide the whole answer for ``request`` under ``plan`` (only ``empty``, ``off_schema`` and usage
+    knobs matter here)."""
     prompt = prompt_tokens(request.prompt_texts)
     tool_name, tool_input = None, None
     finish: FinishReason = "stop"
     if plan.empty:
         text = ""
     elif request.tool is not None:
-        tool_name, tool_input = request.tool.name, instance_for(request.tool.input_schema, request.last_user_text)
+        tool_input = [] if plan.off_schema else instance_for(request.tool.input_schema, request.last_user_text)
+        tool_name = request.tool.name
         text, finish = json.dumps(tool_input, ensure_ascii=False), "tool_use"
     else:
         if request.json_schema is not None:
-            value = instance_for(request.json_schema, request.last_user_text)
+            value = [] if plan.off_schema else instance_for(request.json_schema, request.last_user_text)
             text = json.dumps(value, ensure_ascii=False)
         elif request.json_mode:
             answer = answer_text(request.model, request.last_user_text)

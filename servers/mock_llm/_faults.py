@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 #: Default duration of the ``stall`` fault: long enough that only a client disconnect ends it.
 DEFAULT_STALL_MS = 300_000.0
 
-_FLAG_FAULTS = frozenset({"malformed", "no_end", "empty"})
+_FLAG_FAULTS = frozenset({"malformed", "no_end", "empty", "off_schema"})
 
 
 class FaultSyntaxError(ValueError):
@@ -38,6 +38,7 @@ class FaultPlan:
     no_end: bool = False
     stall_ms: float | None = None
     empty: bool = False
+    off_schema: bool = False
     cached_tokens: int = 0
     reasoning_tokens: int = 0
     fail_first: tuple[int, FaultPlan] | None = None
@@ -87,6 +88,8 @@ def _apply_token(plan: FaultPlan, token: str, *, nested: bool) -> FaultPlan:
             raise FaultSyntaxError(f"fault {name!r} takes no value")
         if name == "malformed":
             return replace(plan, malformed=True)
+        if name == "off_schema":
+            return replace(plan, off_schema=True)
         return replace(plan, no_end=True) if name == "no_end" else replace(plan, empty=True)
     if name == "latency":
         return replace(plan, latency_ms=_number(token, value))

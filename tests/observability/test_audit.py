@@ -70,6 +70,29 @@ async def test_sqlite_sink_is_append_only(tmp_path: Path) -> None:
     assert not hasattr(SqliteAuditSink, "update") and not hasattr(SqliteAuditSink, "delete")
 
 
+async def test_sqlite_sink_keeps_a_failed_calls_routing_facts_and_upgrades_an_older_log(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    old = sqlite3.connect(path)  # a log written before the `call` column existed
+    old.execute("CREATE TABLE audit_events (seq INTEGER PRIMARY KEY AUTOINCREMENT, ts REAL NOT NULL, "
+                "principal TEXT, method TEXT NOT NULL, target TEXT, outcome TEXT NOT NULL, error_kind TEXT, "
+                "duration_ms REAL, input_tokens INTEGER, output_tokens INTEGER, cost_usd REAL, "
+                "request_id TEXT, session_id TEXT)")
+    old.execute("INSERT INTO audit_events (ts, principal, method, outcome) VALUES (1, 'p', 'tools/call', 'ok')")
+    old.commit()
+    old.close()
+    call = {"route": "r", "attempts": 2, "other_attempts": [{"target": "a/m", "outcome": "server",
+                                                             "error": "HTTP 503 with hunter22"}]}
+    async with AuditLog(SqliteAuditSink(path), redactor=Redactor(["hunter22"])) as log:
+        await log.record(event(1, outcome="error", error_kind="RouteError", call=call))
+    reader = SqliteAuditSink(path)
+    try:
+        rows = reader.read()
+    finally:
+        reader.close()
+    assert rows[0]["call"] is None and rows[1]["call"]["route"] == "r"
+    assert rows[1]["call"]["other_attempts"][0]["error"] == "HTTP 503 with [REDACTED]"
+
+
 class SlowSink:
     def __init__(self) -> None:
         self.rows: list[dict[str, Any]] = []

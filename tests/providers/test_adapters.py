@@ -103,7 +103,7 @@ async def test_text_usage_and_streaming_agree(kind, make, mock):
     if kind == "gemini":
         assert sent[0]["query"] == {} and sent[1]["query"] == {"alt": "sse"}  # the key is never in the URL
     if kind == "anthropic":
-        assert sent[0]["headers"]["anthropic-version"] == "2023-06-01"
+        assert sent[0]["headers"]["anthropic-version"] == "2026-10-21"  # the current API version
     if kind == "ollama":
         assert sent[0]["body"]["stream"] is False and sent[1]["body"]["stream"] is True
     if kind == "openai":
@@ -160,12 +160,15 @@ async def test_openai_params(make, mock):
 
 
 async def test_anthropic_params_system_and_default_max_tokens(make, mock):
-    await make("anthropic").complete(CompletionRequest("m", MESSAGES, params=GENERIC))
+    await make("anthropic", anthropic_version="2023-06-01").complete(CompletionRequest("m", MESSAGES, params=GENERIC))
     body = await mock.last_body()
     assert body["system"] == SYSTEM and body["messages"] == [{"role": "user", "content": PROMPT}]
     assert {k: body[k] for k in ("temperature", "top_p", "max_tokens", "stop_sequences")} == {
         "temperature": 0.25, "top_p": 0.9, "max_tokens": 50, "stop_sequences": ["END"]}
     assert "seed" not in body and "frobnicate" not in body and "stop" not in body
+    await make("anthropic").complete(CompletionRequest("m", MESSAGES, params=GENERIC))  # API version 2026-10-21
+    assert {k: v for k, v in (await mock.last_body()).items() if k in GENERIC or k == "stop_sequences"} == {
+        "max_tokens": 50, "stop_sequences": ["END"]}
 
     await make("anthropic").complete(CompletionRequest("m", MESSAGES))
     assert (await mock.last_body())["max_tokens"] == 1024
@@ -268,9 +271,28 @@ async def test_anthropic_wraps_a_non_object_schema_and_unwraps_the_answer(stream
     assert json.loads(completion.text) == completion.structured
 
 
-@pytest.mark.parametrize("kind", ["openai", "anthropic", "ollama"])  # Gemini's empty answer is a SAFETY block
-async def test_an_answer_that_is_not_json_leaves_structured_empty(kind, make):
-    """With `empty`, the mock answers no JSON at all: text as is, structured None (the gateway reports)."""
-    completion = await make(kind, fault="empty").complete(
+@pytest.mark.parametrize("kind", KINDS)
+async def test_an_answer_off_the_schema_is_passed_on_for_the_gateway_to_check(kind, make):
+    """With `off_schema`, the mock answers `[]` for an object schema: the adapter hands it on as
+    parsed (the gateway validates it and may ask for a repair), it does not judge it."""
+    completion = await make(kind, fault="off_schema").complete(
         CompletionRequest("m", MESSAGES, output_schema=STRICT_SCHEMA))
-    assert completion.structured is None and completion.text == ""
+    assert completion.structured == [] and json.loads(completion.text) == []
+
+
+async def test_anthropic_leaves_out_sampling_parameters_the_current_api_version_rejects(make, mock, caplog):
+    """API version 2026-10-21 answers 400 to temperature/top_p/top_k (the mock too); pinning
+    2023-06-01 keeps them."""
+    request = CompletionRequest("m", MESSAGES, params={"temperature": 0.2, "top_p": 0.9, "max_tokens": 50})
+    with caplog.at_level("WARNING", logger="mcp_gateway.providers"):
+        current = make("anthropic")
+        assert (await current.complete(request)).text and (await current.complete(request)).text
+    pinned = make("anthropic", anthropic_version="2023-06-01")
+    assert (await pinned.complete(request)).text
+    first, _, old = await mock.requests()
+    assert first["headers"]["anthropic-version"] == "2026-10-21" and first["body"]["max_tokens"] == 50
+    assert "temperature" not in first["body"] and "top_p" not in first["body"]
+    assert old["headers"]["anthropic-version"] == "2023-06-01"
+    assert (old["body"]["temperature"], old["body"]["top_p"]) == (0.2, 0.9)
+    dropped = [r.getMessage() for r in caplog.records if "not sending" in r.getMessage()]
+    assert len(dropped) == 2 and "'temperature'" in dropped[0] and "2023-06-01" in dropped[0]  # once per name

@@ -109,6 +109,31 @@ async def test_stalls_and_slow_first_token_time_out(kind, make):
 
 
 @pytest.mark.parametrize("kind", KINDS)
+async def test_a_whole_answer_that_does_not_come_hits_the_first_byte_timeout(kind, make, mock):
+    """Not only streams: a non-streamed call gives up when no response starts within
+    first_token_timeout_s, instead of waiting for the total timeout (default 300 s)."""
+    provider = make(kind, fault="latency=300000", first_token_timeout_s=0.3)  # five minutes
+    error, _ = await fail(provider, stream=False)
+    assert facts(error) == ("timeout", True, None, None, False)
+    assert "no response within first_token_timeout_s=0.3" in error.cause
+    with anyio.fail_after(30):  # the abandoned request was closed, not left hanging
+        while (await mock.stats())["disconnected"] < 1:
+            await anyio.sleep(0.02)
+    # A response that starts in time is read to its end, however long the first-byte limit.
+    assert (await make(kind, fault="latency=50", first_token_timeout_s=0.3).complete(REQUEST)).text
+
+
+def test_timeout_defaults_bound_a_silent_provider():
+    from mcp_gateway.providers._http import HttpOptions, SettingsReader
+
+    options = HttpOptions.read(SettingsReader("openai", {}, ()))
+    assert (options.connect_timeout, options.first_token_timeout, options.idle_timeout,
+            options.total_timeout) == (5.0, 120.0, 30.0, 300.0)
+    tuned = HttpOptions.read(SettingsReader("openai", {"first_token_timeout_s": 600}, ("first_token_timeout_s",)))
+    assert tuned.first_token_timeout == 600 and tuned.idle_timeout == 30.0  # idle no longer follows it
+
+
+@pytest.mark.parametrize("kind", KINDS)
 async def test_latency_under_the_timeouts_is_fine(kind, make):
     provider = make(kind, fault="latency=30,first_token_delay=30,chunk_delay=2",
                     first_token_timeout_s=5, idle_timeout_s=5, total_timeout_s=10)
@@ -122,15 +147,27 @@ async def test_latency_under_the_timeouts_is_fine(kind, make):
 
 @pytest.mark.parametrize("kind", KINDS)
 async def test_empty_answer(kind, make):
-    """A 200 with no content: Gemini's SAFETY block is a non-retryable content_filter failure."""
+    """A 200 with no content is no answer: Gemini's SAFETY block is a non-retryable content_filter
+    failure, any other an `empty` failure that routing may retry or fail over; both keep the usage."""
     provider = make(kind, fault="empty")
-    if kind == "gemini":
-        for stream in (False, True):
-            error, _ = await fail(provider, stream=stream)
+    for stream in (False, True):
+        error, pieces = await fail(provider, stream=stream)
+        assert not pieces
+        if kind == "gemini":
             assert facts(error) == ("content_filter", False, None, None, False)
-    else:
-        completion = await provider.complete(REQUEST)
-        assert (completion.text, completion.finish_reason) == ("", "stop")
+        else:
+            assert facts(error) == ("empty", True, None, None, False)
+            assert "no content" in error.cause
+        assert error.usage is not None and error.usage.input_tokens > 0
+
+
+def test_an_empty_answer_cut_by_max_tokens_is_not_retried_on_the_same_target():
+    from mcp_gateway.providers import Usage
+    from mcp_gateway.providers._http import WireError, finalise
+
+    with pytest.raises(WireError) as caught:
+        finalise(REQUEST, text="", finish="length", usage=Usage(10, 64, reasoning_tokens=64), model="m")
+    assert (caught.value.kind, caught.value.retryable, caught.value.usage.output_tokens) == ("empty", False, 64)
 
 
 @pytest.mark.parametrize("kind", KINDS)

@@ -3,13 +3,22 @@
 from __future__ import annotations
 
 import json
+from datetime import date
 from decimal import Decimal
 from importlib import resources
 
 import anyio
 import pytest
 
-from mcp_gateway.accounting import BudgetExceededError, Budgets, Ledger, Price, PriceTable, cost_of
+from mcp_gateway.accounting import (
+    BudgetExceededError,
+    Budgets,
+    Ledger,
+    Price,
+    PriceTable,
+    cost_of,
+    price_warning,
+)
 from mcp_gateway.config._models import BudgetsConfig
 from mcp_gateway.providers import Message, Usage
 from mcp_gateway.routing import RouteError
@@ -34,8 +43,37 @@ def test_the_bundled_table_is_dated_complete_and_in_usd_per_million():
         assert entry["cache_read"] <= entry["input"] <= entry["output"] or entry["provider"] in ("mock", "mistral")
     table = PriceTable.bundled()
     assert table.lookup("gpt-4o-mini") == Price(Decimal("0.15"), Decimal("0.6"), Decimal("0.075"),
-                                                Decimal("0.15"), "bundled", raw["as_of"])
+                                                Decimal("0.15"), "bundled", raw["as_of"], "secondary")
     assert table.lookup("claude-sonnet-4-20250514").cache_write == Decimal("3.75")
+
+
+def test_every_bundled_price_says_when_and_how_it_was_checked():
+    raw = json.loads(resources.files("mcp_gateway.accounting").joinpath("prices.json").read_text())
+    for name, entry in raw["models"].items():
+        assert entry["status"] in ("verified", "secondary", "unverified", "fixed"), name
+        date.fromisoformat(entry["as_of"])
+        if entry["status"] in ("verified", "secondary"):
+            assert entry["as_of"] == raw["as_of"] and entry["source"].startswith("https://"), name
+        if entry["status"] != "fixed":
+            assert entry.get("note"), name  # what the check found (or why it could not confirm)
+    assert raw["models"]["claude-3-haiku-20240307"]["status"] == "verified"
+    assert raw["models"]["mistral-large-latest"]["status"] == "unverified"
+
+
+def test_unknown_unverified_and_stale_prices_are_warned_about():
+    table = PriceTable.bundled()
+    today = date(2026, 12, 6)
+    assert "no price is known" in price_warning(table.lookup("no-such-model"), today)
+    unverified = price_warning(table.lookup("mistral-large-latest"), today)
+    assert "unverified" in unverified and "2025-06-01" in unverified
+    verified = table.lookup("claude-3-haiku-20240307")
+    assert price_warning(verified, today) is None
+    assert price_warning(verified, date(2027, 6, 3)) is None  # 179 days
+    stale = price_warning(verified, date(2027, 6, 5))
+    assert "stale" in stale and "2026-12-06" in stale and "181 days" in stale
+    assert price_warning(table.lookup("anything", kind="mock"), date(2099, 1, 1)) is None  # free by definition
+    config = table.with_overrides({"mistral-large-latest": {"input": 2, "output": 6}})
+    assert price_warning(config.lookup("mistral-large-latest"), today) is None  # the operator's own price
 
 
 def test_unknown_models_have_no_price_and_mock_models_are_explicitly_free():

@@ -242,13 +242,26 @@ async def test_cache_hits_are_marked_free_and_skip_the_provider(tmp_path):
 
 
 async def test_an_answer_that_fails_the_output_schema_is_not_cached(tmp_path):
-    gateway = load(tmp_path, CACHED)
+    body = CACHED.replace("    cache: {ttl_s: 60}\n", "    cache: {ttl_s: 60}\n    output_repair: {attempts: 0}\n", 1)
+    gateway = load(tmp_path, body)
     provider = Scripted("local", Answer(text='{"wrong": 1}'), Answer(text='{"answer": "ok"}'))
     gateway.router.route("m").targets[0].provider = provider
     with pytest.raises(OutputError):
         await gateway.call_tool("ask", {"q": "x"})
     assert (await gateway.call_tool("ask", {"q": "x"})).structured == {"answer": "ok"}
     assert (await gateway.call_tool("ask", {"q": "x"})).routed.cache == "hit" and provider.calls == 2
+    await gateway.aclose()
+
+
+async def test_a_repaired_answer_fills_the_cache_entry_of_the_original_request(tmp_path):
+    gateway = load(tmp_path, CACHED)  # default: one repair
+    provider = Scripted("local", Answer(text='{"wrong": 1}'), Answer(text='{"answer": "ok"}'))
+    gateway.router.route("m").targets[0].provider = provider
+    first = await gateway.call_tool("ask", {"q": "x"})
+    assert first.structured == {"answer": "ok"} and first.routed.repairs == 1 and provider.calls == 2
+    assert [a.outcome for a in first.routed.attempts] == ["output_invalid", "ok"]
+    again = await gateway.call_tool("ask", {"q": "x"})
+    assert again.routed.cache == "hit" and again.structured == {"answer": "ok"} and provider.calls == 2
     await gateway.aclose()
 
 

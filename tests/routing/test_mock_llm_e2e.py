@@ -117,6 +117,23 @@ async def test_quota_is_not_retried_and_the_route_falls_back_to_the_second_targe
     assert [a.outcome for a in routed.attempts] == ["quota", "ok"]
 
 
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
+async def test_an_empty_answer_is_retried_then_fails_over_with_its_usage_costed(mock, stream):
+    """A 200 with no content is no success: retried per the route's policy, then the next target."""
+    price = Price(Decimal(1), Decimal(2), Decimal("0.1"), Decimal("1.25"))
+    hollow = mock.provider("anthropic", "empty", key="hollow")
+    backup = mock.provider("openai", name="backup")
+    routed = await run(router(hollow, backup, model="mock-claude", price=price,
+                              retry=RetryPolicy(attempts=2, base_delay_s=0.001)), stream=stream)
+    assert routed.target.provider.name == "backup" and routed.completion.text.startswith("Mock answer")
+    assert [a.outcome for a in routed.attempts] == ["empty", "empty", "ok"]
+    assert await mock.requests_with("hollow") == 2
+    empty = routed.attempts[0]
+    assert empty.usage is not None and empty.usage.input_tokens > 0 and empty.usage.output_tokens == 0
+    assert empty.cost_usd == cost_of(empty.usage, price) > 0
+    assert routed.cost_usd == sum(a.cost_usd for a in routed.attempts) and routed.unknown_cost == 0
+
+
 async def test_breaker_opens_then_a_half_open_probe_closes_it(mock):
     flaky = mock.provider("openai", "fail_first=2:503", key="flaky")
     backup = mock.provider("anthropic", name="backup")
@@ -162,6 +179,15 @@ async def test_a_stall_before_the_first_token_times_out_and_fails_over(mock, kin
     with anyio.fail_after(10):  # the stalled request was closed, not left hanging
         while (await mock.stats())["disconnected"] < 1:
             await anyio.sleep(0.02)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_a_whole_answer_that_is_late_hits_first_token_s_and_fails_over(mock, kind):
+    """first_token_s bounds non-streamed calls too (their first byte is the answer)."""
+    late = mock.provider(kind, "latency=10000")
+    routed = await run(router(late, mock.provider("openai", name="backup"), first_token_s=0.3), limit=3)
+    assert routed.target.provider.name == "backup" and routed.attempts[0].outcome == "timeout"
+    assert "no answer within first_token_s=0.3" in routed.attempts[0].error
 
 
 async def test_a_stall_after_output_started_ends_in_an_error(mock):

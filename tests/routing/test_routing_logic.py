@@ -116,7 +116,7 @@ async def test_fallback_to_the_next_target_and_the_result_says_who_answered():
     assert routed.target.label == "b/m" and routed.completion.text == "fine answer"
     assert [(x.target, x.outcome) for x in routed.attempts] == [("a/m", "server"), ("b/m", "ok")]
     assert routed.describe()["attempts"] == 2 and routed.describe()["other_attempts"] == [
-        {"target": "a/m", "outcome": "server"}]
+        {"target": "a/m", "outcome": "server", "error": "scripted server"}]
 
 
 async def test_retryable_errors_are_retried_with_backoff_then_succeed():

@@ -1,4 +1,5 @@
-"""KeyStore: keys are shown once, stored hashed, verified with a bounded cache, revoked at once."""
+"""KeyStore: keys are shown once, stored hashed, verified cheaply for wrong guesses and with a
+bounded cache, revoked at once."""
 
 from __future__ import annotations
 
@@ -25,8 +26,24 @@ class Clock:
         return self.now
 
 
+class CountingKdf:
+    """The scrypt seam of KeyStore, counting runs."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def __call__(self, params: ScryptParams, secret: str, salt: bytes) -> bytes:
+        self.calls += 1
+        return params.derive(secret, salt)
+
+
 @pytest.fixture
-def scrypt_calls(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+def kdf() -> CountingKdf:
+    return CountingKdf()
+
+
+def test_scrypt_seam_is_the_real_kdf(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """The default seam is ScryptParams.derive, i.e. hashlib.scrypt."""
     calls: list[int] = []
     real = hashlib.scrypt
 
@@ -35,7 +52,10 @@ def scrypt_calls(monkeypatch: pytest.MonkeyPatch) -> list[int]:
         return real(*args, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(keys_module.hashlib, "scrypt", counting)
-    return calls
+    store = KeyStore(tmp_path / "keys.json", params=FAST)
+    _, plaintext = store.create("ci", [])
+    assert store.verify(plaintext) is not None
+    assert len(calls) == 2  # mint + first verification
 
 
 def test_create_returns_plaintext_once_and_stores_only_a_salted_hash(tmp_path: Path) -> None:
@@ -79,31 +99,54 @@ def test_malformed_or_unknown_keys_are_refused(tmp_path: Path, bad: str) -> None
     assert store.verify(bad) is None
 
 
-def test_wrong_secret_for_a_known_id_is_refused_and_negative_cached(tmp_path: Path,
-                                                                    scrypt_calls: list[int]) -> None:
-    store = KeyStore(tmp_path / "keys.json", params=FAST)
+def test_wrong_secrets_for_a_known_id_never_run_scrypt(tmp_path: Path, kdf: CountingKdf) -> None:
+    """The id is public: a guess `mgw_<id>_<random>` is refused by the keyed check, not by scrypt."""
+    store = KeyStore(tmp_path / "keys.json", params=FAST, kdf=kdf)
     key_id, plaintext = store.create("ci", [])
-    forged = f"mgw_{key_id}_" + "f" * 48
-    scrypt_calls.clear()
-    assert store.verify(forged) is None
-    assert store.verify(forged) is None
-    assert len(scrypt_calls) == 1  # the second guess did not cost a scrypt run
+    kdf.calls = 0
+    for i in range(200):
+        assert store.lookup(f"mgw_{key_id}_{i:048x}") == (True, None)
+        assert store.verify(f"mgw_{key_id}_{i:048x}") is None
+    assert kdf.calls == 0
     assert store.verify(plaintext) is not None  # the real key is unaffected
+    assert kdf.calls == 1
+    raw = json.loads((tmp_path / "keys.json").read_text())
+    assert len(bytes.fromhex(raw["check_key"])) == 32 and len(bytes.fromhex(raw["keys"][0]["check"])) == 16
 
 
-def test_successful_verification_is_cached(tmp_path: Path, scrypt_calls: list[int]) -> None:
+def test_keys_without_a_check_limit_failed_guesses_per_id(tmp_path: Path, kdf: CountingKdf) -> None:
+    """Keys minted before checks existed: at most `legacy_failures` scrypt failures per id a minute."""
+    path = tmp_path / "keys.json"
     clock = Clock()
-    store = KeyStore(tmp_path / "keys.json", params=FAST, cache_ttl=30, clock=clock)
+    KeyStore(path, params=FAST).create("old", [])
+    raw = json.loads(path.read_text())
+    del raw["check_key"]
+    del raw["keys"][0]["check"]
+    path.write_text(json.dumps(raw))
+    key_id = raw["keys"][0]["id"]
+    store = KeyStore(path, params=FAST, kdf=kdf, legacy_failures=3, clock=clock)
+    for i in range(50):
+        assert store.verify(f"mgw_{key_id}_{i:048x}") is None
+    assert kdf.calls == 3
+    clock.now += 61
+    assert store.verify(f"mgw_{key_id}_{99:048x}") is None
+    assert kdf.calls == 4
+
+
+def test_a_busy_key_stays_cached_and_an_idle_one_expires(tmp_path: Path, kdf: CountingKdf) -> None:
+    """No hard expiry under use: the entry lives `cache_ttl` after its last use."""
+    clock = Clock()
+    store = KeyStore(tmp_path / "keys.json", params=FAST, cache_ttl=30, clock=clock, kdf=kdf)
     _, plaintext = store.create("ci", [])
-    scrypt_calls.clear()
-    for _ in range(5):
+    kdf.calls = 0
+    for _ in range(10):  # used every 20 s for 200 s
         assert store.verify(plaintext) is not None
-    assert store.cached(plaintext) is not None
-    assert len(scrypt_calls) == 1
+        clock.now += 20
+    assert kdf.calls == 1
     clock.now += 31
-    assert store.cached(plaintext) is None  # expired
+    assert store.lookup(plaintext) == (False, None)  # idle past the TTL: must be proved again
     assert store.verify(plaintext) is not None
-    assert len(scrypt_calls) == 2
+    assert kdf.calls == 2
 
 
 def test_revoke_in_process_takes_effect_at_once(tmp_path: Path) -> None:
@@ -112,24 +155,37 @@ def test_revoke_in_process_takes_effect_at_once(tmp_path: Path) -> None:
     assert store.verify(plaintext) is not None  # now cached
     revoked = store.revoke(key_id)
     assert revoked.revoked_at is not None
-    assert store.cached(plaintext) is None
+    assert store.lookup(plaintext) == (True, None)
     assert store.verify(plaintext) is None
     assert store.get(key_id) is not None and store.get(key_id).revoked_at is not None  # type: ignore[union-attr]
     with pytest.raises(KeyStoreError, match="no API key with id"):
         store.revoke("0000000000000000")
 
 
-def test_revoke_by_another_process_takes_effect_within_the_cache_ttl(tmp_path: Path) -> None:
+def test_revoke_and_create_by_another_process_take_effect_within_refresh_s(tmp_path: Path,
+                                                                           kdf: CountingKdf) -> None:
     clock = Clock()
-    server = KeyStore(tmp_path / "keys.json", params=FAST, cache_ttl=30, clock=clock)
+    server = KeyStore(tmp_path / "keys.json", params=FAST, refresh_s=1.0, clock=clock, kdf=kdf)
     key_id, plaintext = server.create("ci", [])
     assert server.verify(plaintext) is not None
     cli = KeyStore(tmp_path / "keys.json", params=FAST)
     cli.revoke(key_id)
-    clock.now += 10
-    assert server.verify(plaintext) is not None  # still cached: the documented window
-    clock.now += 21
-    assert server.verify(plaintext) is None  # cache expired, file re-read
+    _, fresh = cli.create("new", [])
+    clock.now += 1.0
+    assert server.verify(plaintext) is None  # the file was re-read: revoked although cached
+    assert server.verify(fresh) is not None  # and the key minted elsewhere is known
+
+
+def test_a_corrupt_file_while_serving_keeps_the_last_good_table(tmp_path: Path,
+                                                                caplog: pytest.LogCaptureFixture) -> None:
+    clock = Clock()
+    path = tmp_path / "keys.json"
+    store = KeyStore(path, params=FAST, clock=clock)
+    _, plaintext = store.create("ci", [])
+    path.write_text("{broken")
+    clock.now += 2
+    assert store.verify(plaintext) is not None
+    assert "keeping the last good key table" in caplog.text
 
 
 def test_expired_keys_are_refused(tmp_path: Path) -> None:
@@ -138,7 +194,7 @@ def test_expired_keys_are_refused(tmp_path: Path) -> None:
     _, plaintext = store.create("temp", [], expires_at=clock.now + 60)
     assert store.verify(plaintext) is not None
     clock.now += 61
-    assert store.cached(plaintext) is None
+    assert store.lookup(plaintext) == (True, None)
     assert store.verify(plaintext) is None
 
 

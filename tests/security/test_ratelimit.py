@@ -291,3 +291,80 @@ def test_redis_two_os_processes_share_one_limit(redis_server: RedisServer) -> No
              for _ in range(2)]
     counts = [int(p.communicate(timeout=60)[0].strip()) for p in procs]
     assert sum(counts) == 10, counts
+
+
+async def test_redis_outage_does_not_lock_a_key_out_after_recovery(tmp_path: Path) -> None:
+    """A call that ends while Redis is down cannot hand its slot back; once Redis answers again the
+    release is retried, so the key is usable at once, not after the lease runs out."""
+    server = RedisServer(tmp_path / "redis", persistent=True)  # the held lease survives the restart
+    server.start()
+    try:
+        limiter = RateLimiter(RedisRateLimitBackend.from_url(server.url, socket_timeout=0.5, pool_timeout=0.5),
+                              lease_ttl=600)
+        limits = RateLimits(max_concurrency=1)
+        async with limiter.limit("key:a", limits):
+            server.stop(kill=True)
+        assert limiter.pending_releases == 1
+        server.start()
+        async with limiter.limit("key:a", limits):  # refused for 600 s without the retried release
+            pass
+        assert limiter.pending_releases == 0
+        await limiter.aclose()
+    finally:
+        server.stop()
+
+
+async def test_redis_outage_release_is_retried_by_the_renewer_without_new_calls(tmp_path: Path) -> None:
+    server = RedisServer(tmp_path / "redis", persistent=True)
+    server.start()
+    try:
+        prefix = f"t{secrets.token_hex(4)}:"
+        limiter = RateLimiter(RedisRateLimitBackend.from_url(server.url, prefix=prefix, socket_timeout=0.5,
+                                                             pool_timeout=0.5), lease_ttl=600)
+        other = RateLimiter(RedisRateLimitBackend.from_url(server.url, prefix=prefix))  # another process
+        limits = RateLimits(max_concurrency=1)
+        async with limiter.limit("key:a", limits):
+            server.stop(kill=True)
+        server.start()
+        await limiter.renew_now()
+        assert limiter.pending_releases == 0
+        async with other.limit("key:a", limits):
+            pass
+        await limiter.aclose()
+        await other.aclose()
+    finally:
+        server.stop()
+
+
+async def test_redis_leases_are_short_and_renewed_while_the_call_runs(redis_server: RedisServer) -> None:
+    clock = Clock()
+    prefix = f"t{secrets.token_hex(4)}:"
+    mine = RateLimiter(RedisRateLimitBackend.from_url(redis_server.url, prefix=prefix, clock=clock), lease_ttl=30)
+    other = RateLimiter(RedisRateLimitBackend.from_url(redis_server.url, prefix=prefix, clock=clock), lease_ttl=30)
+    limits = RateLimits(max_concurrency=1)
+    try:
+        async with mine.limit("key:a", limits):
+            for _ in range(4):  # 100 s of call, far past the 30 s lease, renewed every 25 s
+                clock.now += 25
+                await mine.renew_now()
+                with pytest.raises(RateLimitExceeded):
+                    async with other.limit("key:a", limits):
+                        pass
+        async with other.limit("key:a", limits):  # released on exit
+            pass
+    finally:
+        await mine.aclose()
+        await other.aclose()
+
+
+async def test_the_renewer_runs_while_the_limiter_is_entered() -> None:
+    renewed = anyio.Event()
+
+    class Recording(MemoryRateLimitBackend):
+        async def renew(self, slots, lease, lease_ttl):  # type: ignore[no-untyped-def]
+            renewed.set()
+
+    limiter = RateLimiter(Recording(), lease_ttl=0.03)
+    async with limiter, limiter.limit("key:a", RateLimits(max_concurrency=1)):
+        with anyio.fail_after(10):
+            await renewed.wait()

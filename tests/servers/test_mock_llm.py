@@ -988,6 +988,37 @@ async def test_require_auth() -> None:
             assert allowed.status_code == 200
 
 
+async def test_require_auth_takes_anthropic_bearer_tokens_like_the_real_service() -> None:
+    """The official SDKs send `Authorization: Bearer` for an auth token (`ANTHROPIC_AUTH_TOKEN`),
+    `x-api-key` for an API key; the real service takes either, with any `anthropic-version`."""
+    app = create_app(require_auth=True)
+    body = ANTHROPIC.body("m", "x", False)
+    async with running_mock_llm(app) as url, loopback_client(url) as http:
+        for headers in (
+            {"authorization": "Bearer sk-ant-oat-token", "anthropic-version": "2023-06-01"},
+            {"x-api-key": "sk-ant-secret", "anthropic-version": "2099-01-01"},
+            {"authorization": "Bearer sk-ant-oat-token"},
+        ):
+            allowed = await http.post("/v1/messages", json=body, headers=headers)
+            assert allowed.status_code == 200, headers
+            assert allowed.json()["type"] == "message"
+        for headers in ({"authorization": "Basic abc"}, {"x-api-key": ""}):
+            denied = await http.post("/v1/messages", json=body, headers=headers)
+            assert denied.status_code == 401
+            error_shape_ok(ANTHROPIC, denied.json(), 401)
+
+
+async def test_anthropic_api_version_2026_10_21_rejects_sampling_parameters(client: httpx2.AsyncClient) -> None:
+    body = ANTHROPIC.body("m", "x", False) | {"temperature": 1.0}
+    new = {"x-api-key": "k", "anthropic-version": "2026-10-21"}
+    denied = await client.post("/v1/messages", json=body, headers=new)
+    assert denied.status_code == 400
+    error_shape_ok(ANTHROPIC, denied.json(), 400)
+    assert denied.json()["error"]["message"] == "temperature: Extra inputs are not permitted"
+    old = await client.post("/v1/messages", json=body, headers={**new, "anthropic-version": "2023-06-01"})
+    assert old.status_code == 200
+
+
 async def wait_for_stats(client: httpx2.AsyncClient, **expected: int) -> dict[str, int]:
     with anyio.fail_after(30):
         while True:

@@ -76,6 +76,12 @@ def broken_json(value: Any) -> str:
     return text[: max(1, len(text) // 2)]
 
 
+def bearer_token(request: Request) -> str | None:
+    """The token of an ``Authorization: Bearer`` header, if any."""
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    return (token.strip() or None) if scheme.lower() == "bearer" else None
+
+
 def require_object(body: Any) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise RequestInvalid("request body must be a JSON object")

@@ -11,6 +11,7 @@ from .._types import ChatRequest, Completion, ErrorReply, ForcedTool, RequestInv
 from ._base import (
     StreamScript,
     WireFormat,
+    bearer_token,
     broken_json,
     dumps,
     optional_positive_int,
@@ -20,6 +21,8 @@ from ._base import (
     text_of_parts,
 )
 
+#: From this API version on, ``temperature``, ``top_p`` and ``top_k`` are rejected (400).
+_NO_SAMPLING_FROM = "2026-10-21"
 _STOP = {"stop": "end_turn", "length": "max_tokens", "tool_use": "tool_use"}
 _STATUS_ERRORS: dict[int, tuple[str, str]] = {
     400: ("invalid_request_error", "Invalid request (mock fault)."),
@@ -39,18 +42,28 @@ _STATUS_ERRORS: dict[int, tuple[str, str]] = {
 
 
 class AnthropicMessages(WireFormat):
-    """Messages API: ``x-api-key`` auth, ``event:``/``data:`` SSE ending with ``message_stop``."""
+    """Messages API: ``event:``/``data:`` SSE ending with ``message_stop``.
+
+    Credentials as the real service takes them: ``x-api-key``, or ``Authorization: Bearer`` (what
+    the official SDKs send for an API key since their 2026-10-21 majors, and for ``auth_token``).
+    Any ``anthropic-version`` is accepted; from ``2026-10-21`` on, ``temperature``, ``top_p`` and
+    ``top_k`` are rejected with 400 as the real API does.
+    """
 
     name = "anthropic"
 
     def api_key(self, request: Request) -> str | None:
-        return request.headers.get("x-api-key") or None
+        return request.headers.get("x-api-key") or bearer_token(request)
 
     def parse(self, body: Any, request: Request) -> ChatRequest:
         body = require_object(body)
         model = require_model(body, "model: Field required")
         if "max_tokens" not in body:
             raise RequestInvalid("max_tokens: Field required", param="max_tokens")
+        if request.headers.get("anthropic-version", "") >= _NO_SAMPLING_FROM:
+            for param in ("temperature", "top_p", "top_k"):  # removed in API version 2026-10-21
+                if param in body:
+                    raise RequestInvalid(f"{param}: Extra inputs are not permitted", param=param)
         max_tokens = optional_positive_int(body["max_tokens"], "max_tokens")
         messages = body.get("messages")
         if not isinstance(messages, list):

@@ -8,7 +8,7 @@ from typing import Any
 from starlette.requests import Request
 
 from .._types import ChatRequest, Completion, ErrorReply, RequestInvalid
-from ._base import StreamScript, WireFormat, broken_json, dumps, require_model, require_object
+from ._base import StreamScript, WireFormat, bearer_token, broken_json, dumps, require_model, require_object
 
 _DONE_REASON = {"stop": "stop", "length": "length", "tool_use": "stop"}
 # Deterministic stand-ins for Ollama's nanosecond timings.
@@ -23,8 +23,7 @@ class OllamaChat(WireFormat):
     name = "ollama"
 
     def api_key(self, request: Request) -> str | None:
-        scheme, _, token = request.headers.get("authorization", "").partition(" ")
-        return (token.strip() or None) if scheme.lower() == "bearer" else None
+        return bearer_token(request)
 
     def parse(self, body: Any, request: Request) -> ChatRequest:
         body = require_object(body)

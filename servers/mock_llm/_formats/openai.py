@@ -10,6 +10,7 @@ from .._types import ChatRequest, Completion, ErrorReply, RequestInvalid
 from ._base import (
     StreamScript,
     WireFormat,
+    bearer_token,
     broken_json,
     dumps,
     optional_positive_int,
@@ -42,8 +43,7 @@ class OpenAIChat(WireFormat):
     name = "openai"
 
     def api_key(self, request: Request) -> str | None:
-        scheme, _, token = request.headers.get("authorization", "").partition(" ")
-        return (token.strip() or None) if scheme.lower() == "bearer" else None
+        return bearer_token(request)
 
     def parse(self, body: Any, request: Request) -> ChatRequest:
         body = require_object(body)
