@@ -208,10 +208,10 @@ class SharedBudgets:
             if not is_outage(exc):
                 raise
             scopes = ", ".join(b.scope for b in budgets)
+            self._link.warn("budgets", exc, "calls with a budget are refused")  # the address: in the log only
             raise BudgetUnavailableError(
-                f"Budget for {scopes} cannot be checked: the cluster store (redis at {self._link.where}) is "
-                f"unreachable ({type(exc).__name__}); the call is refused so the budget cannot be overspent.",
-                scope=scopes) from None
+                f"Budget for {scopes} cannot be checked: the cluster store is unreachable; the call is refused "
+                "so the budget cannot be overspent. Try again shortly.", scope=scopes) from None
         if int(reply[0]) == 1:
             return SharedHold(self, budgets, lease, amount)
         refused = budgets[int(reply[1]) - 1]

@@ -103,8 +103,7 @@ async def test_redis_down_refuses_budgeted_calls_within_the_bound_and_recovers(t
         held = await shared.hold(None, None, Decimal("0.1"))
         server.stop()
         with anyio.fail_after(3):
-            with pytest.raises(BudgetUnavailableError, match=r"cannot be checked: the cluster store \(redis at "
-                                                              r"127\.0\.0\.1:\d+\) is unreachable"):
+            with pytest.raises(BudgetUnavailableError, match=r"cannot be checked: the cluster store is unreachable"):
                 await shared.hold(None, None, Decimal("0.1"))
             await held.close(Decimal("0.1"))  # logged, not raised: the lease settles it later
         server.start()
