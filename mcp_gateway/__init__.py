@@ -14,6 +14,7 @@ from ._errors import (
     ProviderError,
     RenderError,
     ToolNotFoundError,
+    ToolRetiredError,
 )
 from ._gateway import Gateway, ToolAnswer, load_gateway
 from .client import connect
@@ -32,6 +33,7 @@ __all__ = [
     "RenderError",
     "ToolAnswer",
     "ToolNotFoundError",
+    "ToolRetiredError",
     "__version__",
     "connect",
     "load_gateway",

@@ -4,9 +4,11 @@
     ├── ConfigError              a config file set that cannot be served (carries every issue found)
     ├── ToolNotFoundError        a tool name that is not served (unknown, draft, or outside the caller's scopes)
     │   └── ToolRetiredError     a tool that was served once and is retired now
+    ├── ModelNotFoundError       a model alias that is not served (unknown, unavailable, or outside the scopes)
     ├── PromptNotFoundError      catalog: a prompt name that is not served
     ├── ResourceNotFoundError    catalog: a resource URI that is not served
     ├── ArgumentError            tool arguments that fail the tool's input schema (carries every violation)
+    │   └── ChatRequestError     server._chat_format: a chat-completions body OpenAI would refuse (names the param)
     ├── RenderError              a template that failed or grew past the size cap while rendering
     ├── RequestLimitError        security.limits: a request over a size or count limit
     │   └── CallDeadlineError    the call did not finish within its deadline
@@ -50,6 +52,7 @@ __all__ = [
     "OutputError",
     "ProviderError",
     "RenderError",
+    "ModelNotFoundError",
     "ToolNotFoundError",
     "ToolRetiredError",
     "Violation",
@@ -98,6 +101,10 @@ class ToolNotFoundError(GatewayError):
 
 class ToolRetiredError(ToolNotFoundError):
     """A tool that this gateway served once and has retired (HTTP says 410 Gone, not 404)."""
+
+
+class ModelNotFoundError(GatewayError):
+    """A model (alias, or `provider/model`) the OpenAI-format API does not serve to this caller."""
 
 
 @dataclass(frozen=True, slots=True)

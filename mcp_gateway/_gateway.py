@@ -15,7 +15,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from ._errors import ConfigError, GatewayError, OutputError, Violation
+from ._errors import ConfigError, GatewayError, OutputError
+from ._fanout import answer_value, fanout_output_schema, fanout_result, is_valid, returns_every_answer
 from .catalog import Catalog, PromptTool, build_catalog
 from .cluster import RedisLink, open_link, share
 from .config import Limits, LoadedConfig, ServerSettings, load_config
@@ -46,6 +47,13 @@ class ToolAnswer:
     @property
     def route(self) -> Route:
         return self.routed.route
+
+    def describe(self) -> dict[str, Any]:
+        """How the answer was reached, as JSON: route, target, provider, model, finish reason,
+        attempts, usage, cost_usd (cache, hedging when used), duration_ms. Every surface sends this."""
+        info = self.routed.describe()
+        info["duration_ms"] = round(self.duration_ms, 3)
+        return info
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,10 +107,12 @@ class Gateway:
         routed = await self.router.complete(
             config.model, messages, params=config.params, output_schema=config.output_schema, on_text=on_text,
             tool=name, session=session_id, cache_ttl_s=config.cache.ttl_s if config.cache is not None else None,
-            caller=caller,
+            accept=lambda completion: is_valid(tool, completion), caller=caller,
         )
         structured = None
-        if config.output_schema is not None:
+        if returns_every_answer(routed.route):
+            structured = fanout_result(tool, routed.answers)
+        elif config.output_schema is not None:
             routed, structured = await self._checked(tool, routed, messages, on_text, session_id, caller)
         route, completion = routed.route, routed.completion
         text = json.dumps(structured, ensure_ascii=False) if structured is not None else completion.text
@@ -132,7 +142,7 @@ class Gateway:
         policy = repair_policy(config.output_repair) or routed.route.repair
         while True:
             try:
-                return routed, _structured(tool, routed.completion)
+                return routed, answer_value(tool, routed.completion)
             except OutputError as exc:
                 reason = "; ".join(str(v) for v in exc.violations)
                 if routed.repairs >= policy.attempts:
@@ -156,24 +166,19 @@ class Gateway:
                     raise
                 routed = again.after(routed, reason)
 
+    def output_schema_of(self, tool: PromptTool) -> Mapping[str, Any] | None:
+        """The schema of `tool`'s structured answer on every surface: its own `output_schema`, or,
+        when its route fans out with `merge: all`, the list of every target's answer (`_fanout`)."""
+        if returns_every_answer(self.router.routes.get(tool.config.model)):
+            return fanout_output_schema(tool.config.output_schema)
+        return tool.config.output_schema
+
     async def aclose(self) -> None:
         await self.router.aclose()
         if self.sessions is not None:
             await self.sessions.store.aclose()
         if self.cluster is not None:
             await self.cluster.aclose()
-
-
-def _structured(tool: PromptTool, completion: Completion) -> Any:
-    """The answer's JSON value, checked against the tool's output schema (OutputError if not)."""
-    structured = completion.structured
-    if structured is None:
-        try:
-            structured = json.loads(completion.text)
-        except ValueError:
-            raise OutputError(tool.name, [Violation("$", "the model did not answer with JSON")]) from None
-    tool.check_output(structured)
-    return structured
 
 
 def _merged_failure(earlier: Routed, reason: str, meta: dict[str, Any] | None) -> dict[str, Any]:

@@ -163,11 +163,12 @@ async def test_metrics_audit_and_logs_never_show_a_secret(team):
     assert secret_free(keys, (root / "keys.json").read_text())
 
 
-async def test_out_of_scope_requests_see_nothing_and_are_audited(team):
+@pytest.mark.parametrize("mode", ["legacy", "auto"])
+async def test_out_of_scope_requests_see_nothing_and_are_audited(team, mode):
     server, keys, root = team
-    async with connect(server.base_url + "/mcp", mode="legacy", headers=bearer(keys["full"]), timeout=30) as client:
+    async with connect(server.base_url + "/mcp", mode=mode, headers=bearer(keys["full"]), timeout=30) as client:
         assert not (await client.call_tool("translate", {"text": "hi", "target_language": "de"})).is_error
-    async with connect(server.base_url + "/mcp", mode="legacy", headers=bearer(keys["summarize_only"]),
+    async with connect(server.base_url + "/mcp", mode=mode, headers=bearer(keys["summarize_only"]),
                        timeout=30) as client:
         allowed = await client._client.complete(
             ref={"type": "ref/prompt", "name": "summarize"}, argument={"name": "audience", "value": "ex"})

@@ -318,9 +318,15 @@ def test_streaming_sends_text_as_it_arrives_then_the_result(rest):
     final = events[-1][1]
     assert "".join(d["text"] for k, d in events if k == "delta") == final["text"]
     assert final["target"] == "remote/gpt-4o-mini" and final["usage"]["output_tokens"] > 0
+    metrics = httpx2.get(rest["url"] + "/metrics").text
+    assert re.search(r'gen_ai_client_operation_time_to_first_chunk_seconds_count\{[^}]*provider_name="remote"[^}]*\} [1-9]',
+                     metrics), "streamed REST calls time their first chunk"
     with client(rest) as http:
         failed = http.post("/v1/tools/broken?stream=true", json={"text": "x"})
-    assert failed.status_code == 200 and "event: error" in failed.text and '"status": 502' in failed.text
+        unknown = http.post("/v1/tools/nope", json={}, headers={"Accept": "text/event-stream"})
+    # failed before any text: an ordinary problem response with its own status
+    assert_problem(failed, 502, "provider-failed")
+    assert_problem(unknown, 404, "tool-not-found")
 
 
 def test_a_client_that_disconnects_cancels_the_provider_request(rest):

@@ -20,7 +20,16 @@ from ._models import (
     ToolConfig,
     ToolStatus,
 )
-from ._ops import AuditConfig, AuthConfig, ClusterConfig, JwtConfig, ObservabilityConfig, RateLimitConfig, RateLimitValues
+from ._ops import (
+    AuditConfig,
+    AuthConfig,
+    ChatApiConfig,
+    ClusterConfig,
+    JwtConfig,
+    ObservabilityConfig,
+    RateLimitConfig,
+    RateLimitValues,
+)
 from ._schema_export import config_json_schema
 
 __all__ = [
@@ -29,6 +38,7 @@ __all__ = [
     "Annotations",
     "AuditConfig",
     "AuthConfig",
+    "ChatApiConfig",
     "ClusterConfig",
     "ContextConfig",
     "FileText",

@@ -37,16 +37,15 @@ from ._models import (
     SessionsConfig,
     ToolConfig,
 )
-from ._ops import AuditConfig, AuthConfig, ClusterConfig, ObservabilityConfig, RateLimitConfig
+from ._ops import AuditConfig, AuthConfig, ChatApiConfig, ClusterConfig, ObservabilityConfig, RateLimitConfig
 from ._yaml import Path as DocPath
 from ._yaml import SourceMap, format_path, parse_yaml
 
 __all__ = ["LoadedConfig", "Located", "Origin", "TextRef", "load_config"]
 
 T = TypeVar("T")
-_ROOT_SECTIONS = (
-    "sessions", "prices", "budgets", "response_cache", "auth", "rate_limits", "audit", "observability", "cluster",
-)
+_ROOT_SECTIONS = ("sessions", "prices", "budgets", "response_cache", "auth", "rate_limits", "audit", "observability",
+                  "chat_api", "cluster")
 MAX_FILE_BYTES = 5_000_000
 _ENV_ONLY = re.compile(r"^\$\{env:[A-Za-z_][A-Za-z0-9_]*\}$")
 
@@ -117,6 +116,7 @@ class LoadedConfig:
     rate_limits: Located[RateLimitConfig] | None = None
     audit: Located[AuditConfig] | None = None
     observability: Located[ObservabilityConfig] | None = None
+    chat_api: Located[ChatApiConfig] | None = None
     cluster: Located[ClusterConfig] | None = None
     providers: dict[str, Located[ProviderConfig]] = field(default_factory=dict)
     models: dict[str, Located[ModelConfig]] = field(default_factory=dict)

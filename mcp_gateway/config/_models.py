@@ -12,11 +12,12 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from ._ops import AuditConfig, AuthConfig, ClusterConfig, ObservabilityConfig, RateLimitConfig
+from ._ops import AuditConfig, AuthConfig, ChatApiConfig, ClusterConfig, ObservabilityConfig, RateLimitConfig
 
 __all__ = [
     "FORMAT",
     "Annotations",
+    "FanoutMerge",
     "BreakerConfig",
     "BudgetLimit",
     "BudgetsConfig",
@@ -119,7 +120,10 @@ class TimeoutsConfig(_Model):
         None, gt=0, description="The first byte of the answer must arrive within this many seconds: a streamed "
         "call's first piece of text, a whole call's answer."
     )
-    total_s: float | None = Field(None, gt=0, description="The whole provider call must end within this many seconds.")
+    total_s: float | None = Field(
+        None, gt=0,
+        description="The whole provider call must end within this many seconds (with strategy fanout: each target's timeout).",
+    )
 
 
 class BreakerConfig(_Model):
@@ -144,7 +148,8 @@ class OutputRepairConfig(_Model):
     )
 
 
-RouteStrategy = Literal["fallback", "weighted", "least_latency"]
+RouteStrategy = Literal["fallback", "weighted", "least_latency", "fanout"]
+FanoutMerge = Literal["all", "first_valid"]
 
 
 class ModelConfig(_Model):
@@ -171,7 +176,12 @@ class ModelConfig(_Model):
     strategy: RouteStrategy = Field(
         "fallback",
         description="Order of targets: fallback (as listed), weighted (random by weight), least_latency "
-        "(fastest observed first; targets never observed go first).",
+        "(fastest observed first; targets never observed go first); or fanout: every target at once.",
+    )
+    merge: FanoutMerge | None = Field(
+        None,
+        description="strategy fanout: `all` (default) returns every target's answer; `first_valid` the first "
+        "answer valid against the tool's output schema (the others are cancelled).",
     )
     retry: RetryConfig | None = Field(None, description="Retry a failing target before moving on (default: no retry).")
     timeouts: TimeoutsConfig | None = None
@@ -188,6 +198,10 @@ class ModelConfig(_Model):
 
     @model_validator(mode="after")
     def _one_form(self) -> ModelConfig:
+        if self.merge is not None and self.strategy != "fanout":
+            raise ValueError("'merge' applies only to strategy 'fanout'")
+        if self.strategy == "fanout" and self.hedge_after_ms is not None:
+            raise ValueError("strategy 'fanout' already calls every target at once: drop 'hedge_after_ms'")
         if self.targets is not None:
             if self.provider is not None or self.model is not None:
                 raise ValueError("give either 'provider' and 'model', or 'targets', not both")
@@ -405,6 +419,9 @@ class GatewayConfig(_Model):
     observability: ObservabilityConfig | None = Field(None, description="Metrics and logs. Root config only.")
     cluster: ClusterConfig | None = Field(
         None, description="Share budgets, usage, breakers and reloads between processes through Redis. Root config only."
+    )
+    chat_api: ChatApiConfig | None = Field(
+        None, description="The OpenAI-format API (/v1/chat/completions, /v1/models). Root config only."
     )
     partials: dict[str, str | FileText] = Field(
         default_factory=dict, description="Named template fragments, used as {% include 'name' %}."

@@ -7,8 +7,8 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 __all__ = [
-    "AuditConfig", "AuthConfig", "ClusterConfig", "JwtConfig", "KeysRedisConfig", "ObservabilityConfig",
-    "RateLimitConfig", "RateLimitValues",
+    "AuditConfig", "AuthConfig", "ChatApiConfig", "ClusterConfig", "JwtConfig", "KeysRedisConfig",
+    "ObservabilityConfig", "RateLimitConfig", "RateLimitValues",
 ]
 
 
@@ -105,4 +105,18 @@ class ClusterConfig(_Model):
     prefix: str = Field("mgw:", description="Prefix of every key and channel; one per cluster sharing a Redis.")
     timeout_ms: int = Field(
         1000, ge=10, le=60_000, description="Bound on each Redis operation: a slower Redis counts as down."
+    )
+
+
+class ChatApiConfig(_Model):
+    """The OpenAI-format API over the model aliases: `POST /v1/chat/completions`, `GET /v1/models`."""
+
+    enabled: bool = Field(True, description="Serve the OpenAI-format API on the HTTP transport.")
+    direct_models: bool = Field(
+        False, description="Also accept `model: <provider name>/<model id>`: a direct call to that provider's "
+        "model, outside any alias (no fallback, retries or breaker)."
+    )
+    cache_ttl_s: float | None = Field(
+        None, gt=0, description="Answer a repeated request from the response cache (`response_cache:`) for this "
+        "many seconds; requests that offer tools or carry tool calls are never cached. Default: no caching."
     )

@@ -1,6 +1,16 @@
 """Model providers: one small adapter per wire format, behind the `Provider` protocol."""
 
-from ._base import Completion, CompletionRequest, Message, OnText, Provider, Usage
+from ._base import (
+    Completion,
+    CompletionRequest,
+    FunctionTool,
+    Message,
+    OnText,
+    Provider,
+    ToolCall,
+    ToolChoice,
+    Usage,
+)
 from ._registry import ProviderFactory, provider_kinds
 from .anthropic import AnthropicProvider
 from .gemini import GeminiProvider
@@ -12,6 +22,7 @@ __all__ = [
     "AnthropicProvider",
     "Completion",
     "CompletionRequest",
+    "FunctionTool",
     "GeminiProvider",
     "Message",
     "MockProvider",
@@ -20,6 +31,8 @@ __all__ = [
     "OpenAIProvider",
     "Provider",
     "ProviderFactory",
+    "ToolCall",
+    "ToolChoice",
     "Usage",
     "provider_kinds",
 ]

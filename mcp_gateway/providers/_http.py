@@ -53,7 +53,7 @@ import anyio
 import httpx2
 
 from .._errors import ProviderError
-from ._base import Completion, CompletionRequest, OnText, Usage
+from ._base import Completion, CompletionRequest, OnText, ToolCall, Usage
 
 __all__ = [
     "FINISH_REASONS",
@@ -814,6 +814,7 @@ def finalise(
     model: str | None,
     structured: Any = None,
     refusal: str | None = None,
+    tool_calls: tuple[ToolCall, ...] = (),
 ) -> Completion:
     """Build the completion; an answer with no content is a failure: `content_filter` when the
     provider's filter blocked it, else `empty` (retryable: a 200 with nothing in it is no answer).
@@ -821,6 +822,9 @@ def finalise(
     With an output schema, `structured` is the parsed answer (when the adapter did not already
     supply it) or None if the text is not JSON; the gateway validates it and reports.
     """
+    if tool_calls:  # an answer that calls tools has no text of its own, and is not empty
+        return Completion(text=text, finish_reason="tool_calls", usage=usage, model=model or request.model,
+                          tool_calls=tool_calls)
     if not text and structured is None:
         if finish == "content_filter" or refusal:
             why = f": {refusal}" if refusal else ""

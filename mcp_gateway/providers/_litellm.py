@@ -127,6 +127,8 @@ class LiteLLMProvider:
         return kwargs
 
     async def complete(self, request: CompletionRequest, *, on_text: OnText | None = None) -> Completion:
+        if request.tools or any(m.role == "tool" or m.tool_calls for m in request.messages):
+            raise ProviderError(self.name, "tool calls are not supported through kind litellm yet", kind="bad_request")
         litellm = self._module()
         started = False
         try:

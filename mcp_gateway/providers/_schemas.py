@@ -20,7 +20,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["Unsupported", "is_object_schema", "merge_schemas", "openai_strict_ok", "to_gemini_schema", "wrap_root"]
+__all__ = ["Unsupported", "is_object_schema", "merge_schemas", "nest", "openai_strict_ok", "to_gemini_schema",
+           "wrap_root"]
 
 _STRICT_FORBIDDEN = frozenset({"allOf", "oneOf", "not", "if", "then", "else", "dependentRequired",
                                "dependentSchemas", "patternProperties", "unevaluatedProperties"})
@@ -306,6 +307,15 @@ def wrap_root(schema: Mapping[str, Any], key: str = "value") -> dict[str, Any]:
         if isinstance(schema.get(defs), Mapping):
             wrapper[defs] = _repoint(schema[defs], f"#/properties/{key}")
     return wrapper
+
+
+def nest(schema: Mapping[str, Any], pointer: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """`schema` made ready to sit at JSON pointer `pointer` of a new root: (the schema without its
+    `$defs`/`definitions`, those sections to put at the new root); local `$ref`s are re-pointed."""
+    inner = {k: v for k, v in schema.items() if k not in ("$defs", "definitions", "$schema", "$id")}
+    hoisted = {defs: _repoint(schema[defs], pointer) for defs in ("$defs", "definitions")
+               if isinstance(schema.get(defs), Mapping)}
+    return _repoint(inner, pointer), hoisted
 
 
 def _repoint(node: Any, prefix: str) -> Any:

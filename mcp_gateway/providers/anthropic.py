@@ -21,6 +21,13 @@ Structured output: a forced tool, `tools: [{name: "answer", input_schema}]` with
 of `input_schema`, so any other schema is wrapped as `{"value": ...}` and unwrapped again (that
 case streams the whole JSON text as one piece at the end). A forced-tool answer finishes `stop`.
 
+Tools: function tools become `tools` entries (`input_schema` = the parameters), `tool_choice`
+auto/none/required/function -> `{type: auto|none|any|tool}`; an assistant message's tool calls
+become `tool_use` blocks and `tool` messages `tool_result` blocks in a user turn (consecutive
+results share one turn). `tool_use` blocks in the answer (other than the structured-output tool)
+come back as `Completion.tool_calls`. With both tools and an output schema, the `answer` tool
+joins the caller's tools and the model must call one of them.
+
 Usage: Anthropic's `input_tokens` EXCLUDES cache reads and writes; ours includes them:
 `input_tokens = input + cache_read_input_tokens + cache_creation_input_tokens`, reported also as
 `cache_read_tokens` / `cache_write_tokens`.
@@ -38,7 +45,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from ._base import Completion, CompletionRequest, Usage
+from ._base import Completion, CompletionRequest, Message, ToolCall, ToolChoice, Usage
 from ._http import (
     HttpOptions,
     HttpProvider,
@@ -137,7 +144,7 @@ class AnthropicProvider(HttpProvider):
         body: dict[str, Any] = {
             "model": request.model,
             "max_tokens": self._default_max_tokens,
-            "messages": [{"role": m.role, "content": m.content} for m in request.messages if m.role != "system"],
+            "messages": _messages(request.messages),
         }
         if system:
             body["system"] = "\n\n".join(system)
@@ -152,16 +159,24 @@ class AnthropicProvider(HttpProvider):
                 body["stop_sequences"] = stop_list(value)
             else:
                 self.ignore_param(key)
+        tools = [
+            {"name": t.name, "input_schema": dict(t.parameters), **({"description": t.description} if t.description else {})}
+            for t in request.tools
+        ]
+        choice = _tool_choice(request.tool_choice) if tools and request.tool_choice is not None else None
         if request.output_schema is not None:
             schema = dict(request.output_schema)
-            body["tools"] = [
-                {
-                    "name": TOOL_NAME,
-                    "description": "Give the answer as this tool's input.",
-                    "input_schema": schema if is_object_schema(schema) else wrap_root(schema),
-                }
-            ]
-            body["tool_choice"] = {"type": "tool", "name": TOOL_NAME}
+            tools.append({
+                "name": TOOL_NAME,
+                "description": "Give the answer as this tool's input.",
+                "input_schema": schema if is_object_schema(schema) else wrap_root(schema),
+            })
+            if choice is None or choice["type"] != "tool":
+                choice = {"type": "tool", "name": TOOL_NAME} if len(tools) == 1 else {"type": "any"}
+        if tools:
+            body["tools"] = tools
+        if choice is not None:
+            body["tool_choice"] = choice
         if stream:
             body["stream"] = True
         return body
@@ -189,10 +204,52 @@ class AnthropicProvider(HttpProvider):
                 structured=value,
             )
         text = "".join(b["text"] for b in blocks if b.get("type") == "text")
-        return finalise(request, text=text, finish=finish, usage=usage, model=data.get("model"))
+        calls = tuple(
+            ToolCall(id=str(b.get("id") or f"call_{i}"), name=str(b.get("name") or ""),
+                     arguments=json.dumps(b.get("input") or {}, ensure_ascii=False))
+            for i, b in enumerate(blocks) if b.get("type") == "tool_use" and b is not forced
+        )
+        return finalise(request, text=text, finish=finish, usage=usage, model=data.get("model"), tool_calls=calls)
 
     def decoder(self, request: CompletionRequest) -> StreamDecoder:
         return _Stream(request)
+
+
+def _messages(messages: tuple[Message, ...]) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    for m in messages:
+        if m.role == "system":
+            continue
+        if m.role == "tool":
+            block = {"type": "tool_result", "tool_use_id": m.tool_call_id or "", "content": m.content}
+            last = out[-1] if out else None
+            if last is not None and last["role"] == "user" and isinstance(last["content"], list) \
+                    and all(b.get("type") == "tool_result" for b in last["content"]):
+                last["content"].append(block)
+            else:
+                out.append({"role": "user", "content": [block]})
+        elif m.tool_calls:
+            blocks: list[dict[str, Any]] = [{"type": "text", "text": m.content}] if m.content else []
+            blocks += [{"type": "tool_use", "id": c.id, "name": c.name, "input": _arguments(c.arguments)}
+                       for c in m.tool_calls]
+            out.append({"role": "assistant", "content": blocks})
+        else:
+            out.append({"role": m.role, "content": m.content})
+    return out
+
+
+def _arguments(text: str) -> Any:
+    try:
+        value = json.loads(text) if text else {}
+    except ValueError:
+        return {}
+    return value if isinstance(value, Mapping) else {}
+
+
+def _tool_choice(choice: ToolChoice) -> dict[str, Any]:
+    if choice.mode == "function":
+        return {"type": "tool", "name": choice.name}
+    return {"type": {"auto": "auto", "none": "none", "required": "any"}[choice.mode]}
 
 
 def usage_of(usage: Any) -> Usage:
@@ -224,7 +281,8 @@ class _Stream(StreamDecoder):
         self.wrapped = self.schema and not is_object_schema(request.output_schema or {})
         self.parts: list[str] = []
         self.tool_json: list[str] = []
-        self.kinds: dict[int, str] = {}  # block index -> "text" | "answer" | "other"
+        self.kinds: dict[int, str] = {}  # block index -> "text" | "answer" | "call" | "other"
+        self.calls: dict[int, tuple[str, str, list[str]]] = {}  # block index -> (id, name, json pieces)
         self.usage: dict[str, Any] = {}
         self.stop_reason: str | None = None
         self.model: str | None = None
@@ -243,6 +301,8 @@ class _Stream(StreamDecoder):
                 piece = delta.get("partial_json", "")
                 self.tool_json.append(piece)
                 return "" if self.wrapped else piece
+            if delta.get("type") == "input_json_delta" and block == "call":
+                self.calls[message.get("index", 0)][2].append(delta.get("partial_json", ""))
             return ""  # thinking, signatures, other tools: progress, not answer text
         if kind == "message_start":
             start = message["message"]
@@ -254,6 +314,10 @@ class _Stream(StreamDecoder):
                 label = "text"
             elif block.get("type") == "tool_use" and block.get("name") == TOOL_NAME and self.schema:
                 label = "answer"
+            elif block.get("type") == "tool_use":
+                label = "call"
+                index = message.get("index", 0)
+                self.calls[index] = (str(block.get("id") or f"call_{index}"), str(block.get("name") or ""), [])
             else:
                 label = "other"
             self.kinds[message.get("index", 0)] = label
@@ -295,4 +359,7 @@ class _Stream(StreamDecoder):
                 model=self.model,
                 structured=value,
             )
-        return finalise(self.request, text="".join(self.parts), finish=finish, usage=usage, model=self.model)
+        calls = tuple(ToolCall(id=cid, name=name, arguments="".join(pieces) or "{}")
+                      for _, (cid, name, pieces) in sorted(self.calls.items()))
+        return finalise(self.request, text="".join(self.parts), finish=finish, usage=usage, model=self.model,
+                        tool_calls=calls)

@@ -19,6 +19,13 @@ output = candidatesTokenCount + thoughtsTokenCount (reasoning included, as OpenA
 cache_read = cachedContentTokenCount, reasoning = thoughtsTokenCount. Thought-summary parts are
 not answer text.
 
+Tools: `tools: [{functionDeclarations: [{name, description, parameters}]}]` (the parameters in
+the `responseSchema` dialect, else as `parametersJsonSchema`), `tool_choice` ->
+`toolConfig.functionCallingConfig` (`AUTO`, `NONE`, `ANY`, or `ANY` with `allowedFunctionNames`).
+An assistant message's tool calls become `functionCall` parts of a model turn, a `tool` message a
+`functionResponse` part (`{"content": text}`, named after the call it answers). `functionCall`
+parts of the answer come back as `Completion.tool_calls` (finish `tool_calls`; Gemini says STOP).
+
 A finish of SAFETY/RECITATION/BLOCKLIST/... is `content_filter`; with no text at all (or a
 blocked prompt) it is a `ProviderError` of kind content_filter, not retryable. Each stream event
 is a whole response object and there is no end marker: a stream that ends without a
@@ -30,12 +37,13 @@ Settings (besides the HTTP ones): `api_version` ("v1beta"), `schema_field` ("res
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Mapping
 from typing import Any, ClassVar
 from urllib.parse import quote
 
-from ._base import Completion, CompletionRequest, Message, Usage
+from ._base import Completion, CompletionRequest, Message, ToolCall, ToolChoice, Usage
 from ._http import (
     HttpOptions,
     HttpProvider,
@@ -137,7 +145,25 @@ class GeminiProvider(HttpProvider):
                 config["responseJsonSchema"] = schema
         if config:
             body["generationConfig"] = config
+        if request.tools:
+            body["tools"] = [{"functionDeclarations": [self._declaration(t.name, t.description, t.parameters)
+                                                       for t in request.tools]}]
+            if request.tool_choice is not None:
+                body["toolConfig"] = {"functionCallingConfig": _calling_config(request.tool_choice)}
         return body
+
+    def _declaration(self, name: str, description: str | None, parameters: Mapping[str, Any]) -> dict[str, Any]:
+        out: dict[str, Any] = {"name": name}
+        if description:
+            out["description"] = description
+        if parameters.get("properties"):
+            try:
+                out["parameters"] = to_gemini_schema(parameters)
+            except Unsupported as exc:
+                logger.debug("provider '%s': tool '%s' parameters sent as parametersJsonSchema (%s)",
+                             self.name, name, exc)
+                out["parametersJsonSchema"] = dict(parameters)
+        return out
 
     def parse(self, data: Any, request: CompletionRequest) -> Completion:
         if data.get("error"):
@@ -149,6 +175,7 @@ class GeminiProvider(HttpProvider):
             finish=_FINISH.get(piece.finish or "", "other"),
             usage=usage_of(data.get("usageMetadata")),
             model=data.get("modelVersion"),
+            tool_calls=piece.calls,
         )
 
     def decoder(self, request: CompletionRequest) -> StreamDecoder:
@@ -157,15 +184,40 @@ class GeminiProvider(HttpProvider):
 
 def _contents(messages: tuple[Message, ...]) -> list[dict[str, Any]]:
     contents: list[dict[str, Any]] = []
+    names: dict[str, str] = {}  # tool call id -> function name (a functionResponse names its function)
     for message in messages:
         if message.role == "system":
             continue
         role = "model" if message.role == "assistant" else "user"
-        if contents and contents[-1]["role"] == role:
-            contents[-1]["parts"].append({"text": message.content})
+        parts: list[dict[str, Any]] = []
+        if message.role == "tool":
+            name = message.name or names.get(message.tool_call_id or "", "")
+            parts.append({"functionResponse": {"name": name, "response": {"content": message.content}}})
         else:
-            contents.append({"role": role, "parts": [{"text": message.content}]})
+            if message.content or not message.tool_calls:
+                parts.append({"text": message.content})
+            for call in message.tool_calls:
+                names[call.id] = call.name
+                parts.append({"functionCall": {"name": call.name, "args": _arguments(call.arguments)}})
+        if contents and contents[-1]["role"] == role:
+            contents[-1]["parts"].extend(parts)
+        else:
+            contents.append({"role": role, "parts": parts})
     return contents
+
+
+def _arguments(text: str) -> Any:
+    try:
+        value = json.loads(text) if text else {}
+    except ValueError:
+        return {}
+    return value if isinstance(value, Mapping) else {}
+
+
+def _calling_config(choice: ToolChoice) -> dict[str, Any]:
+    if choice.mode == "function":
+        return {"mode": "ANY", "allowedFunctionNames": [choice.name]}
+    return {"mode": {"auto": "AUTO", "none": "NONE", "required": "ANY"}[choice.mode]}
 
 
 def usage_of(usage: Any) -> Usage:
@@ -194,11 +246,12 @@ def _in_band_error(error: Any) -> WireError:
 class _Piece:
     """The answer text and finish reason carried by one response object."""
 
-    __slots__ = ("finish", "text")
+    __slots__ = ("calls", "finish", "text")
 
-    def __init__(self, text: str, finish: str | None) -> None:
+    def __init__(self, text: str, finish: str | None, calls: tuple[ToolCall, ...] = ()) -> None:
         self.text = text
         self.finish = finish
+        self.calls = calls
 
     @classmethod
     def of(cls, data: Mapping[str, Any]) -> _Piece:
@@ -211,7 +264,12 @@ class _Piece:
         candidate = candidates[0]
         parts = (candidate.get("content") or {}).get("parts") or []
         text = "".join(p["text"] for p in parts if isinstance(p.get("text"), str) and not p.get("thought"))
-        return cls(text, candidate.get("finishReason"))
+        calls = tuple(
+            ToolCall(id=str(call.get("id") or f"call_{i}"), name=str(call.get("name") or ""),
+                     arguments=json.dumps(call.get("args") or {}, ensure_ascii=False))
+            for i, call in enumerate(p["functionCall"] for p in parts if isinstance(p.get("functionCall"), Mapping))
+        )
+        return cls(text, candidate.get("finishReason"), calls)
 
 
 class _Stream(StreamDecoder):
@@ -223,6 +281,7 @@ class _Stream(StreamDecoder):
         self.finish: str | None = None
         self.usage: Any = None
         self.model: str | None = None
+        self.calls: list[ToolCall] = []
         self.finished = False
 
     def feed(self, event: str | None, data: bytes) -> str | None:
@@ -237,6 +296,9 @@ class _Stream(StreamDecoder):
         if piece.finish:
             self.finish = piece.finish
             self.finished = True
+        for call in piece.calls:  # ids are per chunk; keep them unique over the stream
+            self.calls.append(call if call.id and not call.id.startswith("call_")
+                              else ToolCall(f"call_{len(self.calls)}", call.name, call.arguments))
         if piece.text:
             self.parts.append(piece.text)
             return piece.text
@@ -249,4 +311,5 @@ class _Stream(StreamDecoder):
             finish=_FINISH.get(self.finish or "", "other"),
             usage=usage_of(self.usage),
             model=self.model,
+            tool_calls=tuple(self.calls),
         )

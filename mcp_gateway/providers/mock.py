@@ -2,7 +2,8 @@
 
 Text answers are derived from the rendered prompt; with an output schema, the answer is a JSON
 value valid against it. It streams word by word, so progress and cancellation are testable
-offline. Settings: `latency_ms` (delay before the first word), `chunk_ms` (delay between words),
+offline. A forced tool choice (`required`: the first tool, or the named function) is answered with
+one call whose arguments are valid against the function's parameters. Settings: `latency_ms` (delay before the first word), `chunk_ms` (delay between words),
 `fail_with` (fail every call with this cause: how tests and demos show a provider outage).
 """
 
@@ -15,7 +16,7 @@ from typing import Any
 import anyio
 
 from .._errors import ProviderError
-from ._base import Completion, CompletionRequest, OnText, Usage
+from ._base import Completion, CompletionRequest, OnText, ToolCall, Usage
 from ._fake import answer_text, estimate_tokens, instance_for_schema, prompt_words, seed_of
 
 __all__ = ["MockProvider"]
@@ -49,6 +50,14 @@ class MockProvider:
         prompt = "\n".join(m.content for m in request.messages)
         last_user = next((m.content for m in reversed(request.messages) if m.role == "user"), prompt)
         structured: Any = None
+        call = _forced_call(self.name, request, prompt, last_user)
+        if call is not None:
+            if self._latency:
+                await anyio.sleep(self._latency)
+            usage = Usage(input_tokens=sum(estimate_tokens(m.content) for m in request.messages),
+                          output_tokens=estimate_tokens(call.arguments))
+            return Completion(text="", finish_reason="tool_calls", usage=usage, model=request.model,
+                              tool_calls=(call,))
         if request.output_schema is not None:
             structured = instance_for_schema(request.output_schema, seed_of(prompt), words=prompt_words(last_user))
             text = json.dumps(structured, ensure_ascii=False)
@@ -75,3 +84,17 @@ class MockProvider:
 
     async def aclose(self) -> None:
         return None
+
+
+def _forced_call(provider: str, request: CompletionRequest, prompt: str, last_user: str) -> ToolCall | None:
+    choice = request.tool_choice
+    if not request.tools or choice is None or not choice.forced:
+        return None
+    tool = next((t for t in request.tools if t.name == choice.name), None) if choice.mode == "function" \
+        else request.tools[0]
+    if tool is None:
+        raise ProviderError(provider, f"tool_choice names '{choice.name}', which is not among the tools",
+                            kind="bad_request")
+    arguments = instance_for_schema(tool.parameters, seed_of(prompt), words=prompt_words(last_user))
+    return ToolCall(id=f"call_{seed_of(prompt + tool.name) % 10**12:012d}", name=tool.name,
+                    arguments=json.dumps(arguments, ensure_ascii=False))

@@ -11,16 +11,22 @@ Params go to `options`: `temperature`, `top_p`, `seed`, `stop`, `max_tokens` -> 
 others are ignored (debug log). Structured output: `format` = the JSON schema. Usage:
 `prompt_eval_count` / `eval_count`. Thinking text (`message.thinking`) is not answer text.
 
+Tools: `tools` in OpenAI's function shape; Ollama has no `tool_choice` (the model decides), so
+a forced choice only narrows `tools` to the named function. Tool calls carry their arguments as
+an object (not JSON text); `tool` messages carry `tool_name`. The answer's `message.tool_calls`
+come back as `Completion.tool_calls`.
+
 Settings (besides the HTTP ones): `num_ctx` (context window to request), `keep_alive` (how long the
 model stays loaded, e.g. "5m" or seconds).
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from ._base import Completion, CompletionRequest, Usage
+from ._base import Completion, CompletionRequest, Message, ToolCall, Usage
 from ._http import (
     HttpOptions,
     HttpProvider,
@@ -77,9 +83,21 @@ class OllamaProvider(HttpProvider):
     def payload(self, request: CompletionRequest, stream: bool) -> dict[str, Any]:
         body: dict[str, Any] = {
             "model": request.model,
-            "messages": [{"role": m.role, "content": m.content} for m in request.messages],
+            "messages": _messages(request.messages),
             "stream": stream,
         }
+        tools = request.tools
+        choice = request.tool_choice
+        if choice is not None and choice.mode == "none":
+            tools = ()
+        elif choice is not None and choice.mode == "function":
+            tools = tuple(t for t in tools if t.name == choice.name)
+        if tools:
+            body["tools"] = [
+                {"type": "function", "function": {"name": t.name, "parameters": dict(t.parameters),
+                                                  **({"description": t.description} if t.description else {})}}
+                for t in tools
+            ]
         options: dict[str, Any] = {}
         if self._num_ctx is not None:
             options["num_ctx"] = self._num_ctx
@@ -109,10 +127,52 @@ class OllamaProvider(HttpProvider):
             finish=_FINISH.get(data.get("done_reason"), "other"),
             usage=usage_of(data),
             model=data.get("model"),
+            tool_calls=_tool_calls(data["message"].get("tool_calls"), 0),
         )
 
     def decoder(self, request: CompletionRequest) -> StreamDecoder:
         return _Stream(request)
+
+
+def _messages(messages: tuple[Message, ...]) -> list[dict[str, Any]]:
+    out = []
+    names: dict[str, str] = {}
+    for m in messages:
+        item: dict[str, Any] = {"role": m.role, "content": m.content}
+        if m.tool_calls:
+            item["tool_calls"] = [{"function": {"name": c.name, "arguments": _arguments(c.arguments)}}
+                                  for c in m.tool_calls]
+            names.update((c.id, c.name) for c in m.tool_calls)
+        if m.role == "tool":
+            name = m.name or names.get(m.tool_call_id or "")
+            if name:
+                item["tool_name"] = name
+        out.append(item)
+    return out
+
+
+def _arguments(text: str) -> Any:
+    try:
+        value = json.loads(text) if text else {}
+    except ValueError:
+        return {}
+    return value if isinstance(value, Mapping) else {}
+
+
+def _tool_calls(calls: Any, start: int) -> tuple[ToolCall, ...]:
+    if not isinstance(calls, list):
+        return ()
+    out = []
+    for call in calls:
+        function = call.get("function") if isinstance(call, Mapping) else None
+        if not isinstance(function, Mapping):
+            continue
+        arguments = function.get("arguments")
+        out.append(ToolCall(
+            id=str(call.get("id") or f"call_{start + len(out)}"), name=str(function.get("name") or ""),
+            arguments=arguments if isinstance(arguments, str) else json.dumps(arguments or {}, ensure_ascii=False),
+        ))
+    return tuple(out)
 
 
 def usage_of(data: Mapping[str, Any]) -> Usage:
@@ -126,6 +186,7 @@ class _Stream(StreamDecoder):
         self.request = request
         self.parts: list[str] = []
         self.last: Mapping[str, Any] = {}
+        self.calls: list[ToolCall] = []
         self.finished = False
 
     def feed(self, event: str | None, data: bytes) -> str | None:
@@ -133,6 +194,8 @@ class _Stream(StreamDecoder):
         if line.get("error"):
             raise WireError("server", f"error in the stream: {line['error']}", retryable=True)
         message = line.get("message") or {}
+        if message.get("tool_calls"):
+            self.calls.extend(_tool_calls(message["tool_calls"], len(self.calls)))
         if line.get("done"):
             self.finished = True
             self.last = line
@@ -149,4 +212,5 @@ class _Stream(StreamDecoder):
             finish=_FINISH.get(self.last.get("done_reason"), "other"),
             usage=usage_of(self.last),
             model=self.last.get("model"),
+            tool_calls=tuple(self.calls),
         )

@@ -15,6 +15,11 @@ Params: `temperature`, `top_p`, `seed`, `stop` pass through; `max_tokens` is sen
 Any other parameter is ignored (debug log) unless `extra_params: true`, which sends it verbatim
 (e.g. `presence_penalty`, `reasoning_effort`, Mistral's `random_seed`).
 
+Tools: `tools` (function tools), `tool_choice` ("auto" | "none" | "required" | a named function),
+assistant messages with `tool_calls` and `tool` messages pass through in the API's own shape; the
+answer's `tool_calls` (streamed as `delta.tool_calls` pieces, joined by index) come back as
+`Completion.tool_calls`.
+
 Structured output: `response_format: {type: json_schema, json_schema: {name, schema, strict}}`
 with `strict: true` only when the schema already satisfies strict mode (every object closed, all
 properties required); otherwise `strict: false` (the gateway validates the answer either way).
@@ -28,11 +33,12 @@ Settings (besides the HTTP ones in `_http`): `max_tokens_field` (`max_completion
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from ._base import Completion, CompletionRequest, Usage
+from ._base import Completion, CompletionRequest, Message, ToolCall, ToolChoice, Usage
 from ._http import (
     HttpOptions,
     HttpProvider,
@@ -55,7 +61,7 @@ _FINISH = {
     "tool_calls": "tool_calls",
     "function_call": "tool_calls",
 }
-_CORE = frozenset({"model", "messages", "stream", "stream_options", "response_format"})
+_CORE = frozenset({"model", "messages", "stream", "stream_options", "response_format", "tools", "tool_choice"})
 _NAME = re.compile(r"[^a-zA-Z0-9_-]+")
 
 
@@ -101,8 +107,16 @@ class OpenAIProvider(HttpProvider):
     def payload(self, request: CompletionRequest, stream: bool) -> dict[str, Any]:
         body: dict[str, Any] = {
             "model": request.model,
-            "messages": [{"role": m.role, "content": m.content} for m in request.messages],
+            "messages": [wire_message(m) for m in request.messages],
         }
+        if request.tools:
+            body["tools"] = [
+                {"type": "function", "function": {"name": t.name, "parameters": dict(t.parameters),
+                                                  **({"description": t.description} if t.description else {})}}
+                for t in request.tools
+            ]
+            if request.tool_choice is not None:
+                body["tool_choice"] = wire_tool_choice(request.tool_choice)
         for key, value in request.params.items():
             if value is None:
                 continue
@@ -140,10 +154,47 @@ class OpenAIProvider(HttpProvider):
             usage=usage_of(data.get("usage")),
             model=data.get("model"),
             refusal=message.get("refusal") or None,
+            tool_calls=tool_calls_of(message.get("tool_calls")),
         )
 
     def decoder(self, request: CompletionRequest) -> StreamDecoder:
         return _Stream(request)
+
+
+def wire_message(message: Message) -> dict[str, Any]:
+    """A message in Chat Completions' shape (also Ollama's, which differs only in tool arguments)."""
+    out: dict[str, Any] = {"role": message.role, "content": message.content}
+    if message.tool_calls:
+        out["content"] = message.content or None
+        out["tool_calls"] = [
+            {"id": call.id, "type": "function", "function": {"name": call.name, "arguments": call.arguments}}
+            for call in message.tool_calls
+        ]
+    if message.role == "tool" and message.tool_call_id is not None:
+        out["tool_call_id"] = message.tool_call_id
+    return out
+
+
+def wire_tool_choice(choice: ToolChoice) -> Any:
+    if choice.mode == "function":
+        return {"type": "function", "function": {"name": choice.name}}
+    return choice.mode
+
+
+def tool_calls_of(calls: Any) -> tuple[ToolCall, ...]:
+    if not isinstance(calls, list):
+        return ()
+    out = []
+    for index, call in enumerate(calls):
+        if not isinstance(call, Mapping):
+            continue
+        function = call.get("function") or {}
+        arguments = function.get("arguments")
+        if not isinstance(arguments, str):  # some compatible servers send the object itself
+            arguments = json.dumps(arguments if arguments is not None else {}, ensure_ascii=False)
+        out.append(ToolCall(id=str(call.get("id") or f"call_{index}"), name=str(function.get("name") or ""),
+                            arguments=arguments))
+    return tuple(out)
 
 
 def usage_of(usage: Any) -> Usage:
@@ -197,6 +248,7 @@ class _Stream(StreamDecoder):
         self.finish: str | None = None
         self.usage = Usage()
         self.model: str | None = None
+        self.calls: dict[int, dict[str, Any]] = {}  # index -> {"id", "name", "arguments": [pieces]}
         self.finished = False
 
     def feed(self, event: str | None, data: bytes) -> str | None:
@@ -219,6 +271,14 @@ class _Stream(StreamDecoder):
         delta = choice.get("delta") or {}
         if delta.get("refusal"):
             self.refusal.append(delta["refusal"])
+        if delta.get("tool_calls"):
+            for piece in delta["tool_calls"]:
+                call = self.calls.setdefault(int_of(piece.get("index")), {"id": None, "name": "", "arguments": []})
+                function = piece.get("function") or {}
+                call["id"] = piece.get("id") or call["id"]
+                call["name"] += function.get("name") or ""
+                call["arguments"].append(function.get("arguments") or "")
+            return ""  # progress, not answer text
         content = delta.get("content")
         if content:
             self.parts.append(content)
@@ -235,4 +295,8 @@ class _Stream(StreamDecoder):
             usage=self.usage,
             model=self.model,
             refusal="".join(self.refusal) or None,
+            tool_calls=tuple(
+                ToolCall(id=call["id"] or f"call_{index}", name=call["name"], arguments="".join(call["arguments"]))
+                for index, call in sorted(self.calls.items())
+            ),
         )

@@ -56,6 +56,8 @@ class SamplingProvider:
         return cls(name, max_tokens=int(settings.get("max_tokens", 1024)))
 
     async def complete(self, request: CompletionRequest, *, on_text: OnText | None = None) -> Completion:
+        if request.tools or any(m.role == "tool" or m.tool_calls for m in request.messages):
+            raise ProviderError(self.name, "tool calls are not supported through MCP sampling", kind="bad_request")
         channel = sampling_channel.get()
         if channel is None:
             raise ProviderError(self.name, "sampling needs a connected MCP client, and there is none here")

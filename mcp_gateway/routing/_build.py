@@ -1,7 +1,9 @@
 """Build providers and routes from a loaded config, resolving ${env:VAR} references.
 
-Only providers that a served tool needs are built, so an unset key for an unused provider is no
-error. A missing variable is reported by name; its value (when set) never appears anywhere.
+Only providers that a served tool needs are built strictly, so an unset key for an unused provider
+is no error. With the OpenAI-format API on, the other aliases' providers (every provider, with
+`direct_models`) are built too, leniently: one that cannot be built leaves its aliases out of
+that API, with the reason kept for its 404. A missing variable is reported by name; its value (when set) never appears anywhere.
 Also built here: each target's price (bundled table under the config's `prices:`), the budgets
 and the response cache store.
 """
@@ -18,7 +20,16 @@ from typing import Any
 from .._errors import ConfigIssue
 from ..accounting import Budgets, PriceTable, price_warning
 from ..cache import CacheStore, MemoryCache
-from ..config import ENV_REF, LoadedConfig, Located, ModelConfig, Origin, ProviderConfig, resolve_env
+from ..config import (
+    ENV_REF,
+    ChatApiConfig,
+    LoadedConfig,
+    Located,
+    ModelConfig,
+    Origin,
+    ProviderConfig,
+    resolve_env,
+)
 from ..config._models import OutputRepairConfig
 from ..providers import Provider, provider_kinds
 from ._policy import Breaker, RepairPolicy, RetryPolicy
@@ -57,6 +68,21 @@ def build_router(loaded: LoadedConfig, environ: Mapping[str, str]) -> tuple[Rout
         provider = _build_provider(name, item, kinds[item.value.kind], environ, issues)
         if provider is not None:
             providers[name] = provider
+    chat_api = loaded.chat_api.value if loaded.chat_api is not None else ChatApiConfig()
+    unavailable: dict[str, str] = {}  # provider -> why it was not built (for the chat API's errors)
+    if chat_api.enabled:
+        extra = set(loaded.providers) if chat_api.direct_models else {
+            target.provider for m in loaded.models.values() for target in m.value.all_targets()}
+        for name in sorted(extra - set(providers)):
+            item = loaded.providers.get(name)
+            if item is None or item.value.kind not in kinds:
+                continue
+            lenient: list[ConfigIssue] = []
+            provider = _build_provider(name, item, kinds[item.value.kind], environ, lenient)
+            if provider is not None:
+                providers[name] = provider
+            elif lenient:
+                unavailable[name] = lenient[0].message
 
     sections = _RootSections(loaded)
     prices, _ = sections.get("prices")
@@ -74,8 +100,13 @@ def build_router(loaded: LoadedConfig, environ: Mapping[str, str]) -> tuple[Rout
                     ", ".join(unpriced))
 
     budgets = _budgets(sections, loaded, served, routes, issues)
-    cache, cache_settings = _cache(sections, served, environ, issues)
+    cache, cache_settings = _cache(sections, served, environ, issues, chat_cache=chat_api.enabled
+                                   and chat_api.cache_ttl_s is not None)
     router = Router(routes, providers, budgets=budgets, cache=cache, cache_settings=cache_settings)
+    router.unavailable = {alias: unavailable[t.provider] for alias, m in loaded.models.items() if alias not in routes
+                          for t in m.value.all_targets() if t.provider in unavailable}
+    if chat_api.enabled and chat_api.direct_models:
+        router.direct = _DirectTargets(providers, {n: p.value.kind for n, p in loaded.providers.items()}, table)
     return router, issues
 
 
@@ -90,6 +121,32 @@ def price_warnings(router: Router, models: Iterable[str], today: date) -> list[s
             if (why := price_warning(target.price, today)) is not None:
                 found[target.label] = f"price of {target.provider.name}/{target.model} (model '{name}'): {why}"
     return list(found.values())
+
+
+class _DirectTargets:
+    """`<provider>/<model>` as a one-target route, built on first use (bounded)."""
+
+    def __init__(self, providers: Mapping[str, Provider], kinds: Mapping[str, str], table: PriceTable) -> None:
+        self._providers = providers
+        self._kinds = kinds
+        self._table = table
+        self._routes: dict[str, Route] = {}
+
+    def __call__(self, name: str) -> Route | None:
+        route = self._routes.get(name)
+        if route is not None:
+            return route
+        provider_name, sep, model = name.partition("/")
+        provider = self._providers.get(provider_name)
+        if not sep or not model or provider is None:
+            return None
+        kind = self._kinds.get(provider_name, "")
+        target = Target(label=name, provider=provider, model=model, kind=kind,
+                        price=self._table.lookup(model, provider=provider_name, kind=kind))
+        route = Route(name, (target,))
+        if len(self._routes) < 4096:
+            self._routes[name] = route
+        return route
 
 
 def _route(alias: str, config: ModelConfig, providers: Mapping[str, Provider], loaded: LoadedConfig,
@@ -116,7 +173,7 @@ def _route(alias: str, config: ModelConfig, providers: Mapping[str, Provider], l
         retry = RetryPolicy(r.attempts, r.base_delay_ms / 1000, r.max_delay_ms / 1000, r.max_retry_after_s)
     timeouts = config.timeouts
     return Route(
-        alias, tuple(targets), strategy=config.strategy, retry=retry,
+        alias, tuple(targets), strategy=config.strategy, merge=config.merge or "all", retry=retry,
         first_token_s=timeouts.first_token_s if timeouts else None,
         total_s=timeouts.total_s if timeouts else None,
         hedge_after_s=config.hedge_after_ms / 1000 if config.hedge_after_ms is not None else None,
@@ -155,9 +212,9 @@ def _budgets(sections: _RootSections, loaded: LoadedConfig, served: list[Located
 
 
 def _cache(sections: _RootSections, served: list[Located[Any]], environ: Mapping[str, str],
-           issues: list[ConfigIssue]) -> tuple[CacheStore | None, Any]:
+           issues: list[ConfigIssue], *, chat_cache: bool = False) -> tuple[CacheStore | None, Any]:
     config, origin = sections.get("response_cache")
-    if config is None and not any(t.value.cache is not None for t in served):
+    if config is None and not chat_cache and not any(t.value.cache is not None for t in served):
         return None, None
     if config is None or config.store == "memory":
         return MemoryCache(config.max_entries if config is not None else 10_000), config

@@ -12,7 +12,7 @@ from ..accounting import BudgetExceededError, Price
 from ..providers import Completion, Provider, Usage
 from ._policy import Breaker, LatencyStats, RepairPolicy, RetryPolicy
 
-__all__ = ["Attempt", "Route", "RouteError", "Routed", "Target", "describe_failure"]
+__all__ = ["Attempt", "FanoutAnswer", "Route", "RouteError", "Routed", "Target", "describe_failure", "usage_dict"]
 
 
 @dataclass(slots=True, eq=False)
@@ -43,7 +43,8 @@ class Route:
 
     name: str
     targets: tuple[Target, ...]
-    strategy: str = "fallback"  # fallback | weighted | least_latency
+    strategy: str = "fallback"  # fallback | weighted | least_latency | fanout
+    merge: str = "all"  # fanout: all | first_valid
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     first_token_s: float | None = None
     total_s: float | None = None
@@ -89,6 +90,45 @@ class Attempt:
 
 
 @dataclass(frozen=True, slots=True)
+class FanoutAnswer:
+    """One target's outcome in a fan-out call: its answer, or the error that ended it (None with no
+    answer: cancelled because another target's valid answer came first). `cost_usd` sums the
+    target's attempts whose cost is known."""
+
+    target: Target
+    completion: Completion | None
+    error: Exception | None
+    attempts: tuple[Attempt, ...]
+    cost_usd: Decimal | None
+    duration_ms: float
+
+    def describe(self) -> dict[str, Any]:
+        info: dict[str, Any] = {"target": self.target.label, "provider": self.target.provider.name,
+                                "model": self.completion.model if self.completion else self.target.model,
+                                "ok": self.completion is not None}
+        if self.completion is not None:
+            info["finish_reason"] = self.completion.finish_reason
+            info["usage"] = usage_dict(self.completion.usage)
+        elif self.error is not None:
+            info["error"] = str(self.error)
+        else:
+            info["error"] = "cancelled: another target's valid answer came first"
+        info["cost_usd"] = None if self.cost_usd is None else float(self.cost_usd)
+        info["duration_ms"] = round(self.duration_ms, 3)
+        return info
+
+
+def usage_dict(usage: Usage) -> dict[str, int]:
+    return {
+        "input_tokens": usage.input_tokens,
+        "output_tokens": usage.output_tokens,
+        "cache_read_tokens": usage.cache_read_tokens,
+        "cache_write_tokens": usage.cache_write_tokens,
+        "reasoning_tokens": usage.reasoning_tokens,
+    }
+
+
+@dataclass(frozen=True, slots=True)
 class Routed:
     """A routed call's answer and how it was reached.
 
@@ -109,6 +149,7 @@ class Routed:
     cache_key: str | None = None
     cache_ttl_s: float | None = None
     repairs: int = 0
+    answers: tuple[FanoutAnswer, ...] = ()  # strategy fanout: every target's outcome, in route order
 
     def describe(self) -> dict[str, Any]:
         """The routing facts of the call, as JSON for a result's `_meta`.
@@ -123,7 +164,7 @@ class Routed:
             "model": self.completion.model,
             "attempts": len(self.attempts),
             "finish_reason": self.completion.finish_reason,
-            "usage": _usage_dict(_total_usage(self.attempts) if self.attempts else self.completion.usage),
+            "usage": usage_dict(_total_usage(self.attempts) if self.attempts else self.completion.usage),
             "cost_usd": None if self.cost_usd is None else float(self.cost_usd),
         }
         if self.unknown_cost:
@@ -133,6 +174,8 @@ class Routed:
         if self.repairs:
             info["output_repairs"] = self.repairs
         _add_attempts(info, [a for a in self.attempts if a.outcome != "ok"], self.skipped, self.hedged)
+        if self.answers:
+            info["fanout"] = [answer.describe() for answer in self.answers]
         return info
 
     def rejected(self, reason: str) -> tuple[Attempt, ...]:
@@ -178,7 +221,7 @@ def describe_failure(route: str, error: Exception, attempts: tuple[Attempt, ...]
         "model": last.model if last else None,
         "attempts": len(attempts),
         "finish_reason": None,
-        "usage": _usage_dict(_total_usage(attempts)),
+        "usage": usage_dict(_total_usage(attempts)),
         "cost_usd": float(sum((a.cost_usd for a in attempts if a.cost_usd is not None), Decimal(0))),
         "error": _error_dict(error),
     }
@@ -189,10 +232,6 @@ def describe_failure(route: str, error: Exception, attempts: tuple[Attempt, ...]
 
 
 _USAGE_FIELDS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "reasoning_tokens")
-
-
-def _usage_dict(usage: Usage) -> dict[str, int]:
-    return {name: getattr(usage, name) for name in _USAGE_FIELDS}
 
 
 def _error_dict(error: Exception) -> dict[str, Any]:

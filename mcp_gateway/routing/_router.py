@@ -1,7 +1,7 @@
 """Model aliases resolved to routes, and the one place providers are called.
 
 `Router.complete` runs one call: the response cache (for tools that opt in), then the route's
-targets in strategy order (see `_call`), with each try's worst-case cost reserved on the
+targets in strategy order (see `_call`) or, with strategy fanout, all of them at once, with each try's worst-case cost reserved on the
 budgets that apply and settled to its actual cost; every provider call is recorded in the
 `Ledger`. Everything a provider raises comes back as `ProviderError` (a `RouteError`, with the
 call's attempts); a refused budget as `BudgetExceededError`.
@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from decimal import Decimal
 from typing import Any
 
@@ -28,9 +29,18 @@ from ..accounting import (
     input_token_bound,
 )
 from ..cache import CacheStore, entry_key, request_digest
-from ..providers import Completion, CompletionRequest, Message, OnText, Provider, Usage
+from ..providers import (
+    Completion,
+    CompletionRequest,
+    FunctionTool,
+    Message,
+    OnText,
+    Provider,
+    ToolChoice,
+    Usage,
+)
 from ._call import Guard, RoutedCall
-from ._route import Route, Routed, RouteError, Target, describe_failure
+from ._route import Attempt, FanoutAnswer, Route, Routed, RouteError, Target, describe_failure
 
 __all__ = ["Router"]
 
@@ -64,6 +74,8 @@ class Router:
         self._cache_settings = cache_settings
         self._owns_cache = True
         self._rng = rng if rng is not None else random.Random()
+        self.unavailable: dict[str, str] = {}  # alias -> why it has no route (a provider not built)
+        self.direct: Callable[[str], Route | None] | None = None  # `provider/model` routes, when allowed
 
     @property
     def routes(self) -> Mapping[str, Route]:
@@ -72,10 +84,17 @@ class Router:
     def route(self, name: str) -> Route:
         return self._routes[name]
 
+    def resolve(self, model: str) -> Route | None:
+        """The route a caller's `model` names: an alias, else (when allowed) `provider/model`."""
+        route = self._routes.get(model)
+        if route is None and self.direct is not None:
+            route = self.direct(model)
+        return route
+
     def order(self, route: Route) -> list[Target]:
         """The targets of `route` in the order this call tries them."""
         targets = route.targets
-        if len(targets) == 1 or route.strategy == "fallback":
+        if len(targets) == 1 or route.strategy in ("fallback", "fanout"):
             return list(targets)
         if route.strategy == "weighted":  # weighted random order (Efraimidis-Spirakis keys)
             rng = self._rng
@@ -98,15 +117,22 @@ class Router:
         tool: str | None = None,
         session: str | None = None,
         cache_ttl_s: float | None = None,
+        tools: tuple[FunctionTool, ...] = (),
+        tool_choice: ToolChoice | None = None,
+        accept: Callable[[Completion], bool] | None = None,
         prefer: str | None = None,
         avoid: str | None = None,
         caller: str | None = None,
     ) -> Routed:
         """Answer through the route; raises ProviderError (RouteError) or BudgetExceededError.
 
-        `prefer` names a target (by label) to try first, `avoid` one to try last (output repair).
-        `caller` (the principal of the request, when known) is recorded in the ledger."""
-        route = self._routes[route_name]
+        `accept` judges an answer for a fan-out route with `merge: first_valid` (default: any
+        answer); the cache is not used for calls that offer tools. `prefer` names a target (by
+        label) to try first, `avoid` one to try last (output repair). `caller` (the principal of
+        the request, when known) is recorded in the ledger."""
+        route = self.resolve(route_name)
+        if route is None:
+            raise KeyError(route_name)
         order = self.order(route)
         if prefer is not None:
             order.sort(key=lambda t: t.label != prefer)  # stable: the rest keep their order
@@ -118,9 +144,12 @@ class Router:
             merged = {**target.params, **params}
             if budgets is not None and not _is_count(merged.get("max_tokens")):
                 merged["max_tokens"] = budgets.max_tokens  # a budgeted call always has an output cap
-            requests[target] = CompletionRequest(target.model, messages, merged, output_schema)
+            requests[target] = CompletionRequest(target.model, messages, merged, output_schema, tools, tool_choice)
         keys: dict[Target, str] | None = None
-        if cache_ttl_s and self.cache is not None:
+        if route.strategy == "fanout" and len(order) > 1:
+            guard = self._guard(budgets, tool, session, requests, messages, output_schema)
+            return await self._fan_out(route, order, requests, guard, accept, on_text, tool, caller)
+        if cache_ttl_s and self.cache is not None and not tools:
             digest = request_digest(messages, output_schema)
             keys = {t: entry_key(digest, provider=t.provider.name, kind=t.kind, model=t.model,
                                  params=requests[t].params) for t in order}
@@ -169,6 +198,76 @@ class Router:
             cache=None if keys is None else "miss", hedged=call.hedged, skipped=skipped,
             cache_key=None if keys is None else keys[target], cache_ttl_s=cache_ttl_s,
         )
+
+    async def _fan_out(self, route: Route, order: list[Target], requests: dict[Target, CompletionRequest],
+                       guard: Guard, accept: Callable[[Completion], bool] | None, on_text: OnText | None,
+                       tool: str | None, caller: str | None) -> Routed:
+        """Every target at once, each with its own retries, breaker, budget reservation and
+        deadlines; `merge: first_valid` cancels the others once an accepted answer is in."""
+        first_valid = route.merge == "first_valid"
+        calls = {target: RoutedCall(route, [target], requests, None, guard, self._rng) for target in order}
+        durations: dict[Target, float] = {}
+        finished: list[Target] = []  # in the order answers arrived
+        winner: Target | None = None
+
+        async with anyio.create_task_group() as group:
+
+            async def run(target: Target) -> None:
+                nonlocal winner
+                started = time.perf_counter()
+                try:
+                    await calls[target].run()
+                finally:
+                    durations[target] = (time.perf_counter() - started) * 1000
+                call = calls[target]
+                if call.result is not None and call.fatal is None:
+                    finished.append(target)
+                    if first_valid and winner is None and (accept is None or accept(call.result[1])):
+                        winner = target
+                        group.cancel_scope.cancel()
+
+            for target in order:
+                group.start_soon(run, target)
+        attempts = tuple(a for target in order for a in calls[target].attempts)
+        answered = bool(finished)
+        self.ledger.record(tool=tool, route=route.name, outcome="answered" if answered else "failed",
+                           charges=[Charge(a.target, a.usage, a.cost_usd) for a in attempts], key=caller)
+        await self.ledger.flush()
+        answers = tuple(self._fan_answer(target, calls[target], durations.get(target, 0.0)) for target in order)
+        if not answered:
+            errors = [a.error for a in answers if a.error is not None]
+            fatal = next((e for e in errors if not isinstance(e, ProviderError)), None)
+            if fatal is not None:
+                raise fatal
+            last = errors[-1] if errors else ProviderError(route.provider.name, "no target answered")
+            assert isinstance(last, ProviderError)
+            raise RouteError(route.name, last, attempts, tuple(s for c in calls.values() for s in c.skipped)) from last
+        chosen = winner or (finished[0] if first_valid else next(t for t in order if t in finished))
+        completion = calls[chosen].result[1]  # type: ignore[index]
+        if on_text is not None and first_valid and completion.text:
+            await on_text(completion.text)  # answers are not streamed while targets race: the winner's, whole
+        costs = [a.cost_usd for a in attempts]
+        unknown_answer = any(a.cost_usd is None and a.outcome == "ok" for a in attempts)
+        return Routed(
+            route, chosen, completion, attempts,
+            cost_usd=None if unknown_answer else sum((c for c in costs if c is not None), ZERO),
+            unknown_cost=sum(1 for a in attempts if a.cost_usd is None and a.outcome != "ok"),
+            skipped=tuple(s for c in calls.values() for s in c.skipped),
+            answers=answers,
+        )
+
+    @staticmethod
+    def _fan_answer(target: Target, call: RoutedCall, duration_ms: float) -> FanoutAnswer:
+        attempts: tuple[Attempt, ...] = tuple(call.attempts)
+        completion = call.result[1] if call.result is not None and call.fatal is None else None
+        error: Exception | None = None
+        if completion is None:
+            error = call.fatal if isinstance(call.fatal, Exception) else (call.failures[-1] if call.failures else None)
+            if error is None and call.skipped:
+                error = ProviderError(target.provider.name, "skipped: circuit open", kind="circuit_open")
+        known = [a.cost_usd for a in attempts if a.cost_usd is not None]
+        cost = None if any(a.cost_usd is None for a in attempts) and not known else sum(known, ZERO)
+        return FanoutAnswer(target, completion, error, attempts, cost, duration_ms)
 
     async def remember(self, routed: Routed) -> None:
         """Store a cache miss' answer (call this once the answer has been checked and accepted)."""

@@ -1,4 +1,4 @@
-"""Authorization: which tools, prompts, resources and sessions a principal's scopes allow.
+"""Authorization: which tools, prompts, resources, model aliases and sessions a principal's scopes allow.
 
 A scope is `<kind>:<pattern>`:
 
@@ -7,6 +7,7 @@ A scope is `<kind>:<pattern>`:
     tools:*                 every tool              resources:docs://*    resources under docs://
     sessions:own            the caller's own sessions     sessions:*     everyone's sessions (admin)
     metrics                 read /metrics over HTTP (a plain scope, no pattern)
+    models:fast             a model alias (or `provider/model`) for /v1/chat/completions; globs too
 
 Unknown kinds and malformed scopes grant nothing (`invalid_scopes` finds them for config checks).
 Scopes are compiled once per distinct scope set (exact names in a set, globs in one regex per kind);
@@ -38,8 +39,8 @@ __all__ = [
     "invalid_scopes",
 ]
 
-Kind = Literal["tools", "prompts", "resources", "sessions"]
-KINDS: tuple[Kind, ...] = ("tools", "prompts", "resources", "sessions")
+Kind = Literal["tools", "prompts", "resources", "models", "sessions"]
+KINDS: tuple[Kind, ...] = ("tools", "prompts", "resources", "models", "sessions")
 _GLOB_CHARS = frozenset("*?[")
 T = TypeVar("T")
 
@@ -73,6 +74,7 @@ class ScopeSet:
     prompts: _Matcher
     resources: _Matcher
     sessions: _Matcher
+    models: _Matcher = _NOTHING
 
     @classmethod
     def of(cls, scopes: Iterable[str]) -> ScopeSet:
@@ -85,7 +87,7 @@ class ScopeSet:
         matchers = {kind: _compile(patterns) if patterns else _NOTHING for kind, patterns in by_kind.items()}
         matchers["sessions"] = _Matcher(frozenset(by_kind["sessions"]), None)  # literal values, never globs
         return cls(frozen, matchers["tools"], matchers["prompts"], matchers["resources"],
-                   matchers["sessions"])
+                   matchers["sessions"], matchers["models"])
 
     def allows_tool(self, name: str) -> bool:
         return self.tools(name)
@@ -95,6 +97,9 @@ class ScopeSet:
 
     def allows_resource(self, uri: str) -> bool:
         return self.resources(uri)
+
+    def allows_model(self, name: str) -> bool:
+        return self.models(name)
 
     def allows_session(self, owner: str | None, principal: str | None) -> bool:
         """`sessions:*` (or `sessions:all`) reaches every session, `sessions:own` the caller's own."""

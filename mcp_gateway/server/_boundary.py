@@ -24,6 +24,7 @@ from .._errors import (
     ClientInputRequired,
     ConfigError,
     GatewayError,
+    ModelNotFoundError,
     OutputError,
     ProviderError,
     RenderError,
@@ -69,6 +70,7 @@ class ErrorMapping:
 _TABLE: dict[type[BaseException], ErrorMapping] = {
     ToolRetiredError: ErrorMapping(410, "tool-retired", "Tool retired", types.INVALID_PARAMS),
     ToolNotFoundError: ErrorMapping(404, "tool-not-found", "Unknown tool", types.INVALID_PARAMS),
+    ModelNotFoundError: ErrorMapping(404, "model-not-found", "Unknown model", types.INVALID_PARAMS),
     PromptNotFoundError: ErrorMapping(404, "prompt-not-found", "Unknown prompt", types.INVALID_PARAMS),
     ResourceNotFoundError: ErrorMapping(404, "resource-not-found", "Unknown resource", types.INVALID_PARAMS),
     ArgumentError: ErrorMapping(400, "invalid-arguments", "Invalid arguments"),
@@ -115,7 +117,7 @@ def _call_meta(exc: BaseException) -> dict[str, Any] | None:
     return dict(meta) if isinstance(meta, Mapping) else None
 
 
-def _detail(exc: BaseException, mapping: ErrorMapping) -> str:
+def _detail(exc: BaseException) -> str:
     # Only our own errors have messages written for callers; anything else is a bug, and its text
     # (which may hold paths, values, or a secret) stays in the server's log.
     # An error that names internals for operators (a store's address) says `public` to callers.
@@ -129,7 +131,7 @@ def problem(exc: BaseException, *, redact: Callable[[str], str] = str) -> tuple[
     """RFC 9457 problem details for `exc`: (status, body, extra headers)."""
     mapping = error_mapping(exc)
     body: dict[str, Any] = {"type": mapping.type, "title": mapping.title, "status": mapping.status,
-                            "detail": redact(_detail(exc, mapping))}
+                            "detail": redact(_detail(exc))}
     headers: dict[str, str] = {}
     if isinstance(exc, ArgumentError | OutputError):
         body["errors"] = [{"path": v.path, "message": redact(v.message)} for v in exc.violations]
@@ -155,9 +157,9 @@ def mcp_tool_error(exc: BaseException) -> types.CallToolResult:
     """The answer to a failed tools/call: an error result, or raises MCPError for a bad request."""
     mapping = error_mapping(exc)
     if mapping.rpc_code is not None:
-        raise MCPError(mapping.rpc_code, _detail(exc, mapping)) from None
+        raise MCPError(mapping.rpc_code, _detail(exc)) from None
     meta: dict[str, Any] = {}
-    text = _detail(exc, mapping)
+    text = _detail(exc)
     if isinstance(exc, RateLimitExceeded):
         text = f"Rate limit exceeded: {exc}; retry after {exc.retry_after:.1f} s"
         meta[f"{META_PREFIX}retry_after_s"] = round(exc.retry_after, 3)
@@ -173,4 +175,4 @@ def mcp_tool_error(exc: BaseException) -> types.CallToolResult:
 def mcp_request_error(exc: BaseException) -> MCPError:
     """A failed prompts/get, resources/read, ...: these have no error result, only JSON-RPC errors."""
     mapping = error_mapping(exc)
-    return MCPError(mapping.rpc_code or types.INVALID_PARAMS, _detail(exc, mapping))
+    return MCPError(mapping.rpc_code or types.INVALID_PARAMS, _detail(exc))

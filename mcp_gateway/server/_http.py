@@ -1,6 +1,7 @@
 """Serve a gateway over HTTP: Streamable HTTP at /mcp, legacy HTTP+SSE at /sse + /messages/,
-the REST API at /v1/tools (`_rest`), and /healthz, from one Starlette app run by uvicorn. Each
-surface is a module of routes added here, sharing one call pipeline.
+the REST API at /v1/tools (`_rest`), the OpenAI-format API at /v1/chat/completions and
+/v1/models (`_chat_api`), and /healthz, from one Starlette app run by uvicorn. Each surface is a
+module of routes added here, sharing one call pipeline.
 
 Binds 127.0.0.1 by default with DNS-rebinding protection on (the SDK leaves it off when
 transports are built by hand), so a web page cannot reach a local gateway through a hostile name.
@@ -37,6 +38,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ..observability.logs import RequestIdMiddleware
 from ..observability.metrics import metrics_endpoint
+from ..config import ChatApiConfig
+from ._chat_api import chat_routes
 from ._event_store import InMemoryEventStore
 from ._header_timeout import h11_with_header_timeout
 from ._http_sessions import CappedSessionManager
@@ -168,6 +171,10 @@ def build_http_app(
     middleware = [Middleware(RequestIdMiddleware)]
     if guard.verifier is not None:
         middleware.append(Middleware(_Authenticate, backend=BearerAuthBackend(guard.verifier)))
+    loaded = live.gateway.loaded
+    chat_api = loaded.chat_api.value if loaded is not None and loaded.chat_api is not None else ChatApiConfig()
+    if chat_api.enabled:
+        routes += chat_routes(live, guard, pipeline, max_body_bytes=settings.max_body_bytes, security=security)
     return Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
 
 

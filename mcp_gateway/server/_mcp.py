@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 import warnings
 from typing import Any
 
@@ -97,14 +96,11 @@ def build_server(live: LiveGateway, protections: Protections | None = None, *,
         ctx: ServerRequestContext[Any], params: types.CallToolRequestParams
     ) -> types.CallToolResult | types.InputRequiredResult:
         on_text = None
-        first_piece_at: float | None = None
         if ctx.meta and ctx.meta.get("progress_token") is not None:
             count = 0
 
             async def on_text(piece: str) -> None:
-                nonlocal count, first_piece_at
-                if count == 0:
-                    first_piece_at = time.perf_counter()
+                nonlocal count
                 count += 1
                 await ctx.session.report_progress(count, None, piece)
 
@@ -122,7 +118,6 @@ def build_server(live: LiveGateway, protections: Protections | None = None, *,
             assert manager is not None
             return await builtin_tool_result(ctx, manager, call.name, call.arguments)
 
-        started = time.perf_counter()
         token = sampling_channel.set(McpSamplingChannel(ctx, params.input_responses))
         try:
             answer = await calls.run(call, run_builtin if builtin else None)
@@ -145,12 +140,7 @@ def build_server(live: LiveGateway, protections: Protections | None = None, *,
             sampling_channel.reset(token)
         if not isinstance(answer, ToolAnswer):
             return answer  # a built-in session tool's result
-        if first_piece_at is not None:
-            guard.metrics.first_chunk(answer.routed.target.provider.name, answer.completion.model,
-                                      first_piece_at - started)
-        # route, target, provider, model, finish reason, attempts, usage, cost_usd, cache, hedging
-        call_meta: dict[str, Any] = answer.routed.describe()
-        call_meta["duration_ms"] = round(answer.duration_ms, 3)
+        call_meta = answer.describe()
         meta = {CALL_META_KEY: call_meta}
         if call.session is not None:
             meta[SESSION_META_KEY] = call.session.id

@@ -31,13 +31,13 @@ _SSE_EVENT = {"type": "object", "required": ["event", "data"], "properties": {
     "data": {"type": "string", "contentMediaType": "application/json"}}}
 
 
-def tool_summary(tool: PromptTool, base_url: str) -> dict[str, Any]:
+def tool_summary(gateway: Gateway, tool: PromptTool, base_url: str) -> dict[str, Any]:
     """A tool as `GET /v1/tools` lists it."""
     config = tool.config
     return {
         "name": config.name, "title": config.title, "description": tool.description, "version": config.version,
         "deprecated": config.status == "deprecated", "url": f"{base_url}/v1/tools/{config.name}",
-        "input_schema": config.input_schema, "output_schema": config.output_schema,
+        "input_schema": config.input_schema, "output_schema": gateway.output_schema_of(tool),
     }
 
 
@@ -54,8 +54,8 @@ def openapi_document(gateway: Gateway, guard: Protections, allows_tool: Callable
             "schema": {"$ref": "#/components/schemas/ToolList"}}}}, **_errors((), auth)}}}}
     for tool in gateway.catalog.tools.served():
         if allows_tool(tool.name):
-            paths[f"/v1/tools/{tool.name}"] = {"post": _tool_operation(tool, components, auth,
-                                                                      sessions=gateway.sessions is not None)}
+            paths[f"/v1/tools/{tool.name}"] = {"post": _tool_operation(
+                tool, gateway.output_schema_of(tool), components, auth, sessions=gateway.sessions is not None)}
     if gateway.sessions is not None:
         paths["/v1/sessions"] = {"post": {
             "operationId": "start_session", "summary": "Start a session",
@@ -98,7 +98,8 @@ def _errors(statuses: tuple[int, ...], auth: bool) -> dict[str, Any]:
     return responses
 
 
-def _tool_operation(tool: PromptTool, components: dict[str, Any], auth: bool, *, sessions: bool) -> dict[str, Any]:
+def _tool_operation(tool: PromptTool, output_schema: Any, components: dict[str, Any], auth: bool, *,
+                    sessions: bool) -> dict[str, Any]:
     config = tool.config
     prefix = _component_name(config.name)
     request_schema = _hoist(dict(config.input_schema), prefix, components)
@@ -107,8 +108,8 @@ def _tool_operation(tool: PromptTool, components: dict[str, Any], auth: bool, *,
         request_schema["properties"] = {**request_schema["properties"], SESSION_ARGUMENT: {
             "type": "string", "description": "Session id (or send the X-Session-Id header)."}}
     result: dict[str, Any] = {"allOf": [{"$ref": "#/components/schemas/ToolResult"}]}
-    if config.output_schema is not None:
-        output = _hoist(dict(config.output_schema), prefix, components)
+    if output_schema is not None:
+        output = _hoist(dict(output_schema), prefix, components)
         result["allOf"].append({"type": "object", "required": ["structured"], "properties": {"structured": output}})
     components["schemas"][f"{prefix}_result"] = result
     parameters: list[dict[str, Any]] = [

@@ -7,7 +7,9 @@ protection is written once and a new surface cannot forget one. Each step has th
 not used because it wraps JSON-RPC requests, and REST calls never become one.
 
 A step raises a GatewayError to refuse; the surface turns it into its own answer through the one
-table in `_boundary`.
+table in `_boundary`. A surface with calls of its own kind runs them through the same steps with
+`run(call, endpoint)`; `self.steps` is a plain sequence, so a step is added (or replaced) in one
+place for every surface.
 """
 
 from __future__ import annotations
@@ -18,29 +20,37 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .._errors import ToolNotFoundError
+from .._errors import ModelNotFoundError, ToolNotFoundError
 from .._gateway import ToolAnswer
 from .._tokens import estimate_tokens
 from ..observability.tracing import GatewayTracer
 from ..providers import OnText
+from ..routing import Routed
 from ..security.limits import call_deadline, check_arguments
 from ..sessions import SessionRecord
 from ._live import LiveGateway
 from ._protections import Caller, CallRecord, Protections
 
-__all__ = ["CallPipeline", "Endpoint", "Step", "ToolCall", "record_answer"]
+__all__ = ["CHAT", "TOOLS", "CallPipeline", "Endpoint", "Step", "ToolCall", "record_answer"]
+
+TOOLS = "tools/call"
+CHAT = "chat/completions"
 
 OwnSession = Callable[[], Awaitable[SessionRecord | None]]
 
 
 @dataclass(slots=True)
 class ToolCall:
-    """One tool call as every surface describes it; steps fill in `record` and `session`."""
+    """One call as every surface describes it; steps fill in `record` and `session`.
+
+    `method` says what is called: a tool (`tools/call`, the default), or a model alias through
+    the OpenAI-format API (`chat/completions`: `name` is the alias, `arguments` the messages)."""
 
     name: str
     arguments: dict[str, Any]
     caller: Caller
     version: str | None = None  # a pinned version; None: the served one
+    method: str = TOOLS  # what metrics, the audit log and the trace span call it
     session_handle: str | None = None
     # A surface's own session when none is named (MCP: the connection's, for context tools).
     own_session: OwnSession | None = None
@@ -48,26 +58,35 @@ class ToolCall:
     record: CallRecord = field(default_factory=CallRecord)
     session: SessionRecord | None = None
 
+    @property
+    def target(self) -> str:
+        """The name metrics, audit and per-tool rate limits know the call by."""
+        return self.name if self.method == TOOLS else f"model:{self.name}"
+
 
 Next = Callable[[ToolCall], Awaitable[Any]]
 Step = Callable[[ToolCall, Next], Awaitable[Any]]
 Endpoint = Callable[[ToolCall], Awaitable[Any]]
 
 
-def record_answer(guard: Protections, record: CallRecord, tool: str, answer: ToolAnswer) -> None:
-    """Tokens and cost of a finished call, for rate-limit settlement, metrics and the audit log."""
-    usage = answer.completion.usage
+def record_answer(guard: Protections, record: CallRecord, tool: str, answer: ToolAnswer | Routed) -> None:
+    """Tokens and cost of a finished call, for rate-limit settlement, metrics and the audit log
+    (a fan-out's tokens are every target's)."""
+    routed = answer.routed if isinstance(answer, ToolAnswer) else answer
+    usage = routed.completion.usage
     record.input_tokens, record.output_tokens = usage.input_tokens, usage.output_tokens
-    routed = answer.routed
+    if routed.answers:
+        record.input_tokens = sum(a.usage.input_tokens for a in routed.attempts if a.usage is not None)
+        record.output_tokens = sum(a.usage.output_tokens for a in routed.attempts if a.usage is not None)
     record.cost_usd = float(routed.cost_usd) if routed.cost_usd is not None else None
     if routed.cache == "hit":
         return  # no provider was called
     for attempt in routed.attempts:
         guard.metrics.provider_call(attempt.provider, attempt.model, attempt.duration_ms / 1000,
                                     error_type=None if attempt.outcome in ("ok", "lost") else attempt.outcome)
-    guard.metrics.usage(tool=tool, route=answer.route.name, provider=routed.target.provider.name,
-                        model=answer.completion.model, input_tokens=usage.input_tokens,
-                        output_tokens=usage.output_tokens, cached_tokens=usage.cache_read_tokens,
+    guard.metrics.usage(tool=tool, route=routed.route.name, provider=routed.target.provider.name,
+                        model=routed.completion.model, input_tokens=record.input_tokens,
+                        output_tokens=record.output_tokens, cached_tokens=usage.cache_read_tokens,
                         cost_usd=record.cost_usd)
 
 
@@ -114,10 +133,10 @@ class CallPipeline:
                 record.cost_usd = routed.get("cost_usd")
             raise
         finally:
-            self.guard.record_call(call.caller, "tools/call", call.name, record, time.perf_counter() - started)
+            self.guard.record_call(call.caller, call.method, call.target, record, time.perf_counter() - started)
 
     async def trace(self, call: ToolCall, call_next: Next) -> Any:
-        with self.tracer.tool_call(call.name) as span:
+        with self.tracer.tool_call(call.target, method=call.method) as span:
             answer = await call_next(call)
             if isinstance(answer, ToolAnswer):
                 GatewayTracer.record_usage(span, input_tokens=call.record.input_tokens,
@@ -126,7 +145,11 @@ class CallPipeline:
             return answer
 
     async def authorize(self, call: ToolCall, call_next: Next) -> Any:
-        if not call.caller.scopes.allows_tool(call.name):
+        scopes = call.caller.scopes
+        if call.method == CHAT and not scopes.allows_model(call.name):
+            call.record.outcome, call.record.error_kind = "error", "out_of_scope"
+            raise ModelNotFoundError(f"The model '{call.name}' does not exist or you do not have access to it.")
+        if call.method == TOOLS and not scopes.allows_tool(call.name):
             # Out-of-scope tools are absent from this caller's list; calling one is like calling
             # a tool that does not exist.
             call.record.outcome, call.record.error_kind = "error", "out_of_scope"
@@ -134,7 +157,7 @@ class CallPipeline:
         return await call_next(call)
 
     async def check_limits(self, call: ToolCall, call_next: Next) -> Any:
-        check_arguments(call.arguments, self.live.gateway.limits.max_argument_chars, tool=call.name)
+        check_arguments(call.arguments, self.live.gateway.limits.max_argument_chars, tool=call.target)
         return await call_next(call)
 
     async def rate_limit(self, call: ToolCall, call_next: Next) -> Any:
@@ -142,7 +165,7 @@ class CallPipeline:
         if guard.limiter is None:
             return await call_next(call)
         estimate = estimate_tokens(json.dumps(call.arguments, default=str))
-        async with guard.admit(call.caller, call.name, call.record, estimated_tokens=estimate) as permit:
+        async with guard.admit(call.caller, call.target, call.record, estimated_tokens=estimate) as permit:
             answer = await call_next(call)
             await permit.settle(call.record.input_tokens + call.record.output_tokens)
             return answer
@@ -169,9 +192,26 @@ class CallPipeline:
         return await call_next(call)
 
     async def account(self, call: ToolCall, call_next: Next) -> Any:
+        """Tokens, cost and provider metrics of the answer; time to the first piece of text."""
+        started = time.perf_counter()
+        first_piece_at: float | None = None
+        if call.on_text is not None:
+            deliver = call.on_text
+
+            async def timed(piece: str) -> None:
+                nonlocal first_piece_at
+                if first_piece_at is None:
+                    first_piece_at = time.perf_counter()
+                await deliver(piece)
+
+            call.on_text = timed
         answer = await call_next(call)
-        if isinstance(answer, ToolAnswer):
-            record_answer(self.guard, call.record, call.name, answer)
+        if isinstance(answer, ToolAnswer | Routed):
+            record_answer(self.guard, call.record, call.target, answer)
+            routed = answer.routed if isinstance(answer, ToolAnswer) else answer
+            if first_piece_at is not None:
+                self.guard.metrics.first_chunk(routed.target.provider.name, routed.completion.model,
+                                               first_piece_at - started)
         return answer
 
     # -- the default endpoint -----------------------------------------------------------------------

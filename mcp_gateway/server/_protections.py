@@ -42,7 +42,7 @@ __all__ = ["Caller", "CallRecord", "Protections", "build_protections", "key_stor
 
 log = logging.getLogger("mcp_gateway.protections")
 
-_EVERYTHING = ("tools:*", "prompts:*", "resources:*", "sessions:own")
+_EVERYTHING = ("tools:*", "prompts:*", "resources:*", "models:*", "sessions:own")
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,8 +8,8 @@
     GET    /openapi.json              OpenAPI 3.1, generated from the catalog (see `_openapi`)
 
 Streaming: `Accept: text/event-stream` or `?stream=true` answers with SSE `delta` events (the
-model's text as it arrives) and one final `result` (or `error`) event; a client that disconnects
-cancels the call and with it the provider request. Every error is RFC 9457 problem details,
+model's text as it arrives) and one final `result` (or, once text was sent, `error`) event; a
+client that disconnects cancels the call and with it the provider request. Every error is RFC 9457 problem details,
 rendered by the one boundary table (`_boundary.problem`).
 """
 
@@ -32,14 +32,14 @@ from .._errors import ArgumentError, GatewayError, Violation
 from .._gateway import ToolAnswer
 from .._protocol import SESSION_ARGUMENT
 from ..security import BodySizeLimitMiddleware
-from ..sessions import SessionError
+from ..sessions import SessionError, SessionManager
 from ._boundary import PROBLEM_TYPE_PREFIX, problem
 from ._live import LiveGateway
 from ._openapi import openapi_document, tool_summary
 from ._pipeline import CallPipeline, ToolCall
 from ._protections import Protections
 
-__all__ = ["SESSION_HEADER", "rest_routes", "tool_result"]
+__all__ = ["SESSION_HEADER", "is_json", "rest_routes", "tool_result"]
 
 log = logging.getLogger("mcp_gateway.rest")
 
@@ -52,8 +52,7 @@ def tool_result(answer: ToolAnswer, *, with_structured: bool, session_id: str | 
     body: dict[str, Any] = {"text": answer.text}
     if with_structured:
         body["structured"] = answer.structured
-    body.update(answer.routed.describe())
-    body["duration_ms"] = round(answer.duration_ms, 3)
+    body.update(answer.describe())
     if session_id is not None:
         body["session_id"] = session_id
     return body
@@ -110,7 +109,7 @@ def rest_routes(live: LiveGateway, guard: Protections, pipeline: CallPipeline, *
             return refused
         scopes = guard.caller().scopes
         base = str(request.base_url).rstrip("/")
-        tools = [tool_summary(t, base) for t in live.gateway.catalog.tools.served() if scopes.allows_tool(t.name)]
+        tools = [tool_summary(live.gateway, t, base) for t in live.gateway.catalog.tools.served() if scopes.allows_tool(t.name)]
         return JSONResponse({"tools": tools})
 
     async def openapi(request: Request) -> Response:
@@ -122,7 +121,7 @@ def rest_routes(live: LiveGateway, guard: Protections, pipeline: CallPipeline, *
         if (refused := await refuse(request)) is not None:
             return refused
         name, _, version = request.path_params["name"].partition("@")
-        if not _is_json(request):
+        if not is_json(request):
             # Also what keeps a web page from posting a form or text/plain body (no CORS preflight).
             return _problem_response(415, "unsupported-media-type", "Unsupported media type",
                                      "send the arguments as a JSON object with Content-Type: application/json")
@@ -188,14 +187,14 @@ class _RequestApp:
         await response(scope, receive, send)
 
 
-def _sessions(live: LiveGateway) -> Any:
+def _sessions(live: LiveGateway) -> SessionManager:
     manager = live.gateway.sessions
     if manager is None:
         raise SessionError("this gateway has no sessions (add a 'sessions:' section to its config)")
     return manager
 
 
-def _is_json(request: Request) -> bool:
+def is_json(request: Request) -> bool:
     """JSON content type; an empty body may come without one."""
     content_type = request.headers.get("content-type")
     if content_type is None:
@@ -230,7 +229,7 @@ def _no_constant(name: str) -> Any:
 
 def _result(live: LiveGateway, call: ToolCall, answer: ToolAnswer) -> dict[str, Any]:
     tool = live.gateway.catalog.tools.get(call.name, version=call.version)
-    return tool_result(answer, with_structured=tool.config.output_schema is not None,
+    return tool_result(answer, with_structured=live.gateway.output_schema_of(tool) is not None,
                        session_id=call.session.id if call.session is not None else None)
 
 
@@ -239,7 +238,11 @@ def _event(kind: str, data: Any) -> bytes:
 
 
 class _EventStream:
-    """An SSE answer that runs the call while it streams; a client disconnect cancels the call."""
+    """An SSE answer that runs the call while it streams; a client disconnect cancels the call.
+
+    The 200 and the event-stream headers go out with the first piece of text: a call refused or
+    failed before that (unknown tool, rate limit, provider down) is an ordinary problem response
+    with its own status. After that, a failure is the stream's final `error` event."""
 
     def __init__(self, pipeline: CallPipeline, call: ToolCall, error_response: Callable[[BaseException], Response],
                  live: LiveGateway) -> None:
@@ -249,17 +252,22 @@ class _EventStream:
         self.live = live
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await send({"type": "http.response.start", "status": 200, "headers": [
-            (b"content-type", b"text/event-stream; charset=utf-8"), (b"cache-control", b"no-store"),
-            (b"x-accel-buffering", b"no")]})
+        started = False
 
         async def emit(chunk: bytes) -> None:
+            nonlocal started
+            if not started:
+                started = True
+                await send({"type": "http.response.start", "status": 200, "headers": [
+                    (b"content-type", b"text/event-stream; charset=utf-8"), (b"cache-control", b"no-store"),
+                    (b"x-accel-buffering", b"no")]})
             await send({"type": "http.response.body", "body": chunk, "more_body": True})
 
         async def on_text(piece: str) -> None:
             await emit(_event("delta", {"text": piece}))
 
         self.call.on_text = on_text
+        failed: Response | None = None
         async with anyio.create_task_group() as tg:
 
             async def watch_disconnect() -> None:
@@ -273,7 +281,11 @@ class _EventStream:
                 answer = await self.pipeline.run(self.call)
                 await emit(_event("result", _result(self.live, self.call, answer)))
             except Exception as exc:
-                error = self.error_response(exc)
-                await emit(_event("error", json.loads(bytes(error.body))))
+                failed = self.error_response(exc)
+                if started:
+                    await emit(_event("error", json.loads(bytes(failed.body))))
             tg.cancel_scope.cancel()
-        await send({"type": "http.response.body", "body": b"", "more_body": False})
+        if not started and failed is not None:
+            await failed(scope, receive, send)
+        elif started:
+            await send({"type": "http.response.body", "body": b"", "more_body": False})

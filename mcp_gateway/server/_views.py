@@ -16,7 +16,7 @@ from ._sessions import BUILTIN_TOOLS, SESSION_TEMPLATES
 __all__ = ["USAGE_URI", "McpViews", "usage_for"]
 
 
-def _tool(tool: PromptTool) -> types.Tool:
+def _tool(tool: PromptTool, output_schema: Any) -> types.Tool:
     config = tool.config
     schema = config.input_schema
     if config.context is not None:
@@ -33,7 +33,7 @@ def _tool(tool: PromptTool) -> types.Tool:
         title=config.title,
         description=tool.description,
         input_schema=schema,
-        output_schema=config.output_schema,
+        output_schema=output_schema,
         annotations=annotations,
         meta={f"{META_PREFIX}version": config.version, f"{META_PREFIX}status": config.status},
     )
@@ -73,7 +73,8 @@ class McpViews:
         served = catalog.tools.served()
         sessions = gateway.sessions
         session_tools = sessions is not None and sessions.settings.builtin_tools
-        tools = [_tool(t) for t in served] + (list(BUILTIN_TOOLS) if session_tools else [])
+        tools = [_tool(t, gateway.output_schema_of(t)) for t in served]
+        tools += list(BUILTIN_TOOLS) if session_tools else []
         return cls(
             tools=types.ListToolsResult(tools=tools),
             prompts=types.ListPromptsResult(prompts=[_prompt(p) for p in catalog.prompts.all()]),

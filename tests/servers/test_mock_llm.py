@@ -649,6 +649,74 @@ async def test_anthropic_forced_tool_use(client: httpx2.AsyncClient) -> None:
     assert (await client.post("/v1/messages", json=body)).status_code == 400
 
 
+async def test_openai_forced_tool_call(client: httpx2.AsyncClient) -> None:
+    tools = [
+        {"type": "function", "function": {"name": "other", "parameters": {"type": "object"}}},
+        {"type": "function", "function": {"name": "file_report", "parameters": COMPLEX_SCHEMA}},
+    ]
+    body = OPENAI.body("gpt", "use the tool", False) | {
+        "tools": tools, "tool_choice": {"type": "function", "function": {"name": "file_report"}}}
+    answer = (await client.post("/v1/chat/completions", json=body, headers=OPENAI.headers)).json()
+    choice = answer["choices"][0]
+    assert choice["finish_reason"] == "tool_calls" and choice["message"]["content"] is None
+    [call] = choice["message"]["tool_calls"]
+    assert call["type"] == "function" and call["id"].startswith("call_") and call["function"]["name"] == "file_report"
+    jsonschema.validate(json.loads(call["function"]["arguments"]), COMPLEX_SCHEMA)
+
+    result = await stream(client, OPENAI, prompt="use the tool", tools=tools,
+                          tool_choice={"type": "function", "function": {"name": "file_report"}})
+    chunks = [json.loads(p) for p in result.payloads if p != "[DONE]"]
+    deltas = [c["choices"][0]["delta"] for c in chunks if c["choices"]]
+    first = deltas[0]["tool_calls"][0]
+    assert first["id"].startswith("call_") and first["index"] == 0 and first["function"]["name"] == "file_report"
+    arguments = "".join(d["tool_calls"][0]["function"]["arguments"] for d in deltas if d.get("tool_calls"))
+    assert arguments == call["function"]["arguments"]
+    assert [c["choices"][0]["finish_reason"] for c in chunks if c["choices"]][-1] == "tool_calls"
+
+    required = (await client.post("/v1/chat/completions", headers=OPENAI.headers,
+                                  json=OPENAI.body("gpt", "x", False) | {"tools": tools, "tool_choice": "required"})).json()
+    assert required["choices"][0]["message"]["tool_calls"][0]["function"]["name"] == "other"
+    auto = (await client.post("/v1/chat/completions", headers=OPENAI.headers,
+                              json=OPENAI.body("gpt", "x", False) | {"tools": tools, "tool_choice": "auto"})).json()
+    assert auto["choices"][0]["finish_reason"] == "stop" and auto["choices"][0]["message"]["content"]
+    missing = await client.post("/v1/chat/completions", headers=OPENAI.headers, json=OPENAI.body("gpt", "x", False) | {
+        "tools": tools, "tool_choice": {"type": "function", "function": {"name": "nope"}}})
+    assert missing.status_code == 400 and missing.json()["error"]["param"] == "tool_choice"
+
+
+async def test_gemini_forced_function_call(client: httpx2.AsyncClient) -> None:
+    declarations = [{"name": "other", "parameters": {"type": "OBJECT", "properties": {"z": {"type": "STRING"}}}},
+                    {"name": "file_report", "parametersJsonSchema": COMPLEX_SCHEMA}]
+    body = GEMINI.body("g", "use the tool", False) | {
+        "tools": [{"functionDeclarations": declarations}],
+        "toolConfig": {"functionCallingConfig": {"mode": "ANY", "allowedFunctionNames": ["file_report"]}}}
+    answer = (await client.post("/v1beta/models/g:generateContent", json=body, headers=GEMINI.headers)).json()
+    [part] = answer["candidates"][0]["content"]["parts"]
+    assert part["functionCall"]["name"] == "file_report"
+    jsonschema.validate(part["functionCall"]["args"], COMPLEX_SCHEMA)
+    streamed = await client.post("/v1beta/models/g:streamGenerateContent?alt=sse", json=body, headers=GEMINI.headers)
+    events = [json.loads(line[6:]) for line in streamed.text.splitlines() if line.startswith("data: ")]
+    calls = [p["functionCall"] for e in events for p in e["candidates"][0].get("content", {}).get("parts", [])
+             if "functionCall" in p]
+    assert calls == [part["functionCall"]] and events[-1]["candidates"][0]["finishReason"] == "STOP"
+    body["toolConfig"] = {"functionCallingConfig": {"mode": "AUTO"}}
+    text = (await client.post("/v1beta/models/g:generateContent", json=body, headers=GEMINI.headers)).json()
+    assert "text" in text["candidates"][0]["content"]["parts"][0]
+
+
+async def test_ollama_calls_the_offered_tool_until_it_has_a_result(client: httpx2.AsyncClient) -> None:
+    tools = [{"type": "function", "function": {"name": "file_report", "parameters": COMPLEX_SCHEMA}}]
+    body = OLLAMA.body("llama", "use the tool", False) | {"tools": tools}
+    answer = (await client.post("/api/chat", json=body)).json()
+    [call] = answer["message"]["tool_calls"]
+    assert call["function"]["name"] == "file_report"
+    jsonschema.validate(call["function"]["arguments"], COMPLEX_SCHEMA)
+    body["messages"] += [{"role": "assistant", "content": "", "tool_calls": [call]},
+                         {"role": "tool", "content": "filed", "tool_name": "file_report"}]
+    after = (await client.post("/api/chat", json=body)).json()
+    assert "tool_calls" not in after["message"] and after["message"]["content"]
+
+
 # --------------------------------------------------------------------------- error faults
 
 

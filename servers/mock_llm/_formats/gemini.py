@@ -6,7 +6,7 @@ from typing import Any
 
 from starlette.requests import Request
 
-from .._types import ChatRequest, Completion, ErrorReply, RequestInvalid
+from .._types import ChatRequest, Completion, ErrorReply, ForcedTool, RequestInvalid
 from ._base import (
     StreamScript,
     WireFormat,
@@ -112,6 +112,7 @@ class GeminiGenerateContent(WireFormat):
             json_schema=schema,
             json_mode=json_mode,
             options={"sse": request.query_params.get("alt") == "sse"},
+            tool=_forced_tool(_field(body, "tools"), _field(body, "toolConfig")),
         )
 
     def response(self, completion: Completion) -> dict[str, Any]:
@@ -119,7 +120,7 @@ class GeminiGenerateContent(WireFormat):
             candidate = {"finishReason": "SAFETY", "index": 0, "safetyRatings": _SAFETY_RATINGS}
         else:
             candidate = {
-                "content": {"parts": [{"text": completion.text}], "role": "model"},
+                "content": {"parts": [_part(completion, completion.text)], "role": "model"},
                 "finishReason": _FINISH[completion.finish],
                 "index": 0,
             }
@@ -138,7 +139,11 @@ class GeminiGenerateContent(WireFormat):
                 "responseId": completion.serial,
             }
 
-        objects = [piece(text) for text in completion.chunks]
+        if completion.tool_name is not None:  # a function call arrives whole, in one chunk
+            objects = [{**piece(""), "candidates": [
+                {"content": {"parts": [_part(completion, "")], "role": "model"}, "index": 0}]}]
+        else:
+            objects = [piece(text) for text in completion.chunks]
         final: list[dict[str, Any]] = []
         if end_marker:
             # The finish reason and usage ride on the last chunk; there is no separate end marker.
@@ -207,6 +212,40 @@ class GeminiGenerateContent(WireFormat):
         return error.status, _error_body(
             error.status, _STATUS_MESSAGES.get(error.status, error.message), details
         )
+
+
+def _part(completion: Completion, text: str) -> dict[str, Any]:
+    if completion.tool_name is not None:
+        return {"functionCall": {"name": completion.tool_name, "args": completion.tool_input}}
+    return {"text": text}
+
+
+def _forced_tool(tools: Any, tool_config: Any) -> ForcedTool | None:
+    """The function the model must call: ``functionCallingConfig.mode`` ``ANY`` (restricted to
+    ``allowedFunctionNames`` when given; the first allowed declaration is called)."""
+    declarations: list[dict[str, Any]] = []
+    for tool in tools or []:
+        if isinstance(tool, dict):
+            found = _field(tool, "functionDeclarations") or []
+            declarations.extend(d for d in found if isinstance(d, dict) and isinstance(d.get("name"), str))
+    config = _field(tool_config, "functionCallingConfig") if isinstance(tool_config, dict) else None
+    mode = _field(config, "mode") if isinstance(config, dict) else None
+    if mode != "ANY":
+        return None
+    if not declarations:
+        raise RequestInvalid("* GenerateContentRequest.tool_config: function calling mode ANY needs "
+                             "function declarations")
+    allowed = _field(config, "allowedFunctionNames") if isinstance(config, dict) else None
+    if allowed:
+        declarations = [d for d in declarations if d["name"] in allowed]
+        if not declarations:
+            raise RequestInvalid("* GenerateContentRequest.tool_config.function_calling_config."
+                                 "allowed_function_names: no such function declared")
+    chosen = declarations[0]
+    schema = _field(chosen, "parametersJsonSchema")
+    if schema is None:
+        schema = chosen.get("parameters", {"type": "object"})
+    return ForcedTool(name=chosen["name"], input_schema=schema)
 
 
 def _field(container: dict[str, Any], camel: str) -> Any:

@@ -7,7 +7,7 @@ from typing import Any
 
 from starlette.requests import Request
 
-from .._types import ChatRequest, Completion, ErrorReply, RequestInvalid
+from .._types import ChatRequest, Completion, ErrorReply, ForcedTool, RequestInvalid
 from ._base import StreamScript, WireFormat, bearer_token, broken_json, dumps, require_model, require_object
 
 _DONE_REASON = {"stop": "stop", "length": "length", "tool_use": "stop"}
@@ -36,7 +36,7 @@ class OllamaChat(WireFormat):
         for message in messages:
             if not isinstance(message, dict) or not isinstance(message.get("role"), str):
                 raise RequestInvalid("invalid message: role is required")
-            content = message.get("content", "")
+            content = message.get("content") or ""
             if not isinstance(content, str):
                 raise RequestInvalid("invalid message content: expected a string")
             texts.append(content)
@@ -57,13 +57,15 @@ class OllamaChat(WireFormat):
             max_tokens=max_tokens,
             json_schema=fmt if isinstance(fmt, dict) else None,
             json_mode=fmt == "json",
+            tool=_tool_to_call(body.get("tools"), messages),
         )
 
     def response(self, completion: Completion) -> dict[str, Any]:
-        return {**_message(completion, completion.text), **_final_fields(completion)}
+        return {**_message(completion, completion.text, calls=True), **_final_fields(completion)}
 
     def stream(self, completion: Completion, request: ChatRequest, *, end_marker: bool) -> StreamScript:
-        content = tuple(_line({**_message(completion, piece), "done": False}) for piece in completion.chunks)
+        pieces = ("",) if completion.tool_name is not None else completion.chunks  # a call arrives whole
+        content = tuple(_line({**_message(completion, piece, calls=True), "done": False}) for piece in pieces)
         tail = (_line({**_message(completion, ""), **_final_fields(completion)}),) if end_marker else ()
         malformed = (broken_json({**_message(completion, "malformed"), "done": False}) + "\n").encode()
         return StreamScript(
@@ -89,13 +91,26 @@ def _line(value: dict[str, Any]) -> bytes:
     return (dumps(value) + "\n").encode()
 
 
-def _message(completion: Completion, content: str) -> dict[str, Any]:
+def _message(completion: Completion, content: str, *, calls: bool = False) -> dict[str, Any]:
     created_at = datetime.fromtimestamp(completion.created, UTC).isoformat().replace("+00:00", "Z")
-    return {
-        "model": completion.model,
-        "created_at": created_at,
-        "message": {"role": "assistant", "content": content},
-    }
+    message: dict[str, Any] = {"role": "assistant", "content": content}
+    if completion.tool_name is not None:
+        message["content"] = ""
+        if calls:
+            message["tool_calls"] = [{"function": {"name": completion.tool_name, "arguments": completion.tool_input}}]
+    return {"model": completion.model, "created_at": created_at, "message": message}
+
+
+def _tool_to_call(tools: Any, messages: list[Any]) -> ForcedTool | None:
+    """Ollama has no ``tool_choice``: the mock calls the first tool offered, unless the
+    conversation's last message is already a tool's result (then it answers with text)."""
+    if tools is not None and not isinstance(tools, list):
+        raise RequestInvalid("tools must be an array")
+    functions = [t.get("function") for t in tools or [] if isinstance(t, dict)]
+    functions = [f for f in functions if isinstance(f, dict) and isinstance(f.get("name"), str)]
+    if not functions or (messages and isinstance(messages[-1], dict) and messages[-1].get("role") == "tool"):
+        return None
+    return ForcedTool(name=functions[0]["name"], input_schema=functions[0].get("parameters", {"type": "object"}))
 
 
 def _final_fields(completion: Completion) -> dict[str, Any]:

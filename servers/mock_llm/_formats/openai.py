@@ -6,7 +6,7 @@ from typing import Any
 
 from starlette.requests import Request
 
-from .._types import ChatRequest, Completion, ErrorReply, RequestInvalid
+from .._types import ChatRequest, Completion, ErrorReply, ForcedTool, RequestInvalid
 from ._base import (
     StreamScript,
     WireFormat,
@@ -77,6 +77,7 @@ class OpenAIChat(WireFormat):
             json_schema=schema,
             json_mode=json_mode,
             include_usage=stream_options.get("include_usage") is True,
+            tool=_forced_tool(body.get("tools"), body.get("tool_choice")),
         )
 
     def response(self, completion: Completion) -> dict[str, Any]:
@@ -88,12 +89,7 @@ class OpenAIChat(WireFormat):
             "choices": [
                 {
                     "index": 0,
-                    "message": {
-                        "role": "assistant",
-                        "content": completion.text,
-                        "refusal": None,
-                        "annotations": [],
-                    },
+                    "message": _message(completion),
                     "logprobs": None,
                     "finish_reason": _FINISH[completion.finish],
                 }
@@ -120,14 +116,26 @@ class OpenAIChat(WireFormat):
             return {**base, "choices": [choice]}
 
         tail = [sse(dumps(chunk({}, _FINISH[completion.finish])))]
+        if completion.tool_name is not None:
+            first = {"role": "assistant", "content": None, "refusal": None,
+                     "tool_calls": [{"index": 0, "id": _call_id(completion), "type": "function",
+                                     "function": {"name": completion.tool_name, "arguments": ""}}]}
+            head = (sse(dumps(chunk(first))),)
+            content = tuple(
+                sse(dumps(chunk({"tool_calls": [{"index": 0, "function": {"arguments": piece}}]})))
+                for piece in completion.chunks
+            )
+        else:
+            head = (sse(dumps(chunk({"role": "assistant", "content": "", "refusal": None}))),)
+            content = tuple(sse(dumps(chunk({"content": piece}))) for piece in completion.chunks)
         if request.include_usage:
             tail.append(sse(dumps({**base, "choices": [], "usage": _usage(completion)})))
         if end_marker:
             tail.append(sse("[DONE]"))
         return StreamScript(
             media_type="text/event-stream; charset=utf-8",
-            head=(sse(dumps(chunk({"role": "assistant", "content": "", "refusal": None}))),),
-            content=tuple(sse(dumps(chunk({"content": piece}))) for piece in completion.chunks),
+            head=head,
+            content=content,
             tail=tuple(tail),
             malformed=sse(broken_json(chunk({"content": "malformed"}))),
         )
@@ -143,6 +151,47 @@ class OpenAIChat(WireFormat):
         default_type = "invalid_request_error" if error.status < 500 else "server_error"
         kind, code, message = _STATUS_ERRORS.get(error.status, (default_type, None, error.message))
         return error.status, _error_body(message, kind, None, code)
+
+
+def _message(completion: Completion) -> dict[str, Any]:
+    if completion.tool_name is None:
+        return {"role": "assistant", "content": completion.text, "refusal": None, "annotations": []}
+    call = {"id": _call_id(completion), "type": "function",
+            "function": {"name": completion.tool_name, "arguments": completion.text}}
+    return {"role": "assistant", "content": None, "tool_calls": [call], "refusal": None, "annotations": []}
+
+
+def _call_id(completion: Completion) -> str:
+    return f"call_{completion.serial}"
+
+
+def _forced_tool(tools: Any, tool_choice: Any) -> ForcedTool | None:
+    """The function the model must call: ``tool_choice`` ``"required"`` (the first tool) or
+    ``{"type": "function", "function": {"name"}}``; ``"auto"``/``"none"``/absent: answer with text."""
+    if tools is not None and not isinstance(tools, list):
+        raise RequestInvalid("tools must be an array", param="tools")
+    functions = []
+    for index, tool in enumerate(tools or []):
+        function = tool.get("function") if isinstance(tool, dict) else None
+        if not isinstance(function, dict) or not isinstance(function.get("name"), str):
+            raise RequestInvalid(f"tools[{index}].function.name is required", param=f"tools[{index}].function")
+        functions.append(function)
+    if tool_choice in (None, "auto", "none"):
+        return None
+    if not functions:
+        raise RequestInvalid("tool_choice is only allowed when 'tools' are specified", param="tool_choice")
+    if tool_choice == "required":
+        chosen = functions[0]
+    elif isinstance(tool_choice, dict) and tool_choice.get("type") == "function":
+        name = (tool_choice.get("function") or {}).get("name")
+        matches = [f for f in functions if f["name"] == name]
+        if not matches:
+            raise RequestInvalid(f"tool_choice names the function {name!r}, which is not in tools",
+                                 param="tool_choice")
+        chosen = matches[0]
+    else:
+        raise RequestInvalid(f"Invalid value for tool_choice: {tool_choice!r}", param="tool_choice")
+    return ForcedTool(name=chosen["name"], input_schema=chosen.get("parameters", {"type": "object"}))
 
 
 def _response_format(value: Any) -> tuple[Any, bool]:

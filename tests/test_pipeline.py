@@ -1,0 +1,108 @@
+"""The call pipeline every surface runs: each protection in one step, in one order, and every call
+(refused ones included) counted in the metrics; checked in-process with the offline mock."""
+
+from __future__ import annotations
+
+import textwrap
+
+import anyio
+import pytest
+
+from mcp_gateway import ToolNotFoundError
+from mcp_gateway.security import CallDeadlineError, MemoryRateLimitBackend, RateLimiter, RateLimitExceeded
+from mcp_gateway.security import RateLimits, RequestLimitError, ScopeSet
+from mcp_gateway.server import CallPipeline, GatewayServer, ToolCall
+from mcp_gateway.server._protections import Caller
+
+pytestmark = pytest.mark.anyio
+
+CONFIG = textwrap.dedent("""
+    format: mcp-gateway/1
+    providers:
+      offline: {kind: mock}
+      slow: {kind: mock, settings: {latency_ms: 5000}}
+    models:
+      default: {provider: offline, model: mock-1}
+      slow: {provider: slow, model: mock-1}
+    limits: {max_argument_chars: 100}
+    tools:
+      - name: echo
+        description: Say it back.
+        model: default
+        input_schema: {type: object, properties: {text: {type: string}}}
+        messages: [{role: user, content: "{{ text }}"}]
+      - name: slow
+        description: Takes five seconds.
+        model: slow
+        input_schema: {type: object, properties: {text: {type: string}}}
+        messages: [{role: user, content: "{{ text }}"}]
+""")
+
+
+@pytest.fixture
+def server(tmp_path):
+    (tmp_path / "gateway.yaml").write_text(CONFIG)
+    return GatewayServer.from_config(tmp_path / "gateway.yaml")
+
+
+def caller(*scopes: str, limits: RateLimits | None = None) -> Caller:
+    return Caller("key:test", ScopeSet.of(scopes), limits)
+
+
+def counted(server: GatewayServer, tool: str, outcome: str) -> float:
+    value = server.protections.metrics.registry.get_sample_value(
+        "mcp_gateway_requests_total", {"method": "tools/call", "tool": tool, "outcome": outcome})
+    return value or 0.0
+
+
+async def test_a_call_runs_through_every_step_and_is_accounted(server):
+    pipeline = CallPipeline(server.live, server.protections)
+    pieces: list[str] = []
+
+    async def on_text(piece: str) -> None:
+        pieces.append(piece)
+
+    call = ToolCall("echo", {"text": "through the pipeline"}, caller("tools:*"), on_text=on_text)
+    answer = await pipeline.run(call)
+    assert "through the pipeline" in answer.text and "".join(pieces) == answer.text
+    assert call.record.outcome == "ok" and call.record.input_tokens > 0 and call.record.output_tokens > 0
+    assert counted(server, "echo", "ok") == 1
+    assert server.live.in_flight == 0
+
+
+async def test_each_refusal_comes_from_its_step_and_is_counted(server):
+    pipeline = CallPipeline(server.live, server.protections)
+    hidden = ToolCall("echo", {"text": "x"}, caller("tools:other"))
+    with pytest.raises(ToolNotFoundError):
+        await pipeline.run(hidden)
+    assert hidden.record.error_kind == "out_of_scope"
+    too_big = ToolCall("echo", {"text": "x" * 200}, caller("tools:*"))
+    with pytest.raises(RequestLimitError, match="the limit is 100"):
+        await pipeline.run(too_big)
+    assert counted(server, "echo", "error") == 2
+    assert server.live.gateway.router.ledger.snapshot()["process"]["calls"] == 0  # no provider was called
+
+
+async def test_rate_limit_and_deadline_steps(server):
+    guard = server.protections
+    guard.limiter = RateLimiter(MemoryRateLimitBackend())
+    guard.call_deadline_s = 0.2
+    pipeline = CallPipeline(server.live, guard)
+    limited = caller("tools:*", limits=RateLimits(requests_per_minute=1))
+    await pipeline.run(ToolCall("echo", {"text": "first"}, limited))
+    with pytest.raises(RateLimitExceeded):
+        await pipeline.run(ToolCall("echo", {"text": "second"}, limited))
+    with anyio.fail_after(5), pytest.raises(CallDeadlineError, match="deadline of 0.2 s"):
+        await pipeline.run(ToolCall("slow", {"text": "late"}, caller("tools:*")))
+    assert counted(server, "slow", "error") == 1
+
+
+async def test_a_surface_supplies_its_own_endpoint(server):
+    pipeline = CallPipeline(server.live, server.protections)
+
+    async def builtin(call: ToolCall) -> dict:
+        return {"ran": call.name}
+
+    assert await pipeline.run(ToolCall("session_start", {}, caller("tools:*")), builtin) == {"ran": "session_start"}
+    with pytest.raises(ToolNotFoundError):  # the scope step still applies
+        await pipeline.run(ToolCall("session_start", {}, caller("tools:echo")), builtin)
