@@ -318,7 +318,7 @@ def test_streaming_sends_text_as_it_arrives_then_the_result(rest):
     final = events[-1][1]
     assert "".join(d["text"] for k, d in events if k == "delta") == final["text"]
     assert final["target"] == "remote/gpt-4o-mini" and final["usage"]["output_tokens"] > 0
-    metrics = httpx2.get(rest["url"] + "/metrics").text
+    metrics = httpx2.get(rest["url"] + "/metrics", headers={"Authorization": f"Bearer {rest['keys']['scraper']}"}).text
     assert re.search(r'gen_ai_client_operation_time_to_first_chunk_seconds_count\{[^}]*provider_name="remote"[^}]*\} [1-9]',
                      metrics), "streamed REST calls time their first chunk"
     with client(rest) as http:

@@ -189,7 +189,7 @@ async def test_session_tools_obey_the_argument_limit_and_the_state_cap(tmp_path)
     async with connect(serve_command(config), mode="auto", timeout=30) as client:
         handle = (await client.call_tool("session_start", {})).structured_content["session_id"]
         too_big = await client.call_tool("session_state", {"session_id": handle, "set": {"a": "x" * 3000}})
-        assert too_big.is_error and "the limit is 2000" in too_big.content[0].text
+        assert too_big.is_error and "the limit is 2,000" in too_big.content[0].text
         for i in range(3):
             ok = await client.call_tool("session_state", {"session_id": handle, "set": {f"k{i}": "x" * 1500}})
             assert ok.structured_content["keys"] == [f"k{j}" for j in range(i + 1)]

@@ -103,7 +103,7 @@ async def test_first_valid_takes_the_first_valid_answer_and_cancels_the_rest(tmp
     assert answer.routed.target.label == "medium/m-medium"
     assert set(answer.structured) == {"label", "score"}
     outcomes = {a.target: a.outcome for a in answer.routed.attempts}
-    assert outcomes == {"wire/mock-fault-empty": "ok", "medium/m-medium": "ok", "slow/m-slow": "cancelled"}
+    assert outcomes == {"wire/mock-fault-empty": "empty", "medium/m-medium": "ok", "slow/m-slow": "cancelled"}
 
 
 async def test_each_target_has_its_own_timeout(tmp_path: Path) -> None:
