@@ -168,7 +168,7 @@ def build_http_app(
         # scope when auth is configured.
         metrics_app = _HostChecked(request_response(metrics_endpoint(guard.metrics)), security)
         routes.append(Route("/metrics", endpoint=protect(metrics_app, [METRICS_SCOPE]), methods=["GET"]))
-    middleware = [Middleware(RequestIdMiddleware)]
+    middleware = [Middleware(RequestIdMiddleware), Middleware(_RefuseWhileDraining, live=live)]
     if guard.verifier is not None:
         middleware.append(Middleware(_Authenticate, backend=BearerAuthBackend(guard.verifier)))
     loaded = live.gateway.loaded
@@ -185,6 +185,24 @@ class _Asgi:
         self._app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self._app(scope, receive, send)
+
+
+class _RefuseWhileDraining:
+    """Once a shutdown signal came, a new request (health checks included) gets 503 with
+    `Connection: close` before any work: a load balancer retries it on another process
+    (`retry-on ... 503`), while the calls already running finish."""
+
+    def __init__(self, app: ASGIApp, live: LiveGateway) -> None:
+        self._app = app
+        self._live = live
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and self._live.draining:
+            response = JSONResponse({"error": "shutting down: send this request to another process"},
+                                    status_code=503, headers={"Retry-After": "1", "Connection": "close"})
+            await response(scope, receive, send)
+            return
         await self._app(scope, receive, send)
 
 
@@ -319,6 +337,7 @@ async def _drain_on_exit(server: uvicorn.Server, live: LiveGateway, grace: float
     """After a shutdown signal, let in-flight calls finish (up to `grace` s), then close streams."""
     while not server.should_exit:
         await anyio.sleep(0.1)
+    live.draining = True
     if live.in_flight:
         log.info("shutting down: waiting up to %.0f s for %d call(s) in flight", grace, live.in_flight)
     with anyio.move_on_after(grace):

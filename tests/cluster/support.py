@@ -159,7 +159,10 @@ class HAProxy:
         text = HAPROXY_TEMPLATE.read_text()
         text = text.replace("bind 0.0.0.0:8080", f"bind 127.0.0.1:{self.port}")
         self.socket = directory / "haproxy.sock"
-        text = text.replace("global\n", f"global\n    stats socket {self.socket} level admin\n", 1)
+        text = text.replace("global\n", f"global\n    stats socket {self.socket} level admin\n"
+                            "    log stdout format raw local0 info\n", 1)
+        text = text.replace("defaults\n", "defaults\n    log global\n    option httplog\n", 1)
+        self.log_path = directory / "haproxy.log"
         text = re.sub(r"(?m)^    server gw\d+ .*\n", "", text)
         text = re.sub(r"(?m)^(    # servers.*\n)", lambda m: m.group(1) + servers + "\n", text)
         self.config.write_text(text)
@@ -172,8 +175,9 @@ class HAProxy:
     def start(self, healthy: int) -> None:
         check = subprocess.run([self.binary, "-c", "-f", str(self.config)], capture_output=True, text=True)
         assert check.returncode == 0, check.stdout + check.stderr
+        self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen([self.binary, "-db", "-f", str(self.config)],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                                     stdout=self._log, stderr=subprocess.STDOUT)
         wait_until(lambda: _healthy(self.url), 15, "haproxy never answered /healthz")
         self.wait_up(healthy)
 
