@@ -24,6 +24,8 @@
     │   └── RouteError           routing: a routed call that failed, with every attempt made
     ├── OutputError              a model answer that does not match the tool's output schema
     ├── ClientInputRequired      the call needs the MCP client's input first (2026-07-28 sampling)
+    ├── ShuttingDownError        server: a call cut short because the gateway is shutting down
+    ├── GitError                 lifecycle: git could not give a config as it was at a ref (`diff --against`)
     └── ClientError              raised by mcp_gateway.client
         ├── ConnectError         the server could not be reached or started
         ├── RemoteError          the server answered with a protocol error
@@ -46,6 +48,7 @@ __all__ = [
     "ArgumentError",
     "ClientError",
     "ClientInputRequired",
+    "ShuttingDownError",
     "ConfigError",
     "ConfigIssue",
     "GatewayError",
@@ -100,7 +103,15 @@ class ToolNotFoundError(GatewayError):
 
 
 class ToolRetiredError(ToolNotFoundError):
-    """A tool that this gateway served once and has retired (HTTP says 410 Gone, not 404)."""
+    """A tool that this gateway served once and has retired (HTTP says 410 Gone, not 404).
+
+    `successor` names what to call instead (a tool name, possibly pinned: `summarize.v2`), and
+    `sunset` (a date) when it was retired, when the config says."""
+
+    def __init__(self, message: str, *, successor: str | None = None, sunset: Any = None) -> None:
+        super().__init__(message)
+        self.successor = successor
+        self.sunset = sunset
 
 
 class ModelNotFoundError(GatewayError):
@@ -178,6 +189,11 @@ class OutputError(GatewayError):
         lines = [f"The model's answer for tool '{tool}' does not match its output schema:"]
         lines += [f"- {v}" for v in violations]
         super().__init__("\n".join(lines))
+
+
+class ShuttingDownError(GatewayError):
+    """A call still running at the end of the shutdown grace period, cancelled; retrying it on
+    another process (or after the restart) is safe to try."""
 
 
 class ClientInputRequired(GatewayError):

@@ -10,7 +10,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -20,7 +20,7 @@ from ._fanout import answer_value, fanout_output_schema, fanout_result, is_valid
 from .catalog import Catalog, PromptTool, build_catalog
 from .cluster import RedisLink, open_link, share
 from .config import Limits, LoadedConfig, ServerSettings, load_config
-from .providers import Completion, Message, OnText
+from .providers import Completion, Message, OnText, Provider
 from .routing import Route, Routed, Router, build_router, repair_policy
 from .security.limits import check_message_count
 from .sessions import SessionManager, SessionRecord, Turn, build_sessions
@@ -39,7 +39,7 @@ class ToolAnswer:
     structured: Any
     routed: Routed
     duration_ms: float
-
+    tool: PromptTool  # the version that answered
     @property
     def completion(self) -> Completion:
         return self.routed.completion
@@ -65,6 +65,7 @@ class Gateway:
     files: tuple[str, ...] = field(default=())
     sessions: SessionManager | None = None
     loaded: LoadedConfig | None = None  # what it was built from (operators' sections: auth, audit, ...)
+    loaded_at: float = field(default_factory=time.time)  # when it was built (REST `Deprecation` default)
     cluster: RedisLink | None = None  # the Redis link shared with the other processes (`cluster:`)
 
     async def call_tool(
@@ -80,13 +81,30 @@ class Gateway:
         """Run one call, in `session` when given (its history feeds the prompt; the turn is recorded);
         `caller` is the principal the usage ledger records the call under.
 
-        `version` pins the tool's version (ToolNotFoundError when it is not served).
-        Raises ToolNotFoundError, ArgumentError, RenderError, ProviderError, BudgetExceededError,
-        OutputError, SessionError, or SessionStoreError.
+        `name` may pin a version or name a label (`summarize.v1`, `summarize.staging`), and `version`
+        pins one as REST URLs do: the catalog resolves both. Raises ToolNotFoundError (ToolRetiredError),
+        ArgumentError, RenderError, ProviderError, BudgetExceededError, OutputError, SessionError, or
+        SessionStoreError.
         """
+        tool = self.catalog.tools.resolve(name, version=version)
+        return await self.call_version(tool, arguments, on_text=on_text, session=session, caller=caller)
+
+    async def call_version(
+        self,
+        tool: PromptTool,
+        arguments: Mapping[str, Any] | None,
+        *,
+        on_text: OnText | None = None,
+        session: SessionRecord | None = None,
+        model: str | None = None,
+        caller: str | None = None,
+    ) -> ToolAnswer:
+        """Run one call of this exact tool version, whatever its status (the test runner tests drafts);
+        `model` answers with another model alias than the tool's own; `caller` is the principal the
+        usage ledger records the call under."""
         started = time.perf_counter()
         wall_started = time.time()
-        tool = self.catalog.tools.get(name, version=version)
+        name = tool.name
         args = tool.validate(arguments)
         config = tool.config
         history: list[Turn] = []
@@ -105,8 +123,9 @@ class Gateway:
         check_message_count(len(messages), self.limits.max_messages)
         session_id = session.id if session is not None else None
         routed = await self.router.complete(
-            config.model, messages, params=config.params, output_schema=config.output_schema, on_text=on_text,
-            tool=name, session=session_id, cache_ttl_s=config.cache.ttl_s if config.cache is not None else None,
+            model or config.model, messages, params=config.params, output_schema=config.output_schema,
+            on_text=on_text, tool=name, session=session_id,
+            cache_ttl_s=config.cache.ttl_s if config.cache is not None else None,
             accept=lambda completion: is_valid(tool, completion), caller=caller,
         )
         structured = None
@@ -117,7 +136,7 @@ class Gateway:
         route, completion = routed.route, routed.completion
         text = json.dumps(structured, ensure_ascii=False) if structured is not None else completion.text
         if routed.cache == "miss":
-            await self.router.remember(routed)  # only an answer that passed the output checks
+            await self.router.remember(routed, tool=name)  # only an answer that passed the output checks
         if session is not None and self.sessions is not None:
             last_user = next((m.content for m in reversed(messages) if m.role == "user"), "")
             await self.sessions.record(session.id, Turn(
@@ -131,7 +150,7 @@ class Gateway:
             name, config.version, route.name, routed.target.provider.name, completion.model,
             completion.usage.input_tokens, completion.usage.output_tokens, elapsed,
         )
-        return ToolAnswer(text, structured, routed, elapsed)
+        return ToolAnswer(text, structured, routed, elapsed, tool)
 
     async def _checked(self, tool: PromptTool, routed: Routed, messages: tuple[Message, ...],
                        on_text: OnText | None, session: str | None, caller: str | None) -> tuple[Routed, Any]:
@@ -217,12 +236,21 @@ def _with_history(messages: tuple[Message, ...], history: list[Turn]) -> tuple[M
     return (*messages[:lead], *earlier, *messages[lead:])
 
 
-def load_gateway(path: str | Path, *, environ: Mapping[str, str] | None = None) -> Gateway:
-    """Load and compile a config; raise ConfigError with every issue of every file."""
+def load_gateway(
+    path: str | Path,
+    *,
+    environ: Mapping[str, str] | None = None,
+    every_route: bool = False,
+    wrap_provider: Callable[[Provider], Provider] | None = None,
+) -> Gateway:
+    """Load and compile a config; raise ConfigError with every issue of every file.
+
+    `every_route` builds every model alias' providers, not only the served tools' (for tests of
+    drafts); `wrap_provider` wraps each provider (recording and replaying answers)."""
     loaded = load_config(path)
     catalog, issues = build_catalog(loaded)
     env = os.environ if environ is None else environ
-    router, router_issues = build_router(loaded, env)
+    router, router_issues = build_router(loaded, env, every_route=every_route, wrap_provider=wrap_provider)
     sessions, session_issues = build_sessions(loaded, env)
     link, cluster_issues = open_link(loaded, env)
     if issues or router_issues or session_issues or cluster_issues:

@@ -283,7 +283,7 @@ def test_same_tool_in_root_and_included_file(tmp_path: Path) -> None:
         "more.yaml": "# more tools\n" + TOOL_A,                        # tool on line 3
     })
     issue = one(found)
-    check(issue, "more.yaml", 3, 5, "tools[0]", "tool 'a' is already defined at gateway.yaml:8:5")
+    check(issue, "more.yaml", 3, 5, "tools[0]", "tool 'a' version '1.0.0' is already defined at gateway.yaml:8:5")
 
 
 def test_same_provider_in_two_files(tmp_path: Path) -> None:

@@ -11,7 +11,14 @@ import pytest
 from mcp import MCPError
 
 import mcp_gateway
-from mcp_gateway._errors import ArgumentError, GatewayError, ProviderError, ToolRetiredError, Violation
+from mcp_gateway._errors import (
+    ArgumentError,
+    GatewayError,
+    ProviderError,
+    ShuttingDownError,
+    ToolRetiredError,
+    Violation,
+)
 from mcp_gateway.accounting import BudgetExceededError
 from mcp_gateway.security import CallDeadlineError, RateLimitExceeded, RequestLimitError
 from mcp_gateway.server._boundary import error_mapping, mcp_tool_error, problem
@@ -40,8 +47,9 @@ def test_the_tree_in_errors_py_names_every_subclass():
 def test_every_server_side_error_has_a_specific_status():
     generic = {cls.__name__ for cls in _all_subclasses()
                if error_mapping(cls.__new__(cls)).slug in ("gateway-error", "internal-error")}
-    # Only the client library's errors (never raised by a server) fall back to the root's row.
-    assert generic <= {"ClientError", "ConnectError", "RemoteError", "ClientTimeoutError"}, generic
+    # Only errors a server never raises (the client library's, `diff --against`'s Git reader) fall
+    # back to the root's row.
+    assert generic <= {"ClientError", "ConnectError", "RemoteError", "ClientTimeoutError", "GitError"}, generic
 
 
 @pytest.mark.parametrize(("error", "status", "slug"), [
@@ -51,6 +59,7 @@ def test_every_server_side_error_has_a_specific_status():
     (RequestLimitError("max_argument_chars", "big"), 413, "request-too-large"),
     (BudgetExceededError("no money", scope="tool 't'"), 402, "budget-exceeded"),
     (ProviderError("openai", "HTTP 500", kind="server"), 502, "provider-failed"),
+    (ShuttingDownError("shutting down"), 503, "shutting-down"),
 ])
 def test_status_and_problem_type_follow_the_class(error, status, slug):
     code, body, _ = problem(error)

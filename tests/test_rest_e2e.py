@@ -195,7 +195,7 @@ def test_a_tool_call_answers_with_text_usage_cost_and_routing(rest):
     assert structured.status_code == 200 and isinstance(result["structured"]["names"], list)
     assert json.loads(result["text"]) == result["structured"]
     assert pinned.status_code == 200 and "pinned" in pinned.json()["text"]
-    assert "no served version '9.9.9'" in assert_problem(unpinned, 404, "tool-not-found")["detail"]
+    assert "has no version 9.9.9" in assert_problem(unpinned, 404, "tool-not-found")["detail"]
 
 
 def test_argument_errors_list_every_violation_by_json_path(rest):

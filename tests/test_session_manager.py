@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from mcp_gateway._errors import ArgumentError
 
 from mcp_gateway.config import ContextConfig, SessionsConfig
 from mcp_gateway.sessions import SessionError, SessionManager, Turn
@@ -63,12 +62,6 @@ async def test_session_state_is_capped(clock):
     await manager.set_state(record.id, "a", {"j": "y" * 50}, ["k"])  # replacing fits
     assert (await manager.resolve(record.id, "a")).state == {"j": "y" * 50}
 
-
-def test_builtin_tool_arguments_are_bounded(clock):
-    manager = SessionManager(MemorySessionStore(), SessionsConfig(), max_argument_chars=50, clock=clock)
-    manager.check_arguments("session_state", {"session_id": "s", "set": {"a": 1}})
-    with pytest.raises(ArgumentError, match="the limit is 50"):
-        manager.check_arguments("session_state", {"session_id": "s", "set": {"a": "x" * 60}})
 
 
 async def test_touch_extends_idle_expiry_but_not_past_max_lifetime(manager, clock):

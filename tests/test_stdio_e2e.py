@@ -25,7 +25,9 @@ async def test_lists_served_tools_only(stdio_gateway, mode):
     assert summarize.title == "Summarize text"
     assert summarize.input_schema["required"] == ["text"]
     assert summarize.annotations is not None and summarize.annotations.read_only_hint is True
-    assert summarize.meta == {"mcp-gateway/version": "1.2.0", "mcp-gateway/status": "published"}
+    assert summarize.meta == {"mcp-gateway/version": "1.2.0", "mcp-gateway/status": "published",
+                              "mcp-gateway/tool": {"name": "summarize", "version": "1.2.0", "status": "published",
+                                                   "versions": ["1.2.0"]}}
     assert tools["find_names"].description.startswith("[Deprecated] Use extract_entities instead.")
     assert tools["classify_ticket"].output_schema["required"] == ["category", "urgency", "sentiment", "confidence"]
 
@@ -91,8 +93,9 @@ async def test_unknown_draft_and_retired_tools_are_invalid_params(stdio_gateway,
     async with stdio_gateway(config) as client:
         assert [t.name for t in await client.list_tools()] == ["live"]
         for name, expected in [("nope", "Unknown tool: 'nope'"),
-                               ("old", "Tool 'old' is retired (last version 3.1.0)"),
-                               ("wip", "Tool 'wip' is a draft and not served")]:
+                               ("old", "Tool 'old' version 3.1.0 was retired"),
+                               ("wip", "Tool 'wip' is a draft and not served"
+                                       " (a label such as '<name>.staging' reaches a draft)")]:
             with pytest.raises(RemoteError) as info:
                 await client.call_tool(name, {})
             assert info.value.code == -32602

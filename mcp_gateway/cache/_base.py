@@ -66,7 +66,12 @@ class CacheStore(Protocol):
         """The entry of each key (None: absent or expired), in order."""
         ...
 
-    async def put(self, key: str, completion: Completion, ttl_s: float) -> None:
+    async def put(self, key: str, completion: Completion, ttl_s: float, *, tool: str | None = None) -> None:
+        """Store an answer; `tool` tags it as that tool's data (for `dispose_tool`)."""
+        ...
+
+    async def dispose_tool(self, tool: str, *, dry_run: bool = False) -> int:
+        """Delete every live entry tagged with `tool` (count them only, with `dry_run`); return how many."""
         ...
 
     async def aclose(self) -> None:

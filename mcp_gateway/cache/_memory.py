@@ -20,6 +20,7 @@ class MemoryCache:
         self.max_entries = max_entries
         self._clock = clock
         self._entries: OrderedDict[str, tuple[float, Completion]] = OrderedDict()
+        self._tool_of: dict[str, str] = {}  # entry key -> the tool whose answer it is
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -33,17 +34,32 @@ class MemoryCache:
                 found.append(None)
             elif entry[0] <= now:
                 del self._entries[key]
+                self._tool_of.pop(key, None)
                 found.append(None)
             else:
                 self._entries.move_to_end(key)
                 found.append(entry[1])
         return found
 
-    async def put(self, key: str, completion: Completion, ttl_s: float) -> None:
+    async def put(self, key: str, completion: Completion, ttl_s: float, *, tool: str | None = None) -> None:
         self._entries[key] = (self._clock() + ttl_s, completion)
         self._entries.move_to_end(key)
+        if tool is not None:
+            self._tool_of[key] = tool
+        else:
+            self._tool_of.pop(key, None)
         while len(self._entries) > self.max_entries:
-            self._entries.popitem(last=False)
+            dropped, _ = self._entries.popitem(last=False)
+            self._tool_of.pop(dropped, None)
+
+    async def dispose_tool(self, tool: str, *, dry_run: bool = False) -> int:
+        keys = [key for key, owner in self._tool_of.items() if owner == tool and key in self._entries]
+        if not dry_run:
+            for key in keys:
+                del self._entries[key]
+                del self._tool_of[key]
+        return len(keys)
 
     async def aclose(self) -> None:
         self._entries.clear()
+        self._tool_of.clear()

@@ -1,7 +1,8 @@
 """A response cache in Redis (`response_cache: {store: redis, url: ...}`), shared by gateway processes.
 
 Entries are JSON strings under `<prefix><key>` with a Redis expiry (PX), read with one MGET per
-call. A Redis that is down or slow never fails a call: a failed read is a miss, a failed write is
+call. An entry of a tool is also listed in the set `<prefix>tool:<name>` (kept as long as its
+longest-lived entry), so disposing of a tool finds its entries without scanning the keyspace. A Redis that is down or slow never fails a call: a failed read is a miss, a failed write is
 dropped, each logged (at most once a minute while the failure lasts).
 """
 
@@ -51,11 +52,33 @@ class RedisCache:
                 found.append(None)  # an entry of another version or a foreign value: a miss
         return found
 
-    async def put(self, key: str, completion: Completion, ttl_s: float) -> None:
+    async def put(self, key: str, completion: Completion, ttl_s: float, *, tool: str | None = None) -> None:
+        px = max(1, round(ttl_s * 1000))
         try:
-            await self._client.set(self.prefix + key, completion_to_json(completion), px=max(1, round(ttl_s * 1000)))
+            async with self._client.pipeline(transaction=True) as pipe:
+                pipe.set(self.prefix + key, completion_to_json(completion), px=px)
+                if tool is not None:
+                    index = self._index(tool)
+                    pipe.sadd(index, key)
+                    pipe.pexpire(index, px, gt=True)
+                    pipe.pexpire(index, px, nx=True)
+                await pipe.execute()
         except (RedisError, OSError) as exc:
             self._warn("write", exc)
+
+    def _index(self, tool: str) -> str:
+        return f"{self.prefix}tool:{tool}"
+
+    async def dispose_tool(self, tool: str, *, dry_run: bool = False) -> int:
+        """Unlike reads and writes, disposal must not pass silently: a Redis failure raises."""
+        index = self._index(tool)
+        keys = [k.decode() if isinstance(k, bytes) else k for k in await self._client.smembers(index)]
+        if not keys:
+            return 0
+        live = await self._client.exists(*[self.prefix + k for k in keys])
+        if not dry_run:
+            await self._client.delete(*[self.prefix + k for k in keys], index)
+        return int(live)
 
     async def aclose(self) -> None:
         await self._client.aclose()

@@ -14,13 +14,14 @@ from typing import Any
 from jsonschema import Draft202012Validator
 from mcp.shared.uri_template import InvalidUriTemplate, UriTemplate
 
-from .._errors import ConfigIssue
+from .._errors import ConfigIssue, ToolNotFoundError
 from ..config import LoadedConfig, Located, Origin, TextRef, ToolConfig
 from ..templates import CompiledTemplate, TemplateEngine
 from ._prompts import PromptEntry, PromptRegistry
 from ._resources import ResourceRegistry, StaticResource, TemplateResource
 from ._schema import compile_validator
-from ._tools import SERVED_STATUSES, PromptTool, ToolRegistry
+from ._testspec import check_tests
+from ._tools import PromptTool, ToolRegistry
 
 __all__ = ["Catalog", "build_catalog"]
 
@@ -47,6 +48,8 @@ class _Builder:
         self.loaded = loaded
         self.issues: list[ConfigIssue] = []
         self._checked: dict[str, list[Any]] = {}
+        testing = loaded.testing
+        self._judge = testing is not None and testing.value.judge is not None
         self.engine = TemplateEngine(
             partials={name: p.value for name, p in loaded.partials.items()},
             max_chars=loaded.limits.max_rendered_chars,
@@ -56,9 +59,13 @@ class _Builder:
         for partial in self.loaded.partials.values():
             for ref in partial.texts:
                 self._templates([ref], allowed=None)
-        tools = [t for t in (self._tool(item) for item in self.loaded.tools) if t is not None]
+        built = [(item, self._tool(item)) for item in self.loaded.tools]
+        registry = ToolRegistry(t for _, t in built if t is not None)
+        for item, tool in built:
+            if tool is not None:
+                self._lifecycle(item, registry)
         prompts = [p for p in (self._prompt(item) for item in self.loaded.prompts) if p is not None]
-        prompts += [PromptEntry.from_tool(t) for t in tools if t.config.prompt and t.config.status in SERVED_STATUSES]
+        prompts += [PromptEntry.from_tool(t) for t in registry.served() if t.config.prompt]
         static: list[StaticResource] = []
         templated: list[TemplateResource] = []
         for item in self.loaded.resources:
@@ -67,7 +74,7 @@ class _Builder:
                 static.append(resource)
             elif resource is not None:
                 templated.append(resource)
-        return Catalog(ToolRegistry(tools), PromptRegistry(prompts), ResourceRegistry(static, templated))
+        return Catalog(registry, PromptRegistry(prompts, registry), ResourceRegistry(static, templated))
 
     # -- pieces -----------------------------------------------------------------------------
 
@@ -135,6 +142,20 @@ class _Builder:
             output_validator=output,
             max_rendered_chars=limits.max_rendered_chars,
         )
+
+    def _lifecycle(self, item: Located[ToolConfig], registry: ToolRegistry) -> None:
+        """A replacement must name a tool that exists; tests must fit the tool they test."""
+        config, origin = item.value, item.origin
+        if config.replacement is not None:
+            try:
+                target = registry.resolve(config.replacement)
+            except ToolNotFoundError as exc:
+                self.issues.append(origin.issue(("replacement",), f"replacement '{config.replacement}': {exc}"))
+            else:
+                if target.name == config.name and target.config.version == config.version:
+                    self.issues.append(origin.issue(("replacement",), "a tool version cannot replace itself"))
+        tool = next(t for t in registry.versions(config.name) if t.config is config)
+        self.issues += check_tests(tool, origin, has_judge=self._judge)
 
     def _prompt(self, item: Located[Any]) -> PromptEntry | None:
         config = item.value

@@ -11,11 +11,11 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .._errors import ArgumentError, GatewayError, RenderError, Violation
+from .._errors import ArgumentError, GatewayError, RenderError, ToolNotFoundError, Violation
 from ..config import PromptConfig
 from ..providers import Message
 from ..templates import CompiledTemplate
-from ._tools import PromptTool
+from ._tools import PromptTool, ToolRegistry
 
 __all__ = ["PromptArgumentSpec", "PromptEntry", "PromptNotFoundError", "PromptRegistry"]
 
@@ -123,14 +123,25 @@ def _parse_one(raw: str, kind: Any) -> Any:
 
 
 class PromptRegistry:
-    def __init__(self, prompts: Iterable[PromptEntry]) -> None:
+    """Listed prompts by name; a pinned or labelled tool name (`summarize.v1`) resolves through
+    the tool registry, so prompts/get reaches every version a tools/call can."""
+
+    def __init__(self, prompts: Iterable[PromptEntry], tools: ToolRegistry | None = None) -> None:
         self._prompts = {p.name: p for p in prompts}
+        self._tools = tools
 
     def all(self) -> list[PromptEntry]:
         return list(self._prompts.values())
 
     def get(self, name: str) -> PromptEntry:
-        try:
-            return self._prompts[name]
-        except KeyError:
-            raise PromptNotFoundError(f"Unknown prompt: '{name}'") from None
+        found = self._prompts.get(name)
+        if found is not None:
+            return found
+        if self._tools is not None and name not in self._tools.names() and self._tools.base_name(name):
+            try:
+                tool = self._tools.resolve(name)
+            except ToolNotFoundError as exc:
+                raise PromptNotFoundError(str(exc)) from None
+            if tool.config.prompt:
+                return PromptEntry.from_tool(tool)
+        raise PromptNotFoundError(f"Unknown prompt: '{name}'")

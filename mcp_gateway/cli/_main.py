@@ -20,9 +20,10 @@ import anyio
 import click
 
 from .. import __version__
-from .._errors import ArgumentError, ClientError, ConfigError, RenderError
+from .._errors import ArgumentError, ClientError, ConfigError, RenderError, ToolNotFoundError
 from ._args import collect_arguments
 from ._keys import keys
+from ._lifecycle import lifecycle_commands
 from ._output import echo_json, table, to_jsonable
 from ._sessions import sessions
 
@@ -313,7 +314,11 @@ def render(config: str, tool: str, pairs: Sequence[str], json_args: str | None, 
     Works for draft tools too, so a prompt can be tuned before it is published.
     """
     gateway = _load(config)
-    found = next((t for t in gateway.catalog.tools.all() if t.name == tool), None)
+    registry = gateway.catalog.tools
+    try:  # the version a call would reach (TOOL may pin one: NAME.v2, NAME.staging) ...
+        found = registry.resolve(tool)
+    except ToolNotFoundError:  # ... else a draft's newest version
+        found = next(iter(registry.versions(tool)), None)
     if found is None:
         _fail(f"unknown tool '{tool}' in {config}")
     args = collect_arguments(pairs, json_args, found.config.input_schema)
@@ -345,6 +350,8 @@ def schema(output: str | None) -> None:
 
 main.add_command(sessions)
 main.add_command(keys)
+for _command in lifecycle_commands:
+    main.add_command(_command)
 
 
 @main.command("mock-llm", context_settings={"ignore_unknown_options": True, "allow_extra_args": True},

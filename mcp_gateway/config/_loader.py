@@ -35,6 +35,7 @@ from ._models import (
     ResponseCacheConfig,
     ServerSettings,
     SessionsConfig,
+    TestingConfig,
     ToolConfig,
 )
 from ._ops import AuditConfig, AuthConfig, ChatApiConfig, ClusterConfig, ObservabilityConfig, RateLimitConfig
@@ -45,7 +46,7 @@ __all__ = ["LoadedConfig", "Located", "Origin", "TextRef", "load_config"]
 
 T = TypeVar("T")
 _ROOT_SECTIONS = ("sessions", "prices", "budgets", "response_cache", "auth", "rate_limits", "audit", "observability",
-                  "chat_api", "cluster")
+                  "chat_api", "testing", "cluster")
 MAX_FILE_BYTES = 5_000_000
 _ENV_ONLY = re.compile(r"^\$\{env:[A-Za-z_][A-Za-z0-9_]*\}$")
 
@@ -117,6 +118,7 @@ class LoadedConfig:
     audit: Located[AuditConfig] | None = None
     observability: Located[ObservabilityConfig] | None = None
     chat_api: Located[ChatApiConfig] | None = None
+    testing: Located[TestingConfig] | None = None
     cluster: Located[ClusterConfig] | None = None
     providers: dict[str, Located[ProviderConfig]] = field(default_factory=dict)
     models: dict[str, Located[ModelConfig]] = field(default_factory=dict)
@@ -337,7 +339,12 @@ class _Loader:
             for sub, provider in model.value.provider_refs():
                 if provider not in loaded.providers:
                     self.issues.append(model.origin.issue(sub, _unknown("provider", provider, loaded.providers)))
-        self._unique((t for t in loaded.tools), lambda t: t.name, "tool")
+        self._unique((t for t in loaded.tools), lambda t: f"{t.name}' version '{t.version}", "tool")
+        self._check_versions()
+        if loaded.testing is not None and loaded.testing.value.judge is not None:
+            judge = loaded.testing.value.judge
+            if judge not in loaded.models:
+                self.issues.append(loaded.testing.origin.issue(("judge",), _unknown("model", judge, loaded.models)))
         self._unique((p for p in loaded.prompts), lambda p: p.name, "prompt")
         self._unique((r for r in loaded.resources), lambda r: r.uri or r.uri_template, "resource")
         prompt_names = {p.value.name: p for p in loaded.prompts}
@@ -350,6 +357,31 @@ class _Loader:
                 self.issues.append(tool.origin.issue(("name",), (
                     f"tool '{config.name}' is also offered as a prompt, and a prompt of that name is defined at "
                     f"{other}; rename one or set 'prompt: false' on the tool")))
+
+    def _check_versions(self) -> None:
+        """Labels name one version of a tool; no tool's own name may look like another's pinned name."""
+        by_name: dict[str, list[Located[ToolConfig]]] = {}
+        for tool in self.loaded.tools:
+            by_name.setdefault(tool.value.name, []).append(tool)
+        for name, versions in by_name.items():
+            labelled: dict[str, Located[ToolConfig]] = {}
+            for tool in versions:
+                for i, label in enumerate(tool.value.labels):
+                    if label in labelled:
+                        self.issues.append(tool.origin.issue(("labels", i), (
+                            f"label '{label}' of tool '{name}' already points at version "
+                            f"{labelled[label].value.version} ({labelled[label].origin.describe()}); "
+                            "a label names one version")))
+                    else:
+                        labelled[label] = tool
+            if "." not in name:
+                continue
+            base, _, suffix = name.rpartition(".")
+            other = by_name.get(base)
+            if other is not None and (re.fullmatch(r"v\d.*", suffix) or any(suffix in t.value.labels for t in other)):
+                self.issues.append(versions[0].origin.issue(("name",), (
+                    f"tool name '{name}' clashes with a pinned name of tool '{base}' "
+                    f"({other[0].origin.describe()}); rename it")))
 
     def _unique(self, items: Iterator[Located[Any]], key: Any, what: str) -> None:
         first: dict[str, Located[Any]] = {}

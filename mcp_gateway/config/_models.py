@@ -8,9 +8,11 @@ is reported instead of coerced.
 
 from __future__ import annotations
 
+import datetime
+import re
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from ._ops import AuditConfig, AuthConfig, ChatApiConfig, ClusterConfig, ObservabilityConfig, RateLimitConfig
 
@@ -39,16 +41,21 @@ __all__ = [
     "ServerSettings",
     "SessionsConfig",
     "TargetConfig",
+    "TestExpect",
+    "TestingConfig",
     "TimeoutsConfig",
     "ToolCacheConfig",
     "ToolConfig",
     "ToolStatus",
+    "ToolTest",
 ]
 
 FORMAT = "mcp-gateway/1"
 
 NAME_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$"
 SEMVER_PATTERN = r"^\d+\.\d+\.\d+(?:-[0-9A-Za-z.-]+)?(?:\+[0-9A-Za-z.-]+)?$"
+
+LABEL_PATTERN = r"^(?!v[0-9])[A-Za-z][A-Za-z0-9_-]{0,31}$"
 
 ToolStatus = Literal["draft", "published", "deprecated", "retired"]
 
@@ -323,6 +330,38 @@ class SessionsConfig(_Model):
     )
 
 
+class TestExpect(_Model):
+    """What a tool test expects of the answer; every check given must hold."""
+
+    equals: str | None = Field(None, description="The answer text is exactly this.")
+    contains: str | list[str] | None = Field(None, description="The answer text contains this (each of these).")
+    regex: str | None = Field(None, description="The answer text matches this regular expression (re.search).")
+    schema_: dict[str, Any] | None = Field(
+        None, alias="schema", description="The structured answer is valid against this JSON Schema (2020-12).")
+    json_path: dict[str, Any] | None = Field(
+        None, description="JSONPath expression -> expected value, on the structured answer, e.g. {'$.urgency': high}.")
+    max_cost_usd: float | None = Field(None, ge=0, description="The call cost at most this (USD; unknown cost fails).")
+    max_latency_ms: float | None = Field(None, gt=0, description="The call took at most this long.")
+    max_output_tokens: int | None = Field(None, ge=0, description="The answer used at most this many output tokens.")
+    rubric: str | None = Field(
+        None, min_length=1,
+        description="Model-graded: the judge route (`testing.judge`) decides whether the answer meets this rubric.")
+
+
+class ToolTest(_Model):
+    """One test of a tool: call it with `args`, check the answer against `expect`."""
+
+    name: str | None = Field(None, description="Shown in reports (default: the test's position).")
+    args: dict[str, Any] = Field(default_factory=dict, description="The call's arguments (checked against input_schema).")
+    expect: TestExpect = Field(default_factory=TestExpect, description="What the answer must satisfy.")
+
+
+class TestingConfig(_Model):
+    """How `mcp-gateway test` grades tools."""
+
+    judge: str | None = Field(None, description="Model alias that grades `rubric` expectations.")
+
+
 class ToolConfig(_Model):
     """A prompt tool: arguments in, rendered messages to a model, the answer out."""
 
@@ -335,6 +374,23 @@ class ToolConfig(_Model):
         description="draft: not served; published: served; deprecated: served with a notice; retired: gone.",
     )
     deprecation_note: str | None = Field(None, description="Shown with a deprecated tool, e.g. what replaces it.")
+    replacement: str | None = Field(
+        None, description="deprecated/retired: the tool (or pinned version, e.g. summarize.v2) callers should use.")
+    deprecated_on: datetime.date | None = Field(
+        None, strict=False,
+        description="deprecated: the date it was deprecated (REST `Deprecation` header; default: when the "
+        "gateway loaded the config).")
+    sunset: datetime.date | None = Field(
+        None, strict=False,
+        description="deprecated: the date it will be retired; retired: the date it was (YYYY-MM-DD).")
+    retention_days: int | None = Field(
+        None, ge=0,
+        description="retired: its stored data (session turns, cached answers) is disposed of this many days "
+        "after `sunset`, once every version of the tool is retired.")
+    labels: list[str] = Field(
+        default_factory=list,
+        description="Moving labels, e.g. [staging]: callers reach this version as '<name>.<label>', whatever its status.",
+    )
     input_schema: dict[str, Any] = Field(
         default_factory=lambda: {"type": "object", "properties": {}},
         description="JSON Schema (2020-12) of the arguments; must be an object schema.",
@@ -354,10 +410,25 @@ class ToolConfig(_Model):
     context: ContextConfig | None = Field(
         None, description="Opt in to session context: earlier turns and `session` in templates."
     )
-    tags: list[str] = Field(default_factory=list)
+    tags: list[str] = Field(default_factory=list, description="Free-form labels; the catalog page groups and filters by them.")
+    owner: str | None = Field(None, description="Who answers questions about this tool (a person or an address).")
+    team: str | None = Field(None, description="The team that owns this tool; the catalog page groups tools by it.")
     cache: ToolCacheConfig | None = Field(
         None, description="Reuse answers to identical calls (same messages, model, parameters) for `ttl_s` seconds."
     )
+    tests: list[ToolTest] = Field(default_factory=list, description="Tests run by `mcp-gateway test`.")
+
+    @field_validator("labels")
+    @classmethod
+    def _labels(cls, labels: list[str]) -> list[str]:
+        for label in labels:
+            if not re.match(LABEL_PATTERN, label):
+                raise ValueError(
+                    f"invalid label '{label}': letters, digits, '_' and '-', starting with a letter, at most 32; "
+                    "'v' followed by a digit is reserved for version pins")
+        if len(set(labels)) != len(labels):
+            raise ValueError("a label is listed twice")
+        return labels
 
 
 class PromptArgument(_Model):
@@ -423,6 +494,7 @@ class GatewayConfig(_Model):
     chat_api: ChatApiConfig | None = Field(
         None, description="The OpenAI-format API (/v1/chat/completions, /v1/models). Root config only."
     )
+    testing: TestingConfig | None = Field(None, description="How `mcp-gateway test` grades tools. Root config only.")
     partials: dict[str, str | FileText] = Field(
         default_factory=dict, description="Named template fragments, used as {% include 'name' %}."
     )

@@ -58,6 +58,9 @@ class AuditEvent:
     session_id: str | None = None
     ts: float = field(default_factory=time.time)
     call: dict[str, Any] | None = None  # a failed tool call's routing facts: route, attempts and their causes
+    version: str | None = None  # tools/call: the tool version that answered
+    status: str | None = None  # tools/call: its lifecycle status (published, deprecated, ...)
+    detail: str | None = None  # JSON text with what else the operation reports (e.g. what a disposal deleted)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -114,7 +117,10 @@ CREATE TABLE IF NOT EXISTS audit_events (
     cost_usd REAL,
     request_id TEXT,
     session_id TEXT,
-    call TEXT
+    call TEXT,
+    version TEXT,
+    status TEXT,
+    detail TEXT
 );
 CREATE INDEX IF NOT EXISTS audit_events_ts ON audit_events (ts);
 CREATE INDEX IF NOT EXISTS audit_events_principal ON audit_events (principal, ts);

@@ -151,6 +151,9 @@ class GatewayMetrics:
                                 ("transport",))
         self._rate_limited = family(Counter, "mcp_gateway_rate_limit_rejections_total",
                                     "Requests refused by a rate limit.", ("scope", "limit", "tool"))
+        self._deprecated_calls = family(Counter, "mcp_gateway_deprecated_calls_total",
+                                        "Calls to deprecated tool versions, by caller (to reach them before the sunset).",
+                                        ("tool", "version", "principal"))
         self._auth_failures = family(Counter, "mcp_gateway_auth_failures_total",
                                      "Bearer tokens refused, by credential kind.", ("kind",))
 
@@ -206,6 +209,9 @@ class GatewayMetrics:
 
     def rate_limited(self, scope: str, limit: str, tool: str | None = None) -> None:
         self._rate_limited.child(scope, limit, tool).inc()
+
+    def deprecated_call(self, tool: str, version: str, principal: str | None) -> None:
+        self._deprecated_calls.child(tool, version, principal).inc()
 
     def auth_failed(self, kind: str) -> None:
         self._auth_failures.child(kind).inc()

@@ -13,7 +13,7 @@ from __future__ import annotations
 import difflib
 import logging
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import date
 from typing import Any
 
@@ -45,7 +45,15 @@ _ROOT_SECTIONS = ("prices", "budgets", "response_cache")
 _UNBILLED = frozenset({"sampling"})  # the client's own model: not the gateway's cost, no warning
 
 
-def build_router(loaded: LoadedConfig, environ: Mapping[str, str]) -> tuple[Router, list[ConfigIssue]]:
+def build_router(
+    loaded: LoadedConfig,
+    environ: Mapping[str, str],
+    *,
+    every_route: bool = False,
+    wrap_provider: Callable[[Provider], Provider] | None = None,
+) -> tuple[Router, list[ConfigIssue]]:
+    """Providers and routes for the served tools (`every_route`: for every model alias, as the test
+    runner needs for drafts and `--model`). `wrap_provider` wraps each provider built (record/replay)."""
     issues: list[ConfigIssue] = []
     kinds = provider_kinds()
     for name, item in loaded.providers.items():
@@ -57,7 +65,7 @@ def build_router(loaded: LoadedConfig, environ: Mapping[str, str]) -> tuple[Rout
             if provider_name not in loaded.providers:
                 issues.append(m.origin.issue(sub, _unknown("provider", provider_name, loaded.providers)))
     served = [t for t in loaded.tools if t.value.status in _SERVED]
-    needed_models = {t.value.model for t in served}
+    needed_models = set(loaded.models) if every_route else {t.value.model for t in served}
     needed = {target.provider for m in needed_models if m in loaded.models
               for target in loaded.models[m].value.all_targets()}
     providers: dict[str, Provider] = {}
@@ -67,7 +75,7 @@ def build_router(loaded: LoadedConfig, environ: Mapping[str, str]) -> tuple[Rout
             continue
         provider = _build_provider(name, item, kinds[item.value.kind], environ, issues)
         if provider is not None:
-            providers[name] = provider
+            providers[name] = wrap_provider(provider) if wrap_provider is not None else provider
     chat_api = loaded.chat_api.value if loaded.chat_api is not None else ChatApiConfig()
     unavailable: dict[str, str] = {}  # provider -> why it was not built (for the chat API's errors)
     if chat_api.enabled:

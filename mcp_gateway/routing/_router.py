@@ -269,11 +269,12 @@ class Router:
         cost = None if any(a.cost_usd is None for a in attempts) and not known else sum(known, ZERO)
         return FanoutAnswer(target, completion, error, attempts, cost, duration_ms)
 
-    async def remember(self, routed: Routed) -> None:
-        """Store a cache miss' answer (call this once the answer has been checked and accepted)."""
+    async def remember(self, routed: Routed, *, tool: str | None = None) -> None:
+        """Store a cache miss' answer (call this once the answer has been checked and accepted);
+        `tool` tags the entry so that disposing of the tool deletes it."""
         if routed.cache != "miss" or routed.cache_key is None or not routed.cache_ttl_s or self.cache is None:
             return
-        await self.cache.put(routed.cache_key, routed.completion, routed.cache_ttl_s)
+        await self.cache.put(routed.cache_key, routed.completion, routed.cache_ttl_s, tool=tool)
 
     async def _hit(self, route: Route, target: Target, hit: Completion, on_text: OnText | None,
                    tool: str | None, caller: str | None) -> Routed:

@@ -47,6 +47,3 @@ class SingleFlight(Generic[T]):
         finally:
             del self._running[key]
             flight.done.set()
-
-    def __len__(self) -> int:
-        return len(self._running)

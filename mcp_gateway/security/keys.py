@@ -357,10 +357,6 @@ class KeyStore:
                 raise
             log.warning("starting with no API keys until the key store answers: %s", exc)
 
-    @property
-    def path(self) -> Path | None:
-        return self.backend.path if isinstance(self.backend, FileKeyBackend) else None
-
     # -- reading ---------------------------------------------------------------------------------
 
     def _reload(self) -> None:

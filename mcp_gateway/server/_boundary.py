@@ -28,6 +28,7 @@ from .._errors import (
     OutputError,
     ProviderError,
     RenderError,
+    ShuttingDownError,
     ToolNotFoundError,
     ToolRetiredError,
 )
@@ -44,12 +45,14 @@ from ..security import (
 )
 from ..security.ratelimit import retry_after_header
 from ..sessions import SessionError, SessionStoreError
+from ._deprecation import retired_headers
 
-__all__ = ["CALL_META_KEY", "PROBLEM_TYPE_PREFIX", "ErrorMapping", "error_mapping", "mcp_request_error", "mcp_tool_error",
+__all__ = ["CALL_META_KEY", "PROBLEM_TYPE_PREFIX", "TOOL_META_KEY", "ErrorMapping", "error_mapping", "mcp_request_error", "mcp_tool_error",
            "problem", "problem_types"]
 
 PROBLEM_TYPE_PREFIX = "urn:mcp-gateway:problem:"
 CALL_META_KEY = f"{META_PREFIX}call"
+TOOL_META_KEY = f"{META_PREFIX}tool"  # the tool version that answered: name, version, status, deprecation
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +91,7 @@ _TABLE: dict[type[BaseException], ErrorMapping] = {
     OutputError: ErrorMapping(502, "invalid-model-output", "Model answer does not match the output schema"),
     ProviderError: ErrorMapping(502, "provider-failed", "Provider failed"),
     ClientInputRequired: ErrorMapping(502, "client-input-required", "The call needs an MCP client's input"),
+    ShuttingDownError: ErrorMapping(503, "shutting-down", "The gateway is shutting down"),
     JWTError: ErrorMapping(401, "unauthorized", "Invalid credentials", types.INVALID_REQUEST),
     KeyStoreError: ErrorMapping(503, "key-store-unavailable", "Key store unavailable", types.INTERNAL_ERROR),
     ConfigError: ErrorMapping(500, "config-error", "Configuration error", types.INTERNAL_ERROR),
@@ -147,6 +151,10 @@ def problem(exc: BaseException, *, redact: Callable[[str], str] = str) -> tuple[
         body["limit"] = exc.limit
     if isinstance(exc, BudgetExceededError):
         body["budget"] = exc.scope
+    if isinstance(exc, ToolRetiredError):
+        headers.update(retired_headers(exc.successor, exc.sunset))
+        if exc.successor:
+            body["successor"] = exc.successor
     meta = _call_meta(exc)
     if meta is not None:
         body["call"] = meta

@@ -40,6 +40,7 @@ from ..observability.logs import RequestIdMiddleware
 from ..observability.metrics import metrics_endpoint
 from ..config import ChatApiConfig
 from ._chat_api import chat_routes
+from ._catalog_page import catalog_routes
 from ._event_store import InMemoryEventStore
 from ._header_timeout import h11_with_header_timeout
 from ._http_sessions import CappedSessionManager
@@ -159,6 +160,7 @@ def build_http_app(
         # No auth work at all: a health probe must stay cheap whatever Authorization it carries.
         Route("/healthz", endpoint=healthz, methods=["GET"]),
         *rest_routes(live, guard, pipeline, max_body_bytes=settings.max_body_bytes, security=security),
+        *catalog_routes(live, guard, security=security),
     ]
     if guard.verifier is not None and guard.resource_url:
         routes += create_protected_resource_routes(

@@ -35,10 +35,6 @@ class CappedSessionManager(StreamableHTTPSessionManager):
         self._open: Counter[_Caller] = Counter()
         self._caller_of: dict[str, _Caller] = {}
 
-    def open_sessions(self, client_id: str) -> int:
-        """Sessions open now for a caller (any issuer/subject), for tests and diagnostics."""
-        return sum(n for caller, n in self._open.items() if caller[0] == client_id)
-
     def _admit_session(self, requestor: AuthorizationContext | None) -> StreamableHTTPServerTransport | None:
         caller = None if requestor is None else (requestor["client_id"], requestor["issuer"], requestor["subject"])
         cap = self.max_sessions_per_caller

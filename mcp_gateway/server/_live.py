@@ -21,8 +21,8 @@ from mcp.server.subscriptions import (
     ToolsListChanged,
 )
 
+from .._errors import ShuttingDownError
 from .._gateway import Gateway
-from ..security.limits import RequestLimitError
 from ._views import McpViews
 
 __all__ = ["LiveGateway"]
@@ -54,9 +54,8 @@ class LiveGateway:
             self._calls.discard(scope)
             self.in_flight -= 1
         if scope.cancelled_caught:
-            raise RequestLimitError(
-                "shutdown_grace", "The gateway is shutting down and cancelled this call at the end of its "
-                "shutdown grace period; retry it")
+            raise ShuttingDownError("The gateway is shutting down and cancelled this call at the end of its "
+                                    "shutdown grace period; retry it")
 
     def cancel_calls(self) -> int:
         """Cancel every call in flight; each ends with an error result. Returns how many."""

@@ -28,7 +28,7 @@ from .._protocol import SESSION_META_KEY
 from ..catalog import PromptNotFoundError, ResourceNotFoundError
 from ..sessions import SessionStoreError
 from ..providers.sampling import sampling_channel
-from ._boundary import CALL_META_KEY, mcp_request_error, mcp_tool_error
+from ._boundary import CALL_META_KEY, TOOL_META_KEY, mcp_request_error, mcp_tool_error
 from ._connection import connection_of
 from ._live import LiveGateway
 from ._pipeline import CallPipeline, ToolCall
@@ -42,7 +42,7 @@ from ._sessions import (
     session_handle,
     split_session_argument,
 )
-from ._views import USAGE_URI, usage_for
+from ._views import USAGE_URI, usage_for, version_meta
 
 __all__ = ["build_server", "initialization_options"]
 
@@ -50,18 +50,40 @@ log = logging.getLogger("mcp_gateway.server")
 
 _LOG_LEVELS = ("debug", "info", "notice", "warning", "error", "critical", "alert", "emergency")
 _LEVEL_KEY = "mcp-gateway/log_level"
+_DEPRECATION_TOLD_KEY = "mcp-gateway/deprecations_told"
 
 
-async def _log_to_client(ctx: ServerRequestContext[Any], level: str, data: dict[str, Any]) -> None:
-    """Tell a client that asked for logs (logging/setLevel, or the 2026-07-28 per-request opt-in)."""
+async def _log_to_client(ctx: ServerRequestContext[Any], level: str, data: dict[str, Any], *,
+                         default_on: bool = False) -> None:
+    """Tell a client that asked for logs (logging/setLevel, or the 2026-07-28 per-request opt-in);
+    `default_on` messages also reach a handshake-era client that set no level."""
     if ctx.protocol_version not in MODERN_PROTOCOL_VERSIONS:
         wanted = connection_of(ctx).state.get(_LEVEL_KEY)
-        if wanted is None or _LOG_LEVELS.index(level) < _LOG_LEVELS.index(wanted):
+        if wanted is None and not default_on:
+            return
+        if wanted is not None and _LOG_LEVELS.index(level) < _LOG_LEVELS.index(wanted):
             return
     try:
         await ctx.session.send_log_message(level, data, logger="mcp-gateway", related_request_id=ctx.request_id)
     except Exception:  # a log line is never worth failing a call for
         log.debug("could not send a log message to the client", exc_info=True)
+
+
+async def _warn_deprecated_once(ctx: ServerRequestContext[Any], registry: Any, tool: Any) -> None:
+    """A deprecated version's callers hear of it once per connection, as a warning log notification
+    (sent even to clients that set no log level: MCP lets a server choose what it sends then)."""
+    told: set[str] = connection_of(ctx).state.setdefault(_DEPRECATION_TOLD_KEY, set())
+    key = f"{tool.name}@{tool.config.version}"
+    if key in told:
+        return
+    told.add(key)
+    successor = registry.successor(tool)
+    message = f"tool '{tool.name}' version {tool.config.version} is deprecated"
+    if tool.config.sunset:
+        message += f" and will be retired on {tool.config.sunset.isoformat()}"
+    if successor:
+        message += f"; use '{successor}' instead"
+    await _log_to_client(ctx, "warning", {"message": message, **version_meta(tool, successor)}, default_on=True)
 
 
 def build_server(live: LiveGateway, protections: Protections | None = None, *,
@@ -83,10 +105,11 @@ def build_server(live: LiveGateway, protections: Protections | None = None, *,
 
     async def list_tools(ctx: ServerRequestContext[Any], params: Any) -> types.ListToolsResult:
         scopes = guard.caller().scopes
-        listed = live.views.tools
-        if scopes.allows_tool("*") and all(scopes.allows_tool(t.name) for t in listed.tools):
-            return listed
-        return types.ListToolsResult(tools=[t for t in listed.tools if scopes.allows_tool(t.name)])
+        views = live.views
+        listed = views.tools
+        # A pinned entry (summarize.v1) is allowed when its tool is: scopes name tools, not versions.
+        allowed = [t for t in listed.tools if scopes.allows_tool(views.bases.get(t.name, t.name))]
+        return listed if len(allowed) == len(listed.tools) else types.ListToolsResult(tools=allowed)
 
     async def set_logging_level(ctx: ServerRequestContext[Any], params: types.SetLevelRequestParams) -> types.EmptyResult:
         connection_of(ctx).state[_LEVEL_KEY] = params.level
@@ -134,6 +157,10 @@ def build_server(live: LiveGateway, protections: Protections | None = None, *,
             else:
                 log.error("tool=%s failed unexpectedly", params.name, exc_info=exc)
             result = mcp_tool_error(exc)  # raises MCPError for what the protocol calls a bad request
+            if call.tool is not None:  # a failed answer names its version too
+                registry = live.gateway.catalog.tools
+                result.meta = {**(result.meta or {}),
+                               TOOL_META_KEY: version_meta(call.tool, registry.successor(call.tool))}
             await _log_to_client(ctx, "warning", {"tool": params.name, "error": str(exc)})
             return result
         finally:
@@ -141,10 +168,13 @@ def build_server(live: LiveGateway, protections: Protections | None = None, *,
         if not isinstance(answer, ToolAnswer):
             return answer  # a built-in session tool's result
         call_meta = answer.describe()
-        meta = {CALL_META_KEY: call_meta}
+        registry = live.gateway.catalog.tools
+        meta = {CALL_META_KEY: call_meta, TOOL_META_KEY: version_meta(answer.tool, registry.successor(answer.tool))}
         if call.session is not None:
             meta[SESSION_META_KEY] = call.session.id
         await _log_to_client(ctx, "info", {"tool": params.name, **call_meta})
+        if answer.tool.config.status == "deprecated":
+            await _warn_deprecated_once(ctx, registry, answer.tool)
         return types.CallToolResult(
             content=[types.TextContent(type="text", text=answer.text)],
             structured_content=answer.structured,

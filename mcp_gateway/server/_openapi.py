@@ -31,12 +31,13 @@ _SSE_EVENT = {"type": "object", "required": ["event", "data"], "properties": {
     "data": {"type": "string", "contentMediaType": "application/json"}}}
 
 
-def tool_summary(gateway: Gateway, tool: PromptTool, base_url: str) -> dict[str, Any]:
-    """A tool as `GET /v1/tools` lists it."""
+def tool_summary(gateway: Gateway, tool: PromptTool, base_url: str, *, listed_name: str | None = None) -> dict[str, Any]:
+    """A tool as `GET /v1/tools` lists it (`listed_name`: a pinned major line, e.g. summarize.v1)."""
     config = tool.config
+    name = listed_name or config.name
     return {
-        "name": config.name, "title": config.title, "description": tool.description, "version": config.version,
-        "deprecated": config.status == "deprecated", "url": f"{base_url}/v1/tools/{config.name}",
+        "name": name, "title": config.title, "description": tool.description, "version": config.version,
+        "deprecated": config.status == "deprecated", "url": f"{base_url}/v1/tools/{name}",
         "input_schema": config.input_schema, "output_schema": gateway.output_schema_of(tool),
     }
 
@@ -52,10 +53,11 @@ def openapi_document(gateway: Gateway, guard: Protections, allows_tool: Callable
         "operationId": "list_tools", "summary": "List the tools this caller may call",
         "responses": {"200": {"description": "The tools", "content": {"application/json": {
             "schema": {"$ref": "#/components/schemas/ToolList"}}}}, **_errors((), auth)}}}}
-    for tool in gateway.catalog.tools.served():
+    for listed_name, tool in gateway.catalog.tools.listed():  # the plain name, and each other served major
         if allows_tool(tool.name):
-            paths[f"/v1/tools/{tool.name}"] = {"post": _tool_operation(
-                tool, gateway.output_schema_of(tool), components, auth, sessions=gateway.sessions is not None)}
+            paths[f"/v1/tools/{listed_name}"] = {"post": _tool_operation(
+                tool, gateway.output_schema_of(tool), components, auth, sessions=gateway.sessions is not None,
+                listed_name=listed_name)}
     if gateway.sessions is not None:
         paths["/v1/sessions"] = {"post": {
             "operationId": "start_session", "summary": "Start a session",
@@ -99,9 +101,9 @@ def _errors(statuses: tuple[int, ...], auth: bool) -> dict[str, Any]:
 
 
 def _tool_operation(tool: PromptTool, output_schema: Any, components: dict[str, Any], auth: bool, *,
-                    sessions: bool) -> dict[str, Any]:
+                    sessions: bool, listed_name: str | None = None) -> dict[str, Any]:
     config = tool.config
-    prefix = _component_name(config.name)
+    prefix = _component_name(listed_name or config.name)
     request_schema = _hoist(dict(config.input_schema), prefix, components)
     if sessions and config.context is not None:
         request_schema.setdefault("properties", {})

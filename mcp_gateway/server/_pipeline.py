@@ -24,6 +24,7 @@ from .._errors import ModelNotFoundError, ToolNotFoundError
 from .._gateway import ToolAnswer
 from .._tokens import estimate_tokens
 from ..observability.tracing import GatewayTracer
+from ..catalog import PromptTool
 from ..providers import OnText
 from ..routing import Routed
 from ..security.limits import call_deadline, check_arguments
@@ -46,7 +47,7 @@ class ToolCall:
     `method` says what is called: a tool (`tools/call`, the default), or a model alias through
     the OpenAI-format API (`chat/completions`: `name` is the alias, `arguments` the messages)."""
 
-    name: str
+    name: str  # as asked for (summarize, summarize.v1, summarize.staging); `authorize` makes it the tool's name
     arguments: dict[str, Any]
     caller: Caller
     version: str | None = None  # a pinned version; None: the served one
@@ -57,6 +58,8 @@ class ToolCall:
     on_text: OnText | None = None
     record: CallRecord = field(default_factory=CallRecord)
     session: SessionRecord | None = None
+    requested: str | None = None  # the name as asked for, once `authorize` set `name` to the tool's name
+    tool: PromptTool | None = None  # the tool version that answers, set by `resolve`
 
     @property
     def target(self) -> str:
@@ -98,8 +101,8 @@ class CallPipeline:
         self.guard = guard
         self.tracer = tracer or GatewayTracer()
         self.steps: Sequence[Step] = (
-            self.audit, self.trace, self.authorize, self.check_limits, self.rate_limit, self.count_in_flight,
-            self.deadline, self.open_session, self.account,
+            self.audit, self.trace, self.authorize, self.resolve, self.check_limits, self.rate_limit,
+            self.count_in_flight, self.deadline, self.open_session, self.account,
         )
 
     async def run(self, call: ToolCall, endpoint: Endpoint | None = None) -> Any:
@@ -149,11 +152,28 @@ class CallPipeline:
         if call.method == CHAT and not scopes.allows_model(call.name):
             call.record.outcome, call.record.error_kind = "error", "out_of_scope"
             raise ModelNotFoundError(f"The model '{call.name}' does not exist or you do not have access to it.")
+        # Scopes, rate limits, metrics and the audit log name the tool, whatever version was asked for.
+        base = self.live.gateway.catalog.tools.base_name(call.name) if call.method == TOOLS else None
+        if base is not None and base != call.name:
+            call.requested, call.name = call.name, base
         if call.method == TOOLS and not scopes.allows_tool(call.name):
             # Out-of-scope tools are absent from this caller's list; calling one is like calling
             # a tool that does not exist.
             call.record.outcome, call.record.error_kind = "error", "out_of_scope"
-            raise ToolNotFoundError(f"Unknown tool: '{call.name}'")
+            raise ToolNotFoundError(f"Unknown tool: '{call.requested or call.name}'")
+        return await call_next(call)
+
+    async def resolve(self, call: ToolCall, call_next: Next) -> Any:
+        """The one catalog lookup: which version answers (ToolNotFoundError / ToolRetiredError if none)."""
+        registry = self.live.gateway.catalog.tools
+        # Only catalog tools have versions: a surface's own endpoint (MCP's built-in session tools) or
+        # another method (a model alias) passes through, and the default endpoint refuses the unknown.
+        if call.method == "tools/call" and registry.base_name(call.requested or call.name) is not None:
+            tool = registry.resolve(call.requested or call.name, version=call.version)
+            call.tool = tool
+            call.record.version, call.record.status = tool.config.version, tool.config.status
+            if tool.config.status == "deprecated":
+                self.guard.metrics.deprecated_call(tool.name, tool.config.version, call.caller.principal)
         return await call_next(call)
 
     async def check_limits(self, call: ToolCall, call_next: Next) -> Any:
@@ -184,10 +204,8 @@ class CallPipeline:
         if gateway.sessions is not None:
             if call.session_handle is not None:
                 call.session = await gateway.sessions.resolve(call.session_handle, call.caller.principal)
-            elif call.own_session is not None:
-                tool = gateway.catalog.tools.get(call.name, version=call.version)
-                if tool.config.context is not None:
-                    call.session = await call.own_session()
+            elif call.own_session is not None and call.tool is not None and call.tool.config.context is not None:
+                call.session = await call.own_session()
             call.record.session_id = call.session.id if call.session is not None else None
         return await call_next(call)
 
@@ -217,6 +235,7 @@ class CallPipeline:
     # -- the default endpoint -----------------------------------------------------------------------
 
     async def call_gateway(self, call: ToolCall) -> ToolAnswer:
-        return await self.live.gateway.call_tool(call.name, call.arguments, on_text=call.on_text,
-                                                 session=call.session, version=call.version,
-                                                 caller=call.caller.principal)
+        if call.tool is None:  # not a catalog tool: the lookup says why
+            call.tool = self.live.gateway.catalog.tools.resolve(call.requested or call.name, version=call.version)
+        return await self.live.gateway.call_version(call.tool, call.arguments, on_text=call.on_text,
+                                                    session=call.session, caller=call.caller.principal)

@@ -38,7 +38,7 @@ from ..security import (
     ScopeSet,
 )
 
-__all__ = ["Caller", "CallRecord", "Protections", "build_protections", "key_store"]
+__all__ = ["Caller", "CallRecord", "Protections", "audit_path", "audit_sink", "build_protections", "key_store"]
 
 log = logging.getLogger("mcp_gateway.protections")
 
@@ -65,6 +65,8 @@ class CallRecord:
     cost_usd: float | None = None
     session_id: str | None = None
     call: dict[str, Any] | None = None  # routing facts of a failed call (GatewayError.call_meta)
+    version: str | None = None  # the tool version that answered
+    status: str | None = None  # its lifecycle status then (deprecated calls are reported by `usage`)
 
 
 @dataclass(slots=True)
@@ -129,7 +131,7 @@ class Protections:
                 error_kind=record.error_kind, duration_ms=round(seconds * 1000, 3),
                 input_tokens=record.input_tokens, output_tokens=record.output_tokens,
                 cost_usd=record.cost_usd, request_id=request_id_var.get(), session_id=record.session_id,
-                call=record.call))
+                call=record.call, version=record.version, status=record.status))
 
     def refused(self, caller: Caller, method: str, target: str | None) -> None:
         """Record a request refused for being outside the caller's scopes."""
@@ -221,9 +223,7 @@ def build_protections(loaded: LoadedConfig, environ: Mapping[str, str] | None = 
         protections.limiter = RateLimiter(backend, lease_ttl=rl.lease_s)
 
     if loaded.audit is not None:
-        path = Path(root / loaded.audit.value.path)
-        sink: Any = SqliteAuditSink(path) if path.suffix in (".sqlite", ".db", ".sqlite3") else JsonlAuditSink(path)
-        protections.audit = AuditLog(sink, redactor=protections.redactor)
+        protections.audit = AuditLog(audit_sink(loaded), redactor=protections.redactor)
     if issues:
         raise ConfigError(issues)
     return protections
@@ -251,6 +251,18 @@ def key_store(loaded: LoadedConfig, environ: Mapping[str, str]) -> KeyStore | No
     except ValueError as exc:  # redis-py refuses the URL
         raise ConfigError([origin.issue(("keys_redis", "url"), f"not a usable Redis URL: {exc}")]) from None
     return None
+
+
+def audit_path(loaded: LoadedConfig) -> Path | None:
+    """The audit log file a config names (relative to its root), or None."""
+    return Path(loaded.root / loaded.audit.value.path) if loaded.audit is not None else None
+
+
+def audit_sink(loaded: LoadedConfig) -> Any:
+    """The sink of a config's audit log: SQLite for .sqlite/.db/.sqlite3 files, JSON lines otherwise."""
+    path = audit_path(loaded)
+    assert path is not None
+    return SqliteAuditSink(path) if path.suffix in (".sqlite", ".db", ".sqlite3") else JsonlAuditSink(path)
 
 
 def _fields(extra: list[str]) -> Any:

@@ -1,5 +1,5 @@
 """Background upkeep while serving: reload the config on SIGHUP and (with --watch) when a config
-file changes, and sweep expired sessions.
+file changes, sweep expired sessions, and dispose of retired tools' data once their retention ends.
 
 A new config is loaded in full and swapped in only if it is valid; otherwise its errors are logged
 and the last good config keeps serving. The replaced gateway's providers are closed after a grace
@@ -13,11 +13,13 @@ reload CONFIG` asks them all at once. The config version is a digest of the conf
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import hashlib
 import logging
 import os
 import signal
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import anyio
@@ -26,6 +28,8 @@ from anyio.abc import TaskGroup, TaskStatus
 from .._errors import ConfigError, GatewayError
 from .._gateway import Gateway, load_gateway
 from ..cluster import ClusterEvents, breakers, share
+from ..lifecycle._dispose import dispose_tool, due_for_disposal
+from ..observability.audit import AuditLog
 from ._live import LiveGateway
 
 __all__ = ["Reloader"]
@@ -58,10 +62,14 @@ def _snapshot(files: Sequence[str]) -> dict[str, tuple[int, int] | None]:
 
 
 class Reloader:
-    def __init__(self, live: LiveGateway, config_path: str | Path, *, watch_interval: float | None = None) -> None:
+    def __init__(self, live: LiveGateway, config_path: str | Path, *, watch_interval: float | None = None,
+                 audit: AuditLog | None = None, clock: Callable[[], float] = time.time) -> None:
         self.live = live
         self.config_path = config_path
         self.watch_interval = watch_interval
+        self.audit = audit  # where automatic disposals are recorded
+        self._clock = clock
+        self._disposed: set[str] = set()  # tools this process already disposed of
         self._lock = anyio.Lock()
         self._task_group: TaskGroup | None = None
         self.events: ClusterEvents | None = None
@@ -131,9 +139,30 @@ class Reloader:
         if self.watch_interval:
             task_group.start_soon(self._watch, task_group)
 
+    async def dispose_due(self) -> list[str]:
+        """Dispose of the data of every tool whose retention after retirement has ended (once per
+        process and tool); return their names."""
+        gateway = self.live.gateway
+        today = datetime.datetime.fromtimestamp(self._clock(), tz=datetime.timezone.utc).date()
+        done: list[str] = []
+        for tool in due_for_disposal(gateway.catalog.tools, today):
+            if tool in self._disposed:
+                continue
+            try:
+                report = await dispose_tool(gateway, tool, audit=self.audit, principal="mcp-gateway (retention)")
+            except GatewayError as exc:
+                log.warning("disposal of retired tool '%s' failed (tried again later): %s", tool, exc)
+                continue
+            self._disposed.add(tool)
+            done.append(tool)
+            log.info("retention of retired tool '%s' ended: %d stored items disposed of", tool, report.total)
+        return done
+
     async def _sweep_sessions(self, interval: float = 10.0) -> None:
-        """End idle and over-age sessions, purge old ones; whichever config is live at the time."""
+        """End idle and over-age sessions, purge old ones, dispose of retired tools' data; whichever
+        config is live at the time."""
         while True:
+            await self.dispose_due()
             await anyio.sleep(interval)
             manager = self.live.gateway.sessions
             if manager is not None:

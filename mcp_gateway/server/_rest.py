@@ -1,7 +1,8 @@
 """REST: every served prompt tool as an HTTP API, through the same call pipeline as MCP.
 
     POST   /v1/tools/{name}           the arguments as the JSON body; 200 with the answer and usage
-    POST   /v1/tools/{name}@{version} the same, pinned to a version (404 when not served)
+    POST   /v1/tools/{name}@{version} the same, pinned to a version: 1.4.0, 1.4 or 1 (404 when not served;
+                                      `{name}.v1` and `{name}.<label>` work too, as over MCP)
     GET    /v1/tools                  the tools this caller may see
     POST   /v1/sessions               start a session (X-Session-Id or `session_id` continues it)
     DELETE /v1/sessions/{id}          end it
@@ -34,10 +35,12 @@ from .._protocol import SESSION_ARGUMENT
 from ..security import BodySizeLimitMiddleware
 from ..sessions import SessionError, SessionManager
 from ._boundary import PROBLEM_TYPE_PREFIX, problem
+from ._deprecation import version_headers
 from ._live import LiveGateway
 from ._openapi import openapi_document, tool_summary
 from ._pipeline import CallPipeline, ToolCall
 from ._protections import Protections
+from ._views import version_meta
 
 __all__ = ["SESSION_HEADER", "is_json", "rest_routes", "tool_result"]
 
@@ -109,7 +112,8 @@ def rest_routes(live: LiveGateway, guard: Protections, pipeline: CallPipeline, *
             return refused
         scopes = guard.caller().scopes
         base = str(request.base_url).rstrip("/")
-        tools = [tool_summary(live.gateway, t, base) for t in live.gateway.catalog.tools.served() if scopes.allows_tool(t.name)]
+        tools = [tool_summary(live.gateway, t, base, listed_name=name) for name, t in live.gateway.catalog.tools.listed()
+                 if scopes.allows_tool(t.name)]
         return JSONResponse({"tools": tools})
 
     async def openapi(request: Request) -> Response:
@@ -141,7 +145,9 @@ def rest_routes(live: LiveGateway, guard: Protections, pipeline: CallPipeline, *
             raise
         except Exception as exc:
             return error_response(exc)
-        return JSONResponse(_result(live, call, answer))
+        registry = live.gateway.catalog.tools
+        return JSONResponse(_result(live, call, answer), headers=version_headers(
+            answer.tool, registry.successor(answer.tool), loaded_at=live.gateway.loaded_at))
 
     async def start_session(request: Request) -> Response:
         if (refused := await refuse(request)) is not None:
@@ -228,9 +234,10 @@ def _no_constant(name: str) -> Any:
 
 
 def _result(live: LiveGateway, call: ToolCall, answer: ToolAnswer) -> dict[str, Any]:
-    tool = live.gateway.catalog.tools.get(call.name, version=call.version)
-    return tool_result(answer, with_structured=live.gateway.output_schema_of(tool) is not None,
+    body = tool_result(answer, with_structured=live.gateway.output_schema_of(answer.tool) is not None,
                        session_id=call.session.id if call.session is not None else None)
+    body["tool"] = version_meta(answer.tool, live.gateway.catalog.tools.successor(answer.tool))
+    return body
 
 
 def _event(kind: str, data: Any) -> bytes:

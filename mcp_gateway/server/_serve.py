@@ -43,7 +43,8 @@ class GatewayServer:
         gateway = load_gateway(path, environ=env)
         protections = build_protections(gateway.loaded, env) if gateway.loaded is not None else Protections()
         live = LiveGateway(gateway)
-        return cls(live, protections, Reloader(live, path, watch_interval=0.5 if watch else None))
+        return cls(live, protections, Reloader(live, path, watch_interval=0.5 if watch else None,
+                                                      audit=protections.audit))
 
     async def serve_stdio(self) -> None:
         """Serve until the client closes stdin."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import mcp_types as types
@@ -13,10 +13,24 @@ from .._protocol import META_PREFIX, SESSION_ARGUMENT
 from ..catalog import PromptEntry, PromptTool
 from ._sessions import BUILTIN_TOOLS, SESSION_TEMPLATES
 
-__all__ = ["USAGE_URI", "McpViews", "usage_for"]
+__all__ = ["USAGE_URI", "McpViews", "usage_for", "version_meta"]
 
 
-def _tool(tool: PromptTool, output_schema: Any) -> types.Tool:
+def version_meta(tool: PromptTool, successor: str | None) -> dict[str, Any]:
+    """What `_meta` says of a tool version, in tools/list and in every result it produces."""
+    config = tool.config
+    meta: dict[str, Any] = {"name": tool.name, "version": config.version, "status": config.status}
+    if config.status in ("deprecated", "retired"):
+        meta["deprecation"] = {
+            "replacement": successor,
+            "sunset": config.sunset.isoformat() if config.sunset else None,
+            "note": config.deprecation_note,
+        }
+    return meta
+
+
+def _tool(listed_name: str, tool: PromptTool, output_schema: Any, successor: str | None,
+          versions: list[str]) -> types.Tool:
     config = tool.config
     schema = config.input_schema
     if config.context is not None:
@@ -28,14 +42,18 @@ def _tool(tool: PromptTool, output_schema: Any) -> types.Tool:
     if config.annotations is not None or config.title:
         hints = config.annotations.model_dump(exclude_none=True) if config.annotations else {}
         annotations = types.ToolAnnotations(title=config.title, **hints)
+    title = config.title
+    if listed_name != tool.name:  # a pinned major line beside the plain name: say which version it is
+        title = f"{config.title or tool.name} (v{config.version})"
     return types.Tool(
-        name=config.name,
-        title=config.title,
+        name=listed_name,
+        title=title,
         description=tool.description,
         input_schema=schema,
         output_schema=output_schema,
         annotations=annotations,
-        meta={f"{META_PREFIX}version": config.version, f"{META_PREFIX}status": config.status},
+        meta={f"{META_PREFIX}version": config.version, f"{META_PREFIX}status": config.status,
+              f"{META_PREFIX}tool": {**version_meta(tool, successor), "versions": versions}},
     )
 
 
@@ -66,15 +84,18 @@ class McpViews:
     templates: types.ListResourceTemplatesResult
     input_schemas: Mapping[str, Mapping[str, Any]]
     session_tools: bool = False
+    bases: Mapping[str, str] = field(default_factory=dict)  # listed name -> tool name (scopes name tools)
 
     @classmethod
     def from_gateway(cls, gateway: Gateway) -> McpViews:
         catalog = gateway.catalog
-        served = catalog.tools.served()
+        registry = catalog.tools
+        listed = registry.listed()
         sessions = gateway.sessions
         session_tools = sessions is not None and sessions.settings.builtin_tools
-        tools = [_tool(t, gateway.output_schema_of(t)) for t in served]
-        tools += list(BUILTIN_TOOLS) if session_tools else []
+        tools = [_tool(name, t, gateway.output_schema_of(t), registry.successor(t),
+                       [v.config.version for v in registry.versions(t.name) if v.config.status in ("published", "deprecated")])
+                 for name, t in listed] + (list(BUILTIN_TOOLS) if session_tools else [])
         return cls(
             tools=types.ListToolsResult(tools=tools),
             prompts=types.ListPromptsResult(prompts=[_prompt(p) for p in catalog.prompts.all()]),
@@ -92,6 +113,7 @@ class McpViews:
             ] + (list(SESSION_TEMPLATES) if sessions is not None else [])),
             input_schemas={t.name: t.input_schema for t in tools},
             session_tools=session_tools,
+            bases={name: t.name for name, t in listed},
         )
 
 

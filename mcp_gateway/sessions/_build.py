@@ -28,7 +28,7 @@ def build_sessions(loaded: LoadedConfig, environ: Mapping[str, str]) -> tuple[Se
     store = _store(settings, loaded, environ, issue)
     if store is None:
         return None, issues
-    return SessionManager(store, settings, max_argument_chars=loaded.limits.max_argument_chars), issues
+    return SessionManager(store, settings), issues
 
 
 def _store(

@@ -7,10 +7,10 @@ import json
 import logging
 import secrets
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
-from .._errors import ArgumentError, GatewayError, Violation
+from .._errors import GatewayError
 from .._tokens import estimate_tokens
 from ..config import ContextConfig, SessionsConfig
 from ._model import EndReason, SessionRecord, Turn
@@ -33,24 +33,10 @@ def _json_chars(value: Any) -> int:
 
 
 class SessionManager:
-    """`max_argument_chars` bounds the arguments of the built-in session tools, as
-    `limits.max_argument_chars` bounds every other tool's."""
-
-    def __init__(self, store: SessionStore, settings: SessionsConfig, *, max_argument_chars: int | None = None,
-                 clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, store: SessionStore, settings: SessionsConfig, *, clock: Callable[[], float] = time.time) -> None:
         self.store = store
         self.settings = settings
-        self.max_argument_chars = max_argument_chars
         self._clock = clock
-
-    def check_arguments(self, tool: str, arguments: Mapping[str, Any]) -> None:
-        """ArgumentError when a built-in tool's arguments are over `max_argument_chars`."""
-        if self.max_argument_chars is None:
-            return
-        size = _json_chars(dict(arguments))
-        if size > self.max_argument_chars:
-            raise ArgumentError(tool, [Violation(
-                "$", f"arguments are {size} characters of JSON; the limit is {self.max_argument_chars}")])
 
     def _unknown(self, session_id: str, owner: str | None, record: SessionRecord | None) -> SessionError:
         """One answer for an unknown id and for another caller's: never confirm that an id exists."""
@@ -118,8 +104,8 @@ class SessionManager:
             merged.pop(key, None)
         size = _json_chars(merged)
         if size > self.settings.max_state_chars:
-            raise SessionError(f"Session state would be {size} characters of JSON; the limit is "
-                               f"{self.settings.max_state_chars} (remove keys first)")
+            raise SessionError(f"Session state would be {size:,} characters of JSON; the limit is "
+                               f"{self.settings.max_state_chars:,} (remove keys first)")
         record = await self.store.set_state(session_id, values, remove)
         if record is None:
             raise SessionError(f"Session '{session_id}' has ended")

@@ -75,5 +75,11 @@ class SessionStore(Protocol):
         """Delete sessions (and their turns) that ended before `ended_before`; return how many."""
         ...
 
+    async def dispose_tool(self, tool: str, *, dry_run: bool = False) -> int:
+        """Delete every turn of `tool` from every session, active or ended (with `dry_run`, only count
+        them); return how many. Other turns keep their seq (the history then has gaps), appends go on
+        numbering from turn_count, and session totals are left as they were."""
+        ...
+
     async def aclose(self) -> None:
         ...

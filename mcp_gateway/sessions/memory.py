@@ -42,30 +42,47 @@ def _dump_state(state: dict[str, Any]) -> str:
 
 
 class _Turns:
-    """A session's turns, column-wise: seq i (1-based) is texts[4(i-1):4i] and numbers[4(i-1):4i]."""
+    """A session's turns, column-wise: position p (0-based) is texts[4p:4p+4] and numbers[4p:4p+4].
 
-    __slots__ = ("numbers", "texts")
+    Seqs are implicit (position p holds seq first_seq + p) until a disposal removes turns from the
+    middle; from then on `seqs` holds them explicitly."""
+
+    __slots__ = ("numbers", "seqs", "texts")
 
     def __init__(self) -> None:
         self.texts: list[str] = []  # tool, model, input, output per turn
         self.numbers = array("d")  # started_at, ended_at, input_tokens, output_tokens per turn
+        self.seqs: array[int] | None = None
 
     def __len__(self) -> int:
         return len(self.texts) // 4
 
-    def append(self, turn: Turn, tool: str, model: str) -> None:
+    def append(self, turn: Turn, tool: str, model: str, seq: int) -> None:
         self.texts += (tool, model, turn.input, turn.output)
         self.numbers.extend((turn.started_at, turn.ended_at, turn.input_tokens, turn.output_tokens))
+        if self.seqs is not None:
+            self.seqs.append(seq)
 
     def turns(self, first_seq: int, start: int) -> list[Turn]:
-        """Turns from position `start` (0-based) on; position 0 holds seq `first_seq`."""
-        texts, numbers = self.texts, self.numbers
+        """Turns from position `start` (0-based) on; without explicit seqs, position 0 holds `first_seq`."""
+        texts, numbers, seqs = self.texts, self.numbers, self.seqs
         return [
             Turn(tool=texts[i], model=texts[i + 1], input=texts[i + 2], output=texts[i + 3],
                  started_at=numbers[i], ended_at=numbers[i + 1], input_tokens=int(numbers[i + 2]),
-                 output_tokens=int(numbers[i + 3]), seq=first_seq + i // 4)
+                 output_tokens=int(numbers[i + 3]), seq=seqs[i // 4] if seqs is not None else first_seq + i // 4)
             for i in range(4 * start, len(texts), 4)
         ]
+
+    def remove_tool(self, tool: str, first_seq: int) -> int:
+        """Drop every turn of `tool`; return how many."""
+        keep = [p for p in range(len(self)) if self.texts[4 * p] != tool]
+        removed = len(self) - len(keep)
+        if removed:
+            seqs = self.seqs
+            self.seqs = array("q", (seqs[p] if seqs is not None else first_seq + p for p in keep))
+            self.texts = [self.texts[4 * p + k] for p in keep for k in range(4)]
+            self.numbers = array("d", (self.numbers[4 * p + k] for p in keep for k in range(4)))
+        return removed
 
 
 @dataclass(slots=True)
@@ -155,7 +172,7 @@ class MemorySessionStore:
             seq = entry.turn_count + 1
             if entry.turns is None:
                 entry.turns = _Turns()
-            entry.turns.append(turn, self._shared(turn.tool), self._shared(turn.model))
+            entry.turns.append(turn, self._shared(turn.tool), self._shared(turn.model), seq)
             entry.turn_count = seq
             entry.input_tokens += turn.input_tokens
             entry.output_tokens += turn.output_tokens
@@ -246,6 +263,21 @@ class MemorySessionStore:
             for session_id in doomed:
                 del self._sessions[session_id]
             return len(doomed)
+
+    async def dispose_tool(self, tool: str, *, dry_run: bool = False) -> int:
+        await checkpoint()
+        with self._lock:
+            self._check_open()
+            removed = 0
+            for entry in self._sessions.values():
+                turns = entry.turns
+                if turns is None:
+                    continue
+                if dry_run:
+                    removed += sum(1 for p in range(len(turns)) if turns.texts[4 * p] == tool)
+                else:
+                    removed += turns.remove_tool(tool, entry.turn_count - len(turns) + 1)
+            return removed
 
     async def aclose(self) -> None:
         with self._lock:

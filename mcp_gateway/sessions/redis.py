@@ -5,7 +5,8 @@ Key layout (`P` is the prefix, "mcpgw:" by default):
     P s:<id>     hash    owner, created_at, last_seen, idle_expires_at, max_expires_at, turn_count,
                          input_tokens, output_tokens, ended_at + end_reason (only once ended), and one
                          field ".<key>" per state key holding that value's JSON
-    P t:<id>     list    the turns as JSON, oldest first: element i is the turn with seq i+1
+    P t:<id>     list    the turns as JSON, oldest first, each with its seq (gapless unless a tool's
+                         turns were disposed of)
     P active     zset    id -> min(idle_expires_at, max_expires_at) of every active session (expire())
     P created    zset    id -> created_at of every session (list(), newest first)
     P ended      zset    id -> ended_at of every ended session (purge())
@@ -188,6 +189,22 @@ return n
 """
 
 
+# KEYS: turn lists    ARGV: tool name, "1" to only count
+_LUA_DISPOSE = """
+local removed = 0
+for _, key in ipairs(KEYS) do
+  for _, item in ipairs(redis.call('LRANGE', key, 0, -1)) do
+    local ok, turn = pcall(cjson.decode, item)
+    if ok and turn['tool'] == ARGV[1] then
+      removed = removed + 1
+      if ARGV[2] ~= '1' then redis.call('LREM', key, 1, item) end
+    end
+  end
+end
+return removed
+"""
+
+
 def _num(value: float) -> str:
     """A float as text that Redis, Lua and Python all read back as exactly the same double."""
     return repr(float(value))
@@ -264,6 +281,7 @@ class RedisSessionStore:
         self._end = register(_LUA_END)
         self._expire = register(_LUA_EXPIRE)
         self._purge = register(_LUA_PURGE)
+        self._dispose = register(_LUA_DISPOSE)
         self._closed = False
 
     def _s(self, session_id: str) -> str:
@@ -418,6 +436,21 @@ class RedisSessionStore:
             return int(await self._purge(keys=keys, args=[_num(ended_before), *ids]))
 
         return await self._call("purge", run)
+
+    async def dispose_tool(self, tool: str, *, dry_run: bool = False) -> int:
+        """Walks every session the `created` index knows, a page of turn lists per script call (each
+        page atomic; LREM keeps each list's expiry)."""
+        async def run() -> int:
+            removed, start = 0, 0
+            while True:
+                ids = await self._redis.zrange(self._k_created, start, start + _PAGE - 1)
+                if not ids:
+                    return removed
+                keys = [self._t(session_id) for session_id in ids]
+                removed += int(await self._dispose(keys=keys, args=[tool, "1" if dry_run else "0"]))
+                start += _PAGE
+
+        return await self._call("dispose_tool", run)
 
     async def aclose(self) -> None:
         if self._closed:

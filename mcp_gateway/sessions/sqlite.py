@@ -366,6 +366,17 @@ class SqliteSessionStore:
 
         return await self._run("purge", work)
 
+    async def dispose_tool(self, tool: str, *, dry_run: bool = False) -> int:
+        def work(conn: sqlite3.Connection) -> int:
+            if dry_run:
+                return int(conn.execute("SELECT COUNT(*) FROM turns WHERE tool = ?", (tool,)).fetchone()[0])
+            conn.execute("BEGIN IMMEDIATE")
+            count = conn.execute("DELETE FROM turns WHERE tool = ?", (tool,)).rowcount
+            conn.execute("COMMIT")
+            return count
+
+        return await self._run("dispose_tool", work)
+
     async def aclose(self) -> None:
         def work() -> None:
             with self._lock:

@@ -316,6 +316,38 @@ async def test_purge_deletes_sessions_ended_before_and_their_turns(store: Sessio
     assert [t.seq for t in [await store.append_turn("older", turn())] if t] == [1]
 
 
+async def test_dispose_tool_deletes_that_tools_turns_everywhere_and_nothing_else(
+        make_store: StoreFactory, backend: str) -> None:
+    store = make_store()
+    for session_id in ("a", "b", "ended"):
+        await store.create(record(session_id))
+        for n, tool in enumerate(("old_tool", "summarize", "old_tool", "old_tool_2"), start=1):
+            await store.append_turn(session_id, turn(n, tool=tool))
+    await store.end("ended", T0 + 5, "ended")
+    await store.create(record("untouched"))
+    await store.append_turn("untouched", turn(1, tool="summarize"))
+    before = {sid: await store.get(sid) for sid in ("a", "b", "ended", "untouched")}
+
+    assert await store.dispose_tool("old_tool", dry_run=True) == 6
+    assert [t.tool for t in await store.history("a")] == ["old_tool", "summarize", "old_tool", "old_tool_2"]
+    assert await store.dispose_tool("old_tool") == 6
+    assert await store.dispose_tool("old_tool") == 0
+    for session_id in ("a", "b", "ended"):
+        kept = await store.history(session_id)
+        assert [(t.seq, t.tool, t.input) for t in kept] == [(2, "summarize", "question 2"),
+                                                            (4, "old_tool_2", "question 4")]
+        assert await store.get(session_id) == before[session_id]  # records and totals as they were
+    assert [t.seq for t in await store.history("untouched")] == [1]
+    if backend in SHARED_BACKENDS:  # another store on the same data (another process) sees the disposal
+        other = make_store()
+        assert [t.tool for t in await other.history("b")] == ["summarize", "old_tool_2"]
+    # appends go on numbering from turn_count
+    appended = await store.append_turn("a", turn(5, tool="summarize"))
+    assert appended is not None and appended.seq == 5
+    assert [t.seq for t in await store.history("a", last=2)] == [4, 5]
+    assert [t.seq for t in await store.history("a")] == [2, 4, 5]
+
+
 # -- lifecycle ----------------------------------------------------------------------------------------
 
 
