@@ -257,4 +257,4 @@ def load_gateway(
         raise ConfigError(issues + router_issues + session_issues + cluster_issues)
     if link is not None:
         share(router, link)
-    return Gateway(loaded.server, loaded.limits, catalog, router, tuple(loaded.files), sessions, loaded, link)
+    return Gateway(loaded.server, loaded.limits, catalog, router, tuple(loaded.files), sessions, loaded, cluster=link)
