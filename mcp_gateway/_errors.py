@@ -17,6 +17,7 @@
     ├── JWTError                 security.jwt: a token that cannot be verified
     ├── KeyStoreError            security.keys: the API key file cannot be read or written
     ├── BudgetExceededError      accounting: a call whose worst-case cost does not fit a budget
+    │   └── BudgetUnavailableError  a budget that cannot be checked (the cluster's Redis is down)
     ├── SessionError             sessions: a handle that is unknown, ended, expired or another's
     ├── SessionStoreError        sessions: the session store failed or is unreachable
     ├── ProviderError            a model provider that failed (names the provider, never a secret)

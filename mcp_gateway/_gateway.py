@@ -18,6 +18,7 @@ from typing import Any
 from ._errors import ConfigError, ConfigIssue, GatewayError, OutputError
 from ._fanout import answer_value, fanout_output_schema, fanout_result, is_valid, returns_every_answer
 from .catalog import Catalog, PromptTool, build_catalog
+from .cluster import RedisLink, open_link, share
 from .config import Limits, LoadedConfig, ServerSettings, read_config
 from .providers import Completion, Message, OnText, Provider
 from .routing import Route, Routed, Router, build_router, repair_policy
@@ -64,6 +65,7 @@ class Gateway:
     sessions: SessionManager | None = None
     loaded: LoadedConfig | None = None  # what it was built from (operators' sections: auth, audit, ...)
     loaded_at: float = field(default_factory=time.time)  # when it was built (REST `Deprecation` default)
+    cluster: RedisLink | None = None  # the Redis link shared with the other processes (`cluster:`)
 
     async def call_tool(
         self,
@@ -73,8 +75,10 @@ class Gateway:
         on_text: OnText | None = None,
         session: SessionRecord | None = None,
         version: str | None = None,
+        caller: str | None = None,
     ) -> ToolAnswer:
-        """Run one call, in `session` when given (its history feeds the prompt; the turn is recorded).
+        """Run one call, in `session` when given (its history feeds the prompt; the turn is recorded);
+        `caller` is the principal the usage ledger records the call under.
 
         `name` may pin a version or name a label (`summarize.v1`, `summarize.staging`), and `version`
         pins one as REST URLs do: the catalog resolves both. Raises ToolNotFoundError (ToolRetiredError),
@@ -82,7 +86,7 @@ class Gateway:
         SessionStoreError.
         """
         tool = self.catalog.tools.resolve(name, version=version)
-        return await self.call_version(tool, arguments, on_text=on_text, session=session)
+        return await self.call_version(tool, arguments, on_text=on_text, session=session, caller=caller)
 
     async def call_version(
         self,
@@ -92,9 +96,11 @@ class Gateway:
         on_text: OnText | None = None,
         session: SessionRecord | None = None,
         model: str | None = None,
+        caller: str | None = None,
     ) -> ToolAnswer:
         """Run one call of this exact tool version, whatever its status (the test runner tests drafts);
-        `model` answers with another model alias than the tool's own."""
+        `model` answers with another model alias than the tool's own; `caller` is the principal the
+        usage ledger records the call under."""
         started = time.perf_counter()
         wall_started = time.time()
         name = tool.name
@@ -114,13 +120,13 @@ class Gateway:
             model or config.model, messages, params=config.params, output_schema=config.output_schema,
             on_text=on_text, tool=name, session=session_id,
             cache_ttl_s=config.cache.ttl_s if config.cache is not None else None,
-            accept=lambda completion: is_valid(tool, completion),
+            accept=lambda completion: is_valid(tool, completion), caller=caller,
         )
         structured = None
         if returns_every_answer(routed.route):
             structured = fanout_result(tool, routed.answers)
         elif config.output_schema is not None:
-            routed, structured = await self._checked(tool, routed, messages, on_text, session_id)
+            routed, structured = await self._checked(tool, routed, messages, on_text, session_id, caller)
         route, completion = routed.route, routed.completion
         text = json.dumps(structured, ensure_ascii=False) if structured is not None else completion.text
         if routed.cache == "miss":
@@ -147,7 +153,7 @@ class Gateway:
         return ToolAnswer(text, structured, routed, elapsed, tool)
 
     async def _checked(self, tool: PromptTool, routed: Routed, messages: tuple[Message, ...],
-                       on_text: OnText | None, session: str | None) -> tuple[Routed, Any]:
+                       on_text: OnText | None, session: str | None, caller: str | None) -> tuple[Routed, Any]:
         """The answer's structured value once it passes the output schema, repairing as the tool's
         (else the route's) `output_repair` allows: each repair is a routed call that sends the bad
         answer back with the validation errors. Errors carry every attempt in `call_meta`."""
@@ -170,7 +176,7 @@ class Gateway:
                 try:
                     again = await self.router.complete(
                         config.model, repair, params=config.params, output_schema=config.output_schema,
-                        on_text=on_text, tool=tool.name, session=session,
+                        on_text=on_text, tool=tool.name, session=session, caller=caller,
                         prefer=label if policy.target == "same" else None,
                         avoid=label if policy.target == "next" else None,
                     )
@@ -190,6 +196,8 @@ class Gateway:
         await self.router.aclose()
         if self.sessions is not None:
             await self.sessions.store.aclose()
+        if self.cluster is not None:
+            await self.cluster.aclose()
 
 
 def render_in_session(
@@ -279,10 +287,14 @@ def build_gateway(
     env = os.environ if environ is None else environ
     router, router_issues = build_router(loaded, env, every_route=every_route, wrap_provider=wrap_provider)
     sessions, session_issues = build_sessions(loaded, env)
-    issues = unique_issues(issues + catalog_issues + router_issues + session_issues)
+    link, cluster_issues = open_link(loaded, env)
+    issues = unique_issues(issues + catalog_issues + router_issues + session_issues + cluster_issues)
     if issues:
         return None, loaded, issues
-    gateway = Gateway(loaded.server, loaded.limits, catalog, router, tuple(loaded.files), sessions, loaded)
+    if link is not None:
+        share(router, link)
+    gateway = Gateway(loaded.server, loaded.limits, catalog, router, tuple(loaded.files), sessions, loaded,
+                      cluster=link)
     return gateway, loaded, []
 
 

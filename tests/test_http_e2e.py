@@ -9,7 +9,7 @@ import httpx2
 import jsonschema
 import pytest
 
-from mcp_gateway.client import connect
+from mcp_gateway.client import ClientError, connect
 from tests.conftest import EXAMPLE, http_gateway
 
 pytestmark = pytest.mark.anyio
@@ -63,10 +63,28 @@ def test_dns_rebinding_protection_refuses_foreign_host_and_origin(server):
     headers = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
     evil_host = httpx2.post(server.base_url + "/mcp", json=body, headers={**headers, "Host": "evil.example:80"})
     assert evil_host.status_code == 421
+    message = evil_host.json()["error"]["message"]  # says which Host, and how to allow it
+    assert "Host 'evil.example:80' is not allowed" in message and "--allow-host evil.example" in message
+    assert "proxy_set_header Host $http_host" in message
     evil_origin = httpx2.post(server.base_url + "/mcp", json=body, headers={**headers, "Origin": "http://evil.example"})
     assert evil_origin.status_code == 403
     ok = httpx2.post(server.base_url + "/mcp", json=body, headers={**headers, "Origin": "http://localhost:3000"})
     assert ok.status_code == 200
+
+
+async def test_the_client_shows_why_a_host_was_refused():
+    """Behind a proxy that forwards its upstream's name, the user learns the fix, not just "error"."""
+    with http_gateway(EXAMPLE) as running:
+        port = running.base_url.rsplit(":", 1)[1]
+        with pytest.raises(ClientError, match=r"Host 'gateway-upstream:\d+' is not allowed.*--allow-host"):
+            async with connect(running.base_url + "/mcp", mode="legacy", timeout=10,
+                               headers={"Host": f"gateway-upstream:{port}"}):
+                pass
+    with http_gateway(EXAMPLE, "--allow-host", "gateway-upstream") as running:  # any port of that name
+        answer = httpx2.post(running.base_url + "/mcp", json={"jsonrpc": "2.0", "id": 1, "method": "ping"},
+                             headers={"Host": "gateway-upstream:9999", "Accept": "application/json, text/event-stream",
+                                      "Content-Type": "application/json"})
+        assert answer.status_code != 421
 
 
 def test_oversized_and_malformed_bodies_get_clear_http_errors(server):

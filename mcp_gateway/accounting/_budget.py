@@ -8,7 +8,9 @@ until it settles, and a call whose worst case does not fit in what is left is re
 Scopes: `total` (the process), `per_tool` (by tool name), `per_session` (each session on its
 own; the newest `max_sessions` sessions are remembered). A limit with `window_s` counts only
 what was settled in that many seconds before now (a sliding window); reservations always count.
-State is per process: several gateway processes each keep their own.
+State is per process: several gateway processes each keep their own (a `cluster:` section
+shares them through Redis instead: `mcp_gateway.cluster`). `hold` and `Reservation.close` are
+the asynchronous surface the router uses, common to both.
 """
 
 from __future__ import annotations
@@ -18,11 +20,13 @@ import time
 from collections import OrderedDict, deque
 from collections.abc import Callable
 from decimal import Decimal
-from typing import Any
+from typing import Any, Protocol
 
 from .._errors import GatewayError
 
-__all__ = ["BudgetExceededError", "Budgets", "Reservation", "format_usd"]
+__all__ = [
+    "BudgetExceededError", "BudgetHold", "BudgetStore", "BudgetUnavailableError", "Budgets", "Reservation", "format_usd",
+]
 
 ZERO = Decimal(0)
 
@@ -59,6 +63,38 @@ class BudgetExceededError(GatewayError):
             f"{format_usd(max(available, ZERO))} of {format_usd(limit)}{window} is left."
         )
         return cls(message, scope=scope, needed=needed, available=available, limit=limit, window_s=window_s)
+
+
+class BudgetUnavailableError(BudgetExceededError):
+    """A budget could not be checked (a cluster's shared store is unreachable): the call is refused,
+    since an unchecked budget could be overspent."""
+
+
+class BudgetHold(Protocol):
+    """A call's hold on its budgets (`Reservation`, or a cluster's shared hold)."""
+
+    amount: Decimal
+
+    async def close(self, actual: Decimal | None = None) -> None:
+        """Release the hold and charge `actual` (None: unknown, charge the whole hold)."""
+        ...
+
+
+class BudgetStore(Protocol):
+    """What the router needs of budgets: `Budgets` here, `SharedBudgets` in a cluster."""
+
+    config: Any
+    max_tokens: int
+
+    def applies(self, tool: str | None, session: str | None) -> bool: ...
+
+    def scopes(self, tool: str | None, session: str | None) -> str: ...
+
+    async def hold(self, tool: str | None, session: str | None, amount: Decimal) -> BudgetHold:
+        """Hold `amount` on every budget that applies, or raise BudgetExceededError."""
+        ...
+
+    def adopt(self, old: Any) -> None: ...
 
 
 class _Account:
@@ -110,6 +146,10 @@ class Reservation:
             account.reserved -= self.amount
             account.charge(spent, now)
 
+    async def close(self, actual: Decimal | None = None) -> None:
+        """`settle`, as the router calls it (shared budgets settle in Redis)."""
+        self.settle(actual)
+
 
 class Budgets:
     """The budgets of one config, with their spending so far."""
@@ -148,6 +188,10 @@ class Budgets:
         for account in accounts:
             account.reserved += amount
         return Reservation(accounts, amount, self._clock)
+
+    async def hold(self, tool: str | None, session: str | None, amount: Decimal) -> Reservation:
+        """`reserve`, as the router calls it (shared budgets reserve in Redis)."""
+        return self.reserve(tool, session, amount)
 
     def remaining(self, tool: str | None = None, session: str | None = None) -> Decimal | None:
         """The least that is left of the budgets that apply (None: no budget applies)."""

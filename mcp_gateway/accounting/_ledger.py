@@ -1,4 +1,4 @@
-"""Running totals of usage and cost: per process, per tool, per route and per target.
+"""Running totals of usage and cost: per process, tool, route (model alias), target and caller key.
 
 Every provider call a routed call made is one `Charge`: the answer, a failed try, a hedged call
 that lost. A charge whose usage is unknown (a call cancelled or cut off after the provider may
@@ -8,14 +8,15 @@ is never silently low: `unknown_cost` says how many charges it leaves out.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
 from ..providers import Usage
 
-__all__ = ["Charge", "Ledger", "Totals"]
+__all__ = ["DIMENSIONS", "Charge", "Ledger", "Totals"]
 
 ZERO = Decimal(0)
 
@@ -27,6 +28,10 @@ class Charge:
     target: str
     usage: Usage | None
     cost_usd: Decimal | None
+
+
+_COUNTS = ("calls", "failed", "cache_hits", "provider_calls", "input_tokens", "output_tokens", "cache_read_tokens",
+           "cache_write_tokens", "reasoning_tokens", "unknown_cost")
 
 
 @dataclass(slots=True)
@@ -57,6 +62,11 @@ class Totals:
         else:
             self.cost_usd += charge.cost_usd
 
+    def merge(self, other: Totals) -> None:
+        for name in _COUNTS:
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.cost_usd += other.cost_usd
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "calls": self.calls,
@@ -73,31 +83,95 @@ class Totals:
         }
 
 
-class Ledger:
-    """Totals of one gateway process (carried over a config reload by `Router.adopt`)."""
+DIMENSIONS = ("gateway", "tool", "route", "target", "key")
+_PLURAL = {"tool": "tools", "route": "routes", "target": "targets", "key": "keys"}
+MINUTE_BUCKETS_S = 25 * 3600  # per-minute totals kept this long ("the last day" at minute precision)
+HOUR_BUCKETS_S = 32 * 86400  # per-hour totals kept this long
 
-    def __init__(self) -> None:
+
+class Ledger:
+    """Totals of one gateway process (carried over a config reload by `Router.adopt`).
+
+    Kept since start-up (`process`, `tools`, `routes`, `targets`, `keys`) and in per-minute and
+    per-hour buckets, so `totals(by=..., since=...)` can answer "the last hour" or "the last day".
+    A cluster's ledger (`mcp_gateway.cluster`) answers the same questions for every process.
+    """
+
+    def __init__(self, *, clock: Callable[[], float] = time.time) -> None:
         self.process = Totals()
         self.tools: dict[str, Totals] = {}
         self.routes: dict[str, Totals] = {}
         self.targets: dict[str, Totals] = {}
+        self.keys: dict[str, Totals] = {}
+        self._clock = clock
+        self._minutes: dict[int, dict[tuple[str, str], Totals]] = {}
+        self._hours: dict[int, dict[tuple[str, str], Totals]] = {}
 
-    def record(self, *, tool: str | None, route: str, charges: Iterable[Charge], outcome: str) -> None:
-        """One call: its charges and its `outcome` ("answered", "hit" or "failed")."""
-        scopes = [self.process, self.routes.setdefault(route, Totals())]
-        if tool is not None:
-            scopes.append(self.tools.setdefault(tool, Totals()))
-        for scope in scopes:
-            if outcome == "failed":
-                scope.failed += 1
-            else:
-                scope.calls += 1
-                if outcome == "hit":
-                    scope.cache_hits += 1
+    def record(self, *, tool: str | None, route: str, charges: Iterable[Charge], outcome: str,
+               key: str | None = None) -> list[tuple[str, str, Totals]]:
+        """One call: its charges and its `outcome` ("answered", "hit" or "failed"), by the caller's
+        `key` when known. Returns what it added, scope by scope."""
+        charges = tuple(charges)
+        call = Totals()
+        if outcome == "failed":
+            call.failed = 1
+        else:
+            call.calls = 1
+            call.cache_hits = 1 if outcome == "hit" else 0
+        by_target: dict[str, Totals] = {}
         for charge in charges:
-            for scope in scopes:
-                scope.add(charge)
-            self.targets.setdefault(charge.target, Totals()).add(charge)
+            call.add(charge)
+            by_target.setdefault(charge.target, Totals()).add(charge)
+        deltas = [("gateway", "all", call), ("route", route, call)]
+        if tool is not None:
+            deltas.append(("tool", tool, call))
+        if key is not None:
+            deltas.append(("key", key, call))
+        deltas += [("target", name, totals) for name, totals in by_target.items()]
+        now = self._clock()
+        minute = self._minutes.setdefault(int(now // 60), {})
+        hour = self._hours.setdefault(int(now // 3600), {})
+        for dim, name, delta in deltas:
+            self._all(dim, name).merge(delta)
+            minute.setdefault((dim, name), Totals()).merge(delta)
+            hour.setdefault((dim, name), Totals()).merge(delta)
+        if len(self._minutes) > MINUTE_BUCKETS_S // 60 + 5 or len(self._hours) > HOUR_BUCKETS_S // 3600 + 5:
+            self._prune(now)
+        return deltas
+
+    async def flush(self) -> None:
+        """Make recorded calls visible to `totals` everywhere (nothing to do in one process)."""
+
+    async def aclose(self) -> None:
+        """Send what is still unsent (nothing to do in one process)."""
+
+    async def totals(self, by: str = "gateway", since: float | None = None) -> dict[str, Totals]:
+        """Totals per tool, route (model alias), target, key, or for the whole gateway ("all"),
+        over the last `since` seconds (None: since start-up). Minute precision up to a day back,
+        hour precision beyond (up to 32 days)."""
+        return self.local_totals(by, since)
+
+    def local_totals(self, by: str, since: float | None) -> dict[str, Totals]:
+        if by not in DIMENSIONS:
+            raise ValueError(f"unknown dimension '{by}' (one of: {', '.join(DIMENSIONS)})")
+        if since is None:
+            if by == "gateway":
+                return {"all": _copy(self.process)}
+            return {k: _copy(v) for k, v in getattr(self, _PLURAL[by]).items()}
+        now = self._clock()
+        buckets, first = (self._minutes, int((now - since) // 60)) if since <= MINUTE_BUCKETS_S else \
+            (self._hours, int((now - since) // 3600))
+        found: dict[str, Totals] = {}
+        for index, bucket in buckets.items():
+            if index >= first:
+                for (dim, name), totals in bucket.items():
+                    if dim == by:
+                        found.setdefault(name, Totals()).merge(totals)
+        return found
+
+    async def report(self) -> dict[str, Any]:
+        """What `gateway://usage` shows: this process' totals since start-up."""
+        return {"scope": "process", **self.snapshot()}
 
     def snapshot(self) -> dict[str, Any]:
         return {
@@ -105,4 +179,23 @@ class Ledger:
             "tools": {k: v.to_dict() for k, v in sorted(self.tools.items())},
             "routes": {k: v.to_dict() for k, v in sorted(self.routes.items())},
             "targets": {k: v.to_dict() for k, v in sorted(self.targets.items())},
+            "keys": {k: v.to_dict() for k, v in sorted(self.keys.items())},
         }
+
+    def _all(self, dim: str, name: str) -> Totals:
+        if dim == "gateway":
+            return self.process
+        return getattr(self, _PLURAL[dim]).setdefault(name, Totals())
+
+    def _prune(self, now: float) -> None:
+        oldest_minute, oldest_hour = int((now - MINUTE_BUCKETS_S) // 60), int((now - HOUR_BUCKETS_S) // 3600)
+        for index in [i for i in self._minutes if i < oldest_minute]:
+            del self._minutes[index]
+        for index in [i for i in self._hours if i < oldest_hour]:
+            del self._hours[index]
+
+
+def _copy(totals: Totals) -> Totals:
+    copy = Totals()
+    copy.merge(totals)
+    return copy

@@ -123,7 +123,8 @@ def main() -> None:
 @click.option("--json-response", is_flag=True,
               help="HTTP: answer POSTs with plain JSON instead of an SSE stream (faster; no progress).")
 @click.option("--allow-host", "allowed_hosts", multiple=True, metavar="HOST[:PORT]",
-              help="HTTP: another Host header to accept (DNS-rebinding protection); repeatable.")
+              help="HTTP: another Host header to accept (DNS-rebinding protection); a HOST without a port "
+                   "allows any port. Repeatable.")
 @click.option("--allow-origin", "allowed_origins", multiple=True, metavar="ORIGIN",
               help="HTTP: another Origin header to accept; repeatable.")
 @click.option("--no-dns-rebinding-protection", is_flag=True,
@@ -197,6 +198,63 @@ def serve(config: str, transport: str, host: str, port: int, stateless: bool, js
         _fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}")
     except KeyboardInterrupt:  # uvicorn re-raises the SIGINT it drained on: the shutdown was logged already
         raise SystemExit(130) from None
+
+
+@main.command()
+@click.argument("config", type=click.Path(dir_okay=False))
+@click.option("--timeout", type=float, default=10.0, show_default=True, metavar="SECONDS",
+              help="How long to wait for every process to answer.")
+def reload(config: str, timeout: float) -> None:
+    """Make every gateway process of CONFIG's cluster reload its config and notify its clients.
+
+    Needs a `cluster:` section (one process: send it SIGHUP instead). Prints each process' answer
+    and its config version; exits 1 if a process refused the new config or none answered.
+    """
+    import os
+
+    import anyio
+
+    from ..cluster import is_outage, open_link, request_reload
+    from ..config import load_config
+
+    try:
+        loaded = load_config(config)
+        link, issues = open_link(loaded, os.environ)
+    except ConfigError as exc:
+        click.echo(str(exc), err=True)
+        raise SystemExit(2) from None
+    if issues:
+        click.echo(str(ConfigError(issues)), err=True)
+        raise SystemExit(2)
+    if link is None:
+        _fail(f"{config} has no `cluster:` section: reload a single process with SIGHUP (kill -HUP PID)", 2)
+    assert link is not None
+
+    async def run() -> tuple[int, list[dict[str, Any]]]:
+        try:
+            return await request_reload(link, timeout_s=timeout)
+        finally:
+            await link.aclose()
+
+    try:
+        listening, answers = anyio.run(run)
+    except Exception as exc:
+        if not is_outage(exc):
+            raise
+        _fail(f"cannot reach the cluster's redis at {link.where}: {type(exc).__name__}")
+    for answer in answers:
+        outcome = "reloaded" if answer.get("ok") else "kept its previous config (see its log)"
+        click.echo(f"process {answer.get('from')}: {outcome}, config version {answer.get('version')}")
+    if listening == 0:
+        _fail("no gateway process is listening on the cluster's channel")
+    if len(answers) < listening:
+        _fail(f"{listening - len(answers)} of {listening} processes did not answer within {timeout:g} s")
+    if not all(a.get("ok") for a in answers):
+        raise SystemExit(1)
+    versions = {a.get("version") for a in answers}
+    click.echo(f"{len(answers)} processes reloaded" + (f" (config version {versions.pop()})" if len(versions) == 1
+                                                       else f"; versions differ: {', '.join(sorted(map(str, versions)))}"))
+
 
 
 main.add_command(validate)

@@ -23,7 +23,16 @@ from ._models import (
     ToolStatus,
     ToolTest,
 )
-from ._ops import AuditConfig, AuthConfig, ChatApiConfig, JwtConfig, ObservabilityConfig, RateLimitConfig, RateLimitValues
+from ._ops import (
+    AuditConfig,
+    AuthConfig,
+    ChatApiConfig,
+    ClusterConfig,
+    JwtConfig,
+    ObservabilityConfig,
+    RateLimitConfig,
+    RateLimitValues,
+)
 from ._schema_export import config_json_schema
 
 __all__ = [
@@ -33,6 +42,7 @@ __all__ = [
     "AuditConfig",
     "AuthConfig",
     "ChatApiConfig",
+    "ClusterConfig",
     "ContextConfig",
     "FileText",
     "GatewayConfig",

@@ -39,7 +39,7 @@ from ._models import (
     TestingConfig,
     ToolConfig,
 )
-from ._ops import AuditConfig, AuthConfig, ChatApiConfig, ObservabilityConfig, RateLimitConfig
+from ._ops import AuditConfig, AuthConfig, ChatApiConfig, ClusterConfig, ObservabilityConfig, RateLimitConfig
 from ._yaml import Path as DocPath
 from ._yaml import SourceMap, format_path, parse_yaml
 
@@ -47,7 +47,7 @@ __all__ = ["LoadedConfig", "Located", "Origin", "TextRef", "load_config", "read_
 
 T = TypeVar("T")
 _ROOT_SECTIONS = ("sessions", "prices", "budgets", "response_cache", "auth", "rate_limits", "audit", "observability",
-                  "chat_api", "testing")
+                  "chat_api", "testing", "cluster")
 _ITEM_LISTS = ("tools", "prompts", "resources")
 MAX_FILE_BYTES = 5_000_000
 _ENV_ONLY = re.compile(r"^\$\{env:[A-Za-z_][A-Za-z0-9_]*\}$")
@@ -121,6 +121,7 @@ class LoadedConfig:
     observability: Located[ObservabilityConfig] | None = None
     chat_api: Located[ChatApiConfig] | None = None
     testing: Located[TestingConfig] | None = None
+    cluster: Located[ClusterConfig] | None = None
     providers: dict[str, Located[ProviderConfig]] = field(default_factory=dict)
     models: dict[str, Located[ModelConfig]] = field(default_factory=dict)
     partials: dict[str, Located[str]] = field(default_factory=dict)
@@ -171,6 +172,7 @@ class _Loader:
             self.issues.append(ConfigIssue(self.display(self.path), 1, 1, "", "config file not found"))
             return self.loaded
         self._load_file(self.path.resolve(), stack=(), is_root=True)
+        self._share_cluster_redis()
         if not self._incomplete:  # with a file left out, references to its content would look unknown
             self._check_references()
         return self.loaded
@@ -179,6 +181,17 @@ class _Loader:
     def incomplete(self) -> bool:
         """Whether a file was left out (unreadable, or invalid beyond its list items)."""
         return self._incomplete or not self.loaded.files
+
+    def _share_cluster_redis(self) -> None:
+        """`store: redis` without a `url` means the cluster's Redis: one URL for a whole cluster."""
+        cluster = self.loaded.cluster
+        if cluster is None:
+            return
+        for key in ("sessions", "response_cache", "rate_limits"):
+            located = getattr(self.loaded, key)
+            if located is not None and located.value.store == "redis" and located.value.url is None:
+                value = located.value.model_copy(update={"url": cluster.value.redis})
+                setattr(self.loaded, key, Located(value, located.origin))
 
     # -- one file -------------------------------------------------------------------------
 

@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from ._ops import AuditConfig, AuthConfig, ChatApiConfig, ObservabilityConfig, RateLimitConfig
+from ._ops import AuditConfig, AuthConfig, ChatApiConfig, ClusterConfig, ObservabilityConfig, RateLimitConfig
 
 __all__ = [
     "FORMAT",
@@ -488,6 +488,9 @@ class GatewayConfig(_Model):
     rate_limits: RateLimitConfig | None = Field(None, description="Rate limits per caller and tool. Root config only.")
     audit: AuditConfig | None = Field(None, description="Append-only audit log. Root config only.")
     observability: ObservabilityConfig | None = Field(None, description="Metrics and logs. Root config only.")
+    cluster: ClusterConfig | None = Field(
+        None, description="Share budgets, usage, breakers and reloads between processes through Redis. Root config only."
+    )
     chat_api: ChatApiConfig | None = Field(
         None, description="The OpenAI-format API (/v1/chat/completions, /v1/models). Root config only."
     )

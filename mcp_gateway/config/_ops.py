@@ -6,8 +6,10 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-__all__ = ["AuditConfig", "AuthConfig", "ChatApiConfig", "JwtConfig", "KeysRedisConfig", "ObservabilityConfig", "RateLimitConfig",
-           "RateLimitValues"]
+__all__ = [
+    "AuditConfig", "AuthConfig", "ChatApiConfig", "ClusterConfig", "JwtConfig", "KeysRedisConfig",
+    "ObservabilityConfig", "RateLimitConfig", "RateLimitValues",
+]
 
 
 class _Model(BaseModel):
@@ -92,6 +94,17 @@ class ObservabilityConfig(_Model):
     json_logs: bool = Field(False, description="Log one JSON object per line on stderr, with request ids.")
     redact_fields: list[str] = Field(
         default_factory=list, description="More argument/field names whose values never appear in logs or audit."
+    )
+
+
+class ClusterConfig(_Model):
+    """Several gateway processes acting as one: budgets, the usage ledger, breaker state and config
+    reloads are shared through one Redis server. `store: redis` sections without a `url` use this one."""
+
+    redis: str = Field(description="Redis URL such as redis://127.0.0.1:6379/0 (may use ${env:VAR}).")
+    prefix: str = Field("mgw:", description="Prefix of every key and channel; one per cluster sharing a Redis.")
+    timeout_ms: int = Field(
+        1000, ge=10, le=60_000, description="Bound on each Redis operation: a slower Redis counts as down."
     )
 
 

@@ -19,14 +19,14 @@ from __future__ import annotations
 import logging
 import math
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from decimal import Decimal
 
 import anyio
 import anyio.lowlevel
 
 from .._errors import GatewayError, ProviderError
-from ..accounting import BudgetExceededError, Reservation, cost_of
+from ..accounting import BudgetExceededError, BudgetHold, cost_of
 from ..providers import Completion, CompletionRequest, OnText, Usage
 from ._policy import is_free, is_neutral
 from ._route import Attempt, Route, Target
@@ -35,7 +35,7 @@ __all__ = ["Guard", "RoutedCall"]
 
 log = logging.getLogger("mcp_gateway.routing")
 
-Guard = Callable[[Target], "Reservation | None"]
+Guard = Callable[[Target], Awaitable["BudgetHold | None"]]
 ZERO = Decimal(0)
 
 
@@ -165,7 +165,7 @@ class RoutedCall:
                     return
                 runner.ticket = ticket
             try:
-                reservation = self.guard(target)
+                reservation = await self.guard(target)
             except BudgetExceededError as exc:
                 if target.breaker is not None:
                     target.breaker.release(runner.ticket)
@@ -175,27 +175,27 @@ class RoutedCall:
             try:
                 completion = await self._attempt(runner)
             except anyio.get_cancelled_exc_class():
-                self._interrupted(runner, reservation, started)
+                await self._interrupted(runner, reservation, started)
                 raise
             except ProviderError as exc:
                 error = exc
             except GatewayError as exc:  # not a provider failure (e.g. the client must answer first)
-                self._interrupted(runner, reservation, started)
+                await self._interrupted(runner, reservation, started)
                 self.fatal = exc
                 return
             except Exception as exc:
                 if runner.in_callback:  # the caller's own on_text failed: end the call with that
-                    self._interrupted(runner, reservation, started)
+                    await self._interrupted(runner, reservation, started)
                     self.fatal = exc
                     return
                 error = ProviderError(target.provider.name, f"{type(exc).__name__}: {exc}")
                 error.__cause__ = exc
             else:
-                self._succeeded(runner, reservation, started, completion)
+                await self._succeeded(runner, reservation, started, completion)
                 return
             if runner.forwarded:
                 error.output_started = True
-            self._failed(runner, reservation, started, error)
+            await self._failed(runner, reservation, started, error)
             self.failures.append(error)
             if error.output_started:
                 self.fatal = error
@@ -271,12 +271,12 @@ class RoutedCall:
         self.attempts.append(attempt)
         return attempt
 
-    def _succeeded(self, runner: _Runner, reservation: Reservation | None, started: float,
-                   completion: Completion) -> None:
+    async def _succeeded(self, runner: _Runner, reservation: BudgetHold | None, started: float,
+                         completion: Completion) -> None:
         target = runner.target
         cost = cost_of(completion.usage, target.price)
         if reservation is not None:
-            reservation.settle(cost)
+            await _settle(reservation, cost)
         if target.breaker is not None:
             target.breaker.success(runner.ticket)
         target.latency.observe(anyio.current_time() - started)
@@ -286,8 +286,8 @@ class RoutedCall:
             self.result = (target, completion)
             self._wake()
 
-    def _failed(self, runner: _Runner, reservation: Reservation | None, started: float,
-                error: ProviderError) -> None:
+    async def _failed(self, runner: _Runner, reservation: BudgetHold | None, started: float,
+                      error: ProviderError) -> None:
         target = runner.target
         free = is_free(error)
         breaker = target.breaker
@@ -305,19 +305,25 @@ class RoutedCall:
         else:
             usage, cost = None, _unknown_cost(target)
         if reservation is not None:
-            reservation.settle(cost)  # None: unknown, the whole hold stays charged
+            await _settle(reservation, cost)  # None: unknown, the whole hold stays charged
         self._record(runner, started, error.kind, usage, cost, error.cause)
         log.info("route=%s target=%s failed: kind=%s retryable=%s output_started=%s",
                  self.route.name, target.label, error.kind, error.retryable, error.output_started or runner.forwarded)
 
-    def _interrupted(self, runner: _Runner, reservation: Reservation | None, started: float) -> None:
+    async def _interrupted(self, runner: _Runner, reservation: BudgetHold | None, started: float) -> None:
         """Cancelled (a hedge that lost, the caller gone) or stopped by a non-provider error."""
         target = runner.target
         if reservation is not None:
-            reservation.settle(None)  # usage unknown: keep the worst case charged
+            await _settle(reservation, None)  # usage unknown: keep the worst case charged
         if target.breaker is not None:
             target.breaker.release(runner.ticket)
         self._record(runner, started, "cancelled", None, _unknown_cost(target))
+
+
+async def _settle(reservation: BudgetHold, actual: Decimal | None) -> None:
+    """Settle even while being cancelled (a shared budget settles in Redis, with its own bound)."""
+    with anyio.CancelScope(shield=True):
+        await reservation.close(actual)
 
 
 def _unknown_cost(target: Target) -> Decimal | None:

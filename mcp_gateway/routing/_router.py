@@ -22,10 +22,10 @@ from .._errors import ProviderError
 from ..accounting import (
     MILLION_TOKENS,
     BudgetExceededError,
-    Budgets,
+    BudgetHold,
+    BudgetStore,
     Charge,
     Ledger,
-    Reservation,
     input_token_bound,
 )
 from ..cache import CacheStore, entry_key, request_digest
@@ -48,7 +48,7 @@ log = logging.getLogger("mcp_gateway.routing")
 ZERO = Decimal(0)
 
 
-def _no_guard(target: Target) -> Reservation | None:
+async def _no_guard(target: Target) -> BudgetHold | None:
     return None
 
 
@@ -61,7 +61,7 @@ class Router:
         providers: Mapping[str, Provider],
         *,
         ledger: Ledger | None = None,
-        budgets: Budgets | None = None,
+        budgets: BudgetStore | None = None,
         cache: CacheStore | None = None,
         cache_settings: Any = None,
         rng: random.Random | None = None,
@@ -122,12 +122,14 @@ class Router:
         accept: Callable[[Completion], bool] | None = None,
         prefer: str | None = None,
         avoid: str | None = None,
+        caller: str | None = None,
     ) -> Routed:
         """Answer through the route; raises ProviderError (RouteError) or BudgetExceededError.
 
         `accept` judges an answer for a fan-out route with `merge: first_valid` (default: any
         answer); the cache is not used for calls that offer tools. `prefer` names a target (by
-        label) to try first, `avoid` one to try last (output repair)."""
+        label) to try first, `avoid` one to try last (output repair). `caller` (the principal of
+        the request, when known) is recorded in the ledger."""
         route = self.resolve(route_name)
         if route is None:
             raise KeyError(route_name)
@@ -146,7 +148,7 @@ class Router:
         keys: dict[Target, str] | None = None
         if route.strategy == "fanout" and len(order) > 1:
             guard = self._guard(budgets, tool, session, requests, messages, output_schema)
-            return await self._fan_out(route, order, requests, guard, accept, on_text, tool)
+            return await self._fan_out(route, order, requests, guard, accept, on_text, tool, caller)
         if cache_ttl_s and self.cache is not None and not tools:
             digest = request_digest(messages, output_schema)
             keys = {t: entry_key(digest, provider=t.provider.name, kind=t.kind, model=t.model,
@@ -154,7 +156,7 @@ class Router:
             found = await self.cache.get_many([keys[t] for t in order])
             for target, hit in zip(order, found):
                 if hit is not None:
-                    return await self._hit(route, target, hit, on_text, tool)
+                    return await self._hit(route, target, hit, on_text, tool, caller)
         guard = self._guard(budgets, tool, session, requests, messages, output_schema)
         call = RoutedCall(route, order, requests, on_text, guard, self._rng)
         answered = False
@@ -163,7 +165,9 @@ class Router:
             answered = call.result is not None and call.fatal is None
         finally:
             self.ledger.record(tool=tool, route=route.name, outcome="answered" if answered else "failed",
-                               charges=[Charge(a.target, a.usage, a.cost_usd) for a in call.attempts])
+                               charges=[Charge(a.target, a.usage, a.cost_usd) for a in call.attempts], key=caller)
+            with anyio.CancelScope(shield=True):
+                await self.ledger.flush()
         attempts, skipped, hedged = tuple(call.attempts), tuple(call.skipped), call.hedged
         if call.fatal is not None:
             if isinstance(call.fatal, ProviderError):
@@ -197,7 +201,7 @@ class Router:
 
     async def _fan_out(self, route: Route, order: list[Target], requests: dict[Target, CompletionRequest],
                        guard: Guard, accept: Callable[[Completion], bool] | None, on_text: OnText | None,
-                       tool: str | None) -> Routed:
+                       tool: str | None, caller: str | None) -> Routed:
         """Every target at once, each with its own retries, breaker, budget reservation and
         deadlines; `merge: first_valid` cancels the others once an accepted answer is in."""
         first_valid = route.merge == "first_valid"
@@ -227,7 +231,8 @@ class Router:
         attempts = tuple(a for target in order for a in calls[target].attempts)
         answered = bool(finished)
         self.ledger.record(tool=tool, route=route.name, outcome="answered" if answered else "failed",
-                           charges=[Charge(a.target, a.usage, a.cost_usd) for a in attempts])
+                           charges=[Charge(a.target, a.usage, a.cost_usd) for a in attempts], key=caller)
+        await self.ledger.flush()
         answers = tuple(self._fan_answer(target, calls[target], durations.get(target, 0.0)) for target in order)
         if not answered:
             errors = [a.error for a in answers if a.error is not None]
@@ -272,22 +277,23 @@ class Router:
         await self.cache.put(routed.cache_key, routed.completion, routed.cache_ttl_s, tool=tool)
 
     async def _hit(self, route: Route, target: Target, hit: Completion, on_text: OnText | None,
-                   tool: str | None) -> Routed:
+                   tool: str | None, caller: str | None) -> Routed:
         completion = Completion(text=hit.text, finish_reason=hit.finish_reason, usage=Usage(), model=hit.model,
                                 structured=hit.structured)
         if on_text is not None and completion.text:
             await on_text(completion.text)
-        self.ledger.record(tool=tool, route=route.name, outcome="hit", charges=())
+        self.ledger.record(tool=tool, route=route.name, outcome="hit", charges=(), key=caller)
+        await self.ledger.flush()
         return Routed(route, target, completion, (), cost_usd=ZERO, cache="hit")
 
-    def _guard(self, budgets: Budgets | None, tool: str | None, session: str | None,
+    def _guard(self, budgets: BudgetStore | None, tool: str | None, session: str | None,
                requests: dict[Target, CompletionRequest], messages: tuple[Message, ...],
                output_schema: Mapping[str, Any] | None) -> Guard:
         if budgets is None:
             return _no_guard
         bound = input_token_bound(messages, output_schema)
 
-        def guard(target: Target) -> Reservation | None:
+        async def guard(target: Target) -> BudgetHold | None:
             price = target.price
             if price is None:
                 scopes = budgets.scopes(tool, session)
@@ -297,15 +303,16 @@ class Router:
                     "add it under `prices:`.", scope=scopes)
             max_out = requests[target].params["max_tokens"]
             worst = (bound * price.worst_input() + max_out * price.output) / MILLION_TOKENS
-            return budgets.reserve(tool, session, worst)
+            return await budgets.hold(tool, session, worst)
 
         return guard
 
     def adopt(self, old: Router) -> None:
         """Carry state over from the router of the config this one replaces: the ledger, budget
         spending, the memory cache (same settings) and each kept target's breaker and latency."""
-        self.ledger = old.ledger
-        if self.budgets is not None and old.budgets is not None:
+        if type(self.ledger) is type(old.ledger):  # not when a reload joins or leaves a cluster
+            self.ledger = old.ledger
+        if self.budgets is not None and type(self.budgets) is type(old.budgets):
             self.budgets.adopt(old.budgets)
         if (self.cache is not None and old.cache is not None and self._cache_settings == old._cache_settings
                 and old._owns_cache):
@@ -324,6 +331,7 @@ class Router:
                     target.breaker.adopt(kept.breaker)
 
     async def aclose(self) -> None:
+        await self.ledger.aclose()
         for provider in self._providers.values():
             await provider.aclose()
         if self.cache is not None and self._owns_cache:

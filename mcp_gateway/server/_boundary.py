@@ -33,7 +33,7 @@ from .._errors import (
     ToolRetiredError,
 )
 from .._protocol import META_PREFIX
-from ..accounting import BudgetExceededError
+from ..accounting import BudgetExceededError, BudgetUnavailableError
 from ..catalog import PromptNotFoundError, ResourceNotFoundError
 from ..security import (
     CallDeadlineError,
@@ -84,6 +84,7 @@ _TABLE: dict[type[BaseException], ErrorMapping] = {
     RateLimitUnavailable: ErrorMapping(503, "rate-limit-unavailable", "Rate limits cannot be checked"),
     # 402, not 429: a budget is spent money, not a burst; clients (the openai SDK among them)
     # retry 429 on their own, which would only hit the same empty budget again.
+    BudgetUnavailableError: ErrorMapping(503, "budget-unavailable", "Budgets cannot be checked"),
     BudgetExceededError: ErrorMapping(402, "budget-exceeded", "Budget exceeded"),
     SessionError: ErrorMapping(404, "session-not-found", "Unknown session"),
     SessionStoreError: ErrorMapping(503, "session-store-unavailable", "Session store unavailable"),  # says `public`

@@ -30,6 +30,7 @@ from sse_starlette.sse import AppStatus
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.authentication import AuthenticationMiddleware
+from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route, request_response
@@ -79,6 +80,8 @@ class HttpSettings:
 
     def security(self, port: int) -> TransportSecuritySettings:
         hosts = list(self.allowed_hosts)
+        # A name without a port (`--allow-host gw.internal`) is allowed on any port.
+        hosts += [f"{h}:*" for h in self.allowed_hosts if h.endswith("]") or ":" not in h]
         origins = list(self.allowed_origins)
         if self.host in LOOPBACK or self.host in ("0.0.0.0", "::"):
             hosts += ["127.0.0.1:*", "localhost:*", "[::1]:*", "127.0.0.1", "localhost"]
@@ -144,7 +147,12 @@ def build_http_app(
         await live.gateway.aclose()
         await guard.aclose()
 
-    protect = _auth_wrapper(guard)
+    auth = _auth_wrapper(guard)
+
+    def protect(app: ASGIApp, scopes: Sequence[str] = ()) -> ASGIApp:
+        # The Host first: a refused Host is told which name it used and how to allow it.
+        return _HostCheck(auth(app, scopes), security)
+
     routes: list[BaseRoute] = [
         Route("/mcp", endpoint=protect(StreamableHTTPASGIApp(manager))),
         # Host-checked here too: the SDK's connect_sse answers 421 but then raises (a traceback per request).
@@ -163,7 +171,7 @@ def build_http_app(
         # scope when auth is configured.
         metrics_app = _HostChecked(request_response(metrics_endpoint(guard.metrics)), security)
         routes.append(Route("/metrics", endpoint=protect(metrics_app, [METRICS_SCOPE]), methods=["GET"]))
-    middleware = [Middleware(RequestIdMiddleware)]
+    middleware = [Middleware(RequestIdMiddleware), Middleware(_RefuseWhileDraining, live=live)]
     if guard.verifier is not None:
         middleware.append(Middleware(_Authenticate, backend=BearerAuthBackend(guard.verifier)))
     loaded = live.gateway.loaded
@@ -181,6 +189,58 @@ class _Asgi:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await self._app(scope, receive, send)
+
+
+class _RefuseWhileDraining:
+    """Once a shutdown signal came, a new request (health checks included) gets 503 with
+    `Connection: close` before any work: a load balancer retries it on another process
+    (`retry-on ... 503`), while the calls already running finish."""
+
+    def __init__(self, app: ASGIApp, live: LiveGateway) -> None:
+        self._app = app
+        self._live = live
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and self._live.draining:
+            response = JSONResponse({"error": "shutting down: send this request to another process"},
+                                    status_code=503, headers={"Retry-After": "1", "Connection": "close"})
+            await response(scope, receive, send)
+            return
+        await self._app(scope, receive, send)
+
+
+class _HostCheck:
+    """The DNS-rebinding Host check, answered with a 421 that says which Host was refused and how
+    to allow it (the SDK's own check, which runs after this one, says only "Invalid Host header").
+    The body is a JSON-RPC error, so MCP clients show the message to their user."""
+
+    def __init__(self, app: ASGIApp, security: TransportSecuritySettings) -> None:
+        self._app = app
+        self._enabled = security.enable_dns_rebinding_protection
+        self._exact = frozenset(security.allowed_hosts)
+        self._bases = tuple(h[:-2] + ":" for h in security.allowed_hosts if h.endswith(":*"))
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self._enabled and scope["type"] == "http":
+            host = Headers(scope=scope).get("host", "")
+            if host not in self._exact and not host.startswith(self._bases):
+                await _misdirected(host)(scope, receive, send)
+                return
+        await self._app(scope, receive, send)
+
+
+def _misdirected(host: str) -> Response:
+    shown = host.encode("ascii", "backslashreplace").decode()[:200] if host else ""
+    if shown:
+        name = shown.rsplit(":", 1)[0] if not shown.endswith("]") else shown
+        message = (f"Host '{shown}' is not allowed (DNS-rebinding protection). If this gateway is reached "
+                   f"under that name, start it with --allow-host {name} (any port); "
+                   "behind a reverse proxy, forward the client's Host instead (nginx: proxy_set_header Host "
+                   "$http_host).")
+    else:
+        message = "the request has no Host header (DNS-rebinding protection): send one."
+    body = {"jsonrpc": "2.0", "id": None, "error": {"code": -32600, "message": message}}
+    return JSONResponse(body, status_code=421)
 
 
 class _HostChecked:
@@ -279,6 +339,7 @@ async def serve_http(
 async def _drain_on_exit(server: _uvicorn.Server, live: LiveGateway, grace: float) -> None:
     """After a shutdown signal, let in-flight calls finish (up to `grace` s), then close streams."""
     await server.exit_requested()
+    live.draining = True
     if live.in_flight:
         log.info("shutting down: waiting up to %.0f s for %d call(s) in flight", grace, live.in_flight)
     with anyio.move_on_after(grace):

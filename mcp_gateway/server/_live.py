@@ -37,6 +37,7 @@ class LiveGateway:
         self.bus: SubscriptionBus = bus or InMemorySubscriptionBus()
         self._connections: weakref.WeakSet[Any] = weakref.WeakSet()
         self.in_flight = 0
+        self.draining = False  # set on SIGTERM: new requests are refused (503) so a balancer retries them
         self._calls: set[anyio.CancelScope] = set()
 
     @contextmanager

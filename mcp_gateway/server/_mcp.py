@@ -226,7 +226,7 @@ def build_server(live: LiveGateway, protections: Protections | None = None, *,
                 guard.refused(caller, "resources/read", uri)
                 raise ResourceNotFoundError(f"Unknown resource: '{uri}'")
             if uri == USAGE_URI:
-                usage = json.dumps(usage_for(live.gateway.router.ledger.snapshot(), caller.scopes.allows_tool),
+                usage = json.dumps(usage_for(await live.gateway.router.ledger.report(), caller.scopes.allows_tool),
                                    indent=2)
                 return types.ReadResourceResult(contents=[
                     types.TextResourceContents(uri=uri, mime_type="application/json", text=usage)])

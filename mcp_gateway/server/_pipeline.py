@@ -238,4 +238,4 @@ class CallPipeline:
         if call.tool is None:  # not a catalog tool: the lookup says why
             call.tool = self.live.gateway.catalog.tools.resolve(call.requested or call.name, version=call.version)
         return await self.live.gateway.call_version(call.tool, call.arguments, on_text=call.on_text,
-                                                    session=call.session)
+                                                    session=call.session, caller=call.caller.principal)

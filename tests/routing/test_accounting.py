@@ -131,7 +131,7 @@ async def test_the_ledger_totals_every_call_per_tool_route_target_and_process():
     assert ledger.routes["r"].input_tokens == 1100 and ledger.routes["r"].cache_read_tokens == 500
     assert ledger.targets["a/m"].provider_calls == 2 and ledger.targets["b/m"].calls == 0
     snapshot = ledger.snapshot()
-    assert snapshot["process"]["cost_usd"] == "0.00258" and set(snapshot) == {"process", "tools", "routes", "targets"}
+    assert snapshot["process"]["cost_usd"] == "0.00258" and set(snapshot) == {"process", "tools", "routes", "targets", "keys"}
 
 
 async def test_unpriced_models_report_unknown_cost_never_zero():
