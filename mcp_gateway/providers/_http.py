@@ -847,6 +847,18 @@ def int_of(value: Any) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
+def arguments_object(text: str) -> Any:
+    """A tool call's JSON arguments as the object Anthropic, Gemini and Ollama send back.
+
+    A model's malformed or non-object arguments become `{}` so that replaying the turn never fails.
+    """
+    try:
+        value = json.loads(text) if text else {}
+    except ValueError:
+        return {}
+    return value if isinstance(value, Mapping) else {}
+
+
 def stop_list(value: Any) -> list[str] | None:
     if value is None:
         return None

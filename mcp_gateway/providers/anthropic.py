@@ -52,6 +52,7 @@ from ._http import (
     SettingsReader,
     StreamDecoder,
     WireError,
+    arguments_object,
     error_info_of,
     finalise,
     int_of,
@@ -230,20 +231,12 @@ def _messages(messages: tuple[Message, ...]) -> list[dict[str, Any]]:
                 out.append({"role": "user", "content": [block]})
         elif m.tool_calls:
             blocks: list[dict[str, Any]] = [{"type": "text", "text": m.content}] if m.content else []
-            blocks += [{"type": "tool_use", "id": c.id, "name": c.name, "input": _arguments(c.arguments)}
+            blocks += [{"type": "tool_use", "id": c.id, "name": c.name, "input": arguments_object(c.arguments)}
                        for c in m.tool_calls]
             out.append({"role": "assistant", "content": blocks})
         else:
             out.append({"role": m.role, "content": m.content})
     return out
-
-
-def _arguments(text: str) -> Any:
-    try:
-        value = json.loads(text) if text else {}
-    except ValueError:
-        return {}
-    return value if isinstance(value, Mapping) else {}
 
 
 def _tool_choice(choice: ToolChoice) -> dict[str, Any]:

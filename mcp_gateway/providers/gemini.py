@@ -50,6 +50,7 @@ from ._http import (
     SettingsReader,
     StreamDecoder,
     WireError,
+    arguments_object,
     error_info_of,
     finalise,
     int_of,
@@ -198,20 +199,12 @@ def _contents(messages: tuple[Message, ...]) -> list[dict[str, Any]]:
                 parts.append({"text": message.content})
             for call in message.tool_calls:
                 names[call.id] = call.name
-                parts.append({"functionCall": {"name": call.name, "args": _arguments(call.arguments)}})
+                parts.append({"functionCall": {"name": call.name, "args": arguments_object(call.arguments)}})
         if contents and contents[-1]["role"] == role:
             contents[-1]["parts"].extend(parts)
         else:
             contents.append({"role": role, "parts": parts})
     return contents
-
-
-def _arguments(text: str) -> Any:
-    try:
-        value = json.loads(text) if text else {}
-    except ValueError:
-        return {}
-    return value if isinstance(value, Mapping) else {}
 
 
 def _calling_config(choice: ToolChoice) -> dict[str, Any]:

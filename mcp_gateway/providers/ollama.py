@@ -33,6 +33,7 @@ from ._http import (
     SettingsReader,
     StreamDecoder,
     WireError,
+    arguments_object,
     finalise,
     int_of,
     loads,
@@ -140,7 +141,7 @@ def _messages(messages: tuple[Message, ...]) -> list[dict[str, Any]]:
     for m in messages:
         item: dict[str, Any] = {"role": m.role, "content": m.content}
         if m.tool_calls:
-            item["tool_calls"] = [{"function": {"name": c.name, "arguments": _arguments(c.arguments)}}
+            item["tool_calls"] = [{"function": {"name": c.name, "arguments": arguments_object(c.arguments)}}
                                   for c in m.tool_calls]
             names.update((c.id, c.name) for c in m.tool_calls)
         if m.role == "tool":
@@ -149,14 +150,6 @@ def _messages(messages: tuple[Message, ...]) -> list[dict[str, Any]]:
                 item["tool_name"] = name
         out.append(item)
     return out
-
-
-def _arguments(text: str) -> Any:
-    try:
-        value = json.loads(text) if text else {}
-    except ValueError:
-        return {}
-    return value if isinstance(value, Mapping) else {}
 
 
 def _tool_calls(calls: Any, start: int) -> tuple[ToolCall, ...]:

@@ -243,11 +243,9 @@ class MemoryRateLimitBackend:
 
 # -- Redis backend ----------------------------------------------------------------------------------
 
-# KEYS: the n bucket keys, then the m slot keys.
-# ARGV: now ('' = the server's TIME), n, m, lease id, lease ttl, eps,
-#       then (interval, cost, period) per bucket, then cap per slot.
-# Returns {1} when admitted, else {0, index, retry_after}: index 1..n a bucket, n+1.. a slot.
-_ACQUIRE_LUA = """
+# Every script's ARGV[1] is the clock: '' takes the Redis server's TIME (one clock for all gateways),
+# a number is an injected test clock.
+_NOW_LUA = """
 local now
 if ARGV[1] == '' then
   local t = redis.call('TIME')
@@ -255,6 +253,13 @@ if ARGV[1] == '' then
 else
   now = tonumber(ARGV[1])
 end
+"""
+
+# KEYS: the n bucket keys, then the m slot keys.
+# ARGV: now ('' = the server's TIME), n, m, lease id, lease ttl, eps,
+#       then (interval, cost, period) per bucket, then cap per slot.
+# Returns {1} when admitted, else {0, index, retry_after}: index 1..n a bucket, n+1.. a slot.
+_ACQUIRE_LUA = _NOW_LUA + """
 local n = tonumber(ARGV[2])
 local m = tonumber(ARGV[3])
 local lease = ARGV[4]
@@ -302,14 +307,7 @@ return {1}
 """
 
 # KEYS[1] the bucket; ARGV: now ('' = TIME), interval, delta units.
-_ADJUST_LUA = """
-local now
-if ARGV[1] == '' then
-  local t = redis.call('TIME')
-  now = tonumber(t[1]) + tonumber(t[2]) / 1000000
-else
-  now = tonumber(ARGV[1])
-end
+_ADJUST_LUA = _NOW_LUA + """
 local tat = now
 local raw = redis.call('GET', KEYS[1])
 if raw then tat = math.max(tonumber(raw), now) end
@@ -324,14 +322,7 @@ return 1
 
 
 # KEYS: the slot keys; ARGV: now ('' = TIME), lease id, lease ttl.
-_RENEW_LUA = """
-local now
-if ARGV[1] == '' then
-  local t = redis.call('TIME')
-  now = tonumber(t[1]) + tonumber(t[2]) / 1000000
-else
-  now = tonumber(ARGV[1])
-end
+_RENEW_LUA = _NOW_LUA + """
 local ttl = tonumber(ARGV[3])
 for i = 1, #KEYS do
   if redis.call('ZSCORE', KEYS[i], ARGV[2]) then

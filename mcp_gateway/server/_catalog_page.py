@@ -22,7 +22,6 @@ from mcp.server.transport_security import TransportSecurityMiddleware, Transport
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .._errors import GatewayError
 from ._catalog_data import (example_arguments, rendered_example, schema_rows, snippets, usage_tables,
@@ -176,23 +175,12 @@ def catalog_routes(live: LiveGateway, guard: Protections, *,
         Route("/", endpoint=root, methods=["GET"]),
         Route("/catalog", endpoint=index, methods=["GET"]),
         Route("/catalog/tools/{name}", endpoint=tool_page, methods=["GET"]),
-        Route("/catalog/fragment", endpoint=_Endpoint(fragment(index_fragment, False)), methods=["GET"]),
-        Route("/catalog/fragment/tools/{name}", endpoint=_Endpoint(fragment(tool_fragment, True)),
+        Route("/catalog/fragment", endpoint=fragment(index_fragment, False), methods=["GET"]),
+        Route("/catalog/fragment/tools/{name}", endpoint=fragment(tool_fragment, True),
               methods=["GET"]),
         Route("/catalog/static/{name}", endpoint=static, methods=["GET"]),
-        Route("/catalog/usage.json", endpoint=_Endpoint(usage_json), methods=["GET"]),
+        Route("/catalog/usage.json", endpoint=usage_json, methods=["GET"]),
     ]
-
-
-class _Endpoint:
-    """A request handler as a plain ASGI app, so the auth wrapper can sit in front of it."""
-
-    def __init__(self, endpoint: Callable[[Request], Any]) -> None:
-        self.endpoint = endpoint
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        response = await self.endpoint(Request(scope, receive, send))
-        await response(scope, receive, send)
 
 
 def usage_document(table: Any) -> dict[str, Any]:

@@ -20,21 +20,13 @@ from mcp_gateway.server._http import HttpSettings, _bind, build_http_app
 from mcp_gateway.server._live import LiveGateway
 from mcp_gateway.server._protections import Protections
 from tests.conftest import EXAMPLE
+from tests.security.support import CountingKdf
 
 pytestmark = pytest.mark.anyio
 
 INIT = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
     "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "0"}}}
 ACCEPT = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
-
-
-class CountingKdf:
-    def __init__(self) -> None:
-        self.calls = 0
-
-    def __call__(self, params: ScryptParams, secret: str, salt: bytes) -> bytes:
-        self.calls += 1
-        return params.derive(secret, salt)
 
 
 @asynccontextmanager
@@ -54,11 +46,6 @@ async def serve(protections: Protections, **settings: object) -> AsyncIterator[s
         finally:
             server.should_exit = True
     sock.close()
-
-
-@pytest.fixture
-def kdf() -> CountingKdf:
-    return CountingKdf()
 
 
 @pytest.fixture

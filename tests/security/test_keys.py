@@ -14,6 +14,7 @@ import pytest
 from mcp_gateway.security import keys as keys_module
 from mcp_gateway.security.keys import KeyStore, KeyStoreError, ScryptParams, parse_key
 from mcp_gateway.security.ratelimit import RateLimits
+from tests.security.support import CountingKdf
 
 FAST = ScryptParams(n=2**10, r=8, p=1)  # tests only: production default is n=2**14
 
@@ -24,22 +25,6 @@ class Clock:
 
     def __call__(self) -> float:
         return self.now
-
-
-class CountingKdf:
-    """The scrypt seam of KeyStore, counting runs."""
-
-    def __init__(self) -> None:
-        self.calls = 0
-
-    def __call__(self, params: ScryptParams, secret: str, salt: bytes) -> bytes:
-        self.calls += 1
-        return params.derive(secret, salt)
-
-
-@pytest.fixture
-def kdf() -> CountingKdf:
-    return CountingKdf()
 
 
 def test_scrypt_seam_is_the_real_kdf(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

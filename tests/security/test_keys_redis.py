@@ -13,18 +13,10 @@ import pytest
 from mcp_gateway.security._keys_redis import RedisKeyBackend
 from mcp_gateway.security.keys import KeyStore, KeyStoreError, ScryptParams
 from tests.redis_server import RedisServer
+from tests.security.support import CountingKdf
 
 pytestmark = pytest.mark.anyio
 FAST = ScryptParams(n=2**10)
-
-
-class CountingKdf:
-    def __init__(self) -> None:
-        self.calls = 0
-
-    def __call__(self, params: ScryptParams, secret: str, salt: bytes) -> bytes:
-        self.calls += 1
-        return params.derive(secret, salt)
 
 
 def store_on(url: str, prefix: str, **kwargs: object) -> KeyStore:
