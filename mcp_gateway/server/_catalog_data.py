@@ -177,7 +177,7 @@ def snippets(gateway: Gateway, tool: PromptTool, base_url: str, arguments: Mappi
                                    *(["--header", "Authorization:Bearer ${MCP_GATEWAY_KEY}"] if auth else [])],
         **({"env": {"MCP_GATEWAY_KEY": "your key"}} if auth else {})}}}, indent=2)
     token = " --token \"$MCP_GATEWAY_KEY\"" if auth else ""
-    cli = f"mcp-gateway call {base_url}/mcp {name} --json-args {shlex.quote(args)}{token}"
+    cli = f"mcp-gateway call {base_url}/mcp {name} --args {shlex.quote(args)}{token}"
     curl_auth = ' \\\n  -H "Authorization: Bearer $MCP_GATEWAY_KEY"' if auth else ""
     curl = (f"curl -sS -X POST {base_url}/v1/tools/{name}{curl_auth} \\\n"
             f"  -H 'Content-Type: application/json' \\\n  -d {shlex.quote(args)}")

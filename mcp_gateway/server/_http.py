@@ -9,6 +9,7 @@ transports are built by hand), so a web page cannot reach a local gateway throug
 
 from __future__ import annotations
 
+import json
 import logging
 import socket
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -224,7 +225,9 @@ class _HostCheck:
         if self._enabled and scope["type"] == "http":
             host = Headers(scope=scope).get("host", "")
             if host not in self._exact and not host.startswith(self._bases):
-                await _misdirected(host)(scope, receive, send)
+                response = _misdirected(host)
+                log.info("421 for %s: %s", scope.get("path", "?"), json.loads(response.body)["error"]["message"])
+                await response(scope, receive, send)
                 return
         await self._app(scope, receive, send)
 

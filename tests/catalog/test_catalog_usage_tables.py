@@ -1,6 +1,6 @@
-"""The catalog's usage tables over both ledger shapes: main's (totals since start-up per tool and
-route) and a time-bucketed one with `totals(by=, since=)` (the cluster ledger's read API), which
-gives "last hour" and "last day" tables including per key. Unpriced calls never read as $0."""
+"""The catalog's usage tables over the ledger's read API `totals(by=, since=)` (the process ledger's
+and the cluster's alike): "last hour" and "last day" tables per tool, model alias and key.
+Unpriced calls never read as $0."""
 
 from __future__ import annotations
 
@@ -66,17 +66,22 @@ async def test_windowed_ledger_gives_hour_and_day_tables_per_tool_alias_and_key(
         await usage_totals(_gateway(ledger), ScopeSet.of(["tools:summarize"]), "key", 3600)
 
 
-async def test_process_ledger_gives_totals_since_start_up_and_says_what_it_lacks():
-    ledger = Ledger()
-    ledger.record(tool="summarize", route="default", outcome="answered",
+async def test_process_ledger_gives_hour_and_day_tables_with_unpriced_calls_apart():
+    now = [1_000_000.0]
+    ledger = Ledger(clock=lambda: now[0])
+    ledger.record(tool="summarize", route="default", outcome="answered", key="key:lead",
                   charges=[Charge("offline/mock-1", Usage(10, 5), Decimal("0.5")),
                            Charge("offline/mock-1", None, None)])
-    tables = await usage_tables(_gateway(ledger), EVERYTHING)
-    assert [(t.by, t.window) for t in tables] == [("tool", "since start-up"), ("route", "since start-up"),
-                                                  ("key", "since start-up")]
-    assert tables[0].rows[0].cost_text == "$0.5 + 1 unpriced"
-    assert tables[2].rows == [] and "does not record" in tables[2].note
+    now[0] += 7200  # two hours later: out of the last hour, still in the last day
+    ledger.record(tool="classify", route="default", outcome="answered", key="key:intern",
+                  charges=[Charge("offline/mock-1", Usage(10, 5), Decimal("0.25"))])
+    tables = {(t.by, t.window): t for t in await usage_tables(_gateway(ledger), EVERYTHING)}
+    assert set(tables) == {(by, w) for by in ("tool", "route", "key") for w in ("last hour", "last day")}
+    assert [r.name for r in tables["tool", "last hour"].rows] == ["classify"]
+    day = {r.name: r.cost_text for r in tables["tool", "last day"].rows}
+    assert day == {"summarize": "$0.5 + 1 unpriced", "classify": "$0.25"}
+    assert {r.name for r in tables["key", "last day"].rows} == {"key:lead", "key:intern"}
     tool_page = await usage_tables(_gateway(ledger), EVERYTHING, tool="other")
-    assert [t.by for t in tool_page] == ["tool"] and tool_page[0].rows == []
+    assert {t.by for t in tool_page} == {"tool"} and all(t.rows == [] for t in tool_page)
     with pytest.raises(ValueError, match="unknown grouping"):
         await usage_totals(_gateway(ledger), EVERYTHING, "planet", None)

@@ -30,10 +30,10 @@ def test_every_example_tool_has_tests_and_they_pass_on_the_offline_route(tmp_pat
     report = tmp_path / "junit.xml"
     done = run_cli("test", "examples/gateway.yaml", "--gate", "--junit", str(report))
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "9 passed, 0 failed" in done.stdout
+    assert "10 passed, 0 failed" in done.stdout
     assert "has no tests" not in done.stderr
     suite = ET.parse(report).getroot()
-    assert (suite.get("tests"), suite.get("failures")) == ("9", "0")
+    assert (suite.get("tests"), suite.get("failures")) == ("10", "0")
     cases = {(c.get("classname"), c.get("name")) for c in suite}
     assert ("summarize@2.0.0", "test 1") in cases  # the draft behind the staging label is tested too
     assert ("classify_ticket@2.0.0", "a double charge is a billing ticket") in cases
