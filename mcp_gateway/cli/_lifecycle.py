@@ -142,7 +142,7 @@ def _load_config(path: str, label: str) -> Any:
 @click.option("--gate", is_flag=True,
               help="Eval gate: versions becoming published, or changed while published, must have passing tests.")
 @click.option("--replay", type=click.Path(file_okay=False), help="With --gate: run the tests on recorded answers.")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the comparison as JSON.")
 def diff_command(configs: Sequence[str], ref: str | None, gate: bool, replay: str | None, as_json: bool) -> None:
     """Compare two configs tool by tool; exit 1 on a change that would break callers.
 
@@ -236,7 +236,7 @@ lifecycle_commands.append(diff_command)
 @click.argument("tool")
 @click.option("--dry-run", is_flag=True, help="Only count what would be deleted.")
 @click.option("--force", is_flag=True, help="Dispose of a tool that still has versions served (not retired).")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Print what was (or would be) deleted as JSON.")
 def dispose_command(config: str, tool: str, dry_run: bool, force: bool, as_json: bool) -> None:
     """Delete every stored item of TOOL: session turns and cached answers, in the stores CONFIG names.
 

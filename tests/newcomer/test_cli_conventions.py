@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shlex
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -65,15 +66,11 @@ def test_arguments_are_given_the_same_way_to_render_call_and_prompt() -> None:
 
 
 def test_refusals_of_an_http_gateway_are_said_plainly(tmp_path: Path) -> None:
-    config = tmp_path / "gateway.yaml"
-    config.write_text(
-        EXAMPLE.read_text()
-        .replace("include:\n  - tools/*.yaml\n", "")
-        .replace("file: prompts/_house_style.md.j2", "Plain words.")
-        .replace("content: {file: prompts/translate_system.md.j2}", "content: Translate.")
-        .replace("    file: docs/style-guide.md", "    text: Be plain.")
-        + "auth: {keys_file: keys.json}\n"
-    )
+    # The whole example (its included tool files, partials and documents) with auth added, so the
+    # config stays valid whatever the example refers to.
+    examples = shutil.copytree(EXAMPLE.parent, tmp_path / "examples")
+    config = examples / EXAMPLE.name
+    config.write_text(EXAMPLE.read_text() + "auth: {keys_file: keys.json}\n")
     with http_gateway(config) as server:
         missing = subprocess.run(
             [*GATEWAY, "tools", server.base_url + "/mcp"],

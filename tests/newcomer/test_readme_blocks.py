@@ -38,7 +38,9 @@ def test_every_block_says_its_language_and_few_are_skipped() -> None:
     assert all(lang for _, lang, _, _ in BLOCKS), [line for line, lang, _, _ in BLOCKS if not lang]
     assert {lang for _, lang, _, _ in BLOCKS} <= {"bash", "yaml", "python", "json", "text"}
     skipped = [(line, why) for line, _, _, why in BLOCKS if why]
-    assert len(skipped) <= 3, skipped  # a long-running server, and two blocks that need it
+    # A long-running server, and three blocks that need one running (curl, the openai SDK, and
+    # `usage --url`, which reads a live gateway's in-memory ledger); nothing else may be skipped.
+    assert len(skipped) <= 4, skipped
 
 
 @pytest.fixture
