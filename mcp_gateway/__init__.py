@@ -5,9 +5,9 @@ The public API is what this module exports; everything else lives in modules of 
 Exports are imported on first use, so that `mcp-gateway --version` does not pay for the MCP SDK.
 """
 
-from importlib import import_module as _import_module
 from typing import TYPE_CHECKING as _TYPE_CHECKING
 
+from ._lazy import lazy_exports as _lazy_exports
 from ._errors import (
     ArgumentError,
     ClientError,
@@ -48,14 +48,4 @@ __all__ = [
 _LAZY = {"Gateway": "._gateway", "ToolAnswer": "._gateway", "load_gateway": "._gateway", "connect": ".client"}
 
 
-def __getattr__(name: str) -> object:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'mcp_gateway' has no attribute {name!r}")
-    value = getattr(_import_module(module, __name__), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
+__getattr__, __dir__ = _lazy_exports(__name__, _LAZY, globals())

@@ -4,9 +4,9 @@ The adapters are imported on first use (most load the HTTP client stack)."""
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from .._lazy import lazy_exports
 from ._base import (
     Completion,
     CompletionRequest,
@@ -50,10 +50,4 @@ _ADAPTERS = {"AnthropicProvider": ".anthropic", "GeminiProvider": ".gemini", "Mo
              "OllamaProvider": ".ollama", "OpenAIProvider": ".openai"}
 
 
-def __getattr__(name: str) -> Any:
-    module = _ADAPTERS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'mcp_gateway.providers' has no attribute {name!r}")
-    value = getattr(import_module(module, __name__), name)
-    globals()[name] = value
-    return value
+__getattr__, __dir__ = lazy_exports(__name__, _ADAPTERS, globals())
