@@ -12,7 +12,6 @@ import time
 from pathlib import Path
 
 import httpx2
-import pytest
 
 from tests.conftest import http_gateway
 from tests.redis_server import RedisServer

@@ -283,7 +283,7 @@ def dispose_command(config: str, tool: str, dry_run: bool, force: bool, as_json:
     except GatewayError as exc:
         raise click.ClickException(str(exc)) from None
     for what in in_process:
-        report.deleted.pop(f"session turns (memory)" if what == "sessions" else "cached answers (memory)", None)
+        report.deleted.pop("session turns (memory)" if what == "sessions" else "cached answers (memory)", None)
     if as_json:
         echo_json({**report.to_dict(), "not_reachable": in_process})
         return

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import anyio
@@ -15,7 +14,7 @@ import pytest
 from mcp_gateway._gateway import load_gateway
 from mcp_gateway.client import connect
 from mcp_gateway.lifecycle._dispose import dispose_tool
-from tests.conftest import ROOT, http_gateway, serve_command
+from tests.conftest import http_gateway, serve_command
 
 pytestmark = pytest.mark.anyio
 
