@@ -92,7 +92,8 @@ async def closed_loop(url: str, body: dict[str, Any], calls: int, in_flight: int
     return latencies, wall
 
 
-async def measure(args: argparse.Namespace, mock: str, gateway: str, gateway_pid: int, mock_pid: int) -> None:
+async def measure(args: argparse.Namespace, mock: str, gateway: str, gateway_pid: int,
+                  mock_pid: int) -> None:
     targets = {
         "direct": (f"{mock}/v1/chat/completions", {"model": "bench-model", "messages": MESSAGES}),
         "gateway": (f"{gateway}/v1/chat/completions", {"model": "fast", "messages": MESSAGES}),
@@ -131,10 +132,10 @@ async def measure(args: argparse.Namespace, mock: str, gateway: str, gateway_pid
                        fmt(med(results["gateway"]["p50"]) / med(results["direct"]["p50"]), ".2f"),
                        fmt(med(results["gateway"]["p99"]) / med(results["direct"]["p99"]), ".2f")])
     print(f"\n/v1/chat/completions vs direct, mock provider at 20 ms; {args.rounds} round(s); load {loadavg()}")
-    print_table(["in flight", "variant", "req/s", "p50 ms", "p99 ms", "added p50", "added p99", "server CPU ms/req"],
-                rows, lambda i: i >= 2)
-    print("server CPU: the gateway's for `gateway`; the mock's for `direct` (the same 20 ms wait, no gateway work:\n"
-          "its rise from 50 in flight to 1 is what waking from idle costs on this machine)")
+    print_table(["in flight", "variant", "req/s", "p50 ms", "p99 ms", "added p50", "added p99",
+                 "server CPU ms/req"], rows, lambda i: i >= 2)
+    print("server CPU: the gateway's for `gateway`, the mock's for `direct` (the same 20 ms wait, no\n"
+          "gateway work: its rise from 50 in flight to 1 is what waking from idle costs on this machine)")
     print("\nratios gateway / direct")
     print_table(["in flight", "req/s", "p50", "p99"], ratios, lambda i: i >= 1)
 

@@ -59,7 +59,8 @@ def server(config: Path) -> Iterator[RunningServer]:
         yield running
 
 
-def call(server: RunningServer, name: str, arguments: dict[str, Any], headers: dict[str, str]) -> httpx2.Response:
+def call(server: RunningServer, name: str, arguments: dict[str, Any],
+         headers: dict[str, str]) -> httpx2.Response:
     body = {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {
         "name": name, "arguments": arguments, "_meta": {
             "io.modelcontextprotocol/protocolVersion": "2026-07-28",
@@ -84,7 +85,8 @@ def test_only_annotated_schemas_go_to_the_header_check(config: Path) -> None:
 
 
 def test_a_matching_header_is_accepted(server: RunningServer) -> None:
-    assert answer_text(call(server, "regional", {"region": "eu", "question": "hi"}, {"Mcp-Param-Region": "eu"}))
+    arguments = {"region": "eu", "question": "hi"}
+    assert answer_text(call(server, "regional", arguments, {"Mcp-Param-Region": "eu"}))
 
 
 def test_a_mismatching_header_is_refused_before_the_tool_runs(server: RunningServer) -> None:

@@ -115,7 +115,8 @@ class McpViews:
                                        mime_type=r.config.mime_type)
                 for r in catalog.resources.templates()
             ] + (list(SESSION_TEMPLATES) if sessions is not None else [])),
-            input_schemas={t.name: t.input_schema for t in tools if _mentions_key(t.input_schema, X_MCP_HEADER_KEY)},
+            input_schemas={t.name: t.input_schema for t in tools
+                           if _mentions_key(t.input_schema, X_MCP_HEADER_KEY)},
             session_tools=session_tools,
             bases={name: t.name for name, t in listed},
         )
