@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import mcp_types as types
+from mcp.shared.inbound import X_MCP_HEADER_KEY
 
 from .._gateway import Gateway
 from .._protocol import META_PREFIX, SESSION_ARGUMENT
@@ -82,6 +83,9 @@ class McpViews:
     prompts: types.ListPromptsResult
     resources: types.ListResourcesResult
     templates: types.ListResourceTemplatesResult
+    # Only the tools whose input schema annotates a property with `x-mcp-header`: the SDK checks a
+    # 2026-07-28 call's `Mcp-Param-*` headers against those annotations, and walks the schema on
+    # every call to find them; a schema without any can reject nothing, so it is not handed over.
     input_schemas: Mapping[str, Mapping[str, Any]]
     session_tools: bool = False
     bases: Mapping[str, str] = field(default_factory=dict)  # listed name -> tool name (scopes name tools)
@@ -111,10 +115,20 @@ class McpViews:
                                        mime_type=r.config.mime_type)
                 for r in catalog.resources.templates()
             ] + (list(SESSION_TEMPLATES) if sessions is not None else [])),
-            input_schemas={t.name: t.input_schema for t in tools},
+            input_schemas={t.name: t.input_schema for t in tools
+                           if _mentions_key(t.input_schema, X_MCP_HEADER_KEY)},
             session_tools=session_tools,
             bases={name: t.name for name, t in listed},
         )
+
+
+def _mentions_key(value: Any, key: str) -> bool:
+    """Whether `key` is a key of any object nested in `value` (a JSON document)."""
+    if isinstance(value, Mapping):
+        return key in value or any(_mentions_key(v, key) for v in value.values())
+    if isinstance(value, list):
+        return any(_mentions_key(v, key) for v in value)
+    return False
 
 
 def usage_for(snapshot: Mapping[str, Any], allows_tool: Callable[[str], bool]) -> dict[str, Any]:
