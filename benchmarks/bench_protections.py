@@ -411,9 +411,6 @@ async def micro(config: Path, key: str, args: argparse.Namespace,
     redactor = guard.redactor
     one_event = [event()]
 
-    async def audit_write_1() -> None:  # what the drain does for a batch of one (sequential calls)
-        sink.write_batch([redactor.redact(e.to_dict()) for e in one_event])
-
     async def thread_hop() -> None:  # the drain hands every batch to a worker thread
         await anyio.to_thread.run_sync(empty_sync)
 
@@ -448,6 +445,9 @@ async def micro(config: Path, key: str, args: argparse.Namespace,
 
         async def audit_enqueue() -> None:
             audit.record_nowait(event())
+
+        async def audit_write_1() -> None:  # what the drain does for a batch of one (off the call path)
+            sink.write_batch([audit._redacted(e) for e in one_event])
 
         async def tool_call_protected() -> None:
             token_ = auth_context_var.set(user)
@@ -493,7 +493,7 @@ async def micro(config: Path, key: str, args: argparse.Namespace,
                     w, c = await per_call_us(fn, chunk)
                     wall, cpu, done = wall + w * chunk, cpu + c * chunk, done + chunk
                     await anyio.sleep(0.002)
-                    while audit._send.statistics().current_buffer_used:  # never time a full (dropping) queue
+                    while audit._queue:  # never time a full (dropping) queue
                         await anyio.sleep(0.005)
                 results.setdefault(name, []).append((wall / done, cpu / done))
     sink.close()
