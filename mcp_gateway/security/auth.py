@@ -60,6 +60,10 @@ class GatewayTokenVerifier:
         self.resource = resource
         self._on_reject = on_reject
         self._proofs: SingleFlight[KeyRecord | None] = SingleFlight()
+        # key id -> (the record a token was verified against, its AccessToken). A key id has one
+        # secret, so a token that verified against this very record object has this AccessToken;
+        # a reloaded, revoked or expired record is a different object (or fails `lookup`).
+        self._tokens: dict[str, tuple[KeyRecord, AccessToken]] = {}
 
     async def verify_token(self, token: str) -> AccessToken | None:
         if token.startswith(KEY_PREFIX):
@@ -83,7 +87,14 @@ class GatewayTokenVerifier:
         if record is None:
             self._reject("api_key", "unknown, revoked or expired API key")
             return None
-        return self._key_token(token, record)
+        cached = self._tokens.get(record.key_id)
+        if cached is not None and cached[0] is record:
+            return cached[1]
+        access = self._key_token(token, record)
+        if len(self._tokens) >= 4096:  # records of keys long gone: start over
+            self._tokens.clear()
+        self._tokens[record.key_id] = (record, access)
+        return access
 
     def _key_token(self, token: str, record: KeyRecord) -> AccessToken:
         return AccessToken(

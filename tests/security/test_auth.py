@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from pathlib import Path
@@ -123,3 +124,29 @@ async def test_wired_into_the_sdk_bearer_middleware(verifier: GatewayTokenVerifi
         assert ok.status_code == 200 and ok.json() == {"principal": f"key:{key_id}", "scopes": ["tools:*"]}
         via_jwt = await client.get("/mcp", headers={"Authorization": f"Bearer {make_jwt()}"})
         assert via_jwt.json()["principal"] == "alice"
+
+
+async def test_a_reused_access_token_follows_the_key_table(verifier: GatewayTokenVerifier, store: KeyStore,
+                                                           tmp_path: Path) -> None:
+    """The verifier reuses a key's AccessToken, but never past a change to the key or its revocation."""
+    key_id, plaintext = store.create("ci", ["tools:*"])
+    other_id, other = store.create("other", ["prompts:*"])
+    first = await verifier.verify_token(plaintext)
+    assert first is not None and await verifier.verify_token(plaintext) is first  # reused
+    second = await verifier.verify_token(other)
+    assert second is not None and second.client_id == f"key:{other_id}" and second.scopes == ["prompts:*"]
+    assert await verifier.verify_token(plaintext[:-1] + ("A" if plaintext[-1] != "A" else "B")) is None
+
+    path = tmp_path / "keys.json"
+    table = json.loads(path.read_text())
+    for entry in table["keys"]:
+        if entry["id"] == key_id:
+            entry["scopes"] = ["tools:summarize"]
+    path.write_text(json.dumps(table))
+    store.refresh(force=True)
+    changed = await verifier.verify_token(plaintext)
+    assert changed is not None and changed.scopes == ["tools:summarize"]
+
+    store.revoke(key_id)
+    assert await verifier.verify_token(plaintext) is None
+    assert await verifier.verify_token(other) is not None
