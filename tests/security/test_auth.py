@@ -16,11 +16,12 @@ from mcp.server.auth.provider import TokenVerifier
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.authentication import AuthenticationMiddleware
+from starlette.requests import HTTPConnection
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from mcp_gateway.security.auth import GatewayTokenVerifier, token_fingerprint
+from mcp_gateway.security.auth import GatewayBearerBackend, GatewayTokenVerifier, token_fingerprint
 from mcp_gateway.security.jwt import JWTSettings, JWTVerifier
 from mcp_gateway.security.keys import KeyStore, ScryptParams
 
@@ -150,3 +151,33 @@ async def test_a_reused_access_token_follows_the_key_table(verifier: GatewayToke
     store.revoke(key_id)
     assert await verifier.verify_token(plaintext) is None
     assert await verifier.verify_token(other) is not None
+
+
+async def test_the_gateway_bearer_backend_decides_as_the_sdk_one(verifier: GatewayTokenVerifier,
+                                                                 store: KeyStore) -> None:
+    _, plaintext = store.create("ci", ["tools:*"])
+    _, revoked = store.create("gone", [])
+    store.revoke(revoked.split("_")[1])
+    cases: list[list[tuple[bytes, bytes]]] = [
+        [],
+        [(b"authorization", b"Basic Zm9vOmJhcg==")],
+        [(b"authorization", f"Bearer {plaintext}".encode())],
+        [(b"authorization", f"bEaReR {plaintext}".encode())],
+        [(b"Authorization", f"Bearer {plaintext}".encode())],
+        [(b"Authorization", f"Bearer {revoked}".encode()), (b"authorization", f"Bearer {plaintext}".encode())],
+        [(b"authorization", f"Bearer {revoked}".encode()), (b"authorization", f"Bearer {plaintext}".encode())],
+        [(b"authorization", f"Bearer {plaintext}".encode()), (b"authorization", f"Bearer {revoked}".encode())],
+        [(b"authorization", f"Bearer  {plaintext}".encode())],
+        [(b"authorization", f"Bearer {make_jwt()}".encode())],
+        [(b"authorization", b"Bearer")],
+        [(b"host", b"x"), (b"authorization", b"Bearer \xe9t\xe9")],
+    ]
+    ours, sdk = GatewayBearerBackend(verifier), BearerAuthBackend(verifier)
+    for headers in cases:
+        conn = HTTPConnection({"type": "http", "headers": headers})
+        mine, theirs = await ours.authenticate(conn), await sdk.authenticate(conn)
+        assert (mine is None) == (theirs is None), headers
+        if mine is not None and theirs is not None:
+            assert mine[0].scopes == theirs[0].scopes
+            assert mine[1].access_token == theirs[1].access_token
+    assert await ours.authenticate(HTTPConnection({"type": "http", "headers": cases[2]})) is not None
