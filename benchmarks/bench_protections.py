@@ -326,17 +326,14 @@ async def micro(config: Path, key: str, args: argparse.Namespace,
                 workdir: Path) -> dict[str, list[tuple[float, float]]]:
     """Each protection piece, timed on its own; every round times every piece once (rotating order)."""
     import anyio.to_thread
-    from mcp.server.auth.middleware.auth_context import AuthContextMiddleware, auth_context_var
-    from mcp.server.auth.middleware.bearer_auth import (
-        AuthenticatedUser,
-        BearerAuthBackend,
-        RequireAuthMiddleware,
-    )
-    from starlette.middleware.authentication import AuthenticationMiddleware
+    from mcp.server.auth.middleware.auth_context import auth_context_var
+    from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser, RequireAuthMiddleware
 
     from mcp_gateway._tokens import estimate_tokens
     from mcp_gateway.config import load_config
     from mcp_gateway.observability.audit import AuditEvent, AuditLog, JsonlAuditSink
+    from mcp_gateway.security.auth import GatewayBearerBackend
+    from mcp_gateway.server._http import _Authenticate
     from mcp_gateway.server._protections import CallRecord, Protections, build_protections
 
     loaded = load_config(config)
@@ -352,8 +349,7 @@ async def micro(config: Path, key: str, args: argparse.Namespace,
     async def inner(scope: Any, receive: Any, send: Any) -> None:
         return None
 
-    stack = AuthenticationMiddleware(AuthContextMiddleware(RequireAuthMiddleware(inner, [], None)),
-                                     backend=BearerAuthBackend(guard.verifier))
+    stack = _Authenticate(RequireAuthMiddleware(inner, [], None), backend=GatewayBearerBackend(guard.verifier))
     scope = {"type": "http", "method": "POST", "path": "/mcp", "headers": [
         (b"host", b"127.0.0.1:8765"), (b"accept", b"application/json, text/event-stream"),
         (b"content-type", b"application/json"), (b"mcp-protocol-version", b"2026-07-28"),
