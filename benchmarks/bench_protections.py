@@ -349,7 +349,8 @@ async def micro(config: Path, key: str, args: argparse.Namespace,
     async def inner(scope: Any, receive: Any, send: Any) -> None:
         return None
 
-    stack = _Authenticate(RequireAuthMiddleware(inner, [], None), backend=GatewayBearerBackend(guard.verifier))
+    stack = _Authenticate(RequireAuthMiddleware(inner, [], None),
+                          backend=GatewayBearerBackend(guard.verifier))
     scope = {"type": "http", "method": "POST", "path": "/mcp", "headers": [
         (b"host", b"127.0.0.1:8765"), (b"accept", b"application/json, text/event-stream"),
         (b"content-type", b"application/json"), (b"mcp-protocol-version", b"2026-07-28"),

@@ -223,8 +223,8 @@ async def test_every_call_is_audited_when_the_server_stops_at_once(tmp_path):
     config = tmp_path / "gateway.yaml"
     config.write_text(EXAMPLE.read_text() + "auth: {keys_file: keys.json}\naudit: {path: audit.jsonl}\n"
                       "rate_limits: {per_tool: {summarize: {requests_per_minute: 10}}}\n")
-    key = subprocess.run([sys.executable, "-m", "mcp_gateway", "keys", "create", str(config), "--name", "burst",
-                          "--scope", "tools:*"],
+    key = subprocess.run([sys.executable, "-m", "mcp_gateway", "keys", "create", str(config),
+                          "--name", "burst", "--scope", "tools:*"],
                          capture_output=True, text=True, timeout=60, check=True).stdout.strip()
     with http_gateway(config) as server:
         async with connect(server.base_url + "/mcp", mode="auto", headers=bearer(key), timeout=30) as client:
@@ -234,5 +234,6 @@ async def test_every_call_is_audited_when_the_server_stops_at_once(tmp_path):
     assert [r.is_error for r in results] == [False] * 10 + [True] * 5
     events = [json.loads(line) for line in (tmp_path / "audit.jsonl").read_text().splitlines()]
     calls = [e for e in events if e["method"] == "tools/call"]
-    assert [(e["outcome"], e["error_kind"]) for e in calls] == [("ok", None)] * 10 + [("error", "rate_limit")] * 5
+    outcomes = [(e["outcome"], e["error_kind"]) for e in calls]
+    assert outcomes == [("ok", None)] * 10 + [("error", "rate_limit")] * 5
     assert key.split("_")[2] not in (tmp_path / "audit.jsonl").read_text()

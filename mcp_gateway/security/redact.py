@@ -13,9 +13,11 @@ A `Redactor` knows three things:
 
 Strings are rewritten until nothing matches (so a replacement can never splice a new secret out of
 its neighbours); dict keys are redacted like any string. Most text holds no secret: one search for
-the words no shape can match without (`_CLUES`) settles it before any pattern runs. `RedactingFilter` applies a Redactor to log
-records: the formatted message, the exception and stack text, and every `extra` attribute. Attach
-it to handlers (handler filters see records propagated from child loggers; logger filters do not).
+the words no shape can match without (`_CLUES`) settles it before any pattern runs.
+
+`RedactingFilter` applies a Redactor to log records: the formatted message, the exception and stack
+text, and every `extra` attribute. Attach it to handlers (handler filters see records propagated
+from child loggers; logger filters do not).
 """
 
 from __future__ import annotations
@@ -93,8 +95,8 @@ class Redactor:
         self._patterns = (*compiled, *extra)
         clues = list(_CLUES) if shapes else []
         if self.fields:  # the field pattern needs a name, then `:` or `=`
-            names = "|".join(sorted((re.escape(f).replace("_", "[_-]") for f in self.fields), key=len, reverse=True))
-            clues.append(rf"(?:{names})[\"']?\s*[:=]")
+            loose_names = (re.escape(f).replace("_", "[_-]") for f in self.fields)
+            clues.append(rf"(?:{'|'.join(sorted(loose_names, key=len, reverse=True))})[\"']?\s*[:=]")
         self._clues = re.compile("|".join(clues)) if clues else None
         self._unclued = extra  # caller-given patterns: no clue known, always searched
 

@@ -158,7 +158,7 @@ class CountingSink(SlowSink):
 
 async def test_events_of_one_window_are_written_as_one_batch_in_order() -> None:
     sink = CountingSink()
-    async with AuditLog(sink, max_batch=20, batch_window_s=3600) as log:  # only a full batch or closing writes
+    async with AuditLog(sink, max_batch=20, batch_window_s=3600) as log:  # only a full batch or closing write
         for i in range(20):
             assert log.record_nowait(event(i))  # the 20th fills the batch: written before the window ends
             await anyio.lowlevel.checkpoint()  # the drain runs between events

@@ -158,15 +158,18 @@ async def test_the_gateway_bearer_backend_decides_as_the_sdk_one(verifier: Gatew
     _, plaintext = store.create("ci", ["tools:*"])
     _, revoked = store.create("gone", [])
     store.revoke(revoked.split("_")[1])
+    def auth(token: str, name: bytes = b"authorization") -> tuple[bytes, bytes]:
+        return name, f"Bearer {token}".encode()
+
     cases: list[list[tuple[bytes, bytes]]] = [
         [],
         [(b"authorization", b"Basic Zm9vOmJhcg==")],
         [(b"authorization", f"Bearer {plaintext}".encode())],
         [(b"authorization", f"bEaReR {plaintext}".encode())],
         [(b"Authorization", f"Bearer {plaintext}".encode())],
-        [(b"Authorization", f"Bearer {revoked}".encode()), (b"authorization", f"Bearer {plaintext}".encode())],
-        [(b"authorization", f"Bearer {revoked}".encode()), (b"authorization", f"Bearer {plaintext}".encode())],
-        [(b"authorization", f"Bearer {plaintext}".encode()), (b"authorization", f"Bearer {revoked}".encode())],
+        [auth(revoked, b"Authorization"), auth(plaintext)],
+        [auth(revoked), auth(plaintext)],
+        [auth(plaintext), auth(revoked)],
         [(b"authorization", f"Bearer  {plaintext}".encode())],
         [(b"authorization", f"Bearer {make_jwt()}".encode())],
         [(b"authorization", b"Bearer")],

@@ -154,11 +154,12 @@ def _slow(redactor: Redactor, text: str) -> str:
 
 
 shape_fragments = st.sampled_from(
-    ["Bearer ", "BEARER\t", "Authorization: ", "proxy-authorization=", "PASSWORD=", "Password\": \"", "?api_key=",
-     "&SIG=", ";Token=", "X-Api-Key: ", "x_api_key=", "Cookie=", "set-cookie: ", "X-Auth-Token:", "mgw_",
-     "mgw_0123456789abcdef_", "sk-", "eyJ", "eyJhbGciOi.eyJzdWIi.", "session-token: ", "client_secret =", "=", ":",
-     "\"", "'", " ", "-", "_", "abcdefgh12345678", "\u017f", "\u212a", "\u0130", "\u0131", "pa\u017f\u017fword=",
-     "coo\u212aie: ", "my-field: ", "hunter22secret"])
+    ["Bearer ", "BEARER\t", "Authorization: ", "proxy-authorization=", "PASSWORD=", "Password\": \"",
+     "?api_key=", "&SIG=", ";Token=", "X-Api-Key: ", "x_api_key=", "Cookie=", "set-cookie: ", "X-Auth-Token:",
+     "mgw_", "mgw_0123456789abcdef_", "sk-", "eyJ", "eyJhbGciOi.eyJzdWIi.", "session-token: ",
+     "client_secret =", "=", ":", "\"", "'", " ", "-", "_", "abcdefgh12345678",
+     "\u017f", "\u212a", "\u0130", "\u0131", "pa\u017f\u017fword=", "coo\u212aie: ", "my-field: ",
+     "hunter22secret"])
 clue_text = st.lists(st.one_of(shape_fragments, st.text(max_size=6)), max_size=8).map("".join)
 
 
