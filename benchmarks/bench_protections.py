@@ -129,9 +129,10 @@ def make_configs(workdir: Path) -> tuple[dict[str, Path], str]:
         configs[label] = workdir / f"{label.replace('+', '-')}.yaml"
         configs[label].write_text(text + extra)
     protected_config = configs["protected"]
+    # `metrics`: the sanity check at the end reads the protected server's /metrics with this key.
     argv, env = gateway_cli_argv("keys", "create", str(protected_config), "--name", "bench", "--scope", "tools:*",
-                            "--scope", "prompts:*", "--scope", "resources:*", "--rpm", str(HIGH),
-                            "--tpm", str(HIGH), "--concurrency", "10000")
+                            "--scope", "prompts:*", "--scope", "resources:*", "--scope", "metrics",
+                            "--rpm", str(HIGH), "--tpm", str(HIGH), "--concurrency", "10000")
     out = subprocess.run(argv, capture_output=True, text=True, timeout=120, check=True, cwd=ROOT, env=env)
     return configs, out.stdout.strip()
 
@@ -634,7 +635,8 @@ async def main(args: argparse.Namespace) -> None:
             audit = workdir / "audit.jsonl"
             await anyio.sleep(1.0)
             lines = audit.read_text().count("\n") if audit.exists() else 0
-            metrics = httpx2.get(servers["protected"].base + "/metrics", timeout=10).text
+            metrics = httpx2.get(servers["protected"].base + "/metrics",
+                                 headers={"Authorization": f"Bearer {key}"}, timeout=10).text
             counted = sum(float(line.rsplit(" ", 1)[1]) for line in metrics.splitlines()
                           if line.startswith("mcp_gateway_requests_total{") and f'tool="{TOOL}"' in line)
             print(f"protected server: {lines} audit lines, {counted:.0f} tools/call counted in /metrics, for "
