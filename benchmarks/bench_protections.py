@@ -129,9 +129,10 @@ def make_configs(workdir: Path) -> tuple[dict[str, Path], str]:
         configs[label] = workdir / f"{label.replace('+', '-')}.yaml"
         configs[label].write_text(text + extra)
     protected_config = configs["protected"]
+    # `metrics`: the sanity check at the end reads the protected server's /metrics with this key.
     argv, env = gateway_cli_argv("keys", "create", str(protected_config), "--name", "bench", "--scope", "tools:*",
-                            "--scope", "prompts:*", "--scope", "resources:*", "--rpm", str(HIGH),
-                            "--tpm", str(HIGH), "--concurrency", "10000")
+                            "--scope", "prompts:*", "--scope", "resources:*", "--scope", "metrics",
+                            "--rpm", str(HIGH), "--tpm", str(HIGH), "--concurrency", "10000")
     out = subprocess.run(argv, capture_output=True, text=True, timeout=120, check=True, cwd=ROOT, env=env)
     return configs, out.stdout.strip()
 
@@ -326,17 +327,14 @@ async def micro(config: Path, key: str, args: argparse.Namespace,
                 workdir: Path) -> dict[str, list[tuple[float, float]]]:
     """Each protection piece, timed on its own; every round times every piece once (rotating order)."""
     import anyio.to_thread
-    from mcp.server.auth.middleware.auth_context import AuthContextMiddleware, auth_context_var
-    from mcp.server.auth.middleware.bearer_auth import (
-        AuthenticatedUser,
-        BearerAuthBackend,
-        RequireAuthMiddleware,
-    )
-    from starlette.middleware.authentication import AuthenticationMiddleware
+    from mcp.server.auth.middleware.auth_context import auth_context_var
+    from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser, RequireAuthMiddleware
 
     from mcp_gateway._tokens import estimate_tokens
     from mcp_gateway.config import load_config
     from mcp_gateway.observability.audit import AuditEvent, AuditLog, JsonlAuditSink
+    from mcp_gateway.security.auth import GatewayBearerBackend
+    from mcp_gateway.server._http import _Authenticate
     from mcp_gateway.server._protections import CallRecord, Protections, build_protections
 
     loaded = load_config(config)
@@ -352,8 +350,8 @@ async def micro(config: Path, key: str, args: argparse.Namespace,
     async def inner(scope: Any, receive: Any, send: Any) -> None:
         return None
 
-    stack = AuthenticationMiddleware(AuthContextMiddleware(RequireAuthMiddleware(inner, [], None)),
-                                     backend=BearerAuthBackend(guard.verifier))
+    stack = _Authenticate(RequireAuthMiddleware(inner, [], None),
+                          backend=GatewayBearerBackend(guard.verifier))
     scope = {"type": "http", "method": "POST", "path": "/mcp", "headers": [
         (b"host", b"127.0.0.1:8765"), (b"accept", b"application/json, text/event-stream"),
         (b"content-type", b"application/json"), (b"mcp-protocol-version", b"2026-07-28"),
@@ -411,9 +409,6 @@ async def micro(config: Path, key: str, args: argparse.Namespace,
     redactor = guard.redactor
     one_event = [event()]
 
-    async def audit_write_1() -> None:  # what the drain does for a batch of one (sequential calls)
-        sink.write_batch([redactor.redact(e.to_dict()) for e in one_event])
-
     async def thread_hop() -> None:  # the drain hands every batch to a worker thread
         await anyio.to_thread.run_sync(empty_sync)
 
@@ -448,6 +443,9 @@ async def micro(config: Path, key: str, args: argparse.Namespace,
 
         async def audit_enqueue() -> None:
             audit.record_nowait(event())
+
+        async def audit_write_1() -> None:  # what the drain does for a batch of one (off the call path)
+            sink.write_batch([audit._redacted(e) for e in one_event])
 
         async def tool_call_protected() -> None:
             token_ = auth_context_var.set(user)
@@ -493,7 +491,7 @@ async def micro(config: Path, key: str, args: argparse.Namespace,
                     w, c = await per_call_us(fn, chunk)
                     wall, cpu, done = wall + w * chunk, cpu + c * chunk, done + chunk
                     await anyio.sleep(0.002)
-                    while audit._send.statistics().current_buffer_used:  # never time a full (dropping) queue
+                    while audit._queue:  # never time a full (dropping) queue
                         await anyio.sleep(0.005)
                 results.setdefault(name, []).append((wall / done, cpu / done))
     sink.close()
@@ -637,7 +635,8 @@ async def main(args: argparse.Namespace) -> None:
             audit = workdir / "audit.jsonl"
             await anyio.sleep(1.0)
             lines = audit.read_text().count("\n") if audit.exists() else 0
-            metrics = httpx2.get(servers["protected"].base + "/metrics", timeout=10).text
+            metrics = httpx2.get(servers["protected"].base + "/metrics",
+                                 headers={"Authorization": f"Bearer {key}"}, timeout=10).text
             counted = sum(float(line.rsplit(" ", 1)[1]) for line in metrics.splitlines()
                           if line.startswith("mcp_gateway_requests_total{") and f'tool="{TOOL}"' in line)
             print(f"protected server: {lines} audit lines, {counted:.0f} tools/call counted in /metrics, for "

@@ -90,11 +90,19 @@ async def test_rate_limit_and_deadline_steps(server):
     pipeline = CallPipeline(server.live, guard)
     limited = caller("tools:*", limits=RateLimits(requests_per_minute=1))
     await pipeline.run(ToolCall("echo", {"text": "first"}, limited))
+    refused = ToolCall("echo", {"text": "second"}, limited)
     with pytest.raises(RateLimitExceeded):
-        await pipeline.run(ToolCall("echo", {"text": "second"}, limited))
+        await pipeline.run(refused)
+    # a refusal is marked on the call's record, counted as an error and as a rate-limit rejection
+    assert (refused.record.outcome, refused.record.error_kind) == ("error", "rate_limit")
+    assert counted(server, "echo", "error") == 1
+    assert guard.metrics.registry.get_sample_value(
+        "mcp_gateway_rate_limit_rejections_total",
+        {"scope": "key", "limit": "requests_per_minute", "tool": "echo"}) == 1
     with anyio.fail_after(5), pytest.raises(CallDeadlineError, match="deadline of 0.2 s"):
         await pipeline.run(ToolCall("slow", {"text": "late"}, caller("tools:*")))
     assert counted(server, "slow", "error") == 1
+    assert counted(server, "echo", "error") == 1  # the deadline's error is not a rate-limit refusal
 
 
 async def test_a_surface_supplies_its_own_endpoint(server):

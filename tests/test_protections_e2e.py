@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import textwrap
@@ -212,3 +213,27 @@ async def test_stdio_stays_keyless(team):
     async with connect(serve_command(root / "gateway.yaml"), mode="legacy", timeout=30,
                        env={"GATEWAY_JWT_SECRET": JWT_SECRET, "PATH": "/usr/bin:/bin"}) as client:
         assert len(await client.list_tools()) == 10  # 7 served tools and the 3 session tools
+
+
+async def test_every_call_is_audited_when_the_server_stops_at_once(tmp_path):
+    """One audit line per accepted and per refused call, in call order, secret-free, even when the
+    server is stopped right after the last answer (the unit tests cover a batch still queued at close)."""
+    for item in ("prompts", "docs", "tools"):
+        shutil.copytree(EXAMPLE.parent / item, tmp_path / item)
+    config = tmp_path / "gateway.yaml"
+    config.write_text(EXAMPLE.read_text() + "auth: {keys_file: keys.json}\naudit: {path: audit.jsonl}\n"
+                      "rate_limits: {per_tool: {summarize: {requests_per_minute: 10}}}\n")
+    key = subprocess.run([sys.executable, "-m", "mcp_gateway", "keys", "create", str(config),
+                          "--name", "burst", "--scope", "tools:*"],
+                         capture_output=True, text=True, timeout=60, check=True).stdout.strip()
+    with http_gateway(config) as server:
+        async with connect(server.base_url + "/mcp", mode="auto", headers=bearer(key), timeout=30) as client:
+            results = [await client.call_tool("summarize", {"text": f"call {i}"}) for i in range(15)]
+        server.proc.send_signal(signal.SIGTERM)
+        assert server.proc.wait(30) in (0, -signal.SIGTERM)  # uvicorn re-raises SIGTERM after a graceful stop
+    assert [r.is_error for r in results] == [False] * 10 + [True] * 5
+    events = [json.loads(line) for line in (tmp_path / "audit.jsonl").read_text().splitlines()]
+    calls = [e for e in events if e["method"] == "tools/call"]
+    outcomes = [(e["outcome"], e["error_kind"]) for e in calls]
+    assert outcomes == [("ok", None)] * 10 + [("error", "rate_limit")] * 5
+    assert key.split("_")[2] not in (tmp_path / "audit.jsonl").read_text()

@@ -20,17 +20,21 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import time
 from collections.abc import Callable
 from typing import Literal
 
 import anyio.to_thread
+from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser, BearerAuthBackend
 from mcp.server.auth.provider import AccessToken
+from starlette.authentication import AuthCredentials
+from starlette.requests import HTTPConnection
 
 from .jwt import JWTError, JWTVerifier, looks_like_jwt
 from ._singleflight import SingleFlight
 from .keys import KEY_PREFIX, KeyRecord, KeyStore, parse_key
 
-__all__ = ["GatewayTokenVerifier", "RejectReason", "token_fingerprint"]
+__all__ = ["GatewayBearerBackend", "GatewayTokenVerifier", "RejectReason", "token_fingerprint"]
 
 logger = logging.getLogger(__name__)
 
@@ -60,6 +64,10 @@ class GatewayTokenVerifier:
         self.resource = resource
         self._on_reject = on_reject
         self._proofs: SingleFlight[KeyRecord | None] = SingleFlight()
+        # key id -> (the record a token was verified against, its AccessToken). A key id has one
+        # secret, so a token that verified against this very record object has this AccessToken;
+        # a reloaded, revoked or expired record is a different object (or fails `lookup`).
+        self._tokens: dict[str, tuple[KeyRecord, AccessToken]] = {}
 
     async def verify_token(self, token: str) -> AccessToken | None:
         if token.startswith(KEY_PREFIX):
@@ -83,7 +91,14 @@ class GatewayTokenVerifier:
         if record is None:
             self._reject("api_key", "unknown, revoked or expired API key")
             return None
-        return self._key_token(token, record)
+        cached = self._tokens.get(record.key_id)
+        if cached is not None and cached[0] is record:
+            return cached[1]
+        access = self._key_token(token, record)
+        if len(self._tokens) >= 4096:  # records of keys long gone: start over
+            self._tokens.clear()
+        self._tokens[record.key_id] = (record, access)
+        return access
 
     def _key_token(self, token: str, record: KeyRecord) -> AccessToken:
         return AccessToken(
@@ -116,3 +131,27 @@ class GatewayTokenVerifier:
         logger.debug("bearer token refused (%s): %s", kind, reason)
         if self._on_reject is not None:
             self._on_reject(kind, reason)
+
+
+class GatewayBearerBackend(BearerAuthBackend):
+    """The SDK's bearer backend, reading the Authorization header straight from the ASGI scope
+    (the SDK's builds a Headers view and scans it twice on every request); the checks are its own."""
+
+    async def authenticate(self, conn: HTTPConnection) -> tuple[AuthCredentials, AuthenticatedUser] | None:
+        header = None
+        for name, value in conn.scope["headers"]:
+            if name == b"authorization":  # the first one; ASGI names are lowercase (the SDK ignores others)
+                header = value.decode("latin-1")
+                break
+        if not header or not header[:7].lower() == "bearer ":
+            return None
+        access = await self.token_verifier.verify_token(header[7:])
+        if not access:
+            return None
+        if access.expires_at and access.expires_at < int(time.time()):
+            return None
+        if self.resource_server_url and not self._issued_for_this_resource(access.resource):
+            logger.warning("Bearer token resource %r is not resource_server_url %s", access.resource,
+                           self.resource_server_url)
+            return None
+        return AuthCredentials(access.scopes), AuthenticatedUser(access)

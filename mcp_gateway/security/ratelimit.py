@@ -34,6 +34,7 @@ concurrency caps, whose release time nobody knows.
 
 from __future__ import annotations
 
+import itertools
 import math
 import secrets
 import threading
@@ -403,19 +404,24 @@ class RedisRateLimitBackend:
 class Permit:
     """An admitted request: `settle()` the real token usage; exiting the block frees its slots."""
 
+    __slots__ = ("_buckets", "_entered", "_lease", "_limiter", "_slots", "_subject", "reserved", "settled")
+
     def __init__(self, limiter: RateLimiter, buckets: list[Bucket], slots: list[Slot],
                  subject: dict[Scope, str], reserved: int) -> None:
         self._limiter = limiter
         self._buckets = buckets
         self._slots = slots
         self._subject = subject
-        self._lease = secrets.token_hex(8)
+        self._lease = ""  # named on entry, when the permit takes slots
         self.reserved = reserved
         self.settled: int | None = None
         self._entered = False
 
     async def __aenter__(self) -> Self:
-        await self._limiter._admit(self._buckets, self._slots, self._lease, self._subject)
+        if self._slots:
+            self._lease = self._limiter._new_lease()
+        if self._buckets or self._slots:
+            await self._limiter._admit(self._buckets, self._slots, self._lease, self._subject)
         self._entered = True
         if self._slots:
             self._limiter._held[self._lease] = self._slots
@@ -433,9 +439,10 @@ class Permit:
             raise RuntimeError("a permit is settled once")
         self.settled = actual_tokens
         for bucket in self._buckets:
-            delta = max(0, actual_tokens) - bucket.cost  # what this bucket was charged (maybe clamped)
-            if bucket.kind == "tokens_per_minute" and delta:
-                await self._limiter._adjust(bucket, delta)
+            if bucket.kind == "tokens_per_minute":
+                delta = max(0, actual_tokens) - bucket.cost  # what this bucket was charged (maybe clamped)
+                if delta:
+                    await self._limiter._adjust(bucket, delta)
 
 
 class RateLimiter:
@@ -456,6 +463,14 @@ class RateLimiter:
         self._held: dict[str, list[Slot]] = {}  # lease -> slots of calls running now
         self._unreleased: dict[str, list[Slot]] = {}  # releases the store did not take yet
         self._renewer: anyio.abc.TaskGroup | None = None
+        # Lease ids: unique across every process sharing a store (a random prefix), cheap per call.
+        self._lease_prefix = secrets.token_hex(8) + ":"
+        self._lease_numbers = itertools.count()
+        # The in-memory release never awaits: nothing can cancel it or keep it waiting.
+        self._release_inline = type(backend).release is MemoryRateLimitBackend.release
+
+    def _new_lease(self) -> str:
+        return f"{self._lease_prefix}{next(self._lease_numbers)}"
 
     async def __aenter__(self) -> Self:
         self._renewer = anyio.create_task_group()
@@ -566,6 +581,9 @@ class RateLimiter:
                 raise  # a lost settlement only skews one minute's budget; a bug should still surface
 
     async def _release(self, slots: list[Slot], lease: str) -> None:
+        if self._release_inline:
+            await self.backend.release(slots, lease)
+            return
         # Shielded: a cancelled call must still give its slot back. Bounded: a dead Redis must not hang
         # the caller; the release is then kept and retried once the store answers again.
         released = False

@@ -12,9 +12,12 @@ A `Redactor` knows three things:
   normalized name (lowercase, `-` -> `_`) is one of them is replaced whole, whatever its type.
 
 Strings are rewritten until nothing matches (so a replacement can never splice a new secret out of
-its neighbours); dict keys are redacted like any string. `RedactingFilter` applies a Redactor to log
-records: the formatted message, the exception and stack text, and every `extra` attribute. Attach
-it to handlers (handler filters see records propagated from child loggers; logger filters do not).
+its neighbours); dict keys are redacted like any string. Most text holds no secret: one search for
+the words no shape can match without (`_CLUES`) settles it before any pattern runs.
+
+`RedactingFilter` applies a Redactor to log records: the formatted message, the exception and stack
+text, and every `extra` attribute. Attach it to handlers (handler filters see records propagated
+from child loggers; logger filters do not).
 """
 
 from __future__ import annotations
@@ -54,6 +57,11 @@ _SHAPES: tuple[str, ...] = (
     r"()\beyJ[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]*",
 )
 
+# Lowercased text that no shape above can match without: a shape matches only where one of these
+# occurs (`[_-]` where the shape allows either).
+_CLUES = (r"authorization", r"api[_-]key", r"auth[_-]token", r"cookie", r"bearer",
+          r"(?:key|token|auth|secret|password|sig|signature)=", r"mgw_", r"sk-", r"eyj")
+
 
 def _normalize(name: str) -> str:
     return name.strip().lower().replace("-", "_")
@@ -83,8 +91,14 @@ class Redactor:
             compiled.append(re.compile(
                 rf"(?i)((?<![A-Za-z0-9])[\"']?(?:{loose})[\"']?+\s*+[:=]\s*+[\"']?+"
                 rf"(?:(?:bearer|basic|token|digest)\s++)?+)(?!\[REDACTED\])[^\s\"',;&}}\]]+"))
-        compiled += [p if isinstance(p, re.Pattern) else re.compile(p) for p in patterns]
-        self._patterns = tuple(compiled)
+        extra = tuple(p if isinstance(p, re.Pattern) else re.compile(p) for p in patterns)
+        self._patterns = (*compiled, *extra)
+        clues = list(_CLUES) if shapes else []
+        if self.fields:  # the field pattern needs a name, then `:` or `=`
+            loose_names = (re.escape(f).replace("_", "[_-]") for f in self.fields)
+            clues.append(rf"(?:{'|'.join(sorted(loose_names, key=len, reverse=True))})[\"']?\s*[:=]")
+        self._clues = re.compile("|".join(clues)) if clues else None
+        self._unclued = extra  # caller-given patterns: no clue known, always searched
 
     def with_secrets(self, secrets: Iterable[str]) -> Redactor:
         """A Redactor that also knows `secrets` (e.g. after a config reload adds provider keys)."""
@@ -95,7 +109,19 @@ class Redactor:
         clone._exact_values = frozenset(merged)
         clone.fields = self.fields
         clone._patterns = self._patterns
+        clone._clues = self._clues
+        clone._unclued = self._unclued
         return clone
+
+    def _clean(self, text: str) -> bool:
+        """True when no pattern can match `text` (a cheap test; False means "maybe")."""
+        if not text.isascii():  # `(?i)` matches some non-ASCII letters as ASCII ones: run the patterns
+            return False
+        if self._exact is not None and self._exact.search(text) is not None:
+            return False
+        if self._clues is not None and self._clues.search(text.lower()) is not None:
+            return False
+        return not any(p.search(text) is not None for p in self._unclued)
 
     def _once(self, text: str) -> str:
         if self._exact is not None:
@@ -106,6 +132,8 @@ class Redactor:
 
     def redact_text(self, text: str) -> str:
         """`text` with every secret replaced by `[REDACTED]`."""
+        if self._clean(text):
+            return text
         for _ in range(_MAX_PASSES):
             new = self._once(text)
             if new == text:

@@ -38,6 +38,7 @@ from starlette.routing import BaseRoute, Mount, Route, request_response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ..observability.logs import RequestIdMiddleware
+from ..security.auth import GatewayBearerBackend
 from ..observability.metrics import metrics_endpoint
 from ..config import ChatApiConfig
 from ._chat_api import chat_routes
@@ -174,7 +175,7 @@ def build_http_app(
         routes.append(Route("/metrics", endpoint=protect(metrics_app, [METRICS_SCOPE]), methods=["GET"]))
     middleware = [Middleware(RequestIdMiddleware), Middleware(_RefuseWhileDraining, live=live)]
     if guard.verifier is not None:
-        middleware.append(Middleware(_Authenticate, backend=BearerAuthBackend(guard.verifier)))
+        middleware.append(Middleware(_Authenticate, backend=GatewayBearerBackend(guard.verifier)))
     loaded = live.gateway.loaded
     chat_api = loaded.chat_api.value if loaded is not None and loaded.chat_api is not None else ChatApiConfig()
     if chat_api.enabled:

@@ -10,10 +10,10 @@ from __future__ import annotations
 import logging
 import os
 import sqlite3
-from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import TracebackType
 from typing import Any
 
 from mcp.server.auth.middleware.auth_context import get_access_token
@@ -38,6 +38,7 @@ from ..security import (
     ScopeCache,
     ScopeSet,
 )
+from ..security.ratelimit import Permit
 
 __all__ = ["Caller", "CallRecord", "Protections", "audit_path", "audit_sink", "build_protections", "key_store"]
 
@@ -105,22 +106,13 @@ class Protections:
                 limits = record.limits
         return Caller(token.client_id, self._scopes.get(tuple(token.scopes)), limits)
 
-    @asynccontextmanager
-    async def admit(self, caller: Caller, tool: str, record: CallRecord, *,
-                    estimated_tokens: int) -> AsyncIterator[Any]:
-        """Hold a rate-limit permit for one call (settle it with the tokens used); a refusal raises
-        RateLimitExceeded, counted in the metrics and marked on `record`."""
+    def admit(self, caller: Caller, tool: str, record: CallRecord, *, estimated_tokens: int) -> _Admission:
+        """`async with` it to hold a rate-limit permit for one call (settle it with the tokens used);
+        a refusal raises RateLimitExceeded, counted in the metrics and marked on `record`."""
         assert self.limiter is not None
-        try:
-            async with self.limiter.limit(caller.principal, caller.limits, tool=tool,
-                                          tool_limits=self.tool_limits.get(tool),
-                                          tokens=estimated_tokens) as permit:
-                yield permit
-        except RateLimitExceeded as exc:
-            if record.outcome == "ok":
-                record.outcome, record.error_kind = "error", "rate_limit"
-                self.metrics.rate_limited(exc.scope, exc.limit, tool)
-            raise
+        permit = self.limiter.limit(caller.principal, caller.limits, tool=tool,
+                                    tool_limits=self.tool_limits.get(tool), tokens=estimated_tokens)
+        return _Admission(self, permit, record, tool)
 
     def record_call(self, caller: Caller, method: str, target: str | None, record: CallRecord,
                     seconds: float) -> None:
@@ -145,6 +137,38 @@ class Protections:
             await self.audit.aclose()
         if self.limiter is not None:
             await self.limiter.aclose()
+
+
+class _Admission:
+    """The permit of one call, and what a refusal leaves on its record (a class, not a generator
+    context manager: it runs on every call)."""
+
+    __slots__ = ("_guard", "_permit", "_record", "_tool")
+
+    def __init__(self, guard: Protections, permit: Permit, record: CallRecord, tool: str) -> None:
+        self._guard = guard
+        self._permit = permit
+        self._record = record
+        self._tool = tool
+
+    async def __aenter__(self) -> Permit:
+        try:
+            return await self._permit.__aenter__()
+        except RateLimitExceeded as exc:
+            self._refused(exc)
+            raise
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        await self._permit.__aexit__(exc_type, exc, tb)
+        if isinstance(exc, RateLimitExceeded):
+            self._refused(exc)
+
+    def _refused(self, exc: RateLimitExceeded) -> None:
+        record = self._record
+        if record.outcome == "ok":
+            record.outcome, record.error_kind = "error", "rate_limit"
+            self._guard.metrics.rate_limited(exc.scope, exc.limit, self._tool)
 
 
 def _limits(values: RateLimitValues | None) -> RateLimits | None:

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 import pytest
 
 from mcp_gateway.observability.audit import AuditEvent, AuditLog, JsonlAuditSink, SqliteAuditSink
@@ -141,3 +142,60 @@ async def test_sink_failure_is_logged_not_raised(caplog: pytest.LogCaptureFixtur
     async with AuditLog(Broken()) as log:
         log.record_nowait(event())
     assert log.dropped == 1 and "audit sink failed" in caplog.text
+
+
+class CountingSink(SlowSink):
+    def __init__(self) -> None:
+        super().__init__()
+        self.batches: list[int] = []
+        self.written = anyio.Event()
+
+    def write_batch(self, events: Sequence[dict[str, Any]]) -> None:
+        self.rows.extend(events)
+        self.batches.append(len(events))
+        self.written.set()
+
+
+async def test_events_of_one_window_are_written_as_one_batch_in_order() -> None:
+    sink = CountingSink()
+    async with AuditLog(sink, max_batch=20, batch_window_s=3600) as log:  # only a full batch or closing write
+        for i in range(20):
+            assert log.record_nowait(event(i))  # the 20th fills the batch: written before the window ends
+            await anyio.lowlevel.checkpoint()  # the drain runs between events
+        with anyio.fail_after(30):
+            await sink.written.wait()
+        assert sink.batches == [20]
+    assert [r["request_id"] for r in sink.rows] == [f"r{i}" for i in range(20)]
+    assert log.written == 20 and log.dropped == 0
+
+
+async def test_a_full_batch_is_written_before_the_window_ends() -> None:
+    sink = CountingSink()
+    async with AuditLog(sink, max_batch=5, batch_window_s=3600) as log:
+        for i in range(12):
+            log.record_nowait(event(i))
+        with anyio.fail_after(30):
+            while sum(sink.batches) < 10:  # two full batches; the last 2 wait for the window or close
+                sink.written = anyio.Event()
+                await sink.written.wait()
+        assert sink.batches == [5, 5]
+    assert sink.batches == [5, 5, 2]
+    assert [r["request_id"] for r in sink.rows] == [f"r{i}" for i in range(12)]
+
+
+@pytest.mark.parametrize("fields", [None, ["target", "detail"]])
+def test_written_event_is_the_redacted_dict(fields: list[str] | None) -> None:
+    """The audit log's redaction of an event equals redacting the whole `to_dict()`."""
+    redactor = Redactor(["hunter22secret"], **({"fields": fields} if fields else {}))
+    log = AuditLog(SlowSink(), redactor=redactor)
+    events = [
+        event(1),
+        event(2, principal="key:hunter22secret", target="Authorization: Bearer abc", outcome="error",
+              error_kind="provider", session_id="sk-abcdefghijkl", detail='{"password": "p"}',
+              call={"route": "r", "attempts": [{"error": "HTTP 401 api_key=zzz hunter22secret"}],
+                    "token": 5}, version="1", status="published"),
+        event(3, request_id=None, cost_usd=None, input_tokens=True),
+    ]
+    for e in events:
+        assert log._redacted(e) == redactor.redact(e.to_dict())
+    assert "hunter22secret" not in json.dumps([log._redacted(e) for e in events])

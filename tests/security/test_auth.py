@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from pathlib import Path
@@ -15,11 +16,12 @@ from mcp.server.auth.provider import TokenVerifier
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.authentication import AuthenticationMiddleware
+from starlette.requests import HTTPConnection
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from mcp_gateway.security.auth import GatewayTokenVerifier, token_fingerprint
+from mcp_gateway.security.auth import GatewayBearerBackend, GatewayTokenVerifier, token_fingerprint
 from mcp_gateway.security.jwt import JWTSettings, JWTVerifier
 from mcp_gateway.security.keys import KeyStore, ScryptParams
 
@@ -123,3 +125,62 @@ async def test_wired_into_the_sdk_bearer_middleware(verifier: GatewayTokenVerifi
         assert ok.status_code == 200 and ok.json() == {"principal": f"key:{key_id}", "scopes": ["tools:*"]}
         via_jwt = await client.get("/mcp", headers={"Authorization": f"Bearer {make_jwt()}"})
         assert via_jwt.json()["principal"] == "alice"
+
+
+async def test_a_reused_access_token_follows_the_key_table(verifier: GatewayTokenVerifier, store: KeyStore,
+                                                           tmp_path: Path) -> None:
+    """The verifier reuses a key's AccessToken, but never past a change to the key or its revocation."""
+    key_id, plaintext = store.create("ci", ["tools:*"])
+    other_id, other = store.create("other", ["prompts:*"])
+    first = await verifier.verify_token(plaintext)
+    assert first is not None and await verifier.verify_token(plaintext) is first  # reused
+    second = await verifier.verify_token(other)
+    assert second is not None and second.client_id == f"key:{other_id}" and second.scopes == ["prompts:*"]
+    assert await verifier.verify_token(plaintext[:-1] + ("A" if plaintext[-1] != "A" else "B")) is None
+
+    path = tmp_path / "keys.json"
+    table = json.loads(path.read_text())
+    for entry in table["keys"]:
+        if entry["id"] == key_id:
+            entry["scopes"] = ["tools:summarize"]
+    path.write_text(json.dumps(table))
+    store.refresh(force=True)
+    changed = await verifier.verify_token(plaintext)
+    assert changed is not None and changed.scopes == ["tools:summarize"]
+
+    store.revoke(key_id)
+    assert await verifier.verify_token(plaintext) is None
+    assert await verifier.verify_token(other) is not None
+
+
+async def test_the_gateway_bearer_backend_decides_as_the_sdk_one(verifier: GatewayTokenVerifier,
+                                                                 store: KeyStore) -> None:
+    _, plaintext = store.create("ci", ["tools:*"])
+    _, revoked = store.create("gone", [])
+    store.revoke(revoked.split("_")[1])
+    def auth(token: str, name: bytes = b"authorization") -> tuple[bytes, bytes]:
+        return name, f"Bearer {token}".encode()
+
+    cases: list[list[tuple[bytes, bytes]]] = [
+        [],
+        [(b"authorization", b"Basic Zm9vOmJhcg==")],
+        [(b"authorization", f"Bearer {plaintext}".encode())],
+        [(b"authorization", f"bEaReR {plaintext}".encode())],
+        [(b"Authorization", f"Bearer {plaintext}".encode())],
+        [auth(revoked, b"Authorization"), auth(plaintext)],
+        [auth(revoked), auth(plaintext)],
+        [auth(plaintext), auth(revoked)],
+        [(b"authorization", f"Bearer  {plaintext}".encode())],
+        [(b"authorization", f"Bearer {make_jwt()}".encode())],
+        [(b"authorization", b"Bearer")],
+        [(b"host", b"x"), (b"authorization", b"Bearer \xe9t\xe9")],
+    ]
+    ours, sdk = GatewayBearerBackend(verifier), BearerAuthBackend(verifier)
+    for headers in cases:
+        conn = HTTPConnection({"type": "http", "headers": headers})
+        mine, theirs = await ours.authenticate(conn), await sdk.authenticate(conn)
+        assert (mine is None) == (theirs is None), headers
+        if mine is not None and theirs is not None:
+            assert mine[0].scopes == theirs[0].scopes
+            assert mine[1].access_token == theirs[1].access_token
+    assert await ours.authenticate(HTTPConnection({"type": "http", "headers": cases[2]})) is not None

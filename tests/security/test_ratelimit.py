@@ -368,3 +368,18 @@ async def test_the_renewer_runs_while_the_limiter_is_entered() -> None:
     async with limiter, limiter.limit("key:a", RateLimits(max_concurrency=1)):
         with anyio.fail_after(10):
             await renewed.wait()
+
+
+async def test_limiters_sharing_a_store_never_share_a_lease(make_limiter: Factory) -> None:
+    """Two processes' limiters on one store count each other's slots: their lease ids differ even
+    when both number their calls the same way."""
+    clock = Clock()
+    one, two = make_limiter(clock), make_limiter(clock)
+    limits = RateLimits(max_concurrency=2)
+    async with one.limit("key:a", limits), two.limit("key:a", limits):
+        for limiter in (one, two):
+            with pytest.raises(RateLimitExceeded):
+                async with limiter.limit("key:a", limits):
+                    pass
+    async with one.limit("key:a", limits), two.limit("key:a", limits):  # both slots came back
+        pass

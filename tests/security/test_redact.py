@@ -139,3 +139,33 @@ def test_a_known_secret_never_survives(data: st.DataObject, secret: str, other: 
     tree = data.draw(json_like(secret))
     for s in strings_in(redactor.redact(tree)):
         assert secret not in s and other not in s
+
+
+# -- property: the clue search never skips a text a pattern would rewrite ----------------------------
+
+def _slow(redactor: Redactor, text: str) -> str:
+    """redact_text without the clue search: every pattern, every pass."""
+    for _ in range(8):
+        new = redactor._once(text)
+        if new == text:
+            return text
+        text = new
+    return MARK
+
+
+shape_fragments = st.sampled_from(
+    ["Bearer ", "BEARER\t", "Authorization: ", "proxy-authorization=", "PASSWORD=", "Password\": \"",
+     "?api_key=", "&SIG=", ";Token=", "X-Api-Key: ", "x_api_key=", "Cookie=", "set-cookie: ", "X-Auth-Token:",
+     "mgw_", "mgw_0123456789abcdef_", "sk-", "eyJ", "eyJhbGciOi.eyJzdWIi.", "session-token: ",
+     "client_secret =", "=", ":", "\"", "'", " ", "-", "_", "abcdefgh12345678",
+     "\u017f", "\u212a", "\u0130", "\u0131", "pa\u017f\u017fword=", "coo\u212aie: ", "my-field: ",
+     "hunter22secret"])
+clue_text = st.lists(st.one_of(shape_fragments, st.text(max_size=6)), max_size=8).map("".join)
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(text=clue_text)
+def test_the_clue_search_changes_no_result(text: str) -> None:
+    for redactor in (Redactor(), Redactor(["hunter22secret"], fields=["my_field", "password"]),
+                     Redactor(patterns=[r"(?i)(my)-field"])):
+        assert redactor.redact_text(text) == _slow(redactor, text)
