@@ -36,23 +36,42 @@ DEFAULT_SECRET_FIELDS: frozenset[str] = frozenset({
     "private_key", "secret_key", "session_token",
 })
 
-# Each pattern keeps group 1 (a harmless prefix) and replaces the rest with MARK.
-_SHAPES: tuple[str, ...] = (
+# Each pattern keeps group 1 (a harmless prefix) and replaces the rest with MARK. Its triggers are
+# lowercase texts of which a match always contains one (`_screen`): a text with none is left as is.
+_SHAPES: tuple[tuple[str, tuple[str, ...]], ...] = (
     # header lines / dict reprs: Authorization: Bearer x, "x-api-key": "x", cookie=x
-    r"(?i)((?:proxy-)?authorization[\"']?+\s*+[:=]\s*+[\"']?+(?:(?:bearer|basic|token|digest)\s++)?+)(?!\[REDACTED\])[^\s\"',;}\]]+",
-    r"(?i)((?:x-api-key|api-key|x-goog-api-key|x-auth-token|cookie)[\"']?\s*[:=]\s*[\"']?)(?!\[REDACTED\])[^\s\"',;}\]]+",
+    (r"(?i)((?:proxy-)?authorization[\"']?+\s*+[:=]\s*+[\"']?+(?:(?:bearer|basic|token|digest)\s++)?+)(?!\[REDACTED\])[^\s\"',;}\]]+",
+     ("authorization",)),
+    (r"(?i)((?:x-api-key|api-key|x-goog-api-key|x-auth-token|cookie)[\"']?\s*[:=]\s*[\"']?)(?!\[REDACTED\])[^\s\"',;}\]]+",
+     ("api-key", "x-auth-token", "cookie")),
     # bare bearer tokens in prose
-    r"(?i)(\bbearer\s+)[A-Za-z0-9\-._~+/]+=*",
+    (r"(?i)(\bbearer\s+)[A-Za-z0-9\-._~+/]+=*", ("bearer",)),
     # query parameters
-    r"(?i)([?&;](?:api[_-]?key|key|token|access_token|auth|secret|password|sig|signature)=)(?!\[REDACTED\])[^&\s#\"']+",
+    (r"(?i)([?&;](?:api[_-]?key|key|token|access_token|auth|secret|password|sig|signature)=)(?!\[REDACTED\])[^&\s#\"']+",
+     ("key", "token", "auth", "secret", "password", "sig")),
     # our own API keys: keep the (public) key id
-    r"(mgw_[0-9a-f]{16}_)[0-9A-Za-z]+",
-    r"(mgw_)(?![0-9a-f]{16}_\[REDACTED\])[0-9A-Za-z_]{8,}",
+    (r"(mgw_[0-9a-f]{16}_)[0-9A-Za-z]+", ("mgw_",)),
+    (r"(mgw_)(?![0-9a-f]{16}_\[REDACTED\])[0-9A-Za-z_]{8,}", ("mgw_",)),
     # provider keys: sk-..., sk-proj-..., sk-ant-...
-    r"(\bsk-)[A-Za-z0-9_\-]{8,}",
+    (r"(\bsk-)[A-Za-z0-9_\-]{8,}", ("sk-",)),
     # JWTs (header.payload.signature; the header always starts with eyJ)
-    r"()\beyJ[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]*",
+    (r"()\beyJ[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]*", ("eyj",)),
 )
+# The only characters outside ASCII that an (?i) pattern matches to an ASCII one (U+0130 and U+0131
+# to i, U+017F to s, U+212A to k): folded before the trigger check, so it never misses a match.
+_FOLD = str.maketrans({"\u0130": "i", "\u0131": "i", "\u017f": "s", "\u212a": "k"})
+
+
+def _trigger_index(screened: tuple[tuple[re.Pattern[str], tuple[str, ...]], ...]
+                   ) -> tuple[re.Pattern[str], dict[str, frozenset[int]]]:
+    """A pattern finding, at each position of a text, the longest trigger starting there, and for
+    each trigger the patterns it admits: those with a trigger inside it (a shorter trigger starting
+    at the same position is a prefix of the longer one found)."""
+    triggers = sorted({t for _, found in screened for t in found}, key=lambda t: (-len(t), t))
+    admits = {big: frozenset(i for i, (_, found) in enumerate(screened) if any(t in big for t in found))
+              for big in triggers}
+    finder = re.compile("(?=(" + "|".join(map(re.escape, triggers)) + "))" if triggers else "(?!)")
+    return finder, admits
 
 
 def _normalize(name: str) -> str:
@@ -74,17 +93,18 @@ class Redactor:
         self._exact = re.compile("|".join(map(re.escape, exact))) if exact else None
         self._exact_values = frozenset(exact)
         self.fields = frozenset(_normalize(f) for f in fields)
-        compiled: list[re.Pattern[str]] = []
+        screened: list[tuple[re.Pattern[str], tuple[str, ...]]] = []
         if shapes:
-            compiled += [re.compile(p) for p in _SHAPES]
+            screened += [(re.compile(p), tuple(_normalize(t) for t in triggers)) for p, triggers in _SHAPES]
         if self.fields:
             names = "|".join(sorted(map(re.escape, self.fields), key=len, reverse=True))
             loose = names.replace("_", "[_-]")
-            compiled.append(re.compile(
+            screened.append((re.compile(
                 rf"(?i)((?<![A-Za-z0-9])[\"']?(?:{loose})[\"']?+\s*+[:=]\s*+[\"']?+"
-                rf"(?:(?:bearer|basic|token|digest)\s++)?+)(?!\[REDACTED\])[^\s\"',;&}}\]]+"))
-        compiled += [p if isinstance(p, re.Pattern) else re.compile(p) for p in patterns]
-        self._patterns = tuple(compiled)
+                rf"(?:(?:bearer|basic|token|digest)\s++)?+)(?!\[REDACTED\])[^\s\"',;&}}\]]+"), tuple(sorted(self.fields))))
+        self._screened = tuple(screened)
+        self._triggers, self._by_trigger = _trigger_index(self._screened)
+        self._extra = tuple(p if isinstance(p, re.Pattern) else re.compile(p) for p in patterns)
 
     def with_secrets(self, secrets: Iterable[str]) -> Redactor:
         """A Redactor that also knows `secrets` (e.g. after a config reload adds provider keys)."""
@@ -94,24 +114,42 @@ class Redactor:
         clone._exact = re.compile("|".join(map(re.escape, merged))) if merged else None
         clone._exact_values = frozenset(merged)
         clone.fields = self.fields
-        clone._patterns = self._patterns
+        clone._screened, clone._extra = self._screened, self._extra
+        clone._triggers, clone._by_trigger = self._triggers, self._by_trigger
         return clone
 
-    def _once(self, text: str) -> str:
+    def _once(self, text: str, patterns: tuple[re.Pattern[str], ...]) -> str:
         if self._exact is not None:
             text = self._exact.sub(MARK, text)
-        for pattern in self._patterns:
+        for pattern in patterns:
             text = pattern.sub(_replacement, text)
         return text
 
     def redact_text(self, text: str) -> str:
         """`text` with every secret replaced by `[REDACTED]`."""
+        patterns = self._candidates(text)
+        if not patterns and (self._exact is None or self._exact.search(text) is None):
+            return text
         for _ in range(_MAX_PASSES):
-            new = self._once(text)
+            new = self._once(text, patterns)
             if new == text:
                 return text
             text = new
         return MARK  # a text that keeps producing matches is not worth the risk
+
+    def _candidates(self, text: str) -> tuple[re.Pattern[str], ...]:
+        """The patterns, in order, that can match `text`: those with a trigger in it, and every extra
+        one. Most texts a log line carries hold no secret, and a few substring checks cost far less
+        than running every pattern. A replacement never adds a trigger (`[REDACTED]` holds none and
+        its brackets split its neighbours), so the candidates of a text stay those of its rewrites."""
+        folded = _normalize(text if text.isascii() else text.translate(_FOLD))
+        found = self._triggers.findall(folded)
+        if not found:
+            return self._extra
+        wanted: set[int] = set()
+        for trigger in found:
+            wanted.update(self._by_trigger[trigger])
+        return tuple(self._screened[i][0] for i in sorted(wanted)) + self._extra
 
     def is_secret_field(self, name: str) -> bool:
         return _normalize(name) in self.fields
