@@ -101,7 +101,8 @@ class Redactor:
             loose = names.replace("_", "[_-]")
             screened.append((re.compile(
                 rf"(?i)((?<![A-Za-z0-9])[\"']?(?:{loose})[\"']?+\s*+[:=]\s*+[\"']?+"
-                rf"(?:(?:bearer|basic|token|digest)\s++)?+)(?!\[REDACTED\])[^\s\"',;&}}\]]+"), tuple(sorted(self.fields))))
+                rf"(?:(?:bearer|basic|token|digest)\s++)?+)(?!\[REDACTED\])[^\s\"',;&}}\]]+"),
+                tuple(sorted(self.fields))))
         self._screened = tuple(screened)
         self._triggers, self._by_trigger = _trigger_index(self._screened)
         self._extra = tuple(p if isinstance(p, re.Pattern) else re.compile(p) for p in patterns)

@@ -9,7 +9,7 @@ not used because it wraps JSON-RPC requests, and REST calls never become one.
 A step raises a GatewayError to refuse; the surface turns it into its own answer through the one
 table in `_boundary`. A surface with calls of its own kind runs them through the same steps with
 `run(call, endpoint)`; `self.steps` is a plain sequence, so a step is added (or replaced) in one
-place for every surface.
+place for every surface (assigning it rebuilds the chain the calls run through).
 """
 
 from __future__ import annotations

@@ -53,7 +53,8 @@ def test_every_line_in_order_across_threads_and_flushed_at_close() -> None:
     lines = stream.getvalue().splitlines()
     assert len(lines) == 2000
     for n in range(4):  # each thread's lines appear in the order it logged them
-        assert [line.split()[-1] for line in lines if line.startswith(f"t{n} ")] == [str(i) for i in range(500)]
+        mine = [line.split()[-1] for line in lines if line.startswith(f"t{n} ")]
+        assert mine == [str(i) for i in range(500)]
     assert stream.writes < 2000  # batched: fewer writes than lines (a batch holds at most 7)
 
 

@@ -13,14 +13,17 @@ from mcp_gateway.security.redact import MARK, Redactor
 
 SAMPLES = [
     "tool=summarize version=1.2.0 route=default input_tokens=100 output_tokens=70 ms=0.2",
-    "Authorization: Bearer abc.def.ghi", "AUTHORIZATION=Basic Zm9vOmJhcg==", "Proxy-Authorization: token xyz123",
+    "Authorization: Bearer abc.def.ghi", "AUTHORIZATION=Basic Zm9vOmJhcg==",
+    "Proxy-Authorization: token xyz123",
     "x-api-key: k-123456", "X-Goog-Api-Key=AIzaSyXXXX", "Cookie: session=abcdef", "x-auth-token: t0k3n",
     "call with bearer sk-abcdefgh12345678 please", "GET /v1?api_key=secret123&x=1", "/x?KEY=abc;sig=zzz",
-    "mgw_0123456789abcdef_SECRETpart", "mgw_notakeyid_butlong", "sk-proj-ABCDEFGH1234", "sk-ant-api03-xyz_12345678",
+    "mgw_0123456789abcdef_SECRETpart", "mgw_notakeyid_butlong", "sk-proj-ABCDEFGH1234",
+    "sk-ant-api03-xyz_12345678",
     "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.sig_nature", '{"password": "hunter2"}', "passwd=letmein",
     "client-secret: s3cr3t", "refresh_token='abc'", "private-key = -----BEGIN", "Set-Cookie: a=b",
     # what (?i) matches but str.lower() would not: dotless/dotted i, long s, Kelvin sign
-    "AUTHORİZATİON: Bearer x1", "authorızation: token y2", "paſſword=zz9", "api_\u212aey=v4l", "X-API-\u212aEY: 777",
+    "AUTHORİZATİON: Bearer x1", "authorızation: token y2", "paſſword=zz9", "api_\u212aey=v4l",
+    "X-API-\u212aEY: 777",
     "nothing secret here", "", "   ", "token", "the key to success", "[REDACTED]", "a=b c:d",
 ]
 
