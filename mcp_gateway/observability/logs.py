@@ -145,7 +145,7 @@ class BatchingHandler(logging.Handler):
     `args` must not change after logging them (the queue handler's usual contract).
     """
 
-    def __init__(self, writer: logging.StreamHandler[Any], *, linger: float = 0.02,
+    def __init__(self, writer: logging.StreamHandler[Any], *, linger: float = 0.05,
                  max_batch: int = 1000) -> None:
         super().__init__()
         self.writer = writer
