@@ -114,3 +114,26 @@ async def test_a_surface_supplies_its_own_endpoint(server):
     assert await pipeline.run(ToolCall("session_start", {}, caller("tools:*")), builtin) == {"ran": "session_start"}
     with pytest.raises(ToolNotFoundError):  # the scope step still applies
         await pipeline.run(ToolCall("session_start", {}, caller("tools:echo")), builtin)
+
+
+async def test_replaced_steps_and_a_surface_endpoint_run_in_order(server):
+    pipeline = CallPipeline(server.live, server.protections)
+    seen: list[str] = []
+
+    def step(name: str):
+        async def run(call, call_next):
+            seen.append(name)
+            return await call_next(call)
+        return run
+
+    pipeline.steps = (*pipeline.steps[:2], step("mine"), *pipeline.steps[2:])  # the chain follows
+    answer = await pipeline.run(ToolCall("echo", {"text": "hi"}, caller("tools:*")))
+    assert seen == ["mine"] and "hi" in answer.text
+
+    async def endpoint(call):
+        seen.append(f"endpoint {call.name}")
+        return "own"
+
+    assert await pipeline.run(ToolCall("echo", {"text": "x"}, caller("tools:*")), endpoint) == "own"
+    assert seen == ["mine", "mine", "endpoint echo"]
+    assert counted(server, "echo", "ok") == 2

@@ -16,7 +16,7 @@ from typing import Any
 
 from ..providers import Usage
 
-__all__ = ["DIMENSIONS", "Charge", "Ledger", "Totals"]
+__all__ = ["DIMENSIONS", "Charge", "Ledger", "Totals", "call_deltas"]
 
 ZERO = Decimal(0)
 
@@ -62,6 +62,17 @@ class Totals:
         else:
             self.cost_usd += charge.cost_usd
 
+    def count(self, outcome: str, charges: tuple[Charge, ...]) -> None:
+        """One call that ended in `outcome` ("answered", "hit" or "failed"), with its charges."""
+        if outcome == "failed":
+            self.failed += 1
+        else:
+            self.calls += 1
+            if outcome == "hit":
+                self.cache_hits += 1
+        for charge in charges:
+            self.add(charge)
+
     def merge(self, other: Totals) -> None:
         for name in _COUNTS:
             setattr(self, name, getattr(self, name) + getattr(other, name))
@@ -84,9 +95,66 @@ class Totals:
 
 
 DIMENSIONS = ("gateway", "tool", "route", "target", "key")
-_PLURAL = {"tool": "tools", "route": "routes", "target": "targets", "key": "keys"}
 MINUTE_BUCKETS_S = 25 * 3600  # per-minute totals kept this long ("the last day" at minute precision)
 HOUR_BUCKETS_S = 32 * 86400  # per-hour totals kept this long
+
+_Shape = tuple[str | None, str, str | None]  # (tool, route, caller key) of a call
+_SHAPE_INDEX = {"tool": 0, "route": 1, "key": 2}
+
+
+class _Bucket:
+    """Totals of the calls of one period, per call shape and per target. A call updates one shape's
+    totals and its targets'; the per-dimension totals are summed when read, which is rare."""
+
+    __slots__ = ("calls", "targets")
+
+    def __init__(self) -> None:
+        self.calls: dict[_Shape, Totals] = {}
+        self.targets: dict[str, Totals] = {}
+
+    def add(self, shape: _Shape, outcome: str, charges: tuple[Charge, ...]) -> None:
+        totals = self.calls.get(shape)
+        if totals is None:
+            totals = self.calls[shape] = Totals()
+        totals.count(outcome, charges)
+        targets = self.targets
+        for charge in charges:
+            target = targets.get(charge.target)
+            if target is None:
+                target = targets[charge.target] = Totals()
+            target.add(charge)
+
+    def into(self, by: str, found: dict[str, Totals]) -> dict[str, Totals]:
+        """Adds this bucket's totals per `by` to `found` (fresh Totals, never this bucket's own)."""
+        if by == "target":
+            parts: Iterable[tuple[str | None, Totals]] = self.targets.items()
+        elif by == "gateway":
+            parts = (("all", totals) for totals in self.calls.values())
+        else:
+            index = _SHAPE_INDEX[by]
+            parts = ((shape[index], totals) for shape, totals in self.calls.items())
+        for name, totals in parts:
+            if name is not None:
+                found.setdefault(name, Totals()).merge(totals)
+        return found
+
+
+def call_deltas(*, tool: str | None, route: str, charges: Iterable[Charge], outcome: str,
+                key: str | None = None) -> list[tuple[str, str, Totals]]:
+    """What one call adds, scope by scope: (dimension, name, totals)."""
+    call = Totals()
+    by_target: dict[str, Totals] = {}
+    charges = tuple(charges)
+    call.count(outcome, charges)
+    for charge in charges:
+        by_target.setdefault(charge.target, Totals()).add(charge)
+    deltas = [("gateway", "all", call), ("route", route, call)]
+    if tool is not None:
+        deltas.append(("tool", tool, call))
+    if key is not None:
+        deltas.append(("key", key, call))
+    deltas += [("target", name, totals) for name, totals in by_target.items()]
+    return deltas
 
 
 class Ledger:
@@ -98,46 +166,31 @@ class Ledger:
     """
 
     def __init__(self, *, clock: Callable[[], float] = time.time) -> None:
-        self.process = Totals()
-        self.tools: dict[str, Totals] = {}
-        self.routes: dict[str, Totals] = {}
-        self.targets: dict[str, Totals] = {}
-        self.keys: dict[str, Totals] = {}
         self._clock = clock
-        self._minutes: dict[int, dict[tuple[str, str], Totals]] = {}
-        self._hours: dict[int, dict[tuple[str, str], Totals]] = {}
+        self._since_start = _Bucket()
+        self._minutes: dict[int, _Bucket] = {}
+        self._hours: dict[int, _Bucket] = {}
 
     def record(self, *, tool: str | None, route: str, charges: Iterable[Charge], outcome: str,
-               key: str | None = None) -> list[tuple[str, str, Totals]]:
+               key: str | None = None) -> None:
         """One call: its charges and its `outcome` ("answered", "hit" or "failed"), by the caller's
-        `key` when known. Returns what it added, scope by scope."""
+        `key` when known."""
         charges = tuple(charges)
-        call = Totals()
-        if outcome == "failed":
-            call.failed = 1
-        else:
-            call.calls = 1
-            call.cache_hits = 1 if outcome == "hit" else 0
-        by_target: dict[str, Totals] = {}
-        for charge in charges:
-            call.add(charge)
-            by_target.setdefault(charge.target, Totals()).add(charge)
-        deltas = [("gateway", "all", call), ("route", route, call)]
-        if tool is not None:
-            deltas.append(("tool", tool, call))
-        if key is not None:
-            deltas.append(("key", key, call))
-        deltas += [("target", name, totals) for name, totals in by_target.items()]
+        shape = (tool, route, key)
         now = self._clock()
-        minute = self._minutes.setdefault(int(now // 60), {})
-        hour = self._hours.setdefault(int(now // 3600), {})
-        for dim, name, delta in deltas:
-            self._all(dim, name).merge(delta)
-            minute.setdefault((dim, name), Totals()).merge(delta)
-            hour.setdefault((dim, name), Totals()).merge(delta)
-        if len(self._minutes) > MINUTE_BUCKETS_S // 60 + 5 or len(self._hours) > HOUR_BUCKETS_S // 3600 + 5:
-            self._prune(now)
-        return deltas
+        minute, hour = int(now // 60), int(now // 3600)
+        minutes, hours = self._minutes, self._hours
+        if minute not in minutes:
+            minutes[minute] = _Bucket()
+            if len(minutes) > MINUTE_BUCKETS_S // 60 + 5:
+                self._prune(now)
+        if hour not in hours:
+            hours[hour] = _Bucket()
+            if len(hours) > HOUR_BUCKETS_S // 3600 + 5:
+                self._prune(now)
+        self._since_start.add(shape, outcome, charges)
+        minutes[minute].add(shape, outcome, charges)
+        hours[hour].add(shape, outcome, charges)
 
     async def flush(self) -> None:
         """Make recorded calls visible to `totals` everywhere (nothing to do in one process)."""
@@ -156,18 +209,37 @@ class Ledger:
             raise ValueError(f"unknown dimension '{by}' (one of: {', '.join(DIMENSIONS)})")
         if since is None:
             if by == "gateway":
-                return {"all": _copy(self.process)}
-            return {k: _copy(v) for k, v in getattr(self, _PLURAL[by]).items()}
+                return {"all": self.process}
+            return self._since_start.into(by, {})
         now = self._clock()
         buckets, first = (self._minutes, int((now - since) // 60)) if since <= MINUTE_BUCKETS_S else \
             (self._hours, int((now - since) // 3600))
         found: dict[str, Totals] = {}
         for index, bucket in buckets.items():
             if index >= first:
-                for (dim, name), totals in bucket.items():
-                    if dim == by:
-                        found.setdefault(name, Totals()).merge(totals)
+                bucket.into(by, found)
         return found
+
+    @property
+    def process(self) -> Totals:
+        """This process' totals since start-up (a copy)."""
+        return self._since_start.into("gateway", {}).get("all") or Totals()
+
+    @property
+    def tools(self) -> dict[str, Totals]:
+        return self._since_start.into("tool", {})
+
+    @property
+    def routes(self) -> dict[str, Totals]:
+        return self._since_start.into("route", {})
+
+    @property
+    def targets(self) -> dict[str, Totals]:
+        return self._since_start.into("target", {})
+
+    @property
+    def keys(self) -> dict[str, Totals]:
+        return self._since_start.into("key", {})
 
     async def report(self) -> dict[str, Any]:
         """What `gateway://usage` shows: this process' totals since start-up."""
@@ -182,20 +254,9 @@ class Ledger:
             "keys": {k: v.to_dict() for k, v in sorted(self.keys.items())},
         }
 
-    def _all(self, dim: str, name: str) -> Totals:
-        if dim == "gateway":
-            return self.process
-        return getattr(self, _PLURAL[dim]).setdefault(name, Totals())
-
     def _prune(self, now: float) -> None:
         oldest_minute, oldest_hour = int((now - MINUTE_BUCKETS_S) // 60), int((now - HOUR_BUCKETS_S) // 3600)
         for index in [i for i in self._minutes if i < oldest_minute]:
             del self._minutes[index]
         for index in [i for i in self._hours if i < oldest_hour]:
             del self._hours[index]
-
-
-def _copy(totals: Totals) -> Totals:
-    copy = Totals()
-    copy.merge(totals)
-    return copy

@@ -6,8 +6,6 @@ import atexit
 import gc
 import json
 import logging
-import logging.handlers
-import queue
 import signal
 import sys
 import threading
@@ -37,18 +35,10 @@ __all__ = ["main"]
 LOG_LEVELS = click.Choice(["debug", "info", "warning", "error"], case_sensitive=False)
 
 
-class _DeferredQueueHandler(logging.handlers.QueueHandler):
-    """Hands records to the writer thread unformatted: formatting and the stderr write leave the
-    call path (every tool call is logged, so this is on the hot path)."""
-
-    def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
-        return record
-
-
 def _setup_logging(level: str, *, json_logs: bool = False, redactor: Any = None) -> None:
     """Logs go to stderr, always: in stdio mode stdout belongs to the protocol. Known secrets are
     redacted from every record."""
-    from ..observability.logs import ClientAbortFilter, json_log_handler
+    from ..observability.logs import BatchingHandler, ClientAbortFilter, json_log_handler
     from ..security import RedactingFilter, Redactor
 
     redactor = redactor or Redactor()
@@ -59,16 +49,14 @@ def _setup_logging(level: str, *, json_logs: bool = False, redactor: Any = None)
         writer.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
         writer.addFilter(ClientAbortFilter())
         writer.addFilter(RedactingFilter(redactor))
-    records: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
-    listener = logging.handlers.QueueListener(records, writer)
-    listener.start()
-    atexit.register(listener.stop)  # flushes what is queued at exit
-    logging.basicConfig(level=level.upper(), handlers=[_DeferredQueueHandler(records)], force=True)
+    batched = BatchingHandler(writer)  # formatting and the write leave the call path
+    atexit.register(batched.close)  # flushes what is queued at exit
+    logging.basicConfig(level=level.upper(), handlers=[batched], force=True)
 
     def flush_then_die(signum: int, frame: Any) -> None:
         # uvicorn re-raises SIGTERM after a graceful shutdown; dying by it skips atexit, which
         # would lose the log lines still queued (the shutdown's own among them).
-        listener.stop()
+        batched.close()
         signal.signal(signum, signal.SIG_DFL)
         signal.raise_signal(signum)
 

@@ -22,7 +22,7 @@ from typing import Any
 import anyio
 
 from ..accounting import DIMENSIONS, Ledger, Totals
-from ..accounting._ledger import _COUNTS, HOUR_BUCKETS_S, MINUTE_BUCKETS_S
+from ..accounting._ledger import _COUNTS, HOUR_BUCKETS_S, MINUTE_BUCKETS_S, call_deltas
 from ._link import RedisLink, is_outage
 
 __all__ = ["SharedLedger"]
@@ -56,8 +56,10 @@ class SharedLedger(Ledger):
         self._lock = anyio.Lock()
         self._scheduled = False
 
-    def record(self, **kwargs: Any) -> list[tuple[str, str, Totals]]:
-        deltas = super().record(**kwargs)
+    def record(self, **kwargs: Any) -> None:
+        kwargs["charges"] = tuple(kwargs["charges"])
+        super().record(**kwargs)
+        deltas = call_deltas(**kwargs)
         minute = int(time.time() // 60)
         pending = self._pending
         for dim, name, totals in deltas:
@@ -68,7 +70,6 @@ class SharedLedger(Ledger):
                     pending[(minute, base + count)] += value
             if totals.cost_usd:
                 pending[(minute, base + "cost_pico")] += int(totals.cost_usd * PICO)
-        return deltas
 
     async def flush(self) -> None:
         """Send what was recorded, in the background when the cluster runs (else now)."""

@@ -17,6 +17,8 @@ import logging
 import re
 import secrets
 import sys
+import threading
+from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -28,6 +30,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from ..security.redact import RedactingFilter, Redactor
 
 __all__ = [
+    "BatchingHandler",
     "ClientAbortFilter",
     "JsonFormatter",
     "RequestIdFilter",
@@ -128,6 +131,88 @@ def json_log_handler(stream: IO[str] | None = None, *, redactor: Redactor | None
     handler.addFilter(RedactingFilter(redactor or Redactor()))
     handler.setFormatter(JsonFormatter())
     return handler
+
+
+class BatchingHandler(logging.Handler):
+    """Hands records to one writer thread that filters (redacts), formats and writes them through
+    `writer` a batch at a time, in order.
+
+    Every tool call logs a line; formatting, redaction and the write stay off the caller's thread,
+    and the writer wakes once per batch (the first record wakes it; it then waits `linger` seconds
+    for more), not once per record: each wake-up costs both threads a GIL hand-over. `close()`
+    (also run by `logging.shutdown` at exit) writes everything still queued; records arriving after
+    it are written at once, on the caller's thread. Records are formatted when written, so their
+    `args` must not change after logging them (the queue handler's usual contract).
+    """
+
+    def __init__(self, writer: logging.StreamHandler[Any], *, linger: float = 0.05,
+                 max_batch: int = 1000) -> None:
+        super().__init__()
+        self.writer = writer
+        self._linger = linger
+        self._max_batch = max_batch
+        self._pending: deque[logging.LogRecord] = deque()
+        self._wake = threading.Event()
+        self._closing = threading.Event()
+        # One batch at a time, so lines keep their order; reentrant, as a signal handler may close
+        # while its own thread writes.
+        self._write_lock = threading.RLock()
+        self._thread = threading.Thread(target=self._run, name="mcp-gateway-log-writer", daemon=True)
+        self._thread.start()
+
+    def handle(self, record: logging.LogRecord) -> bool:
+        # No filters of its own and no handler lock: appending to a deque is atomic.
+        if self._closing.is_set():
+            self._pending.append(record)
+            self._drain()
+            return True
+        self._pending.append(record)
+        if not self._wake.is_set():  # the writer clears it before draining: no record is left behind
+            self._wake.set()
+        return True
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.handle(record)
+
+    def flush(self) -> None:
+        """Write what is queued now, on the caller's thread."""
+        self._drain()
+
+    def close(self) -> None:
+        """Write everything queued (after the batch being written, if any) and stop the writer
+        thread; idempotent, and safe in a signal handler (it never waits for the thread to end)."""
+        self._closing.set()
+        self._wake.set()
+        self._drain()
+        super().close()
+
+    def _run(self) -> None:
+        while True:
+            self._wake.wait()
+            self._closing.wait(self._linger)  # let a batch gather; close() cuts the wait short
+            self._wake.clear()
+            self._drain()
+            if self._closing.is_set():
+                return
+
+    def _drain(self) -> None:
+        writer, pending = self.writer, self._pending
+        with self._write_lock:
+            while pending:
+                lines: list[str] = []
+                while pending and len(lines) < self._max_batch:
+                    record = pending.popleft()
+                    try:
+                        if writer.filter(record):  # the writer's filters redact
+                            lines.append(writer.format(record) + writer.terminator)
+                    except Exception:
+                        writer.handleError(record)
+                if lines:
+                    try:
+                        writer.stream.write("".join(lines))
+                        writer.flush()
+                    except Exception:
+                        self.handleError(record)
 
 
 class RequestIdMiddleware:

@@ -15,7 +15,7 @@ the exception class name) and ERROR status. Principals, arguments and prompts ar
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 
 from opentelemetry import trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode, TracerProvider
@@ -34,7 +34,14 @@ class GatewayTracer:
     """Span factories for the gateway; `tracer_provider=None` follows the global provider."""
 
     def __init__(self, tracer_provider: TracerProvider | None = None) -> None:
+        self._provider = tracer_provider
         self._tracer = trace.get_tracer(TRACER_NAME, tracer_provider=tracer_provider)
+
+    def _active(self) -> bool:
+        """False while no provider is set (asked per call: one may be set later): then every span
+        is a no-op, and opening one is skipped, which is most of the cost of a call's tracing."""
+        provider = self._provider if self._provider is not None else trace.get_tracer_provider()
+        return not isinstance(provider, trace.ProxyTracerProvider | trace.NoOpTracerProvider)
 
     @contextmanager
     def _span(self, name: str, kind: SpanKind, attributes: dict[str, str | int]) -> Iterator[Span]:
@@ -52,6 +59,8 @@ class GatewayTracer:
                 raise
 
     def tool_call(self, tool: str, *, method: str = "tools/call") -> AbstractContextManager[Span]:
+        if not self._active():
+            return nullcontext(trace.get_current_span())  # what a no-op tracer's span would be
         return self._span(f"execute_tool {tool}", SpanKind.INTERNAL,
                           {"gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": tool,
                            "mcp.method.name": method})

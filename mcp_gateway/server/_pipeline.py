@@ -9,7 +9,7 @@ not used because it wraps JSON-RPC requests, and REST calls never become one.
 A step raises a GatewayError to refuse; the surface turns it into its own answer through the one
 table in `_boundary`. A surface with calls of its own kind runs them through the same steps with
 `run(call, endpoint)`; `self.steps` is a plain sequence, so a step is added (or replaced) in one
-place for every surface.
+place for every surface (assigning it rebuilds the chain the calls run through).
 """
 
 from __future__ import annotations
@@ -72,6 +72,27 @@ Step = Callable[[ToolCall, Next], Awaitable[Any]]
 Endpoint = Callable[[ToolCall], Awaitable[Any]]
 
 
+class _Link:
+    """One step bound to the rest of the chain: calling it returns the step's coroutine, with no
+    coroutine of its own in between."""
+
+    __slots__ = ("step", "rest")
+
+    def __init__(self, step: Step, rest: Next) -> None:
+        self.step = step
+        self.rest = rest
+
+    def __call__(self, call: ToolCall) -> Awaitable[Any]:
+        return self.step(call, self.rest)
+
+
+def _chain(steps: Sequence[Step], endpoint: Endpoint) -> Next:
+    chain: Next = endpoint
+    for step in reversed(steps):
+        chain = _Link(step, chain)
+    return chain
+
+
 def record_answer(guard: Protections, record: CallRecord, tool: str, answer: ToolAnswer | Routed) -> None:
     """Tokens and cost of a finished call, for rate-limit settlement, metrics and the audit log
     (a fan-out's tokens are every target's)."""
@@ -100,22 +121,24 @@ class CallPipeline:
         self.live = live
         self.guard = guard
         self.tracer = tracer or GatewayTracer()
-        self.steps: Sequence[Step] = (
+        self.steps = (
             self.audit, self.trace, self.authorize, self.resolve, self.check_limits, self.rate_limit,
             self.count_in_flight, self.deadline, self.open_session, self.account,
         )
 
+    @property
+    def steps(self) -> Sequence[Step]:
+        return self._steps
+
+    @steps.setter
+    def steps(self, steps: Sequence[Step]) -> None:
+        self._steps = tuple(steps)
+        self._chain = _chain(self._steps, self.call_gateway)  # built once: no per-call closures
+
     async def run(self, call: ToolCall, endpoint: Endpoint | None = None) -> Any:
         """Run `call` through every step; raises the GatewayError of the step that refused it."""
-        end = endpoint or self.call_gateway
-        steps = self.steps
-
-        async def at(index: int, current: ToolCall) -> Any:
-            if index == len(steps):
-                return await end(current)
-            return await steps[index](current, lambda c: at(index + 1, c))
-
-        return await at(0, call)
+        chain = self._chain if endpoint is None else _chain(self._steps, endpoint)
+        return await chain(call)
 
     # -- the steps, outermost first -----------------------------------------------------------------
 

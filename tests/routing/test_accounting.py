@@ -12,10 +12,12 @@ import pytest
 
 from mcp_gateway.accounting import (
     BudgetExceededError,
+    Charge,
     Budgets,
     Ledger,
     Price,
     PriceTable,
+    Totals,
     cost_of,
     price_warning,
 )
@@ -276,3 +278,30 @@ async def test_a_cancelled_call_keeps_its_worst_case_charged():
 
 def test_ledger_is_empty_at_start():
     assert Ledger().snapshot()["process"]["calls"] == 0
+
+
+async def test_ledger_totals_per_dimension_and_window_match_each_call_added_up():
+    now = [1_000_000.0]
+    ledger = Ledger(clock=lambda: now[0])
+    ok, failed = Usage(10, 5), Usage(3, 0)
+    ledger.record(tool="a", route="r1", outcome="answered", key="k1",
+                  charges=[Charge("p/x", failed, Decimal("0.1")), Charge("p/y", ok, Decimal("0.2"))])
+    now[0] += 7200  # two hours later
+    ledger.record(tool="a", route="r2", outcome="hit", charges=(), key=None)
+    ledger.record(tool=None, route="r1", outcome="failed", key="k1", charges=[Charge("p/x", None, None)])
+    process = ledger.process
+    assert (process.calls, process.failed, process.cache_hits, process.provider_calls) == (2, 1, 1, 3)
+    assert (process.input_tokens, process.output_tokens, process.unknown_cost) == (13, 5, 1)
+    assert process.cost_usd == Decimal("0.3")
+    assert {k: (v.calls, v.failed) for k, v in ledger.tools.items()} == {"a": (2, 0)}
+    assert {k: (v.calls, v.failed, v.provider_calls) for k, v in ledger.routes.items()} == \
+        {"r1": (1, 1, 3), "r2": (1, 0, 0)}
+    assert {k: (v.provider_calls, v.input_tokens, v.calls) for k, v in ledger.targets.items()} == \
+        {"p/x": (2, 3, 0), "p/y": (1, 10, 0)}
+    assert {k: v.failed for k, v in ledger.keys.items()} == {"k1": 1}
+    last_hour = await ledger.totals("route", since=3600)
+    assert {k: (v.calls, v.failed) for k, v in last_hour.items()} == {"r1": (0, 1), "r2": (1, 0)}
+    assert (await ledger.totals("gateway", since=3600))["all"].provider_calls == 1
+    assert await ledger.totals("tool", since=3600) == {"a": Totals(calls=1, cache_hits=1)}
+    ledger.process.calls += 100  # a copy: the ledger's own totals are not changed through it
+    assert ledger.snapshot()["process"]["calls"] == 2
