@@ -91,9 +91,46 @@ async def test_aclose_is_idempotent_and_the_clients_are_lazy(make):
     await provider.complete(REQUEST)
     await provider.complete(REQUEST)
     opened = [c for c in provider._clients if c is not None]
-    assert len(opened) == 2  # round-robin over the pools, each opened on first use
-    await provider.complete(REQUEST)
-    assert len([c for c in provider._clients if c is not None]) == 3
+    assert len(opened) == 1 and provider._clients[0] is opened[0]  # one call at a time: the first pool only
     await provider.aclose()
     await provider.aclose()
     assert provider._clients == [None] * 16 and all(c.is_closed for c in opened)
+
+
+async def test_calls_one_at_a_time_reuse_one_connection(make, mock):
+    """Sequential calls (whole and streamed) go out on the same warm connection, not one per pool."""
+    provider = make("openai")
+
+    async def ignore(piece: str) -> None:
+        pass
+
+    for index in range(6):
+        await provider.complete(REQUEST, on_text=ignore if index % 2 else None)
+    peers = {r["peer"] for r in await mock.requests()}
+    assert len(peers) == 1 and None not in peers
+
+
+async def test_concurrent_calls_fill_the_first_pool_before_the_next(make, mock):
+    """Pools fill in order: calls in flight beyond one pool's share spill into the next, and each
+    pool's count of calls in flight returns to zero when they end (also on failure)."""
+    provider = make("openai", fault="latency=300", max_connections=8)  # 8 connections: one pool
+    assert len(provider._clients) == 1
+    spread = make("openai", fault="latency=300", max_connections=130)  # three pools of 44
+    assert len(spread._clients) == 3 and spread._per_pool == 44
+    async with anyio.create_task_group() as group:
+        for _ in range(50):
+            group.start_soon(spread.complete, REQUEST)
+        await anyio.sleep(0)
+        assert spread._busy == [44, 6, 0]
+    assert spread._busy == [0, 0, 0]
+    assert [c is not None for c in spread._clients] == [True, True, False]
+    async with anyio.create_task_group() as group:  # a later call uses the first pool again
+        group.start_soon(spread.complete, REQUEST)
+        await anyio.sleep(0)
+        assert spread._busy == [1, 0, 0]
+    failing = make("openai", fault="500", max_connections=130)
+    with pytest.raises(ProviderError):
+        await failing.complete(REQUEST)
+    assert failing._busy == [0, 0, 0]
+    await provider.complete(REQUEST)
+    assert provider._busy == [0]
