@@ -500,7 +500,7 @@ class _CallState:
             raise
 
 
-_SHARD = 16  # connections per pool (see HttpProvider._acquire)
+_SHARD = 4  # connections per pool (see HttpProvider._acquire)
 
 
 class HttpProvider:
@@ -531,9 +531,11 @@ class HttpProvider:
         self._secrets = tuple(sorted(values, key=len, reverse=True))
         self._options = options
         pools = max(1, -(-options.max_connections // _SHARD))
-        self._per_pool = max(1, -(-options.max_connections // pools))
+        size, extra = divmod(options.max_connections, pools)  # sizes add up to max_connections exactly
+        self._sizes = [size + (index < extra) for index in range(pools)]
         self._clients: list[httpx2.AsyncClient | None] = [None] * pools
         self._busy = [0] * pools  # calls in flight on each pool
+        self._open = 0  # the first pool that may have a free connection
         self._ignored: set[str] = set()
 
     # -- construction -----------------------------------------------------------------------
@@ -576,32 +578,35 @@ class HttpProvider:
         keep reusing the same warm connections; when all are busy, the least busy. Release with
         `_release`.
 
-        Several pools of at most `_SHARD` connections work around httpcore2 walking every
-        connection of its pool (several method calls each) on each request and each response
-        close: with one pool of 1,000 connections a burst of 1,000 calls costs ~10^7 calls, and
-        even 50 connections in one pool cost about a quarter of a call's CPU. Filling
-        them in order (rather than round-robin) keeps calls at low concurrency on one pool's
-        connections instead of opening a connection per pool.
+        Many small pools (of `_SHARD` connections) work around httpcore2 walking every connection
+        of its pool (several method calls each) on each request and each response close: with one
+        pool of 1,000 connections a burst of 1,000 calls costs ~10^7 calls, and even 50
+        connections in one pool cost about a quarter of a call's CPU. Filling them in order
+        (rather than round-robin) keeps calls at low concurrency on one pool's connections instead
+        of opening a connection per pool.
         """
         busy = self._busy
-        limit = self._per_pool
-        for index, count in enumerate(busy):
-            if count < limit:
-                break
-        else:
+        index = self._open  # every pool before this one is full
+        sizes = self._sizes
+        while index < len(busy) and busy[index] >= sizes[index]:
+            index += 1
+        self._open = index
+        if index == len(busy):  # all full: the least busy pool queues the call
             index = min(range(len(busy)), key=busy.__getitem__)
         busy[index] += 1
         return index
 
     def _release(self, index: int) -> None:
         self._busy[index] -= 1
+        if index < self._open:
+            self._open = index
 
     def _http(self, index: int) -> httpx2.AsyncClient:
         """Pool `index`, created on first use."""
         client = self._clients[index]
         if client is None:
             opts = self._options
-            per_pool = self._per_pool
+            per_pool = self._sizes[index]
             client = self._clients[index] = httpx2.AsyncClient(
                 headers=self._headers,
                 # Only the connect timeout here: the call's own deadline (first byte, idle gaps,
