@@ -12,7 +12,7 @@ What it measures (see benchmarks/README.md):
    subprocess on a loopback port, 20 ms of latency before every answer), three ways, with 1, 50
    and 200 calls in flight (closed loop: K tasks, each calling in a loop until the run's calls are
    used up):
-   (a) `direct`: httpx2 (pools of 16 connections, as the adapter has) POSTing the very request
+   (a) `direct`: httpx2 (pools of 4 connections, as the adapter has) POSTing the very request
        body the gateway sends (captured from the mock) to /v1/chat/completions, and parsing the
        answer;
    (b) `gateway`: `Gateway.call_tool("summarize", ...)` in this process, on a tool routed to a
@@ -304,7 +304,7 @@ class Pools:
     adapter does): one client with 1,000 connections spends seconds of CPU walking its pool in a
     burst of 1,000 calls, which would measure the driver instead of the server."""
 
-    SHARD = 16
+    SHARD = 4
 
     def __init__(self, headers: dict[str, str], total: int = 1000) -> None:
         count = -(-total // self.SHARD)
