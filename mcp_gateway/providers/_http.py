@@ -716,9 +716,8 @@ class HttpProvider:
             raise _shape_error(exc) from None
 
     def _total_timeout(self) -> WireError:
-        return WireError(
-            "timeout", f"no complete answer within total_timeout_s={self._options.total_timeout:g}", retryable=True
-        )
+        limit = self._options.total_timeout
+        return WireError("timeout", f"no complete answer within total_timeout_s={limit:g}", retryable=True)
 
     async def _once(
         self,
@@ -745,9 +744,8 @@ class HttpProvider:
         # Only reached when our deadline fired (an outer cancel propagates past this point).
         if state.responded or anyio.current_time() >= total_deadline:
             raise self._total_timeout()
-        raise WireError(
-            "timeout", f"no response within first_token_timeout_s={opts.first_token_timeout:g}", retryable=True
-        )
+        first = opts.first_token_timeout
+        raise WireError("timeout", f"no response within first_token_timeout_s={first:g}", retryable=True)
 
     async def _stream(
         self,
