@@ -146,7 +146,10 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=None)
     parser.add_argument("--calls-1", type=int, default=None, help="calls per run with 1 in flight")
     parser.add_argument("--calls-50", type=int, default=None, help="calls per run with 50 in flight")
+    parser.add_argument("--gateway-src", type=Path, default=None, metavar="DIR",
+                        help="serve the gateway from another checkout (e.g. main's), for a before/after run")
     args = parser.parse_args()
+    src = args.gateway_src.resolve() if args.gateway_src is not None else None
     args.rounds = args.rounds or (1 if args.quick else 3)
     args.calls_1 = args.calls_1 or (150 if args.quick else 400)
     args.calls_50 = args.calls_50 or (1500 if args.quick else 4000)
@@ -159,7 +162,7 @@ def main() -> None:
         try:
             (work / "gateway.yaml").write_text(config(mock))
             gw_proc, gateway = start_http_server(
-                "gateway", lambda port: python_argv(None, "-m", "mcp_gateway", "serve", str(work / "gateway.yaml"),
+                "gateway", lambda port: python_argv(src, "-m", "mcp_gateway", "serve", str(work / "gateway.yaml"),
                                                     "--transport", "http", "--port", str(port),
                                                     "--log-level", "warning"),
                 HOST, work / "gateway.log", ROOT)

@@ -12,14 +12,15 @@ What it measures (see benchmarks/README.md):
    subprocess on a loopback port, 20 ms of latency before every answer), three ways, with 1, 50
    and 200 calls in flight (closed loop: K tasks, each calling in a loop until the run's calls are
    used up):
-   (a) `direct`: an httpx2 AsyncClient POSTing the very request body the gateway sends (captured
-       from the mock) to /v1/chat/completions, and parsing the answer;
+   (a) `direct`: httpx2 (pools of 4 connections, as the adapter has) POSTing the very request
+       body the gateway sends (captured from the mock) to /v1/chat/completions, and parsing the
+       answer;
    (b) `gateway`: `Gateway.call_tool("summarize", ...)` in this process, on a tool routed to a
        `kind: openai` provider at the mock: validation, rendering, routing, the adapter, accounting;
    (c) `gateway-http` (context): `mcp-gateway serve --transport http` as a subprocess, driven by
        SDK `Client`s (one per task) over Streamable HTTP: all of (b) plus MCP and HTTP both ways.
    (d) `gateway-rest`: the same subprocess, `POST /v1/tools/summarize` with the arguments as the
-       JSON body from one httpx2 AsyncClient (the REST surface: the call pipeline, HTTP, JSON).
+       JSON body from httpx2 pools like direct's (the REST surface: the call pipeline, HTTP, JSON).
    Added latency = variant minus `direct`, paired per round. Gateway CPU per call: (b) this
    process's CPU time per call minus the same in the `direct` run of the round (the shared
    httpx/client cost cancels out); (c), (d) the gateway subprocess' utime+stime from /proc per call.
@@ -298,22 +299,59 @@ async def warm(call: Call, concurrency: int, calls: int) -> None:
             tg.start_soon(worker)
 
 
+class Pools:
+    """httpx2 clients of at most `SHARD` connections each, filled in order (what the gateway's
+    adapter does): one client with 1,000 connections spends seconds of CPU walking its pool in a
+    burst of 1,000 calls, which would measure the driver instead of the server."""
+
+    SHARD = 4
+
+    def __init__(self, headers: dict[str, str], total: int = 1000) -> None:
+        count = -(-total // self.SHARD)
+        self.clients = [
+            httpx2.AsyncClient(
+                headers=headers,
+                timeout=httpx2.Timeout(connect=10.0, read=600.0, write=600.0, pool=600.0),
+                limits=httpx2.Limits(max_connections=self.SHARD, max_keepalive_connections=self.SHARD,
+                                     keepalive_expiry=30.0),
+                follow_redirects=False,
+            )
+            for _ in range(count)
+        ]
+        self.busy = [0] * count
+
+    def acquire(self) -> int:
+        for index, count in enumerate(self.busy):
+            if count < self.SHARD:
+                break
+        else:
+            index = min(range(len(self.busy)), key=self.busy.__getitem__)
+        self.busy[index] += 1
+        return index
+
+    async def post(self, url: str, body: bytes) -> httpx2.Response:
+        index = self.acquire()
+        try:
+            return await self.clients[index].post(url, content=body)
+        finally:
+            self.busy[index] -= 1
+
+    async def aclose(self) -> None:
+        for client in self.clients:
+            await client.aclose()
+
+
 class Direct:
-    """The baseline client: an httpx2 AsyncClient with the gateway adapter's pool settings."""
+    """The baseline client: httpx2 with the gateway adapter's pool layout and settings."""
 
     def __init__(self, base: str, body: bytes, stream_body: bytes) -> None:
         self.url = base + "/v1/chat/completions"
         self.body = body
         self.stream_body = stream_body
-        self.client = httpx2.AsyncClient(
-            headers={"content-type": "application/json", "authorization": f"Bearer {KEY}"},
-            timeout=httpx2.Timeout(connect=10.0, read=600.0, write=600.0, pool=600.0),
-            limits=httpx2.Limits(max_connections=1000, max_keepalive_connections=1000, keepalive_expiry=30.0),
-            follow_redirects=False,
-        )
+        self.pools = Pools({"content-type": "application/json", "authorization": f"Bearer {KEY}"})
 
     async def call(self) -> bool:
-        response = await self.client.post(self.url, content=self.body)
+        response = await self.pools.post(self.url, self.body)
         if response.status_code != 200:
             return False
         data = json.loads(response.content)
@@ -322,7 +360,7 @@ class Direct:
     async def stream(self, first: list[float], t0: float) -> bool:
         parts: list[str] = []
         done = False
-        async with self.client.stream("POST", self.url, content=self.stream_body) as response:
+        async with self.pools.clients[0].stream("POST", self.url, content=self.stream_body) as response:
             if response.status_code != 200:
                 return False
             async for line in response.aiter_lines():
@@ -341,27 +379,23 @@ class Direct:
         return done and bool(parts)
 
     async def aclose(self) -> None:
-        await self.client.aclose()
+        await self.pools.aclose()
 
 
 class Rest:
-    """(d): the gateway's REST surface, one httpx2 AsyncClient with the same pool settings as Direct."""
+    """(d): the gateway's REST surface, httpx2 with the same pool layout as Direct."""
 
     def __init__(self, base: str) -> None:
         self.url = base + f"/v1/tools/{TOOL}"
         self.body = json.dumps(ARGS).encode()
-        self.client = httpx2.AsyncClient(
-            headers={"content-type": "application/json"},
-            timeout=httpx2.Timeout(connect=10.0, read=600.0, write=600.0, pool=600.0),
-            limits=httpx2.Limits(max_connections=1000, max_keepalive_connections=1000, keepalive_expiry=30.0),
-        )
+        self.pools = Pools({"content-type": "application/json"})
 
     async def call(self) -> bool:
-        response = await self.client.post(self.url, content=self.body)
+        response = await self.pools.post(self.url, self.body)
         return response.status_code == 200 and bool(json.loads(response.content)["text"])
 
     async def aclose(self) -> None:
-        await self.client.aclose()
+        await self.pools.aclose()
 
 
 def gateway_call(gateway: Gateway, tool: str = TOOL) -> Call:
@@ -704,6 +738,8 @@ async def main(args: argparse.Namespace) -> None:
             """A new client or gateway, so its connection pool holds only what this run opens."""
             if variant == "gateway":
                 gw = load_gateway(config, environ={KEY_ENV: KEY})
+                gc.collect()
+                gc.freeze()  # as `mcp-gateway serve` does once loaded: collections skip the loaded heap
                 return gateway_call(gw, tool), gw, gw.aclose
             client = Direct(base, body, stream_body)
             return client.call, client, client.aclose

@@ -500,7 +500,7 @@ class _CallState:
             raise
 
 
-_SHARD = 64  # connections per pool (see HttpProvider._http)
+_SHARD = 4  # connections per pool (see HttpProvider._acquire)
 
 
 class HttpProvider:
@@ -530,8 +530,12 @@ class HttpProvider:
         values.update(s for s in secrets if s)  # the API key itself: always, whatever its length
         self._secrets = tuple(sorted(values, key=len, reverse=True))
         self._options = options
-        self._clients: list[httpx2.AsyncClient | None] = [None] * max(1, -(-options.max_connections // _SHARD))
-        self._turn = 0
+        pools = max(1, -(-options.max_connections // _SHARD))
+        size, extra = divmod(options.max_connections, pools)  # sizes add up to max_connections exactly
+        self._sizes = [size + (index < extra) for index in range(pools)]
+        self._clients: list[httpx2.AsyncClient | None] = [None] * pools
+        self._busy = [0] * pools  # calls in flight on each pool
+        self._open = 0  # the first pool that may have a free connection
         self._ignored: set[str] = set()
 
     # -- construction -----------------------------------------------------------------------
@@ -569,26 +573,46 @@ class HttpProvider:
 
     # -- the client -------------------------------------------------------------------------
 
-    def _http(self) -> httpx2.AsyncClient:
-        """A pooled client, round-robin over a few pools of at most `_SHARD` connections each.
+    def _acquire(self) -> int:
+        """The pool for a new call: the first with a free connection, so that a few calls in flight
+        keep reusing the same warm connections; when all are busy, the least busy. Release with
+        `_release`.
 
-        Works around httpcore2 checking every idle connection of its pool on each request and each
-        response close: with one pool of 1,000 connections a burst of 1,000 calls costs ~500,000
-        socket probes (seconds of CPU); pools of 64 keep that small.
+        Many small pools (of `_SHARD` connections) work around httpcore2 walking every connection
+        of its pool (several method calls each) on each request and each response close: with one
+        pool of 1,000 connections a burst of 1,000 calls costs ~10^7 calls, and even 50
+        connections in one pool cost about a quarter of a call's CPU. Filling them in order
+        (rather than round-robin) keeps calls at low concurrency on one pool's connections instead
+        of opening a connection per pool.
         """
-        self._turn = (self._turn + 1) % len(self._clients)
-        client = self._clients[self._turn]
+        busy = self._busy
+        index = self._open  # every pool before this one is full
+        sizes = self._sizes
+        while index < len(busy) and busy[index] >= sizes[index]:
+            index += 1
+        self._open = index
+        if index == len(busy):  # all full: the least busy pool queues the call
+            index = min(range(len(busy)), key=busy.__getitem__)
+        busy[index] += 1
+        return index
+
+    def _release(self, index: int) -> None:
+        self._busy[index] -= 1
+        if index < self._open:
+            self._open = index
+
+    def _http(self, index: int) -> httpx2.AsyncClient:
+        """Pool `index`, created on first use."""
+        client = self._clients[index]
         if client is None:
             opts = self._options
-            per_pool = max(1, -(-opts.max_connections // len(self._clients)))
-            client = self._clients[self._turn] = httpx2.AsyncClient(
+            per_pool = self._sizes[index]
+            client = self._clients[index] = httpx2.AsyncClient(
                 headers=self._headers,
-                timeout=httpx2.Timeout(
-                    connect=opts.connect_timeout,
-                    read=opts.total_timeout,
-                    write=opts.total_timeout,
-                    pool=opts.total_timeout,
-                ),
+                # Only the connect timeout here: the call's own deadline (first byte, idle gaps,
+                # total) bounds reads, writes and the wait for a free connection, without a timer
+                # per socket operation.
+                timeout=httpx2.Timeout(connect=opts.connect_timeout, read=None, write=None, pool=None),
                 limits=httpx2.Limits(
                     max_connections=per_pool,
                     max_keepalive_connections=min(per_pool, opts.max_keepalive_connections),
@@ -632,17 +656,13 @@ class HttpProvider:
 
     async def complete(self, request: CompletionRequest, *, on_text: OnText | None = None) -> Completion:
         state = _CallState()
+        pool = self._acquire()
         try:
             body = dumps(self.payload(request, on_text is not None))
             url, query = self.endpoint(request, on_text is not None)
-            with anyio.move_on_after(self._options.total_timeout):
-                if on_text is None:
-                    return await self._once(request, url, query, body, state)
-                return await self._stream(request, url, query, body, on_text, state)
-            raise WireError(
-                "timeout", f"no complete answer within total_timeout_s={self._options.total_timeout:g}",
-                retryable=True,
-            )
+            if on_text is None:
+                return await self._once(request, url, query, body, state, pool)
+            return await self._stream(request, url, query, body, on_text, state, pool)
         except WireError as exc:
             raise self._provider_error(exc, state) from None
         except httpx2.HTTPError as exc:
@@ -653,6 +673,8 @@ class HttpProvider:
             if exc is state.callback_error:
                 raise
             raise self._provider_error(WireError("other", f"invalid URL: {exc}"), state) from None
+        finally:
+            self._release(pool)
 
     def _provider_error(self, exc: WireError, state: _CallState) -> ProviderError:
         cause = self.scrub(exc.message)
@@ -693,19 +715,36 @@ class HttpProvider:
         except (KeyError, IndexError, TypeError, AttributeError, ValueError) as exc:
             raise _shape_error(exc) from None
 
+    def _total_timeout(self) -> WireError:
+        limit = self._options.total_timeout
+        return WireError("timeout", f"no complete answer within total_timeout_s={limit:g}", retryable=True)
+
     async def _once(
-        self, request: CompletionRequest, url: str, query: Mapping[str, str] | None, body: bytes, state: _CallState
+        self,
+        request: CompletionRequest,
+        url: str,
+        query: Mapping[str, str] | None,
+        body: bytes,
+        state: _CallState,
+        pool: int,
     ) -> Completion:
-        first = self._options.first_token_timeout
-        with anyio.CancelScope(deadline=anyio.current_time() + first) as scope:
-            async with self._http().stream("POST", url, params=query, content=body) as response:
+        # One timer for both bounds: first_token_timeout_s until the response starts, then what is
+        # left of total_timeout_s.
+        opts = self._options
+        start = anyio.current_time()
+        total_deadline = start + opts.total_timeout
+        with anyio.CancelScope(deadline=min(start + opts.first_token_timeout, total_deadline)) as scope:
+            async with self._http(pool).stream("POST", url, params=query, content=body) as response:
                 state.responded = True
-                scope.deadline = math.inf  # the first byte came; total_timeout_s still bounds the body
+                scope.deadline = total_deadline  # the first byte came; total_timeout_s bounds the body
                 if response.status_code >= 300:
                     await self._raise_status(response)
                 raw = await response.aread()
             return self._decode(lambda: self.parse(loads(raw), request))
-        # Only reached when no response came in time (an outer cancel propagates past this point).
+        # Only reached when our deadline fired (an outer cancel propagates past this point).
+        if state.responded or anyio.current_time() >= total_deadline:
+            raise self._total_timeout()
+        first = opts.first_token_timeout
         raise WireError("timeout", f"no response within first_token_timeout_s={first:g}", retryable=True)
 
     async def _stream(
@@ -716,12 +755,13 @@ class HttpProvider:
         body: bytes,
         on_text: OnText,
         state: _CallState,
+        pool: int,
     ) -> Completion:
         opts = self._options
         decoder = self.decoder(request)
-        watch = _Watchdog(opts)
-        with anyio.CancelScope(deadline=anyio.current_time() + opts.first_token_timeout) as watch.scope:
-            async with self._http().stream("POST", url, params=query, content=body) as response:
+        watch = _Watchdog(opts, anyio.current_time())
+        with watch.scope:
+            async with self._http(pool).stream("POST", url, params=query, content=body) as response:
                 state.responded = True
                 if response.status_code >= 300:
                     await self._raise_status(response)
@@ -749,6 +789,8 @@ class HttpProvider:
                     )
                 return self._decode(decoder.result)
         # Only reached when the watchdog fired (an outer cancel propagates past this point).
+        if anyio.current_time() >= watch.total_deadline:
+            raise self._total_timeout()
         if watch.started:
             raise WireError(
                 "timeout", f"stream stalled: no data for idle_timeout_s={opts.idle_timeout:g}", retryable=True
@@ -772,26 +814,28 @@ class HttpProvider:
 
 
 class _Watchdog:
-    """Moves the stream's deadline: first_token_timeout until the answer starts, then idle_timeout.
+    """The one deadline of a streamed call: first_token_timeout until the answer starts, then
+    idle_timeout, never past total_timeout.
 
     Once started, any received line pushes the deadline forward, at most every idle/10 seconds so
     a fast stream does not reschedule a timer per line. Time spent in the caller's `on_text`
     counts as stream time.
     """
 
-    __slots__ = ("_idle", "_refreshed", "_slack", "scope", "started")
+    __slots__ = ("_idle", "_refreshed", "_slack", "scope", "started", "total_deadline")
 
-    def __init__(self, opts: HttpOptions) -> None:
-        self.scope: anyio.CancelScope
+    def __init__(self, opts: HttpOptions, now: float) -> None:
         self.started = False
         self._idle = opts.idle_timeout
         self._slack = opts.idle_timeout / 10
         self._refreshed = 0.0
+        self.total_deadline = now + opts.total_timeout
+        self.scope = anyio.CancelScope(deadline=min(now + opts.first_token_timeout, self.total_deadline))
 
     def data(self) -> None:
         if self.started and (now := anyio.current_time()) - self._refreshed > self._slack:
             self._refreshed = now
-            self.scope.deadline = now + self._idle
+            self.scope.deadline = min(now + self._idle, self.total_deadline)
 
     def progress(self) -> None:
         if self.started:
@@ -799,7 +843,7 @@ class _Watchdog:
             return
         self.started = True
         self._refreshed = now = anyio.current_time()
-        self.scope.deadline = now + self._idle
+        self.scope.deadline = min(now + self._idle, self.total_deadline)
 
 
 # --------------------------------------------------------------------------- shared result helpers

@@ -234,10 +234,6 @@ class _ChatApi:
         routed: Routed = await self.pipeline.run(piped, endpoint)
         return routed
 
-        arguments = {"messages": [m.content for m in call.messages]}  # what the size and token limits see
-        routed: Routed = await self.pipeline.run(ToolCall(call.model, arguments, caller, method=CHAT), endpoint)
-        return routed
-
 
 def _validator(schema: Any) -> Callable[[Completion], bool]:
     """For fan-out `merge: first_valid`: an answer is valid when it is JSON matching `schema`."""

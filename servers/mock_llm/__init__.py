@@ -13,7 +13,8 @@ Ollama                     ``POST /api/chat`` (``stream`` defaults to true; NDJS
 =========================  =====================================================================
 
 Plus ``GET /healthz``, ``GET /v1/models``, ``GET /api/tags`` and a test API:
-``GET /_mock/requests`` (recent requests, secrets redacted, last ``history_limit``),
+``GET /_mock/requests`` (recent requests, secrets redacted, last ``history_limit``; each with the
+client's ``peer`` address, the same for requests on one connection),
 ``GET /_mock/stats`` (``{"in_flight", "completed", "disconnected"}``) and ``POST /_mock/reset``.
 
 Answers are pure functions of the request: ``Mock answer (model M) #<crc32 of the last user

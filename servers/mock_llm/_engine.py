@@ -162,6 +162,7 @@ class ProviderEndpoint:
             query=request.query_params,
             headers=request.headers,
             body=body,
+            peer=f"{request.client.host}:{request.client.port}" if request.client else None,
         )
         serial = state.next_serial()
         extra_headers = ((b"x-request-id", f"req_{serial}".encode()),)

@@ -60,8 +60,11 @@ class MockState:
         query: Mapping[str, str],
         headers: Mapping[str, str],
         body: Any,
+        peer: str | None = None,
     ) -> None:
-        """Remember one provider request with secrets redacted (bounded: oldest entries drop off)."""
+        """Remember one provider request with secrets redacted (bounded: oldest entries drop off).
+
+        ``peer`` is the client's ``host:port``: requests with the same peer came on one connection."""
         self._history.append(
             {
                 "format": wire,
@@ -71,6 +74,7 @@ class MockState:
                 "headers": {k: (REDACTED if k.lower() in SECRET_HEADERS else v) for k, v in headers.items()},
                 "body": body,
                 "received_at": time.time(),
+                "peer": peer,
             }
         )
 

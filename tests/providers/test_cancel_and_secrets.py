@@ -87,13 +87,84 @@ def test_bad_settings_are_config_errors_that_never_echo_values(kind):
 
 async def test_aclose_is_idempotent_and_the_clients_are_lazy(make):
     provider = make("openai")
-    assert provider._clients == [None] * 16  # 1,000 connections in pools of 64, none opened yet
+    assert provider._clients == [None] * 250  # 1,000 connections in pools of 4, none opened yet
     await provider.complete(REQUEST)
     await provider.complete(REQUEST)
     opened = [c for c in provider._clients if c is not None]
-    assert len(opened) == 2  # round-robin over the pools, each opened on first use
+    assert len(opened) == 1 and provider._clients[0] is opened[0]  # one call at a time: the first pool only
+    await provider.aclose()
+    await provider.aclose()
+    assert provider._clients == [None] * 250 and all(c.is_closed for c in opened)
+
+
+async def test_calls_one_at_a_time_reuse_one_connection(make, mock):
+    """Sequential calls (whole and streamed) go out on the same warm connection, not one per pool."""
+    provider = make("openai")
+
+    async def ignore(piece: str) -> None:
+        pass
+
+    for index in range(6):
+        await provider.complete(REQUEST, on_text=ignore if index % 2 else None)
+    peers = {r["peer"] for r in await mock.requests()}
+    assert len(peers) == 1 and None not in peers
+
+
+async def test_concurrent_calls_fill_the_first_pool_before_the_next(make, mock):
+    """Pools fill in order: calls in flight beyond one pool's share spill into the next, and each
+    pool's count of calls in flight returns to zero when they end (also on failure)."""
+    provider = make("openai", fault="latency=300", max_connections=3)  # 3 connections: one pool
+    assert len(provider._clients) == 1
+    spread = make("openai", fault="latency=300", max_connections=10)  # pools of 4, 3 and 3
+    assert len(spread._clients) == 3 and spread._sizes == [4, 3, 3]
+    async with anyio.create_task_group() as group:
+        for _ in range(6):
+            group.start_soon(spread.complete, REQUEST)
+        await anyio.sleep(0)
+        assert spread._busy == [4, 2, 0]
+    assert spread._busy == [0, 0, 0]
+    assert [c is not None for c in spread._clients] == [True, True, False]
+    async with anyio.create_task_group() as group:  # a later call uses the first pool again
+        group.start_soon(spread.complete, REQUEST)
+        await anyio.sleep(0)
+        assert spread._busy == [1, 0, 0]
+    async with anyio.create_task_group() as group:  # more calls than connections: the least busy pool queues
+        for _ in range(13):
+            group.start_soon(spread.complete, REQUEST)
+        await anyio.sleep(0)
+        assert spread._busy == [5, 4, 4]
+    assert spread._busy == [0, 0, 0]
+    failing = make("openai", fault="500", max_connections=10)
+    with pytest.raises(ProviderError):
+        await failing.complete(REQUEST)
+    assert failing._busy == [0, 0, 0]
     await provider.complete(REQUEST)
-    assert len([c for c in provider._clients if c is not None]) == 3
-    await provider.aclose()
-    await provider.aclose()
-    assert provider._clients == [None] * 16 and all(c.is_closed for c in opened)
+    assert provider._busy == [0]
+
+
+async def test_calls_beyond_max_connections_wait_for_a_free_connection(make, mock):
+    """The pool limit holds (calls queue for a connection, bounded by the call's own deadline, not
+    a pool timer) and every queued call is answered."""
+    provider = make("openai", fault="latency=100", max_connections=2)
+    with anyio.fail_after(30):
+        async with anyio.create_task_group() as group:
+            for _ in range(6):
+                group.start_soon(provider.complete, REQUEST)
+    recorded = await mock.requests()
+    assert len(recorded) == 6 and len({r["peer"] for r in recorded}) == 2
+    # One connection, held by a stream that sent its first piece and then stalls (idle limit 30 s).
+    held = make("openai", fault="stall", max_connections=1, first_token_timeout_s=0.3)
+    started = anyio.Event()
+
+    async def first_piece(piece: str) -> None:
+        started.set()
+
+    with anyio.fail_after(30):
+        async with anyio.create_task_group() as group:
+            group.start_soon(lambda: held.complete(REQUEST, on_text=first_piece))
+            await started.wait()
+            with pytest.raises(ProviderError) as caught:
+                await held.complete(REQUEST)  # never gets the connection: its own deadline fires
+            group.cancel_scope.cancel()
+    assert caught.value.kind == "timeout" and "first_token_timeout_s=0.3" in caught.value.cause
+    assert len(await mock.requests()) == 7  # the queued call never reached the provider

@@ -109,6 +109,20 @@ async def test_stalls_and_slow_first_token_time_out(kind, make):
 
 
 @pytest.mark.parametrize("kind", KINDS)
+async def test_total_timeout_bounds_a_call_whose_other_limits_are_longer(kind, make):
+    """One deadline serves first byte, idle gaps and the total: the shortest bound fires, and the
+    error names the limit that did."""
+    late = {"first_token_timeout_s": 60, "idle_timeout_s": 60, "total_timeout_s": 0.3}
+    error, pieces = await fail(make(kind, fault="first_token_delay=300000", **late), stream=True)
+    assert facts(error) == ("timeout", True, None, None, False) and "total_timeout_s=0.3" in error.cause
+    error, pieces = await fail(make(kind, fault="stall", **late), stream=True)  # started, then silent
+    assert facts(error) == ("timeout", True, None, None, True) and "total_timeout_s=0.3" in error.cause
+    assert len(pieces) == 1
+    error, _ = await fail(make(kind, fault="latency=300000", **late), stream=False)
+    assert facts(error) == ("timeout", True, None, None, False) and "total_timeout_s=0.3" in error.cause
+
+
+@pytest.mark.parametrize("kind", KINDS)
 async def test_a_whole_answer_that_does_not_come_hits_the_first_byte_timeout(kind, make, mock):
     """Not only streams: a non-streamed call gives up when no response starts within
     first_token_timeout_s, instead of waiting for the total timeout (default 300 s)."""
