@@ -1,4 +1,4 @@
-"""The redactor skips patterns that cannot match a text (no trigger in it): its output must equal
+"""The redactor skips the patterns when a text holds no clue any of them needs: its output must equal
 running every pattern, for texts with and without secrets, in any case and with the non-ASCII
 characters a case-insensitive pattern reads as ASCII."""
 
@@ -30,9 +30,8 @@ SAMPLES = [
 
 def reference(redactor: Redactor, text: str) -> str:
     """Every pattern on every pass: what redaction did before it learnt to skip any."""
-    patterns = tuple(p for p, _ in redactor._screened) + redactor._extra
     for _ in range(8):
-        new = redactor._once(text, patterns)
+        new = redactor._once(text)  # every pattern, no clue search
         if new == text:
             return text
         text = new
