@@ -126,3 +126,16 @@ def test_prompt_resources_and_read():
     assert "docs://style-guide" in resources.stdout and "glossary://{term}" in resources.stdout
     read = run("read", SERVE, "glossary://latency")
     assert read.stdout.startswith("# latency")
+
+
+def test_provider_http_client_logs_only_warnings_unless_debug():
+    """The gateway logs one line per call; httpx2's own INFO line per provider request only at debug."""
+    probe = ("import logging, sys; from mcp_gateway.cli._main import _setup_logging; _setup_logging(sys.argv[1]); "
+             "print(logging.getLogger('httpx2').isEnabledFor(logging.INFO), "
+             "logging.getLogger('mcp_gateway.calls').isEnabledFor(logging.INFO))")
+    levels = {}
+    for level in ("info", "debug"):
+        out = subprocess.run([sys.executable, "-c", probe, level], capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0, out.stderr
+        levels[level] = out.stdout.split()
+    assert levels == {"info": ["False", "True"], "debug": ["True", "True"]}
