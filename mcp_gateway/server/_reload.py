@@ -137,7 +137,8 @@ class Reloader:
                                         breakers=lambda: breakers(self.live.gateway.router))
             task_group.start_soon(self.events.run, task_group)
         if self.watch_interval:
-            task_group.start_soon(self._watch, task_group)
+            # The first snapshot is taken now: a change made once `start` returns is seen.
+            task_group.start_soon(self._watch, task_group, _snapshot(self.live.gateway.files))
 
     async def dispose_due(self) -> list[str]:
         """Dispose of the data of every tool whose retention after retirement has ended (once per
@@ -178,14 +179,14 @@ class Reloader:
                 log.info("SIGHUP: reloading %s", self.config_path)
                 await self.reload(task_group)
 
-    async def _watch(self, task_group: TaskGroup) -> None:
+    async def _watch(self, task_group: TaskGroup, seen: dict[str, tuple[int, int] | None]) -> None:
         assert self.watch_interval
-        seen = _snapshot(self.live.gateway.files)
         while True:
             await anyio.sleep(self.watch_interval)
             now = _snapshot(self.live.gateway.files)
             if now != seen:
                 log.info("config changed on disk: reloading %s", self.config_path)
                 await self.reload(task_group)
-                # Whatever the outcome, wait for the next change before trying again.
-                seen = _snapshot(self.live.gateway.files)
+                # Whatever the outcome, wait for the next change before trying again; a file keeps
+                # the state it had before this reload began, so an edit saved while it ran is seen.
+                seen = {name: now.get(name, state) for name, state in _snapshot(self.live.gateway.files).items()}
