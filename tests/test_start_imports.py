@@ -6,6 +6,7 @@ packages load their exports.)"""
 
 from __future__ import annotations
 
+import gc
 import json
 import select
 import subprocess
@@ -14,6 +15,10 @@ import tempfile
 import time
 from pathlib import Path
 
+import pytest
+
+from mcp_gateway._errors import ConfigError
+from mcp_gateway._gateway import load_gateway
 from tests.conftest import EXAMPLE
 
 # Our HTTP surfaces and the modules only they use. (Starlette and uvicorn themselves cannot be on
@@ -80,3 +85,21 @@ def test_http_app_imports_what_the_stdio_test_rules_out(tmp_path: Path):
         capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr[-2000:]
     assert HTTP_ONLY - {"mcp_gateway.server._uvicorn"} <= set(out.read_text().split())
+
+
+def test_loading_a_config_leaves_the_garbage_collector_as_it_was(tmp_path: Path):
+    """Loading pauses the cyclic collector (it walked the whole process 3 times per 200-tool load);
+    afterwards it is on again, or still off if it was off, also when the config is refused."""
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("format: mcp-gateway/1\ntools: [{name: 'a b'}]\n")
+    was = gc.isenabled()
+    try:
+        for enabled in (True, False):
+            (gc.enable if enabled else gc.disable)()
+            assert load_gateway(EXAMPLE).catalog.tools.resolve("summarize")
+            assert gc.isenabled() is enabled
+            with pytest.raises(ConfigError):
+                load_gateway(bad)
+            assert gc.isenabled() is enabled
+    finally:
+        (gc.enable if was else gc.disable)()
