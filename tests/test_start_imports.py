@@ -74,6 +74,26 @@ def test_stdio_serve_imports_no_http_stack(tmp_path: Path):
     imported = _serve_stdio_imports(str(EXAMPLE), tmp_path / "modules")
     assert "mcp_gateway.server._stdio" in imported  # the record is read right
     assert imported & HTTP_ONLY == set()
+    # nor the halves of the SDK a stdio server does not use (`_sdk.defer_package_inits`)
+    assert imported & {"mcp.client.client", "mcp.server.mcpserver"} == set()
+
+
+def test_deferred_sdk_packages_run_their_init_when_asked_for_a_name(tmp_path: Path):
+    out = tmp_path / "modules"
+    done = subprocess.run(_python_recording_modules(out, (
+        "import sys\n"
+        "from mcp_gateway._sdk import defer_package_inits\n"
+        "defer_package_inits()\n"
+        "import mcp.server.lowlevel, mcp.server.stdio\n"
+        "assert 'mcp.client.client' not in sys.modules and 'mcp.server.mcpserver' not in sys.modules\n"
+        "from mcp import Client, stdio_server\n"  # runs mcp/__init__ now
+        "from mcp.server import MCPServer\n"  # and mcp/server/__init__
+        "import mcp\n"
+        "assert mcp.server.lowlevel.Server is mcp.server.Server\n"
+        "print(Client.__name__, MCPServer.__name__, stdio_server.__name__)\n")),
+        capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["Client", "MCPServer", "stdio_server"]
 
 
 def test_http_app_imports_what_the_stdio_test_rules_out(tmp_path: Path):

@@ -161,6 +161,10 @@ def serve(config: str, transport: str, host: str, port: int, stateless: bool, js
     """
     import anyio
 
+    if transport == "stdio":  # before anything imports the SDK: it needs less of it over stdio
+        from .._sdk import defer_package_inits
+
+        defer_package_inits()
     from ..server import GatewayServer
 
     try:
