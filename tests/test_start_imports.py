@@ -76,6 +76,8 @@ def test_stdio_serve_imports_no_http_stack(tmp_path: Path):
     assert imported & HTTP_ONLY == set()
     # nor the halves of the SDK a stdio server does not use (`_sdk.defer_package_inits`)
     assert imported & {"mcp.client.client", "mcp.server.mcpserver"} == set()
+    # nor the JWT verifier's libraries, without `auth:`
+    assert imported & {"jwt", "cryptography.x509"} == set()
 
 
 def test_deferred_sdk_packages_run_their_init_when_asked_for_a_name(tmp_path: Path):
