@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ._errors import ConfigError, ConfigIssue, GatewayError, OutputError
+from ._gc import collection_paused
 from ._fanout import answer_value, fanout_output_schema, fanout_result, is_valid, returns_every_answer
 from .catalog import Catalog, PromptTool, build_catalog
 from .cluster import RedisLink, open_link, share
@@ -280,6 +281,14 @@ def build_gateway(
     """Run every stage (load -> compile -> build providers and sessions) and collect the issues of
     all of them, each once. The gateway is None when there is any issue; the loaded config is
     returned whenever the files could be read, for later stages (such as serving protections)."""
+    with collection_paused():
+        return _build_gateway(path, environ, every_route, wrap_provider)
+
+
+def _build_gateway(
+    path: str | Path, environ: Mapping[str, str] | None, every_route: bool,
+    wrap_provider: Callable[[Provider], Provider] | None,
+) -> tuple[Gateway | None, LoadedConfig | None, list[ConfigIssue]]:
     loaded, issues = read_config(path)
     if loaded is None:
         return None, None, issues

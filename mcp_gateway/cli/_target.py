@@ -59,26 +59,33 @@ class Target:
     def run(self, where: str, work: Callable[[Any], Awaitable[Any]]) -> Any:
         """Run `work` against a connection to `where`. A stdio server's stderr is kept aside and
         shown only when something fails (or with --verbose), so its logs do not bury the answer."""
-        import anyio
-
         from .._errors import ClientError
-        from ..client import HttpStatusError, connect
+        from ..client._errors import HttpStatusError
+        from ..client._spawn import can_start_early, start_server
 
         with tempfile.TemporaryFile("w+", encoding="utf-8", errors="replace") as server_log:
-
-            async def go() -> Any:
-                headers = {"Authorization": f"Bearer {self.token}"} if self.token else None
-                async with connect(
-                    where,
-                    mode="legacy" if self.legacy else "auto",
-                    timeout=self.timeout,
-                    env=self.env,
-                    errlog=sys.stderr if self.verbose else server_log,
-                    headers=headers,
-                ) as client:
-                    return await work(client)
-
+            errlog = sys.stderr if self.verbose else server_log
+            server = None
             try:
+                if can_start_early(where):
+                    # Before the SDK is imported (below): the server boots while we import it.
+                    server = start_server(where, env=self.env, errlog=errlog)
+                import anyio
+
+                from ..client import connect
+
+                async def go() -> Any:
+                    headers = {"Authorization": f"Bearer {self.token}"} if self.token else None
+                    async with connect(
+                        server or where,
+                        mode="legacy" if self.legacy else "auto",
+                        timeout=self.timeout,
+                        env=self.env,
+                        errlog=errlog,
+                        headers=headers,
+                    ) as client:
+                        return await work(client)
+
                 return anyio.run(go)
             except ClientError as exc:
                 server_log.seek(0)
@@ -92,6 +99,10 @@ class Target:
                 fail(str(exc))
             except KeyboardInterrupt:
                 fail("interrupted", 130)
+            finally:
+                if server is not None and server.poll() is None:  # never connected: let it go
+                    server.kill()
+                    server.wait()
 
 
 def _env_pairs(_ctx: click.Context, _param: click.Parameter, values: Sequence[str]) -> dict[str, str]:

@@ -7,6 +7,7 @@ import contextlib
 import logging
 import os
 import shlex
+import subprocess
 import sys
 import tempfile
 from collections.abc import AsyncIterator, Mapping, Sequence
@@ -27,6 +28,7 @@ from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from .._protocol import SESSION_META_KEY
 from ._errors import ClientError, ClientTimeoutError, ConnectError, HttpStatusError, RemoteError
+from ._spawn import process_streams
 
 __all__ = ["GatewayClient", "connect", "parse_target"]
 
@@ -51,7 +53,7 @@ class _HttpRefusal:
 
 
 def parse_target(
-    target: str | Sequence[str],
+    target: str | Sequence[str] | subprocess.Popen[bytes],
     *,
     env: Mapping[str, str] | None = None,
     errlog: TextIO | None = None,
@@ -63,8 +65,11 @@ def parse_target(
     A stdio server inherits our whole environment (the SDK would pass only a few safe variables,
     and a config's `${env:VAR}` references would then be unset), with `env` added over it.
     `errlog` receives a stdio server's stderr (default: ours); `headers` go with every HTTP request
-    (e.g. {"Authorization": "Bearer ..."}).
+    (e.g. {"Authorization": "Bearer ..."}). A server process already started (`_spawn.start_server`)
+    is spoken to over its pipes.
     """
+    if isinstance(target, subprocess.Popen):
+        return process_streams(target)
     if isinstance(target, str) and target.startswith(("http://", "https://")):
         if target.rstrip("/").endswith("/sse"):
             return sse_client(target, headers=dict(headers) if headers else None)
@@ -243,7 +248,7 @@ class GatewayClient:
 
 @asynccontextmanager
 async def connect(
-    target: str | Sequence[str],
+    target: str | Sequence[str] | subprocess.Popen[bytes],
     *,
     mode: Mode = "auto",
     timeout: float | None = 60.0,
@@ -259,13 +264,15 @@ async def connect(
     `mode="legacy"` forces the initialize handshake; "auto" prefers the 2026-07-28 protocol and
     falls back. A stdio server inherits our environment plus `env`; its stderr goes to `errlog`
     (default: kept aside, and its last lines added to the ConnectError if the connection fails).
-    Raises ConnectError when the server cannot be reached.
+    `target` may also be a server process already started with `_spawn.start_server` (its stderr
+    and environment were set then). Raises ConnectError when the server cannot be reached.
     """
     with contextlib.ExitStack() as files:
         # Quiet by default: a stdio server's log is kept aside, and shown only if it fails to start.
-        is_url = isinstance(target, str) and target.startswith(("http://", "https://"))
+        starts_server = not isinstance(target, subprocess.Popen) and not (
+            isinstance(target, str) and target.startswith(("http://", "https://")))
         kept = files.enter_context(tempfile.TemporaryFile("w+", encoding="utf-8", errors="replace")) \
-            if errlog is None and not is_url else None
+            if errlog is None and starts_server else None
         try:
             async with _connect(target, mode, timeout, env, errlog or kept, headers, logging_callback,
                                 sampling_callback, elicitation_callback) as client:
@@ -283,7 +290,7 @@ async def connect(
 
 @asynccontextmanager
 async def _connect(
-    target: str | Sequence[str], mode: Mode, timeout: float | None, env: Mapping[str, str] | None,
+    target: str | Sequence[str] | subprocess.Popen[bytes], mode: Mode, timeout: float | None, env: Mapping[str, str] | None,
     errlog: TextIO | None, headers: Mapping[str, str] | None, logging_callback: Any, sampling_callback: Any,
     elicitation_callback: Any,
 ) -> AsyncIterator[GatewayClient]:

@@ -48,11 +48,14 @@ class Mark:
 
 @dataclass(slots=True)
 class SourceMap:
-    """Positions of the keys and values of one document, by path."""
+    """Positions of the keys and values of one document, by path.
+
+    `values` and `keys` hold PyYAML's own (0-based) marks, turned into a `Mark` only when a
+    position is asked for: a config has tens of thousands of nodes and a handful of issues."""
 
     file: str
-    values: dict[Path, Mark] = field(default_factory=dict)
-    keys: dict[Path, Mark] = field(default_factory=dict)
+    values: dict[Path, yaml.Mark] = field(default_factory=dict)
+    keys: dict[Path, yaml.Mark] = field(default_factory=dict)
     blocks: set[Path] = field(default_factory=set)  # literal block scalars (|): one text line per file line
     raw: dict[Path, str] = field(default_factory=dict)  # source text of plain scalars YAML did not read as text
     invalid: set[Path] = field(default_factory=set)  # values already reported and replaced by None
@@ -62,9 +65,9 @@ class SourceMap:
         for end in range(len(path), -1, -1):
             sub = path[:end]
             if prefer_key and sub in self.keys:
-                return self.keys[sub]
+                return _position(self.keys[sub])
             if sub in self.values:
-                return self.values[sub]
+                return _position(self.values[sub])
         return Mark(1, 1)
 
     def text_line(self, path: Path, line_in_text: int) -> Mark | None:
@@ -97,8 +100,15 @@ def format_path(path: Path) -> str:
     return out
 
 
+def _position(mark: yaml.Mark) -> Mark:
+    return Mark(mark.line + 1, mark.column + 1)
+
+
 def _mark(node: yaml.Node) -> Mark:
-    return Mark(node.start_mark.line + 1, node.start_mark.column + 1)
+    return _position(node.start_mark)
+
+
+_STR_TAG = "tag:yaml.org,2002:str"
 
 
 class _Converter:
@@ -113,27 +123,29 @@ class _Converter:
         self.count += 1
         if self.count > _MAX_NODES:
             raise _TooLarge
-        self.source.values.setdefault(path, _mark(node))
-        if isinstance(node, (yaml.MappingNode, yaml.SequenceNode)):
-            if id(node) in self.open:
-                return self._invalid(node, path, "recursive YAML alias (an anchor used inside itself)")
-            if len(self.open) >= _MAX_DEPTH:
-                return self._invalid(node, path, f"nested more than {_MAX_DEPTH} levels deep")
-            if node.tag not in _COLLECTION_TAGS:
-                return self._invalid(node, path, f"unsupported YAML tag '{_short_tag(node.tag)}'")
-            self.open.add(id(node))
-            try:
-                return self._collection(node, path)
-            finally:
-                self.open.discard(id(node))
-        if node.style == "|":
-            self.source.blocks.add(path)
-        value = self._construct(node, path)
-        if value is _INVALID:
-            return None
-        if not node.style and not isinstance(value, str):  # plain style: None, or '' from the C parser
-            self.source.raw[path] = node.value
-        return value
+        values = self.source.values
+        if path not in values:
+            values[path] = node.start_mark
+        if isinstance(node, yaml.ScalarNode):
+            if node.style == "|":
+                self.source.blocks.add(path)
+            value = self._construct(node, path)
+            if value is _INVALID:
+                return None
+            if not node.style and not isinstance(value, str):  # plain style: None, or '' from the C parser
+                self.source.raw[path] = node.value
+            return value
+        if id(node) in self.open:
+            return self._invalid(node, path, "recursive YAML alias (an anchor used inside itself)")
+        if len(self.open) >= _MAX_DEPTH:
+            return self._invalid(node, path, f"nested more than {_MAX_DEPTH} levels deep")
+        if node.tag not in _COLLECTION_TAGS:
+            return self._invalid(node, path, f"unsupported YAML tag '{_short_tag(node.tag)}'")
+        self.open.add(id(node))
+        try:
+            return self._collection(node, path)
+        finally:
+            self.open.discard(id(node))
 
     def _invalid(self, node: yaml.Node, path: Path, message: str) -> None:
         """Report a value that cannot be read; it becomes None and is not reported again later."""
@@ -142,6 +154,8 @@ class _Converter:
         self.source.invalid.add(path)
 
     def _construct(self, node: yaml.Node, path: Path) -> Any:
+        if node.tag == _STR_TAG:  # most scalars: the text itself, as PyYAML's str constructor returns it
+            return node.value
         try:
             return self.loader.construct_object(node)
         except Exception as exc:  # a constructor fed with a bad tagged value, e.g. `!!int abc`
@@ -153,7 +167,8 @@ class _Converter:
     def _collection(self, node: yaml.Node, path: Path) -> Any:
         if isinstance(node, yaml.MappingNode):
             result: dict[str, Any] = {}
-            seen: dict[Any, Mark] = {}
+            seen: dict[Any, yaml.Mark] = {}
+            keys = self.source.keys
             for key_node, value_node in node.value:
                 if key_node.tag == "tag:yaml.org,2002:merge":
                     self.issues.append(self.source.issue(path, "YAML merge keys ('<<') are not supported"))
@@ -165,15 +180,14 @@ class _Converter:
                 if not isinstance(key, str):
                     key = str(key)
                 if key in seen:
-                    first = seen[key]
+                    first = _position(seen[key])
                     mark = _mark(key_node)
                     self.issues.append(ConfigIssue(
                         self.source.file, mark.line, mark.column, format_path(path + (key,)),
                         f"duplicate key '{key}' (first defined at line {first.line}, column {first.column})",
                     ))
                     continue
-                seen[key] = _mark(key_node)
-                self.source.keys[path + (key,)] = _mark(key_node)
+                seen[key] = keys[path + (key,)] = key_node.start_mark
                 result[key] = self.convert(value_node, path + (key,))
             return result
         return [self.convert(item, path + (i,)) for i, item in enumerate(node.value)]

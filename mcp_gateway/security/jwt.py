@@ -25,11 +25,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import jwt
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.hazmat.primitives.serialization import load_pem_public_key
-
 from .._errors import GatewayError
+
+# PyJWT and cryptography are imported where they are used: a gateway without `auth:` (every stdio
+# server) imports this module only for JWTError, and they are ~30 ms of its start-up.
 
 __all__ = ["JWTError", "JWTPrincipal", "JWTSettings", "JWTVerifier", "looks_like_jwt"]
 
@@ -76,6 +75,8 @@ def looks_like_jwt(token: str) -> bool:
 
 
 def _alg_for_public_key(key: Any) -> str:
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
     if isinstance(key, rsa.RSAPublicKey):
         if key.key_size < 2048:
             raise ValueError("RSA public keys must have at least 2048 bits")
@@ -112,6 +113,8 @@ class JWTVerifier:
                 raise ValueError(f"the HS256 secret must be at least {_MIN_HS_SECRET} bytes long")
             self._single = _Key(secret, "HS256")
         elif settings.public_key_pem is not None:
+            from cryptography.hazmat.primitives.serialization import load_pem_public_key
+
             pem = settings.public_key_pem
             try:
                 key = load_pem_public_key(pem.encode() if isinstance(pem, str) else pem)
@@ -124,6 +127,8 @@ class JWTVerifier:
     # -- JWKS file -------------------------------------------------------------------------------
 
     def _load_jwks(self) -> None:
+        import jwt
+
         assert self.settings.jwks_file is not None
         path = Path(self.settings.jwks_file)
         try:
@@ -179,6 +184,8 @@ class JWTVerifier:
 
     def verify(self, token: str) -> JWTPrincipal:
         """The token's principal, or JWTError with a short reason."""
+        import jwt
+
         settings = self.settings
         if len(token) > settings.max_token_bytes:
             raise JWTError("token is too large")

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import mcp_types as types
-from mcp import MCPError
+from mcp.shared.exceptions import MCPError
 
 from .._errors import (
     ArgumentError,

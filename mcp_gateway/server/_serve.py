@@ -13,15 +13,17 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-
-from starlette.applications import Starlette
+from typing import TYPE_CHECKING
 
 from .._gateway import load_gateway
-from ._http import HttpSettings, build_http_app, serve_http
 from ._live import LiveGateway
 from ._protections import Protections, build_protections
 from ._reload import Reloader
-from ._stdio import serve_stdio
+
+if TYPE_CHECKING:  # each transport is imported by the method that serves it: stdio never loads HTTP
+    from starlette.applications import Starlette
+
+    from ._http import HttpSettings
 
 __all__ = ["GatewayServer", "serve"]
 
@@ -48,15 +50,21 @@ class GatewayServer:
 
     async def serve_stdio(self) -> None:
         """Serve until the client closes stdin."""
+        from ._stdio import serve_stdio
+
         await serve_stdio(self.live, reloader=self.reloader, protections=self.protections)
 
     async def serve_http(self, settings: HttpSettings | None = None, *, log_level: str = "info") -> None:
         """Serve until interrupted; raises OSError when the address cannot be bound."""
+        from ._http import HttpSettings, serve_http
+
         await serve_http(self.live, settings or HttpSettings(), reloader=self.reloader,
                          protections=self.protections, log_level=log_level)
 
     def asgi_app(self, settings: HttpSettings | None = None) -> Starlette:
         """The ASGI app, for running under another server (its lifespan starts and stops the gateway)."""
+        from ._http import HttpSettings, build_http_app
+
         return build_http_app(self.live, settings or HttpSettings(), reloader=self.reloader,
                               protections=self.protections)
 

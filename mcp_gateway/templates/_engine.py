@@ -111,13 +111,21 @@ class TemplateEngine:
             cache_size=-1,
         )
         self._analysed: dict[str, tuple[jinja2.nodes.Template, Any] | Exception] = {}
+        self._checked: dict[str, tuple[frozenset[str], tuple[TemplateSyntaxProblem, ...]]] = {}
 
     def check(self, source: str) -> tuple[set[str], list[TemplateSyntaxProblem]]:
-        """Return the variables `source` reads (partials included) and any problems in it."""
-        variables: set[str] = set()
-        problems: list[TemplateSyntaxProblem] = []
-        self._walk(source, variables, problems, seen=set(), line_offset=None)
-        return variables - set(self._env.globals), problems
+        """Return the variables `source` reads (partials included) and any problems in it.
+
+        Computed once per distinct source: tools generated from one pattern share their templates,
+        and finding the variables runs Jinja's code generator over the whole tree."""
+        found = self._checked.get(source)
+        if found is None:
+            variables: set[str] = set()
+            problems: list[TemplateSyntaxProblem] = []
+            self._walk(source, variables, problems, seen=set(), line_offset=None)
+            found = frozenset(variables - set(self._env.globals)), tuple(problems)
+            self._checked[source] = found
+        return set(found[0]), list(found[1])
 
     def _walk(
         self, source: str, variables: set[str], problems: list[TemplateSyntaxProblem],
