@@ -57,9 +57,11 @@ class PromptTool:
         """Render each message on its own; arguments are data, never template source.
 
         `extra` adds gateway-provided variables (such as `session`) to the context."""
-        context = self._context(arguments)
+        context: Mapping[str, Any] = self._context(arguments)
         if extra:
-            context.update(extra)
+            context.update(extra)  # type: ignore[attr-defined]
+        if self.messages:  # one context for every message: built once, not once per template
+            context = self.messages[0][1].context(context)
         budget = self.max_rendered_chars
         rendered: list[Message] = []
         for role, template in self.messages:

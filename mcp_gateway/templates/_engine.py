@@ -18,7 +18,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 
 from .._errors import RenderError
 
-__all__ = ["CompiledTemplate", "TemplateEngine", "TemplateSyntaxProblem"]
+__all__ = ["CompiledTemplate", "RenderContext", "TemplateEngine", "TemplateSyntaxProblem"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,23 +63,48 @@ class _CappedSandbox(ImmutableSandboxedEnvironment):
         return super().call_binop(context, operator, left, right)
 
 
+class RenderContext(dict[str, Any]):
+    """Values already laid over one engine's globals, so each template of a call renders from
+    this one dict (Jinja would otherwise copy its globals and the values for every template)."""
+
+    __slots__ = ("base",)
+
+    def __init__(self, base: dict[str, Any], *values: Mapping[str, Any]) -> None:
+        super().__init__(base)
+        for more in values:
+            self.update(more)
+        self.base = base
+
+
 class CompiledTemplate:
     """A template compiled once; `render` checks the size cap while generating output."""
 
-    __slots__ = ("_template", "_max_chars", "source")
+    __slots__ = ("_template", "_globals", "_max_chars", "source")
 
     def __init__(self, template: jinja2.Template, source: str, max_chars: int) -> None:
         self._template = template
+        self._globals = dict(template.globals)  # a plain dict: Jinja walks a ChainMap per render
         self._max_chars = max_chars
         self.source = source
+
+    def context(self, *values: Mapping[str, Any]) -> RenderContext:
+        """One render context for `values` (later ones win), usable by every template of this engine."""
+        return RenderContext(self._globals, *values)
 
     def render(self, context: Mapping[str, Any], *, budget: int | None = None) -> str:
         """Render with `context`; raise RenderError past `budget` characters (default: the cap)."""
         limit = self._max_chars if budget is None else budget
+        if not (type(context) is RenderContext and context.base is self._globals):
+            context = self.context(context)
+        template = self._template
+        # A shared context reads `context` as it is: top-level `{% set %}` writes to the Context's
+        # own vars, never to this dict, so the templates of one call cannot see each other's sets.
+        ctx = template.environment.context_class(
+            template.environment, context, template.name, template.blocks, globals=self._globals)
         parts: list[str] = []
         size = 0
         try:
-            for chunk in self._template.generate(context):
+            for chunk in template.root_render_func(ctx):
                 size += len(chunk)
                 if size > limit:
                     raise RenderError(f"rendered prompt exceeds the limit of {self._max_chars} characters")
