@@ -193,7 +193,10 @@ class Ledger:
         hours[hour].add(shape, outcome, charges)
 
     async def flush(self) -> None:
-        """Make recorded calls visible to `totals` everywhere (nothing to do in one process)."""
+        """Make recorded calls visible to `totals` everywhere (nothing to do in one process).
+
+        Called in the `finally` of a call that may be being cancelled: a ledger that awaits here
+        shields that work itself, so the usual case (nothing to send) costs no cancel scope."""
 
     async def aclose(self) -> None:
         """Send what is still unsent (nothing to do in one process)."""

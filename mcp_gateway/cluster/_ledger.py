@@ -78,7 +78,8 @@ class SharedLedger(Ledger):
         self._scheduled = True
         if not self._link.spawn(self._send_scheduled()):
             self._scheduled = False
-            await self.send()
+            with anyio.CancelScope(shield=True):  # a call being cancelled still sends what it used
+                await self.send()
 
     async def _send_scheduled(self) -> None:
         try:

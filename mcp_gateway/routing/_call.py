@@ -43,11 +43,12 @@ class _Runner:
     __slots__ = ("attempt_scope", "first_piece", "forwarded", "hedge", "in_callback", "scope", "target",
                  "ticket", "total_deadline")
 
-    def __init__(self, target: Target, ticket: str, hedge: bool) -> None:
+    def __init__(self, target: Target, ticket: str, hedge: bool, *, hedge_scope: bool = False) -> None:
         self.target = target
         self.ticket = ticket
         self.hedge = hedge
-        self.scope = anyio.CancelScope()
+        # Only a hedged runner can be cancelled by another (it runs in its own task, in this scope).
+        self.scope: anyio.CancelScope | None = anyio.CancelScope() if hedge_scope else None
         self.attempt_scope: anyio.CancelScope | None = None
         self.total_deadline = math.inf
         self.first_piece = False
@@ -103,7 +104,7 @@ class RoutedCall:
                 for target in pending:
                     ticket = self._admit(target)
                     if ticket is not None:
-                        runner = _Runner(target, ticket, hedge)
+                        runner = _Runner(target, ticket, hedge, hedge_scope=True)
                         self.active.add(runner)
                         group.start_soon(self._run_runner, runner)
                         return True
@@ -132,6 +133,7 @@ class RoutedCall:
             group.cancel_scope.cancel()
 
     async def _run_runner(self, runner: _Runner) -> None:
+        assert runner.scope is not None
         try:
             with runner.scope:
                 await self._try_target(runner)
@@ -244,7 +246,7 @@ class RoutedCall:
                     return
                 self.committed = runner
                 for other in self.active:
-                    if other is not runner:
+                    if other is not runner and other.scope is not None:  # None: a lone runner
                         other.scope.cancel()
                 self._wake()
             if piece and not runner.first_piece:
@@ -261,11 +263,12 @@ class RoutedCall:
     # -- bookkeeping ---------------------------------------------------------------------------
 
     def _record(self, runner: _Runner, started: float, outcome: str, usage: Usage | None,
-                cost: Decimal | None, error: str | None = None) -> Attempt:
+                cost: Decimal | None, error: str | None = None, *, now: float | None = None) -> Attempt:
         target = runner.target
+        ended = anyio.current_time() if now is None else now
         attempt = Attempt(
             target=target.label, provider=target.provider.name, model=target.model, outcome=outcome,
-            duration_ms=round((anyio.current_time() - started) * 1000, 3), usage=usage, cost_usd=cost,
+            duration_ms=round((ended - started) * 1000, 3), usage=usage, cost_usd=cost,
             hedge=runner.hedge, error=error,
         )
         self.attempts.append(attempt)
@@ -279,9 +282,10 @@ class RoutedCall:
             await _settle(reservation, cost)
         if target.breaker is not None:
             target.breaker.success(runner.ticket)
-        target.latency.observe(anyio.current_time() - started)
+        now = anyio.current_time()
+        target.latency.observe(now - started)
         won = self.result is None and self.fatal is None
-        self._record(runner, started, "ok" if won else "lost", completion.usage, cost)
+        self._record(runner, started, "ok" if won else "lost", completion.usage, cost, now=now)
         if won:
             self.result = (target, completion)
             self._wake()

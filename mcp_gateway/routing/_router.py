@@ -166,8 +166,7 @@ class Router:
         finally:
             self.ledger.record(tool=tool, route=route.name, outcome="answered" if answered else "failed",
                                charges=[Charge(a.target, a.usage, a.cost_usd) for a in call.attempts], key=caller)
-            with anyio.CancelScope(shield=True):
-                await self.ledger.flush()
+            await self.ledger.flush()  # runs even while cancelled: a ledger that sends shields it
         attempts, skipped, hedged = tuple(call.attempts), tuple(call.skipped), call.hedged
         if call.fatal is not None:
             if isinstance(call.fatal, ProviderError):

@@ -130,6 +130,18 @@ async def test_the_ledger_totals_the_cluster_by_dimension_and_time(links):
         await ledgers[0].totals(by="model")
 
 
+async def test_a_flush_while_the_call_is_being_cancelled_still_sends(links):
+    # The router flushes in the `finally` of a call that may be cancelled; the ledger shields its send.
+    ledger = SharedLedger(links[0])
+    ledger.record(tool="t", route="fast", outcome="failed", key=None,
+                  charges=[Charge("offline/mock-1", Usage(7, 0), None)])
+    with anyio.CancelScope() as scope:
+        scope.cancel()
+        await ledger.flush()
+    totals = await SharedLedger(links[1]).totals(by="tool")
+    assert totals["t"].failed == 1 and totals["t"].input_tokens == 7
+
+
 async def test_a_breaker_opened_on_one_process_is_skipped_by_all_and_one_process_probes(links):
     breakers = [SharedBreaker("fast/offline/mock-1", 2, 0.3, link) for link in links]
     async with anyio.create_task_group() as group:
