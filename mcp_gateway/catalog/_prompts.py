@@ -88,7 +88,9 @@ class PromptEntry:
         unknown = [Violation(f"$.{k}", "unknown argument") for k in args if k not in {a.name for a in self.arguments}]
         if missing or unknown:
             raise ArgumentError(self.name, missing + unknown)
-        context: dict[str, Any] = {a.name: None for a in self.arguments} | args
+        context: Mapping[str, Any] = {a.name: None for a in self.arguments} | args
+        if self._messages:  # one context for every message, built once
+            context = self._messages[0][1].context(context)
         out: list[Message] = []
         budget = self._max_chars
         for role, template in self._messages:

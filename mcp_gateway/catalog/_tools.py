@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from jsonschema import Draft202012Validator
@@ -30,6 +30,13 @@ class PromptTool:
     input_validator: Draft202012Validator
     output_validator: Draft202012Validator | None
     max_rendered_chars: int
+    # Each declared property's default (None when it has none): what a call that omits it renders with.
+    defaults: Mapping[str, Any] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        properties: Mapping[str, Any] = self.config.input_schema.get("properties", {})
+        object.__setattr__(self, "defaults", {
+            name: spec.get("default") if isinstance(spec, Mapping) else None for name, spec in properties.items()})
 
     @property
     def name(self) -> str:
@@ -57,11 +64,12 @@ class PromptTool:
         """Render each message on its own; arguments are data, never template source.
 
         `extra` adds gateway-provided variables (such as `session`) to the context."""
-        context: Mapping[str, Any] = self._context(arguments)
+        if not self.messages:
+            return ()
+        # One context for every message (defaults, then arguments, then `extra`), built once.
+        context = self.messages[0][1].context(self.defaults, arguments)
         if extra:
-            context.update(extra)  # type: ignore[attr-defined]
-        if self.messages:  # one context for every message: built once, not once per template
-            context = self.messages[0][1].context(context)
+            context.update(extra)
         budget = self.max_rendered_chars
         rendered: list[Message] = []
         for role, template in self.messages:
@@ -72,13 +80,6 @@ class PromptTool:
             budget -= len(text)
             rendered.append(Message(role, text))  # type: ignore[arg-type]
         return tuple(rendered)
-
-    def _context(self, arguments: Mapping[str, Any]) -> dict[str, Any]:
-        """Arguments plus, for each declared property not given, its default or None."""
-        properties: Mapping[str, Any] = self.config.input_schema.get("properties", {})
-        context = {name: spec.get("default") if isinstance(spec, Mapping) else None for name, spec in properties.items()}
-        context.update(arguments)
-        return context
 
     def check_output(self, value: Any) -> None:
         if self.output_validator is not None:
