@@ -20,6 +20,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import anyio
+
 from .._errors import ModelNotFoundError, ToolNotFoundError
 from .._gateway import ToolAnswer
 from .._tokens import estimate_tokens
@@ -27,7 +29,7 @@ from ..observability.tracing import GatewayTracer
 from ..catalog import PromptTool
 from ..providers import OnText
 from ..routing import Routed
-from ..security.limits import call_deadline, check_arguments
+from ..security.limits import check_arguments, deadline_error
 from ..sessions import SessionRecord
 from ._live import LiveGateway
 from ._protections import Caller, CallRecord, Protections
@@ -218,9 +220,14 @@ class CallPipeline:
             return await call_next(call)
 
     async def deadline(self, call: ToolCall, call_next: Next) -> Any:
-        async with call_deadline(self.guard.call_deadline_s):
+        # `call_deadline` written out: the step runs on every call, and the generator-based context
+        # manager costs as much again as the cancel scope.
+        seconds = self.guard.call_deadline_s
+        if seconds is None:
             return await call_next(call)
-        raise AssertionError("unreachable")  # call_deadline raises when it cancels the block
+        with anyio.move_on_after(seconds):
+            return await call_next(call)
+        raise deadline_error(seconds)  # reached only when the deadline cancelled the call
 
     async def open_session(self, call: ToolCall, call_next: Next) -> Any:
         gateway = self.live.gateway
