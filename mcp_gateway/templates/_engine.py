@@ -81,9 +81,12 @@ class CompiledTemplate:
 
     __slots__ = ("_template", "_globals", "_max_chars", "source")
 
-    def __init__(self, template: jinja2.Template, source: str, max_chars: int) -> None:
+    def __init__(self, template: jinja2.Template, source: str, max_chars: int,
+                 globals: dict[str, Any] | None = None) -> None:
         self._template = template
-        self._globals = dict(template.globals)  # a plain dict: Jinja walks a ChainMap per render
+        # A plain dict (Jinja walks a ChainMap per render), one per engine: a context made by any
+        # template of the engine is used as is by all of them.
+        self._globals = dict(template.globals) if globals is None else globals
         self._max_chars = max_chars
         self.source = source
 
@@ -135,6 +138,7 @@ class TemplateEngine:
             auto_reload=False,
             cache_size=-1,
         )
+        self._globals = dict(self._env.make_globals(None))  # what every template of this engine sees
         self._analysed: dict[str, tuple[jinja2.nodes.Template, Any] | Exception] = {}
         self._checked: dict[str, tuple[frozenset[str], tuple[TemplateSyntaxProblem, ...]]] = {}
 
@@ -228,4 +232,4 @@ class TemplateEngine:
         if isinstance(analysed, Exception):
             raise analysed
         template = self._env.template_class.from_code(self._env, analysed[1], self._env.make_globals(None), None)
-        return CompiledTemplate(template, source, self.max_chars)
+        return CompiledTemplate(template, source, self.max_chars, self._globals)

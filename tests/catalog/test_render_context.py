@@ -81,6 +81,7 @@ def test_a_top_level_set_stays_in_its_own_template() -> None:
     engine = TemplateEngine()
     first, second = engine.compile("{% set mine = 'a' %}{{ mine }}"), engine.compile("{{ mine is defined }}")
     context = first.context({"text": "t"})
+    assert context.base is second.context().base  # one engine: the context is used as is, not copied
     assert first.render(context) == "a"
     assert second.render(context) == "False"
     assert "mine" not in context
