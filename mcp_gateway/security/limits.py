@@ -30,6 +30,11 @@ __all__ = [
 ]
 
 
+# One encoder, configured once: `json.dumps` with options builds a new one on every call. It holds
+# no state between calls.
+_COMPACT = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str)
+
+
 class RequestLimitError(GatewayError):
     """A request over one of the configured limits; `limit` names which one."""
 
@@ -47,7 +52,7 @@ class CallDeadlineError(RequestLimitError):
 
 def check_arguments(arguments: Any, maximum: int | None, *, tool: str | None = None) -> int:
     """The JSON-encoded size of tool arguments in characters; raises when over `maximum`."""
-    size = len(json.dumps(arguments, ensure_ascii=False, separators=(",", ":"), default=str))
+    size = len(_COMPACT.encode(arguments))
     if maximum is not None and size > maximum:
         whose = f" for tool '{tool}'" if tool else ""
         raise RequestLimitError("max_argument_chars",
