@@ -140,17 +140,18 @@ class Gateway:
                 input_tokens=completion.usage.input_tokens, output_tokens=completion.usage.output_tokens,
             ))
         elapsed = (time.perf_counter() - started) * 1000
-        log.info(
-            "tool=%s version=%s route=%s provider=%s model=%s input_tokens=%d output_tokens=%d ms=%.1f",
-            name, config.version, route.name, routed.target.provider.name, completion.model,
-            completion.usage.input_tokens, completion.usage.output_tokens, elapsed,
-            extra={"gateway_call": {  # the same facts as data, for `mcp-gateway dev`'s live log
-                "tool": name, "route": route.name, "provider": routed.target.provider.name,
-                "model": completion.model, "input_tokens": completion.usage.input_tokens,
-                "output_tokens": completion.usage.output_tokens,
-                "cost_usd": routed.cost_usd, "cache": routed.cache, "ms": elapsed,
-                "session": session.id if session is not None else None}},
-        )
+        if log.isEnabledFor(logging.INFO):  # what log.info asks first, before its arguments are built
+            log.info(
+                "tool=%s version=%s route=%s provider=%s model=%s input_tokens=%d output_tokens=%d ms=%.1f",
+                name, config.version, route.name, routed.target.provider.name, completion.model,
+                completion.usage.input_tokens, completion.usage.output_tokens, elapsed,
+                extra={"gateway_call": {  # the same facts as data, for `mcp-gateway dev`'s live log
+                    "tool": name, "route": route.name, "provider": routed.target.provider.name,
+                    "model": completion.model, "input_tokens": completion.usage.input_tokens,
+                    "output_tokens": completion.usage.output_tokens,
+                    "cost_usd": routed.cost_usd, "cache": routed.cache, "ms": elapsed,
+                    "session": session.id if session is not None else None}},
+            )
         return ToolAnswer(text, structured, routed, elapsed, tool)
 
     async def _checked(self, tool: PromptTool, routed: Routed, messages: tuple[Message, ...],
