@@ -35,8 +35,9 @@ class PromptTool:
 
     def __post_init__(self) -> None:
         properties: Mapping[str, Any] = self.config.input_schema.get("properties", {})
-        object.__setattr__(self, "defaults", {
-            name: spec.get("default") if isinstance(spec, Mapping) else None for name, spec in properties.items()})
+        defaults = {name: spec.get("default") if isinstance(spec, Mapping) else None
+                    for name, spec in properties.items()}
+        object.__setattr__(self, "defaults", defaults)
 
     @property
     def name(self) -> str:

@@ -81,8 +81,8 @@ async def call_deadline(seconds: float | None) -> AsyncIterator[None]:
 
 def deadline_error(seconds: float) -> CallDeadlineError:
     """What a call cut off by its `seconds` deadline ends with."""
-    return CallDeadlineError("call_deadline_s", f"the call did not finish within its deadline of {seconds:g} s",
-                             maximum=seconds)
+    return CallDeadlineError(
+        "call_deadline_s", f"the call did not finish within its deadline of {seconds:g} s", maximum=seconds)
 
 
 class BodySizeLimitMiddleware:

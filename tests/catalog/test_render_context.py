@@ -36,7 +36,8 @@ tools:
     messages:
       - role: system
         content: >-
-          {% set ns = namespace(n=0) %}{% for i in range(3) %}{% set ns.n = ns.n + i %}{% endfor %}{% set mine = 'sys' %}
+          {% set ns = namespace(n=0) %}{% for i in range(3) %}{% set ns.n = ns.n + i %}{% endfor %}
+          {%- set mine = 'sys' %}
           n={{ ns.n }} {{ dict(a=1) | list | join }} {{ lipsum is defined }} {% include 'style' %} {{ mine }}
       - role: user
         content: "{{ text * times }}|{{ range }}"
@@ -103,7 +104,8 @@ def test_undefined_is_falsy_in_a_test_and_strict_when_printed(gateway) -> None:
     system, _ = tool.render(tool.validate({"text": "t"}))
     assert "(" not in system.content  # `extra` not given: the `if` reads it as unset
     strict = gateway.catalog.tools.resolve("strict")
-    with pytest.raises(RenderError, match=r"tool 'strict', user message: template variable is undefined: .*missing"):
+    undefined = r"tool 'strict', user message: template variable is undefined: .*missing"
+    with pytest.raises(RenderError, match=undefined):
         strict.render(strict.validate({"data": {}}))
 
 
