@@ -139,3 +139,23 @@ def test_provider_http_client_logs_only_warnings_unless_debug():
         assert out.returncode == 0, out.stderr
         levels[level] = out.stdout.split()
     assert levels == {"info": ["False", "True"], "debug": ["True", "True"]}
+
+
+def test_a_server_command_naming_mcp_gateway_runs_without_an_activated_virtualenv(tmp_path):
+    """`.venv/bin/mcp-gateway call "mcp-gateway serve ..."` with the venv's bin not on PATH: the
+    server starts with the interpreter the client runs on (CLI and library alike)."""
+    path = "/usr/bin:/bin"  # no virtualenv bin directory on it
+    env = {"PATH": path, "HOME": str(tmp_path)}
+    target = f"mcp-gateway serve {shlex.quote(str(EXAMPLE))}"
+    called = subprocess.run([sys.executable, "-m", "mcp_gateway", "call", target, "summarize", "--arg", "text=Ada wrote notes."],
+                            capture_output=True, text=True, timeout=120, env=env)
+    assert called.returncode == 0, called.stderr
+    assert "Ada wrote notes." in called.stdout
+    library = ("import anyio, sys; from mcp_gateway.client import connect\n"
+               "async def main():\n"
+               "    async with connect(sys.argv[1], timeout=60) as client:\n"
+               "        print([t.name for t in await client.list_tools()][:1])\n"
+               "anyio.run(main)\n")
+    listed = subprocess.run([sys.executable, "-c", library, target], capture_output=True, text=True, timeout=120, env=env)
+    assert listed.returncode == 0, listed.stderr
+    assert listed.stdout.strip().startswith("['")

@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import shlex
 import subprocess
 import sys
 import tempfile
@@ -28,6 +27,7 @@ from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from .._protocol import SESSION_META_KEY
 from ._errors import ClientError, ClientTimeoutError, ConnectError, HttpStatusError, RemoteError
+from ._command import server_argv
 from ._spawn import process_streams
 
 __all__ = ["GatewayClient", "connect", "parse_target"]
@@ -74,9 +74,7 @@ def parse_target(
         if target.rstrip("/").endswith("/sse"):
             return sse_client(target, headers=dict(headers) if headers else None)
         return _streamable_http(target, dict(headers or {}), _refusal)
-    argv = shlex.split(target) if isinstance(target, str) else list(target)
-    if not argv:
-        raise ConnectError("empty server command")
+    argv = server_argv(target)
     params = StdioServerParameters(command=argv[0], args=argv[1:], env={**os.environ, **(env or {})})
     return stdio_client(params, errlog=errlog or sys.stderr)
 

@@ -12,13 +12,13 @@ SDK's, on the pipes of a `subprocess.Popen`. Only this module's top level is fre
 from __future__ import annotations
 
 import os
-import shlex
 import signal
 import subprocess
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager, suppress
 from typing import Any, TextIO
 
+from ._command import server_argv
 from ._errors import ConnectError
 
 __all__ = ["can_start_early", "process_streams", "start_server"]
@@ -37,9 +37,7 @@ def can_start_early(target: str | Sequence[str]) -> bool:
 def start_server(target: str | Sequence[str], *, env: Mapping[str, str] | None, errlog: TextIO) -> subprocess.Popen[bytes]:
     """Start the server `target` names, inheriting our environment plus `env`; its stderr goes to
     `errlog` (a real file). In its own session, so that stopping it reaches its children too."""
-    argv = shlex.split(target) if isinstance(target, str) else list(target)
-    if not argv:
-        raise ConnectError("empty server command")
+    argv = server_argv(target)
     try:
         return subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=errlog,
                                 env={**os.environ, **(env or {})}, start_new_session=True)
