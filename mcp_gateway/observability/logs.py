@@ -142,7 +142,8 @@ class BatchingHandler(logging.Handler):
     for more), not once per record: each wake-up costs both threads a GIL hand-over. `close()`
     (also run by `logging.shutdown` at exit) writes everything still queued; records arriving after
     it are written at once, on the caller's thread. Records are formatted when written, so their
-    `args` must not change after logging them (the queue handler's usual contract).
+    `args` must not change after logging them (the queue handler's usual contract); the request id
+    is read when the record is handed over.
     """
 
     def __init__(self, writer: logging.StreamHandler[Any], *, linger: float = 0.05,
@@ -161,7 +162,10 @@ class BatchingHandler(logging.Handler):
         self._thread.start()
 
     def handle(self, record: logging.LogRecord) -> bool:
-        # No filters of its own and no handler lock: appending to a deque is atomic.
+        # No filters of its own and no handler lock: appending to a deque is atomic. The request id
+        # lives in a context variable of the logging thread; the writer thread cannot read it.
+        if not hasattr(record, "request_id"):
+            record.request_id = request_id_var.get()
         if self._closing.is_set():
             self._pending.append(record)
             self._drain()

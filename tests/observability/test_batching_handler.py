@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import io
+import json
 import logging
 import threading
 
-from mcp_gateway.observability.logs import BatchingHandler, json_log_handler
+from mcp_gateway.observability.logs import BatchingHandler, json_log_handler, request_id
 from mcp_gateway.security import Redactor
 
 
@@ -80,3 +81,16 @@ def test_json_lines_are_redacted_on_the_writer_thread() -> None:
     text = stream.getvalue()
     assert "hunter2-secret" not in text and "pw-1234" not in text and "abc.def" not in text
     assert '"message":"key [REDACTED]"' in text and text.count("\n") == 1
+
+
+def test_json_lines_carry_the_request_id_of_the_thread_that_logged() -> None:
+    """The id lives in a context variable of the logging thread, not of the writer thread."""
+    stream = _Stream()
+    handler = BatchingHandler(json_log_handler(stream))
+    log = _logger(handler, "test.batching.request_id")
+    with request_id("req-42"):
+        log.info("inside")
+    log.info("outside")
+    handler.close()
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    assert [(r["message"], r["request_id"]) for r in lines] == [("inside", "req-42"), ("outside", None)]

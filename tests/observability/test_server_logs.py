@@ -37,8 +37,15 @@ def test_json_logs_cover_uvicorn_and_client_aborts_have_no_traceback(tmp_path: P
                              .encode() + b"{" * 1000)
         wait_for(server.log, "the client disconnected")
         wait_for(server.log, "Host 'evil.example' is not allowed")
+        called = httpx2.post(server.base_url + "/v1/tools/summarize", json={"text": "Ada wrote notes."},
+                             headers={"X-Request-ID": "probe-123"}, timeout=30)
+        assert called.status_code == 200, called.text
+        wait_for(server.log, "tool=summarize")
     lines = [line for line in server.log if line.strip()]
     records = [json.loads(line) for line in lines]  # every line is one JSON object
     assert not [r for r in records if "exc" in r], "a traceback was logged"
     assert any(r["logger"].startswith("uvicorn") for r in records)  # uvicorn's own loggers go through ours
     assert not any("Traceback" in line or "ERROR" in line for line in lines)
+    # The call's line carries the request id the client sent (logged on the call's thread, written
+    # on the log writer's).
+    assert [r["request_id"] for r in records if r["logger"] == "mcp_gateway.calls"] == ["probe-123"]
