@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-__all__ = ["arguments_options", "collect_arguments"]
+__all__ = ["arguments_options", "collect_arguments", "json_object_option"]
 
 
 def arguments_options(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -26,18 +26,21 @@ def arguments_options(func: Callable[..., Any]) -> Callable[..., Any]:
                              "KEY:=JSON passes a JSON value.")(func)
 
 
+def json_object_option(text: str, option: str) -> dict[str, Any]:
+    """An option's value that must be a JSON object; a click usage error naming `option` if not."""
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        raise click.BadParameter(f"not valid JSON: {exc}", param_hint=option) from None
+    if not isinstance(value, dict):
+        raise click.BadParameter("must be a JSON object", param_hint=option)
+    return value
+
+
 def collect_arguments(
     pairs: Sequence[str], json_text: str | None, schema: Mapping[str, Any] | None = None
 ) -> dict[str, Any]:
-    args: dict[str, Any] = {}
-    if json_text:
-        try:
-            loaded = json.loads(json_text)
-        except ValueError as exc:
-            raise click.BadParameter(f"not valid JSON: {exc}", param_hint="--args") from None
-        if not isinstance(loaded, dict):
-            raise click.BadParameter("must be a JSON object", param_hint="--args")
-        args.update(loaded)
+    args: dict[str, Any] = json_object_option(json_text, "--args") if json_text else {}
     properties: Mapping[str, Any] = (schema or {}).get("properties", {})
     for pair in pairs:
         key, sep, raw = pair.partition("=")

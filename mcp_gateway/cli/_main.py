@@ -25,7 +25,7 @@ from ._install import install
 from ._group import GatewayGroup
 from ._keys import keys
 from ._lifecycle import lifecycle_commands
-from ._output import echo_json, table
+from ._output import echo_json
 from ._sessions import sessions
 from ._validate import validate
 from ._target import closest, fail

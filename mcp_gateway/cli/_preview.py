@@ -14,6 +14,7 @@ from .._gateway import render_in_session
 from ..catalog import PromptTool
 from ..providers import Message
 from ..sessions import Turn
+from ._args import json_object_option
 
 __all__ = ["preview_messages"]
 
@@ -37,15 +38,7 @@ def preview_messages(
 
 
 def _state(text: str | None) -> dict[str, Any]:
-    if not text:
-        return {}
-    try:
-        value = json.loads(text)
-    except ValueError as exc:
-        raise click.BadParameter(f"not valid JSON: {exc}", param_hint="--session-state") from None
-    if not isinstance(value, dict):
-        raise click.BadParameter("must be a JSON object", param_hint="--session-state")
-    return value
+    return json_object_option(text, "--session-state") if text else {}
 
 
 def _history(path: str) -> list[Turn]:
