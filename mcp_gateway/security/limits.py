@@ -26,7 +26,6 @@ __all__ = [
     "call_deadline",
     "check_arguments",
     "check_message_count",
-    "deadline_error",
 ]
 
 
@@ -76,13 +75,8 @@ async def call_deadline(seconds: float | None) -> AsyncIterator[None]:
     with anyio.move_on_after(seconds) as scope:
         yield
     if scope.cancelled_caught:
-        raise deadline_error(seconds)
-
-
-def deadline_error(seconds: float) -> CallDeadlineError:
-    """What a call cut off by its `seconds` deadline ends with."""
-    return CallDeadlineError(
-        "call_deadline_s", f"the call did not finish within its deadline of {seconds:g} s", maximum=seconds)
+        raise CallDeadlineError("call_deadline_s", f"the call did not finish within its deadline of {seconds:g} s",
+                                maximum=seconds)
 
 
 class BodySizeLimitMiddleware:

@@ -20,8 +20,6 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import anyio
-
 from .._errors import ModelNotFoundError, ToolNotFoundError
 from .._gateway import ToolAnswer
 from .._tokens import estimate_tokens
@@ -29,7 +27,7 @@ from ..observability.tracing import GatewayTracer
 from ..catalog import PromptTool
 from ..providers import OnText
 from ..routing import Routed
-from ..security.limits import check_arguments, deadline_error
+from ..security.limits import call_deadline, check_arguments
 from ..sessions import SessionRecord
 from ._live import LiveGateway
 from ._protections import Caller, CallRecord, Protections
@@ -220,14 +218,9 @@ class CallPipeline:
             return await call_next(call)
 
     async def deadline(self, call: ToolCall, call_next: Next) -> Any:
-        # `call_deadline` written out: the step runs on every call, and the generator-based context
-        # manager costs as much again as the cancel scope.
-        seconds = self.guard.call_deadline_s
-        if seconds is None:
+        async with call_deadline(self.guard.call_deadline_s):
             return await call_next(call)
-        with anyio.move_on_after(seconds):
-            return await call_next(call)
-        raise deadline_error(seconds)  # reached only when the deadline cancelled the call
+        raise AssertionError("unreachable")  # call_deadline raises when it cancels the block
 
     async def open_session(self, call: ToolCall, call_next: Next) -> Any:
         gateway = self.live.gateway
