@@ -189,7 +189,7 @@ class _ChatApi:
             routed = await until_disconnect(receive, lambda: self.run(caller, call, None))
         except ClientDisconnect:
             log.info("chat completion: the client went away; cancelled the call")
-            await Response(status_code=CLIENT_CLOSED)(scope, receive, send)  # for the access log only
+            await Response(status_code=CLIENT_CLOSED)(scope, receive, send)  # nobody reads it; middleware sees 499
             return
         except Exception as exc:  # noqa: BLE001
             await error_response(exc, self.guard)(scope, receive, send)

@@ -19,7 +19,7 @@ __all__ = ["CLIENT_CLOSED", "until_disconnect"]
 
 T = TypeVar("T")
 
-#: The status logged for a request whose client left before its answer (nginx's convention).
+#: The status of a request whose client left before its answer (nginx's convention), as middleware sees it.
 CLIENT_CLOSED = 499
 
 

@@ -144,7 +144,7 @@ def rest_routes(live: LiveGateway, guard: Protections, pipeline: CallPipeline, *
             answer = await until_disconnect(request.receive, lambda: pipeline.run(call))
         except ClientDisconnect:
             log.info("tool=%s: the client went away; cancelled the call", call.name)
-            return Response(status_code=CLIENT_CLOSED)  # nobody reads it; the access log shows 499
+            return Response(status_code=CLIENT_CLOSED)  # nobody reads it; middleware sees 499
         except Exception as exc:
             return error_response(exc)
         registry = live.gateway.catalog.tools
