@@ -108,8 +108,15 @@ class CompiledTemplate:
     def render(self, context: Mapping[str, Any], *, budget: int | None = None) -> str:
         """Render with `context`; raise RenderError past `budget` characters (default: the cap)."""
         limit = self._max_chars if budget is None else budget
-        if self._plain is not None:  # needs no merged context: it looks names up itself
-            return self._join(self._plain, context, limit)
+        plain = self._plain
+        if plain is not None:  # needs no merged context: it looks names up itself
+            if type(context) is dict or type(context) is RenderContext:  # no __missing__ or such
+                text = plain.quick(context)
+                # Every value is there and printable: the only possible error is the size, and
+                # the total is past the limit exactly when some chunk's running total is.
+                if text is not None and len(text) <= limit:
+                    return text
+            return self._join(plain, context, limit)
         if not (type(context) is RenderContext and context.base is self._globals):
             context = self.context(context)
         return self._run(context, limit)

@@ -15,8 +15,9 @@ missing name).
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable
-from dataclasses import dataclass
+from typing import Any
 
 from jinja2 import nodes
 
@@ -26,15 +27,34 @@ __all__ = ["PlainTemplate", "plain_template"]
 _BOUND_BY_JINJA = frozenset({"self", "loop", "caller", "varargs", "kwargs", "super"})
 
 
-@dataclass(frozen=True, slots=True)
 class PlainTemplate:
     """`head`, then for each pair the value of `name` followed by literal text."""
 
-    head: str
-    pairs: tuple[tuple[str, str], ...]  # (name, literal text after it)
-    # Whether Jinja yields a chunk for `head` (it may be empty: `{{ '' }}`): the size check runs
-    # per chunk, which only shows when a budget is negative.
-    head_is_chunk: bool
+    __slots__ = ("_format", "_values", "head", "head_is_chunk", "pairs")
+
+    def __init__(self, head: str, pairs: tuple[tuple[str, str], ...], head_is_chunk: bool) -> None:
+        self.head = head
+        self.pairs = pairs  # (name, literal text after it)
+        # Whether Jinja yields a chunk for `head` (it may be empty: `{{ '' }}`): the size check runs
+        # per chunk, which only shows when a budget is negative.
+        self.head_is_chunk = head_is_chunk
+        # `%s` is `str()`; one C-level format and one lookup for every name, for the common case.
+        self._format = head.replace("%", "%%") + "".join("%s" + after.replace("%", "%%") for _, after in pairs)
+        names = [name for name, _ in pairs]
+        self._values = operator.itemgetter(*names) if len(names) > 1 else None
+        if len(names) == 1:
+            self._values = lambda context, name=names[0]: (context[name],)
+        elif not names:
+            self._values = lambda context: ()
+
+    def quick(self, context: dict[str, Any]) -> str | None:
+        """The text when every name is in `context` (a plain dict) and `str()` takes each value;
+        None otherwise, for the caller to go chunk by chunk. Lookups and `str()` have no effects
+        on data, so trying twice is as if once."""
+        try:
+            return self._format % self._values(context)
+        except Exception:  # KeyError, or a value whose str() fails: the chunk-by-chunk way says which
+            return None
 
 
 def plain_template(
