@@ -40,12 +40,7 @@ class PlainTemplate:
         self.head_is_chunk = head_is_chunk
         # `%s` is `str()`; one C-level format and one lookup for every name, for the common case.
         self._format = head.replace("%", "%%") + "".join("%s" + after.replace("%", "%%") for _, after in pairs)
-        names = [name for name, _ in pairs]
-        self._values = operator.itemgetter(*names) if len(names) > 1 else None
-        if len(names) == 1:
-            self._values = lambda context, name=names[0]: (context[name],)
-        elif not names:
-            self._values = lambda context: ()
+        self._values = _getter([name for name, _ in pairs])
 
     def quick(self, context: dict[str, Any]) -> str | None:
         """The text when every name is in `context` (a plain dict) and `str()` takes each value;
@@ -55,6 +50,16 @@ class PlainTemplate:
             return self._format % self._values(context)
         except Exception:  # KeyError, or a value whose str() fails: the chunk-by-chunk way says which
             return None
+
+
+def _getter(names: list[str]) -> Callable[[dict[str, Any]], tuple[Any, ...]]:
+    """A function reading `names` from a dict as a tuple (KeyError for a missing one)."""
+    if len(names) > 1:
+        return operator.itemgetter(*names)
+    if names:
+        name = names[0]
+        return lambda context: (context[name],)
+    return lambda context: ()
 
 
 def plain_template(

@@ -74,6 +74,8 @@ PLAIN = [
     "{{ missing }}",
     "{{ a }} then {{ missing }} then {{ b }}",
     "{{ range }} {{ a }}",
+    "100% {{ a }} %s %(a)s %% {{ b }}%",
+    "%{{ a }}",
     "{{ namespace }}",
     "{{ dict }}",
     "{{ lipsum }}",
