@@ -3,7 +3,9 @@
 Templates are trusted files; arguments are untrusted data passed as the render context and are
 never parsed as template source, so `{{ '{{' }}` in an argument stays literal text. The sandbox
 blocks attribute walks; we add what it lacks: a cap on rendered size (checked while rendering,
-and on `*`/`**` before they can build a huge value).
+and on `*`/`**` before they can build a huge value). A template that only substitutes names
+(`_plain`) renders by joining, without running Jinja: it evaluates nothing, so the sandbox still
+guards everything that is evaluated.
 """
 
 from __future__ import annotations
