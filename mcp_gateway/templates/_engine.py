@@ -111,19 +111,20 @@ class CompiledTemplate:
         """Render with `context`; raise RenderError past `budget` characters (default: the cap)."""
         limit = self._max_chars if budget is None else budget
         plain = self._plain
-        if plain is not None:  # needs no merged context: it looks names up itself
-            if type(context) is dict or type(context) is RenderContext:  # no __missing__ or such
-                text = plain.quick(context)
-                # Every value is there and printable: the only possible error is the size, and
-                # the total is past the limit exactly when some chunk's running total is.
-                if text is not None and len(text) <= limit:
-                    return text
+        if plain is not None:  # needs no merged context: it falls back to the globals itself
+            if type(context) is not dict and type(context) is not RenderContext:
+                context = self.context(context)  # read other mappings as the merge would
+            text = plain.quick(context)
+            # Every value is there and printable: the only possible error is the size, and the
+            # total is past the limit exactly when some chunk's running total is.
+            if text is not None and len(text) <= limit:
+                return text
             return self._join(plain, context, limit)
         if not (type(context) is RenderContext and context.base is self._globals):
             context = self.context(context)
         return self._run(context, limit)
 
-    def _join(self, plain: PlainTemplate, context: Mapping[str, Any], limit: int) -> str:
+    def _join(self, plain: PlainTemplate, context: dict[str, Any], limit: int) -> str:
         """What Jinja's generated code yields for a plain template, chunk by chunk: literal text,
         then `str()` of each name's value, read from `context` laid over the globals (the
         engine's undefined when neither has it)."""

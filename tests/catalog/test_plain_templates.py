@@ -6,8 +6,10 @@ path switched off (every template then runs Jinja's generated code in the sandbo
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import random
+import types
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -170,6 +172,8 @@ def contexts(template: CompiledTemplate, a: Any, b: Any) -> list[Mapping[str, An
         {"a": a, "b": b, "range": a, "lipsum": "mine", "missing": b},
         {"a": a},
         {},
+        collections.defaultdict(lambda: "from __missing__", {"a": a}),
+        types.MappingProxyType({"a": a, "b": b}),
     ]
 
 
