@@ -199,8 +199,17 @@ class Routed:
 
 
 def _total_usage(attempts: tuple[Attempt, ...]) -> Usage:
-    known = [a.usage for a in attempts if a.usage is not None]
-    return Usage(*(sum(getattr(u, f) for u in known) for f in _USAGE_FIELDS))
+    """The usage of every attempt whose usage is known, added up (field by field, from 0)."""
+    inputs = outputs = cache_read = cache_write = reasoning = 0
+    for attempt in attempts:
+        usage = attempt.usage
+        if usage is not None:
+            inputs += usage.input_tokens
+            outputs += usage.output_tokens
+            cache_read += usage.cache_read_tokens
+            cache_write += usage.cache_write_tokens
+            reasoning += usage.reasoning_tokens
+    return Usage(inputs, outputs, cache_read, cache_write, reasoning)
 
 
 def describe_failure(route: str, error: Exception, attempts: tuple[Attempt, ...], skipped: tuple[str, ...] = (),
@@ -229,9 +238,6 @@ def describe_failure(route: str, error: Exception, attempts: tuple[Attempt, ...]
         info["cost_unknown_attempts"] = unknown
     _add_attempts(info, list(attempts), skipped, hedged)
     return info
-
-
-_USAGE_FIELDS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "reasoning_tokens")
 
 
 def _error_dict(error: Exception) -> dict[str, Any]:

@@ -48,10 +48,6 @@ log = logging.getLogger("mcp_gateway.routing")
 ZERO = Decimal(0)
 
 
-async def _no_guard(target: Target) -> BudgetHold | None:
-    return None
-
-
 class Router:
     """Sends a rendered prompt to the route a tool names."""
 
@@ -188,18 +184,23 @@ class Router:
             )
             raise RouteError(route.name, error, attempts, skipped, hedged)
         target, completion = call.result
-        answer = next(a for a in attempts if a.outcome == "ok")
-        known = sum((a.cost_usd for a in attempts if a.cost_usd is not None), ZERO)
-        unknown = sum(1 for a in attempts if a.cost_usd is None and a is not answer)
+        if len(attempts) == 1:  # the usual call: one attempt, the answer
+            answer = attempts[0]
+            cost, unknown = None if answer.cost_usd is None else ZERO + answer.cost_usd, 0  # the sum's Decimal form
+        else:
+            answer = next(a for a in attempts if a.outcome == "ok")
+            known = sum((a.cost_usd for a in attempts if a.cost_usd is not None), ZERO)
+            unknown = sum(1 for a in attempts if a.cost_usd is None and a is not answer)
+            cost = None if answer.cost_usd is None else known
         return Routed(
             route, target, completion, attempts,
-            cost_usd=None if answer.cost_usd is None else known, unknown_cost=unknown,
+            cost_usd=cost, unknown_cost=unknown,
             cache=None if keys is None else "miss", hedged=call.hedged, skipped=skipped,
             cache_key=None if keys is None else keys[target], cache_ttl_s=cache_ttl_s,
         )
 
     async def _fan_out(self, route: Route, order: list[Target], requests: dict[Target, CompletionRequest],
-                       guard: Guard, accept: Callable[[Completion], bool] | None, on_text: OnText | None,
+                       guard: Guard | None, accept: Callable[[Completion], bool] | None, on_text: OnText | None,
                        tool: str | None, caller: str | None) -> Routed:
         """Every target at once, each with its own retries, breaker, budget reservation and
         deadlines; `merge: first_valid` cancels the others once an accepted answer is in."""
@@ -287,9 +288,9 @@ class Router:
 
     def _guard(self, budgets: BudgetStore | None, tool: str | None, session: str | None,
                requests: dict[Target, CompletionRequest], messages: tuple[Message, ...],
-               output_schema: Mapping[str, Any] | None) -> Guard:
+               output_schema: Mapping[str, Any] | None) -> Guard | None:
         if budgets is None:
-            return _no_guard
+            return None
         bound = input_token_bound(messages, output_schema)
 
         async def guard(target: Target) -> BudgetHold | None:
