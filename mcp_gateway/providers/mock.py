@@ -16,8 +16,8 @@ from typing import Any
 import anyio
 
 from .._errors import ProviderError
-from ._base import Completion, CompletionRequest, OnText, ToolCall, Usage
 from .._tokens import estimate_tokens, estimate_total
+from ._base import Completion, CompletionRequest, OnText, ToolCall, Usage
 from ._fake import answer_text, instance_for_schema, prompt_words, seed_of
 
 __all__ = ["MockProvider"]

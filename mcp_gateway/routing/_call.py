@@ -277,11 +277,8 @@ class RoutedCall:
                 cost: Decimal | None, error: str | None = None, *, now: float | None = None) -> Attempt:
         target = runner.target
         ended = anyio.current_time() if now is None else now
-        attempt = Attempt(
-            target=target.label, provider=target.provider.name, model=target.model, outcome=outcome,
-            duration_ms=round((ended - started) * 1000, 3), usage=usage, cost_usd=cost,
-            hedge=runner.hedge, error=error,
-        )
+        attempt = Attempt(target.label, target.provider.name, target.model, outcome,  # positional: per attempt
+                          round((ended - started) * 1000, 3), usage, cost, runner.hedge, error)
         self.attempts.append(attempt)
         return attempt
 

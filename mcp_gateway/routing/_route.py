@@ -157,14 +157,15 @@ class Routed:
         `usage` adds up every attempt whose usage is known (the answer, failed tries that reported
         usage, hedges that lost, answers rejected by the output schema), like `cost_usd`.
         """
+        attempts, completion, target = self.attempts, self.completion, self.target
         info: dict[str, Any] = {
             "route": self.route.name,
-            "target": self.target.label,
-            "provider": self.target.provider.name,
-            "model": self.completion.model,
-            "attempts": len(self.attempts),
-            "finish_reason": self.completion.finish_reason,
-            "usage": usage_dict(_total_usage(self.attempts) if self.attempts else self.completion.usage),
+            "target": target.label,
+            "provider": target.provider.name,
+            "model": completion.model,
+            "attempts": len(attempts),
+            "finish_reason": completion.finish_reason,
+            "usage": usage_dict(_total_usage(attempts) if attempts else completion.usage),
             "cost_usd": None if self.cost_usd is None else float(self.cost_usd),
         }
         if self.unknown_cost:
@@ -173,7 +174,9 @@ class Routed:
             info["cache"] = self.cache
         if self.repairs:
             info["output_repairs"] = self.repairs
-        _add_attempts(info, [a for a in self.attempts if a.outcome != "ok"], self.skipped, self.hedged)
+        others = [a for a in attempts if a.outcome != "ok"]
+        if others or self.skipped or self.hedged:
+            _add_attempts(info, others, self.skipped, self.hedged)
         if self.answers:
             info["fanout"] = [answer.describe() for answer in self.answers]
         return info

@@ -65,7 +65,7 @@ def check_message_count(count: int, maximum: int | None, *, what: str = "message
                                 actual=count, maximum=maximum)
 
 
-class call_deadline:  # noqa: N801 - used as `async with call_deadline(seconds):`, like anyio's scopes
+class call_deadline:  # lower case: used as `async with call_deadline(seconds):`, like anyio's scopes
     """Cancel the block after `seconds` and raise CallDeadlineError instead of a bare timeout.
 
     A class rather than a generator-based context manager: it wraps every tool call, and this way
