@@ -10,7 +10,7 @@ __all__ = ["estimate_tokens", "estimate_total"]
 def estimate_tokens(text: str) -> int:
     """About four characters a token (the usual rule of thumb for English with BPE tokenizers),
     rounded up: ceil(len / 4), in integers."""
-    return (len(text) + 3) // 4
+    return (len(text) + 3) // 4 if text else 0
 
 
 def estimate_total(texts: Iterable[str]) -> int:
