@@ -2,14 +2,28 @@
 
 from __future__ import annotations
 
+import random
+import threading
+import time
+from typing import Any
+
 import httpx2
 import pytest
-from prometheus_client import REGISTRY
+from prometheus_client import (
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+    enable_created_metrics,
+)
+from prometheus_client.exposition import choose_encoder
 from prometheus_client.parser import text_string_to_metric_families
 from starlette.applications import Starlette
 from starlette.routing import Route
 
-from mcp_gateway.observability.metrics import GatewayMetrics, LabelGuard, metrics_endpoint
+from mcp_gateway.observability.metrics import GatewayMetrics, LabelGuard, _Family, metrics_endpoint
 
 
 def samples(metrics: GatewayMetrics) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -113,3 +127,99 @@ async def test_metrics_endpoint() -> None:
         om = await client.get("/metrics", headers={"accept": "application/openmetrics-text"})
         assert om.headers["content-type"].startswith("application/openmetrics-text")
         assert om.text.rstrip().endswith("# EOF")
+
+
+class _PrometheusFamily:
+    """The reference: the same family as a prometheus_client metric (what GatewayMetrics recorded
+    into before it kept its own series), fed the same cleaned label values."""
+
+    def __init__(self, family: Any, registry: CollectorRegistry) -> None:
+        kinds = {"counter": Counter, "histogram": Histogram, "gauge": Gauge}
+        extra = {"buckets": family.bounds} if family.kind == "histogram" else {}
+        self.metric = kinds[family.kind](family.name, family.doc, family.labels, registry=registry, **extra)
+        self.labels, self.guard, self.children = family.labels, family.guard, {}
+
+    def child(self, *values: object) -> Any:
+        return self.metric.labels(*(self.guard.clean(label, v) for label, v in zip(self.labels, values, strict=True)))
+
+
+def _reference(max_values: int) -> tuple[GatewayMetrics, CollectorRegistry]:
+    ref, registry = GatewayMetrics(guard=LabelGuard(max_values_per_label=max_values)), CollectorRegistry()
+    for name, family in list(vars(ref).items()):
+        if isinstance(family, _Family):
+            setattr(ref, name, _PrometheusFamily(family, registry))
+    return ref, registry
+
+
+_HOSTILE_AMOUNTS = [0, 1, 0.1, 0.2, 2.5e-7, 1e300, 10**30, -3.5, float("nan"), float("inf"), float("-inf"), 0.005,
+                    0.0050000001, 300, 300.0001, 67108864, 67108865]
+_HOSTILE_LABELS = [None, "", "summarize", "tool.v2", "has space", "x" * 81, "sk-proj-abcdefghijklmnop", "été",
+                   'quote"', "a1b2c3d4e5f6a7b8c9d0e1f2a3b4", "t1", "t2", "t3", "t4", "t5", "t6", 7]
+
+
+def _drive(m: GatewayMetrics, rng: random.Random) -> list[str]:
+    """A random mix of every recording method; returns what each call raised (must match too)."""
+    outcomes = []
+    amount, label = (lambda: rng.choice(_HOSTILE_AMOUNTS)), (lambda: rng.choice(_HOSTILE_LABELS))
+    calls = [
+        lambda: m.request(rng.choice(["tools/call", "prompts/get"]), label(), rng.choice(["ok", "error"]),
+                          amount(), error_kind=rng.choice([None, "rate_limit", label()])),
+        lambda: m.provider_call(label(), label(), amount(), error_type=rng.choice([None, "timeout"])),
+        lambda: m.first_chunk(label(), label(), amount()),
+        lambda: m.usage(tool=label(), route=label(), provider=label(), model=label(), input_tokens=amount(),
+                        output_tokens=amount(), cached_tokens=rng.choice([0, 0, amount()]),
+                        cost_usd=rng.choice([None, 0.0, amount()])),
+        lambda: m.session_opened(rng.choice(["http", "stdio"])),
+        lambda: m.session_closed(rng.choice(["http", "stdio"])),
+        lambda: m.set_active_sessions(rng.choice([0, 3, 2.5]), "http"),
+        lambda: m.rate_limited(label(), label(), label()),
+        lambda: m.deprecated_call(label(), label(), label()),
+        lambda: m.auth_failed(label()),
+    ]
+    for _ in range(3000):
+        try:
+            rng.choice(calls)()
+            outcomes.append("ok")
+        except ValueError as exc:  # a counter given a negative amount refuses it
+            outcomes.append(str(exc))
+    return outcomes
+
+
+@pytest.mark.parametrize("created", [True, False])
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_exposition_is_prometheus_clients_own(seed: int, created: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """GatewayMetrics keeps plain series and builds samples when scraped: the text and OpenMetrics
+    expositions must be byte for byte what prometheus_client's metrics give for the same calls."""
+    monkeypatch.setattr(time, "time", lambda: 1_700_000_000.25)  # the `_created` stamps
+    if not created:
+        disable_created_metrics()
+    try:
+        m = GatewayMetrics(guard=LabelGuard(max_values_per_label=8))
+        ref, registry = _reference(8)
+        assert _drive(m, random.Random(seed)) == _drive(ref, random.Random(seed))
+        for accept in ("", "application/openmetrics-text; version=1.0.0"):
+            encoder, _ = choose_encoder(accept)
+            assert m.render(accept)[0] == encoder(registry)
+        assert ("_created" in m.render()[0].decode()) is created
+    finally:
+        enable_created_metrics()
+
+
+def test_scrape_while_recording_from_threads() -> None:
+    """Recording is thread-safe (as prometheus_client's is): no update is lost, totals add up."""
+    m = GatewayMetrics()
+
+    def work() -> None:
+        for i in range(2000):
+            m.request("tools/call", "summarize", "ok", 0.01)
+            if i % 20 == 0:
+                m.render()  # scrapes interleave
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert value(m, "mcp_gateway_requests_total", method="tools/call", tool="summarize", outcome="ok") == 8000
+    assert value(m, "mcp_gateway_request_duration_seconds_bucket", method="tools/call", tool="summarize",
+                 outcome="ok", le="0.01") == 8000
