@@ -137,3 +137,22 @@ async def test_replaced_steps_and_a_surface_endpoint_run_in_order(server):
     assert await pipeline.run(ToolCall("echo", {"text": "x"}, caller("tools:*")), endpoint) == "own"
     assert seen == ["mine", "mine", "endpoint echo"]
     assert counted(server, "echo", "ok") == 2
+
+
+async def test_trace_step_opens_a_span_once_a_provider_is_set(server, monkeypatch):
+    """Without a tracer provider the trace step opens no span; a global provider set later (as a
+    deployment's OTel setup does) gets one span per call, with the usage of the answer."""
+    from opentelemetry import trace
+
+    from tests.observability.test_tracing import FakeProvider
+
+    pipeline = CallPipeline(server.live, server.protections)
+    assert not pipeline.tracer.active()
+    await pipeline.run(ToolCall("echo", {"text": "hi"}, caller("tools:*")))
+    provider = FakeProvider()
+    monkeypatch.setattr(trace, "_TRACER_PROVIDER", provider)  # what trace.set_tracer_provider sets, once per process
+    assert pipeline.tracer.active()
+    await pipeline.run(ToolCall("echo", {"text": "hi"}, caller("tools:*")))
+    [span] = provider.tracer.spans
+    assert span.name == "execute_tool echo" and span.attributes["gen_ai.tool.name"] == "echo"
+    assert span.attributes["gen_ai.usage.input_tokens"] > 0 and span.attributes["gen_ai.response.model"] == "mock-1"

@@ -162,6 +162,8 @@ class CallPipeline:
             self.guard.record_call(call.caller, call.method, call.target, record, time.perf_counter() - started)
 
     async def trace(self, call: ToolCall, call_next: Next) -> Any:
+        if not self.tracer.active():  # no tracer provider: the span would record nothing
+            return await call_next(call)
         with self.tracer.tool_call(call.target, method=call.method) as span:
             answer = await call_next(call)
             if isinstance(answer, ToolAnswer):
