@@ -103,20 +103,21 @@ class _Family:
     cache from the raw values, cleaned once) and its samples in prometheus_client's layout.
 
     prometheus_client's own metrics take a lock and check observability on every update, per
-    value (a histogram sample is two locked updates); here a series is a few plain floats
-    updated under one lock per family, and the samples are built when scraped. A `_Family` is a
-    registry collector: it exposes exactly what the prometheus_client metric of the same kind,
-    name, labels and buckets would (tests/observability/test_metrics.py compares them)."""
+    value (a histogram sample is two locked updates); here a series is a few plain floats,
+    updated under the lock every family of a `GatewayMetrics` shares (one acquisition records a
+    whole call), and the samples are built when scraped. A `_Family` is a registry collector: it
+    exposes exactly what the prometheus_client metric of the same kind, name, labels and buckets
+    would (tests/observability/test_metrics.py compares them)."""
 
     kind = ""
 
     def __init__(self, name: str, doc: str, labels: Sequence[str], guard: LabelGuard,
-                 registry: CollectorRegistry) -> None:
+                 registry: CollectorRegistry, lock: threading.Lock) -> None:
         self.name = name[:-6] if self.kind == "counter" and name.endswith("_total") else name
         self.doc = doc
         self.labels = tuple(labels)
         self.guard = guard
-        self.lock = threading.Lock()
+        self.lock = lock
         self.children: dict[tuple[object, ...], Any] = {}  # raw values -> series
         self.max_children = 10_000
         self._series: dict[tuple[str, ...], Any] = {}  # clean values -> series, in creation order
@@ -154,6 +155,12 @@ class _Family:
         return [metric]
 
 
+def _remember(cache: dict[tuple[object, ...], Any], key: tuple[object, ...], value: Any) -> Any:
+    if len(cache) < 10_000:  # bounded: raw values may be many
+        cache[key] = value
+    return value
+
+
 def _use_created() -> bool:
     """Whether prometheus_client exposes `_created` series now (its env var, or
     `disable_created_metrics()`): read at scrape time, as its own metrics do."""
@@ -169,10 +176,14 @@ class _CounterSeries:
         self.lock = lock
 
     def inc(self, amount: float = 1) -> None:
+        with self.lock:
+            self.add(amount)
+
+    def add(self, amount: float) -> None:
+        """`inc` for a caller holding the lock."""
         if amount < 0:
             raise ValueError("Counters can only be incremented by non-negative amounts.")
-        with self.lock:
-            self.value += amount
+        self.value += amount
 
 
 class _Counter(_Family):
@@ -230,19 +241,23 @@ class _HistogramSeries:
         self.lock = lock
 
     def observe(self, amount: float) -> None:
+        with self.lock:
+            self.add(amount)
+
+    def add(self, amount: float) -> None:
+        """`observe` for a caller holding the lock."""
+        self.sum += amount
         # The first bucket whose bound is >= amount (the last bound is +Inf); NaN fits none.
         index = bisect_left(self.bounds, amount)
-        with self.lock:
-            self.sum += amount
-            if amount <= self.bounds[index]:
-                self.counts[index] += 1
+        if amount <= self.bounds[index]:
+            self.counts[index] += 1
 
 
 class _Histogram(_Family):
     kind = "histogram"
 
     def __init__(self, name: str, doc: str, labels: Sequence[str], guard: LabelGuard,
-                 registry: CollectorRegistry, *, buckets: Sequence[float]) -> None:
+                 registry: CollectorRegistry, lock: threading.Lock, *, buckets: Sequence[float]) -> None:
         bounds = [float(b) for b in buckets]
         if bounds != sorted(bounds):
             raise ValueError("Buckets not in sorted order")
@@ -252,7 +267,7 @@ class _Histogram(_Family):
             raise ValueError("Must have at least two buckets")
         self.bounds = tuple(bounds)
         self._le = [{"le": floatToGoString(b)} for b in bounds]
-        super().__init__(name, doc, labels, guard, registry)
+        super().__init__(name, doc, labels, guard, registry, lock)
 
     def _new(self) -> _HistogramSeries:
         return _HistogramSeries(self.bounds, self.lock)
@@ -279,8 +294,13 @@ class GatewayMetrics:
         self.guard = guard or LabelGuard()
         r = self.registry
 
+        self._lock = threading.Lock()  # every family's: one acquisition records a call's values
+        # Per call shape, the series it records into: one lookup instead of one per family.
+        self._request_series: dict[tuple[object, ...], tuple[_CounterSeries, _HistogramSeries]] = {}
+        self._usage_series: dict[tuple[object, ...], tuple[Any, ...]] = {}
+
         def family(kind: type[_Family], name: str, doc: str, labels: Sequence[str], **kw: Any) -> Any:
-            return kind(name, doc, labels, self.guard, r, **kw)
+            return kind(name, doc, labels, self.guard, r, self._lock, **kw)
 
         self._requests = family(_Counter, "mcp_gateway_requests_total", "MCP requests handled.",
                                 ("method", "tool", "outcome"))
@@ -321,6 +341,8 @@ class GatewayMetrics:
         for fam in self._families:
             if label in fam.labels:
                 fam.children.clear()
+        self._request_series.clear()
+        self._usage_series.clear()
 
     @property
     def _families(self) -> list[_Family]:
@@ -331,10 +353,17 @@ class GatewayMetrics:
     def request(self, method: str, tool: str | None, outcome: str, seconds: float,
                 error_kind: str | None = None) -> None:
         """One finished MCP request; `outcome` is "ok" or "error" (then give `error_kind`)."""
-        self._requests.child(method, tool, outcome).inc()
-        self._request_seconds.child(method, tool, outcome).observe(seconds)
-        if outcome != "ok":
-            self._errors.child(method, tool, error_kind or outcome).inc()
+        key = (method, tool, outcome)
+        series = self._request_series.get(key)
+        if series is None:
+            series = _remember(self._request_series, key, (self._requests.child(*key), self._request_seconds.child(*key)))
+        errors = self._errors.child(method, tool, error_kind or outcome) if outcome != "ok" else None
+        count, duration = series
+        with self._lock:
+            count.add(1)
+            duration.add(seconds)
+            if errors is not None:
+                errors.add(1)
 
     def provider_call(self, provider: str, model: str | None, seconds: float, *, operation: str = "chat",
                       error_type: str | None = None) -> None:
@@ -348,6 +377,42 @@ class GatewayMetrics:
               input_tokens: int = 0, output_tokens: int = 0, cached_tokens: int = 0,
               cost_usd: float | None = None, operation: str = "chat") -> None:
         """Tokens and cost of one provider call (one histogram sample per token type, as OTel says)."""
+        if input_tokens < 0 or output_tokens < 0 or cached_tokens < 0 or (cost_usd is not None and cost_usd < 0):
+            # refused below, part-way through, as prometheus_client's counters refuse them
+            self._usage_one_by_one(tool, route, provider, model, input_tokens, output_tokens, cached_tokens,
+                                   cost_usd, operation)
+            return
+        # The counters of a zero amount are left alone (a series is exposed from its first use on).
+        key = (tool, route, provider, model, operation, not input_tokens, not output_tokens, not cached_tokens,
+               not cost_usd)
+        series = self._usage_series.get(key)
+        if series is None:
+            series = _remember(self._usage_series, key, self._usage_group(key))
+        input_hist, output_hist, input_count, output_count, cached_count, cost = series
+        with self._lock:
+            input_hist.add(input_tokens)
+            output_hist.add(output_tokens)
+            if input_count is not None:
+                input_count.add(input_tokens)
+            if output_count is not None:
+                output_count.add(output_tokens)
+            if cached_count is not None:
+                cached_count.add(cached_tokens)
+            if cost is not None:
+                cost.add(cost_usd)
+
+    def _usage_group(self, key: tuple[Any, ...]) -> tuple[Any, ...]:
+        tool, route, provider, model, operation, no_input, no_output, no_cached, no_cost = key
+        return (self._token_usage.child(operation, provider, model, "input"),
+                self._token_usage.child(operation, provider, model, "output"),
+                None if no_input else self._tokens.child(tool, route, provider, model, "input"),
+                None if no_output else self._tokens.child(tool, route, provider, model, "output"),
+                None if no_cached else self._tokens.child(tool, route, provider, model, "cached"),
+                None if no_cost else self._cost.child(tool, route, provider, model))
+
+    def _usage_one_by_one(self, tool: str | None, route: str | None, provider: str, model: str | None,
+                          input_tokens: int, output_tokens: int, cached_tokens: int, cost_usd: float | None,
+                          operation: str) -> None:
         self._token_usage.child(operation, provider, model, "input").observe(input_tokens)
         self._token_usage.child(operation, provider, model, "output").observe(output_tokens)
         for kind, count in (("input", input_tokens), ("output", output_tokens), ("cached", cached_tokens)):

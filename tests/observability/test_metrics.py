@@ -129,38 +129,81 @@ async def test_metrics_endpoint() -> None:
         assert om.text.rstrip().endswith("# EOF")
 
 
-class _PrometheusFamily:
-    """The reference: the same family as a prometheus_client metric (what GatewayMetrics recorded
-    into before it kept its own series), fed the same cleaned label values."""
+class _Reference:
+    """What GatewayMetrics recorded before it kept its own series: prometheus_client's metrics,
+    with the same names, labels and buckets, updated child by child."""
 
-    def __init__(self, family: Any, registry: CollectorRegistry) -> None:
+    def __init__(self, like: GatewayMetrics, guard: LabelGuard) -> None:
+        self.registry, self.guard = CollectorRegistry(), guard
         kinds = {"counter": Counter, "histogram": Histogram, "gauge": Gauge}
-        extra = {"buckets": family.bounds} if family.kind == "histogram" else {}
-        self.metric = kinds[family.kind](family.name, family.doc, family.labels, registry=registry, **extra)
-        self.labels, self.guard, self.children = family.labels, family.guard, {}
+        for name, family in vars(like).items():
+            if isinstance(family, _Family):
+                extra = {"buckets": family.bounds} if family.kind == "histogram" else {}
+                metric = kinds[family.kind](family.name, family.doc, family.labels, registry=self.registry, **extra)
+                setattr(self, name, self._labelled(metric, family.labels))
 
-    def child(self, *values: object) -> Any:
-        return self.metric.labels(*(self.guard.clean(label, v) for label, v in zip(self.labels, values, strict=True)))
+    def _labelled(self, metric: Any, labels: tuple[str, ...]) -> Any:
+        return lambda *values: metric.labels(*(self.guard.clean(k, v) for k, v in zip(labels, values, strict=True)))
+
+    def request(self, method, tool, outcome, seconds, error_kind=None):
+        self._requests(method, tool, outcome).inc()
+        self._request_seconds(method, tool, outcome).observe(seconds)
+        if outcome != "ok":
+            self._errors(method, tool, error_kind or outcome).inc()
+
+    def provider_call(self, provider, model, seconds, *, operation="chat", error_type=None):
+        self._operation_seconds(operation, provider, model, error_type).observe(seconds)
+
+    def first_chunk(self, provider, model, seconds, *, operation="chat"):
+        self._first_chunk_seconds(operation, provider, model).observe(seconds)
+
+    def usage(self, *, tool, route, provider, model, input_tokens=0, output_tokens=0, cached_tokens=0,
+              cost_usd=None, operation="chat"):
+        self._token_usage(operation, provider, model, "input").observe(input_tokens)
+        self._token_usage(operation, provider, model, "output").observe(output_tokens)
+        for kind, count in (("input", input_tokens), ("output", output_tokens), ("cached", cached_tokens)):
+            if count:
+                self._tokens(tool, route, provider, model, kind).inc(count)
+        if cost_usd:
+            self._cost(tool, route, provider, model).inc(cost_usd)
+
+    def session_opened(self, transport="http"):
+        self._sessions(transport).inc()
+
+    def session_closed(self, transport="http"):
+        self._sessions(transport).dec()
+
+    def set_active_sessions(self, count, transport="http"):
+        self._sessions(transport).set(count)
+
+    def rate_limited(self, scope, limit, tool=None):
+        self._rate_limited(scope, limit, tool).inc()
+
+    def deprecated_call(self, tool, version, principal):
+        self._deprecated_calls(tool, version, principal).inc()
+
+    def auth_failed(self, kind):
+        self._auth_failures(kind).inc()
+
+    def allow(self, label, values):
+        self.guard.allow(label, values)
 
 
-def _reference(max_values: int) -> tuple[GatewayMetrics, CollectorRegistry]:
-    ref, registry = GatewayMetrics(guard=LabelGuard(max_values_per_label=max_values)), CollectorRegistry()
-    for name, family in list(vars(ref).items()):
-        if isinstance(family, _Family):
-            setattr(ref, name, _PrometheusFamily(family, registry))
-    return ref, registry
-
-
-_HOSTILE_AMOUNTS = [0, 1, 0.1, 0.2, 2.5e-7, 1e300, 10**30, -3.5, float("nan"), float("inf"), float("-inf"), 0.005,
+_HOSTILE_AMOUNTS = [0, 0, 1, 3, 0.1, 0.2, 2.5e-7, 1e300, 10**30, -3.5, float("nan"), float("inf"), float("-inf"), 0.005,
                     0.0050000001, 300, 300.0001, 67108864, 67108865]
 _HOSTILE_LABELS = [None, "", "summarize", "tool.v2", "has space", "x" * 81, "sk-proj-abcdefghijklmnop", "été",
                    'quote"', "a1b2c3d4e5f6a7b8c9d0e1f2a3b4", "t1", "t2", "t3", "t4", "t5", "t6", 7]
 
 
-def _drive(m: GatewayMetrics, rng: random.Random) -> list[str]:
+def _drive(m: Any, rng: random.Random) -> list[str]:
     """A random mix of every recording method; returns what each call raised (must match too)."""
     outcomes = []
-    amount, label = (lambda: rng.choice(_HOSTILE_AMOUNTS)), (lambda: rng.choice(_HOSTILE_LABELS))
+    def label() -> object:  # mostly a few values (so cached series are found again), at times any
+        return rng.choice(["summarize", "t1", None] if rng.random() < 0.8 else _HOSTILE_LABELS)
+
+    def amount() -> object:
+        return rng.choice([0, 3, 0.25] if rng.random() < 0.6 else _HOSTILE_AMOUNTS)
+
     calls = [
         lambda: m.request(rng.choice(["tools/call", "prompts/get"]), label(), rng.choice(["ok", "error"]),
                           amount(), error_kind=rng.choice([None, "rate_limit", label()])),
@@ -178,6 +221,8 @@ def _drive(m: GatewayMetrics, rng: random.Random) -> list[str]:
     ]
     for _ in range(3000):
         try:
+            if rng.random() < 0.005:  # a reload's allow-list: cached children are forgotten
+                m.allow(rng.choice(["tool", "gen_ai_request_model"]), [label() for _ in range(3)])
             rng.choice(calls)()
             outcomes.append("ok")
         except ValueError as exc:  # a counter given a negative amount refuses it
@@ -195,8 +240,9 @@ def test_exposition_is_prometheus_clients_own(seed: int, created: bool, monkeypa
         disable_created_metrics()
     try:
         m = GatewayMetrics(guard=LabelGuard(max_values_per_label=8))
-        ref, registry = _reference(8)
+        ref = _Reference(m, LabelGuard(max_values_per_label=8))
         assert _drive(m, random.Random(seed)) == _drive(ref, random.Random(seed))
+        registry = ref.registry
         for accept in ("", "application/openmetrics-text; version=1.0.0"):
             encoder, _ = choose_encoder(accept)
             assert m.render(accept)[0] == encoder(registry)
