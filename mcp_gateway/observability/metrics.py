@@ -164,7 +164,7 @@ def _remember(cache: dict[tuple[object, ...], Any], key: tuple[object, ...], val
 def _use_created() -> bool:
     """Whether prometheus_client exposes `_created` series now (its env var, or
     `disable_created_metrics()`): read at scrape time, as its own metrics do."""
-    return bool(prometheus_metrics._use_created)
+    return bool(getattr(prometheus_metrics, "_use_created", True))
 
 
 class _CounterSeries:
