@@ -137,3 +137,43 @@ async def test_replaced_steps_and_a_surface_endpoint_run_in_order(server):
     assert await pipeline.run(ToolCall("echo", {"text": "x"}, caller("tools:*")), endpoint) == "own"
     assert seen == ["mine", "mine", "endpoint echo"]
     assert counted(server, "echo", "ok") == 2
+
+
+async def test_trace_step_opens_a_span_once_a_provider_is_set(server, monkeypatch):
+    """Without a tracer provider the trace step opens no span; a global provider set later (as a
+    deployment's OTel setup does) gets one span per call, with the usage of the answer."""
+    from opentelemetry import trace
+
+    from tests.observability.test_tracing import FakeProvider
+
+    pipeline = CallPipeline(server.live, server.protections)
+    assert not pipeline.tracer.active()
+    await pipeline.run(ToolCall("echo", {"text": "hi"}, caller("tools:*")))
+    provider = FakeProvider()
+    monkeypatch.setattr(trace, "_TRACER_PROVIDER", provider)  # what trace.set_tracer_provider sets, once per process
+    assert pipeline.tracer.active()
+    await pipeline.run(ToolCall("echo", {"text": "hi"}, caller("tools:*")))
+    [span] = provider.tracer.spans
+    assert span.name == "execute_tool echo" and span.attributes["gen_ai.tool.name"] == "echo"
+    assert span.attributes["gen_ai.usage.input_tokens"] > 0 and span.attributes["gen_ai.response.model"] == "mock-1"
+
+
+async def test_time_to_first_piece_is_measured_for_streamed_calls_only(server):
+    pipeline = CallPipeline(server.live, server.protections)
+    registry = server.protections.metrics.registry
+    labels = {"gen_ai_operation_name": "chat", "gen_ai_provider_name": "offline", "gen_ai_request_model": "mock-1"}
+
+    def first_chunks() -> float:
+        return registry.get_sample_value("gen_ai_client_operation_time_to_first_chunk_seconds_count", labels) or 0.0
+
+    await pipeline.run(ToolCall("echo", {"text": "hi"}, caller("tools:*")))
+    assert first_chunks() == 0
+    pieces: list[str] = []
+
+    async def on_text(piece: str) -> None:
+        pieces.append(piece)
+
+    await pipeline.run(ToolCall("echo", {"text": "hi there"}, caller("tools:*"), on_text=on_text))
+    assert pieces and first_chunks() == 1
+    # measured from the call's start (not from any other moment): under a second with the offline mock
+    assert 0 <= registry.get_sample_value("gen_ai_client_operation_time_to_first_chunk_seconds_sum", labels) < 1

@@ -124,6 +124,18 @@ class _Bucket:
                 target = targets[charge.target] = Totals()
             target.add(charge)
 
+    def merge(self, other: _Bucket) -> None:
+        for shape, totals in other.calls.items():
+            mine = self.calls.get(shape)
+            if mine is None:
+                mine = self.calls[shape] = Totals()
+            mine.merge(totals)
+        for name, totals in other.targets.items():
+            mine = self.targets.get(name)
+            if mine is None:
+                mine = self.targets[name] = Totals()
+            mine.merge(totals)
+
     def into(self, by: str, found: dict[str, Totals]) -> dict[str, Totals]:
         """Adds this bucket's totals per `by` to `found` (fresh Totals, never this bucket's own)."""
         if by == "target":
@@ -170,27 +182,37 @@ class Ledger:
         self._since_start = _Bucket()
         self._minutes: dict[int, _Bucket] = {}
         self._hours: dict[int, _Bucket] = {}
+        # The calls of one minute not yet added to the three above: a call updates one bucket, and
+        # the minute's calls are added to since-start, their minute and their hour together, when
+        # the next minute's first call comes or before anything is read.
+        self._unsettled = _Bucket()
+        self._unsettled_minute: int | None = None
 
     def record(self, *, tool: str | None, route: str, charges: Iterable[Charge], outcome: str,
                key: str | None = None) -> None:
         """One call: its charges and its `outcome` ("answered", "hit" or "failed"), by the caller's
         `key` when known."""
-        charges = tuple(charges)
-        shape = (tool, route, key)
-        now = self._clock()
-        minute, hour = int(now // 60), int(now // 3600)
+        minute = int(self._clock() // 60)
+        if minute != self._unsettled_minute:
+            self._settle()
+            self._unsettled_minute = minute
+        self._unsettled.add((tool, route, key), outcome, tuple(charges))
+
+    def _settle(self) -> None:
+        """Add the unsettled minute's calls to the totals."""
+        unsettled, minute = self._unsettled, self._unsettled_minute
+        if minute is None or not unsettled.calls:
+            return
+        self._unsettled = _Bucket()
+        self._since_start.merge(unsettled)
         minutes, hours = self._minutes, self._hours
-        if minute not in minutes:
-            minutes[minute] = _Bucket()
-            if len(minutes) > MINUTE_BUCKETS_S // 60 + 5:
-                self._prune(now)
-        if hour not in hours:
-            hours[hour] = _Bucket()
-            if len(hours) > HOUR_BUCKETS_S // 3600 + 5:
-                self._prune(now)
-        self._since_start.add(shape, outcome, charges)
-        minutes[minute].add(shape, outcome, charges)
-        hours[hour].add(shape, outcome, charges)
+        for buckets, index in ((minutes, minute), (hours, minute // 60)):
+            bucket = buckets.get(index)
+            if bucket is None:
+                bucket = buckets[index] = _Bucket()
+            bucket.merge(unsettled)
+        if len(minutes) > MINUTE_BUCKETS_S // 60 + 5 or len(hours) > HOUR_BUCKETS_S // 3600 + 5:
+            self._prune(self._clock())
 
     async def flush(self) -> None:
         """Make recorded calls visible to `totals` everywhere (nothing to do in one process).
@@ -210,6 +232,7 @@ class Ledger:
     def local_totals(self, by: str, since: float | None) -> dict[str, Totals]:
         if by not in DIMENSIONS:
             raise ValueError(f"unknown dimension '{by}' (one of: {', '.join(DIMENSIONS)})")
+        self._settle()
         if since is None:
             if by == "gateway":
                 return {"all": self.process}
@@ -226,22 +249,27 @@ class Ledger:
     @property
     def process(self) -> Totals:
         """This process' totals since start-up (a copy)."""
+        self._settle()
         return self._since_start.into("gateway", {}).get("all") or Totals()
 
     @property
     def tools(self) -> dict[str, Totals]:
+        self._settle()
         return self._since_start.into("tool", {})
 
     @property
     def routes(self) -> dict[str, Totals]:
+        self._settle()
         return self._since_start.into("route", {})
 
     @property
     def targets(self) -> dict[str, Totals]:
+        self._settle()
         return self._since_start.into("target", {})
 
     @property
     def keys(self) -> dict[str, Totals]:
+        self._settle()
         return self._since_start.into("key", {})
 
     async def report(self) -> dict[str, Any]:

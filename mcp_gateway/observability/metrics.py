@@ -27,19 +27,24 @@ identifier-like strings, refuses secret shapes (keys, tokens, long random runs) 
 of distinct values per label (beyond it: `_other`), so a client inventing tool names can neither
 leak a pasted key into the metrics nor blow up their cardinality. Principals are never labels.
 
-Hot path: label children are cached in a dict per metric, so recording is one dict lookup plus the
-prometheus_client update.
+Hot path: label children are cached in a dict per metric, so recording is one dict lookup plus a
+float update under the metric's lock; the exposition is built when scraped (see `_Family`).
 """
 
 from __future__ import annotations
 
 import re
 import threading
+import time
+from bisect import bisect_left
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry
+from prometheus_client import metrics as prometheus_metrics
 from prometheus_client.exposition import choose_encoder
+from prometheus_client.metrics_core import Metric
+from prometheus_client.utils import INF, floatToGoString
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -94,23 +99,191 @@ class LabelGuard:
 
 
 class _Family:
-    """One metric plus its cache of label children (keyed by the raw values, cleaned once)."""
+    """One metric family: its label children (each series keyed by its cleaned values, plus a
+    cache from the raw values, cleaned once) and its samples in prometheus_client's layout.
 
-    def __init__(self, metric: Any, labels: Sequence[str], guard: LabelGuard) -> None:
-        self.metric = metric
+    prometheus_client's own metrics take a lock and check observability on every update, per
+    value (a histogram sample is two locked updates); here a series is a few plain floats,
+    updated under the lock every family of a `GatewayMetrics` shares (one acquisition records a
+    whole call), and the samples are built when scraped. A `_Family` is a registry collector: it
+    exposes exactly what the prometheus_client metric of the same kind, name, labels and buckets
+    would (tests/observability/test_metrics.py compares them)."""
+
+    kind = ""
+
+    def __init__(self, name: str, doc: str, labels: Sequence[str], guard: LabelGuard,
+                 registry: CollectorRegistry, lock: threading.Lock) -> None:
+        self.name = name[:-6] if self.kind == "counter" and name.endswith("_total") else name
+        self.doc = doc
         self.labels = tuple(labels)
         self.guard = guard
-        self.children: dict[tuple[object, ...], Any] = {}
+        self.lock = lock
+        self.children: dict[tuple[object, ...], Any] = {}  # raw values -> series
         self.max_children = 10_000
+        self._series: dict[tuple[str, ...], Any] = {}  # clean values -> series, in creation order
+        registry.register(self)
 
     def child(self, *values: object) -> Any:
         found = self.children.get(values)
         if found is None:
-            clean = [self.guard.clean(label, value) for label, value in zip(self.labels, values, strict=True)]
-            found = self.metric.labels(*clean)
+            clean = tuple(self.guard.clean(label, value) for label, value in zip(self.labels, values, strict=True))
+            with self.lock:
+                found = self._series.get(clean)
+                if found is None:
+                    found = self._series[clean] = self._new()
             if len(self.children) < self.max_children:  # bounded: raw values may be many, clean ones few
                 self.children[values] = found
         return found
+
+    def _new(self) -> Any:
+        raise NotImplementedError
+
+    def _samples(self, series: Any) -> Iterable[tuple[str, dict[str, str], float]]:
+        raise NotImplementedError
+
+    def describe(self) -> list[Metric]:
+        return [Metric(self.name, self.doc, self.kind)]
+
+    def collect(self) -> list[Metric]:
+        metric = Metric(self.name, self.doc, self.kind)
+        with self.lock:
+            series = list(self._series.items())
+        for values, one in series:
+            pairs = list(zip(self.labels, values))
+            for suffix, labels, value in self._samples(one):
+                metric.add_sample(self.name + suffix, dict(pairs + list(labels.items())), value, None, None)
+        return [metric]
+
+
+def _remember(cache: dict[tuple[object, ...], Any], key: tuple[object, ...], value: Any) -> Any:
+    if len(cache) < 10_000:  # bounded: raw values may be many
+        cache[key] = value
+    return value
+
+
+def _use_created() -> bool:
+    """Whether prometheus_client exposes `_created` series now (its env var, or
+    `disable_created_metrics()`): read at scrape time, as its own metrics do."""
+    return bool(getattr(prometheus_metrics, "_use_created", True))
+
+
+class _CounterSeries:
+    __slots__ = ("created", "lock", "value")
+
+    def __init__(self, lock: threading.Lock) -> None:
+        self.value = 0.0
+        self.created = time.time()
+        self.lock = lock
+
+    def inc(self, amount: float = 1) -> None:
+        with self.lock:
+            self.add(amount)
+
+    def add(self, amount: float) -> None:
+        """`inc` for a caller holding the lock."""
+        if amount < 0:
+            raise ValueError("Counters can only be incremented by non-negative amounts.")
+        self.value += amount
+
+
+class _Counter(_Family):
+    kind = "counter"
+
+    def _new(self) -> _CounterSeries:
+        return _CounterSeries(self.lock)
+
+    def _samples(self, series: _CounterSeries) -> Iterable[tuple[str, dict[str, str], float]]:
+        yield "_total", {}, series.value
+        if _use_created():
+            yield "_created", {}, series.created
+
+
+class _GaugeSeries:
+    __slots__ = ("lock", "value")
+
+    def __init__(self, lock: threading.Lock) -> None:
+        self.value = 0.0
+        self.lock = lock
+
+    def inc(self, amount: float = 1) -> None:
+        with self.lock:
+            self.value += amount
+
+    def dec(self, amount: float = 1) -> None:
+        with self.lock:
+            self.value += -amount
+
+    def set(self, value: float) -> None:
+        with self.lock:
+            self.value = float(value)
+
+
+class _Gauge(_Family):
+    kind = "gauge"
+
+    def _new(self) -> _GaugeSeries:
+        return _GaugeSeries(self.lock)
+
+    def _samples(self, series: _GaugeSeries) -> Iterable[tuple[str, dict[str, str], float]]:
+        yield "", {}, series.value
+
+
+class _HistogramSeries:
+    """`counts[i]`: observations in bucket i alone (cumulated when scraped), as prometheus_client."""
+
+    __slots__ = ("bounds", "counts", "created", "lock", "sum")
+
+    def __init__(self, bounds: tuple[float, ...], lock: threading.Lock) -> None:
+        self.sum = 0.0
+        self.counts = [0.0] * len(bounds)
+        self.created = time.time()
+        self.bounds = bounds
+        self.lock = lock
+
+    def observe(self, amount: float) -> None:
+        with self.lock:
+            self.add(amount)
+
+    def add(self, amount: float) -> None:
+        """`observe` for a caller holding the lock."""
+        self.sum += amount
+        # The first bucket whose bound is >= amount (the last bound is +Inf); NaN fits none.
+        index = bisect_left(self.bounds, amount)
+        if amount <= self.bounds[index]:
+            self.counts[index] += 1
+
+
+class _Histogram(_Family):
+    kind = "histogram"
+
+    def __init__(self, name: str, doc: str, labels: Sequence[str], guard: LabelGuard,
+                 registry: CollectorRegistry, lock: threading.Lock, *, buckets: Sequence[float]) -> None:
+        bounds = [float(b) for b in buckets]
+        if bounds != sorted(bounds):
+            raise ValueError("Buckets not in sorted order")
+        if not bounds or bounds[-1] != INF:
+            bounds.append(INF)
+        if len(bounds) < 2:
+            raise ValueError("Must have at least two buckets")
+        self.bounds = tuple(bounds)
+        self._le = [{"le": floatToGoString(b)} for b in bounds]
+        super().__init__(name, doc, labels, guard, registry, lock)
+
+    def _new(self) -> _HistogramSeries:
+        return _HistogramSeries(self.bounds, self.lock)
+
+    def _samples(self, series: _HistogramSeries) -> Iterable[tuple[str, dict[str, str], float]]:
+        with self.lock:
+            counts, total = list(series.counts), series.sum
+        acc = 0.0
+        for le, count in zip(self._le, counts):
+            acc += count
+            yield "_bucket", le, acc
+        yield "_count", {}, acc
+        if self.bounds[0] >= 0:
+            yield "_sum", {}, total
+        if _use_created():
+            yield "_created", {}, series.created
 
 
 class GatewayMetrics:
@@ -121,40 +294,45 @@ class GatewayMetrics:
         self.guard = guard or LabelGuard()
         r = self.registry
 
-        def family(kind: type, name: str, doc: str, labels: Sequence[str], **kw: Any) -> _Family:
-            return _Family(kind(name, doc, labels, registry=r, **kw), labels, self.guard)
+        self._lock = threading.Lock()  # every family's: one acquisition records a call's values
+        # Per call shape, the series it records into: one lookup instead of one per family.
+        self._request_series: dict[tuple[object, ...], tuple[_CounterSeries, _HistogramSeries]] = {}
+        self._usage_series: dict[tuple[object, ...], tuple[Any, ...]] = {}
 
-        self._requests = family(Counter, "mcp_gateway_requests_total", "MCP requests handled.",
+        def family(kind: type[_Family], name: str, doc: str, labels: Sequence[str], **kw: Any) -> Any:
+            return kind(name, doc, labels, self.guard, r, self._lock, **kw)
+
+        self._requests = family(_Counter, "mcp_gateway_requests_total", "MCP requests handled.",
                                 ("method", "tool", "outcome"))
-        self._errors = family(Counter, "mcp_gateway_errors_total", "MCP requests that failed, by error kind.",
+        self._errors = family(_Counter, "mcp_gateway_errors_total", "MCP requests that failed, by error kind.",
                               ("method", "tool", "error_kind"))
-        self._request_seconds = family(Histogram, "mcp_gateway_request_duration_seconds",
+        self._request_seconds = family(_Histogram, "mcp_gateway_request_duration_seconds",
                                        "Time to handle an MCP request.", ("method", "tool", "outcome"),
                                        buckets=REQUEST_BUCKETS)
         genai = ("gen_ai_operation_name", "gen_ai_provider_name", "gen_ai_request_model")
-        self._operation_seconds = family(Histogram, "gen_ai_client_operation_duration_seconds",
+        self._operation_seconds = family(_Histogram, "gen_ai_client_operation_duration_seconds",
                                          "GenAI operation duration (one provider call).",
                                          (*genai, "error_type"),
                                          buckets=OPERATION_BUCKETS)
-        self._first_chunk_seconds = family(Histogram, "gen_ai_client_operation_time_to_first_chunk_seconds",
+        self._first_chunk_seconds = family(_Histogram, "gen_ai_client_operation_time_to_first_chunk_seconds",
                                            "Time from a provider request to its first streamed chunk.",
                                            genai, buckets=FIRST_CHUNK_BUCKETS)
-        self._token_usage = family(Histogram, "gen_ai_client_token_usage",
+        self._token_usage = family(_Histogram, "gen_ai_client_token_usage",
                                    "Number of input and output tokens used per provider call.",
                                    (*genai, "gen_ai_token_type"), buckets=TOKEN_BUCKETS)
         route = ("tool", "route", "gen_ai_provider_name", "gen_ai_request_model")
-        self._tokens = family(Counter, "mcp_gateway_tokens_total", "Tokens used, by tool, route and model.",
+        self._tokens = family(_Counter, "mcp_gateway_tokens_total", "Tokens used, by tool, route and model.",
                               (*route, "gen_ai_token_type"))
-        self._cost = family(Counter, "mcp_gateway_cost_usd_total", "Estimated provider cost in US dollars.",
+        self._cost = family(_Counter, "mcp_gateway_cost_usd_total", "Estimated provider cost in US dollars.",
                             route)
-        self._sessions = family(Gauge, "mcp_gateway_active_sessions", "Sessions currently open.",
+        self._sessions = family(_Gauge, "mcp_gateway_active_sessions", "Sessions currently open.",
                                 ("transport",))
-        self._rate_limited = family(Counter, "mcp_gateway_rate_limit_rejections_total",
+        self._rate_limited = family(_Counter, "mcp_gateway_rate_limit_rejections_total",
                                     "Requests refused by a rate limit.", ("scope", "limit", "tool"))
-        self._deprecated_calls = family(Counter, "mcp_gateway_deprecated_calls_total",
+        self._deprecated_calls = family(_Counter, "mcp_gateway_deprecated_calls_total",
                                         "Calls to deprecated tool versions, by caller (to reach them before the sunset).",
                                         ("tool", "version", "principal"))
-        self._auth_failures = family(Counter, "mcp_gateway_auth_failures_total",
+        self._auth_failures = family(_Counter, "mcp_gateway_auth_failures_total",
                                      "Bearer tokens refused, by credential kind.", ("kind",))
 
     def allow(self, label: str, values: Iterable[str]) -> None:
@@ -163,6 +341,8 @@ class GatewayMetrics:
         for fam in self._families:
             if label in fam.labels:
                 fam.children.clear()
+        self._request_series.clear()
+        self._usage_series.clear()
 
     @property
     def _families(self) -> list[_Family]:
@@ -173,10 +353,17 @@ class GatewayMetrics:
     def request(self, method: str, tool: str | None, outcome: str, seconds: float,
                 error_kind: str | None = None) -> None:
         """One finished MCP request; `outcome` is "ok" or "error" (then give `error_kind`)."""
-        self._requests.child(method, tool, outcome).inc()
-        self._request_seconds.child(method, tool, outcome).observe(seconds)
-        if outcome != "ok":
-            self._errors.child(method, tool, error_kind or outcome).inc()
+        key = (method, tool, outcome)
+        series = self._request_series.get(key)
+        if series is None:
+            series = _remember(self._request_series, key, (self._requests.child(*key), self._request_seconds.child(*key)))
+        errors = self._errors.child(method, tool, error_kind or outcome) if outcome != "ok" else None
+        count, duration = series
+        with self._lock:
+            count.add(1)
+            duration.add(seconds)
+            if errors is not None:
+                errors.add(1)
 
     def provider_call(self, provider: str, model: str | None, seconds: float, *, operation: str = "chat",
                       error_type: str | None = None) -> None:
@@ -190,6 +377,42 @@ class GatewayMetrics:
               input_tokens: int = 0, output_tokens: int = 0, cached_tokens: int = 0,
               cost_usd: float | None = None, operation: str = "chat") -> None:
         """Tokens and cost of one provider call (one histogram sample per token type, as OTel says)."""
+        if input_tokens < 0 or output_tokens < 0 or cached_tokens < 0 or (cost_usd is not None and cost_usd < 0):
+            # refused below, part-way through, as prometheus_client's counters refuse them
+            self._usage_one_by_one(tool, route, provider, model, input_tokens, output_tokens, cached_tokens,
+                                   cost_usd, operation)
+            return
+        # The counters of a zero amount are left alone (a series is exposed from its first use on).
+        key = (tool, route, provider, model, operation, not input_tokens, not output_tokens, not cached_tokens,
+               not cost_usd)
+        series = self._usage_series.get(key)
+        if series is None:
+            series = _remember(self._usage_series, key, self._usage_group(key))
+        input_hist, output_hist, input_count, output_count, cached_count, cost = series
+        with self._lock:
+            input_hist.add(input_tokens)
+            output_hist.add(output_tokens)
+            if input_count is not None:
+                input_count.add(input_tokens)
+            if output_count is not None:
+                output_count.add(output_tokens)
+            if cached_count is not None:
+                cached_count.add(cached_tokens)
+            if cost is not None:
+                cost.add(cost_usd)
+
+    def _usage_group(self, key: tuple[Any, ...]) -> tuple[Any, ...]:
+        tool, route, provider, model, operation, no_input, no_output, no_cached, no_cost = key
+        return (self._token_usage.child(operation, provider, model, "input"),
+                self._token_usage.child(operation, provider, model, "output"),
+                None if no_input else self._tokens.child(tool, route, provider, model, "input"),
+                None if no_output else self._tokens.child(tool, route, provider, model, "output"),
+                None if no_cached else self._tokens.child(tool, route, provider, model, "cached"),
+                None if no_cost else self._cost.child(tool, route, provider, model))
+
+    def _usage_one_by_one(self, tool: str | None, route: str | None, provider: str, model: str | None,
+                          input_tokens: int, output_tokens: int, cached_tokens: int, cost_usd: float | None,
+                          operation: str) -> None:
         self._token_usage.child(operation, provider, model, "input").observe(input_tokens)
         self._token_usage.child(operation, provider, model, "output").observe(output_tokens)
         for kind, count in (("input", input_tokens), ("output", output_tokens), ("cached", cached_tokens)):

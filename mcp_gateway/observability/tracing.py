@@ -14,15 +14,18 @@ the exception class name) and ERROR status. Principals, arguments and prompts ar
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 
 from opentelemetry import trace
+from opentelemetry.environment_variables import OTEL_PYTHON_TRACER_PROVIDER
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode, TracerProvider
 
 __all__ = ["TRACER_NAME", "GatewayTracer"]
 
 TRACER_NAME = "mcp_gateway"
+_NO_OP_PROVIDERS = (trace.ProxyTracerProvider, trace.NoOpTracerProvider)
 
 
 def _error_type(exc: BaseException) -> str:
@@ -36,12 +39,19 @@ class GatewayTracer:
     def __init__(self, tracer_provider: TracerProvider | None = None) -> None:
         self._provider = tracer_provider
         self._tracer = trace.get_tracer(TRACER_NAME, tracer_provider=tracer_provider)
+        # `get_tracer_provider()` reads os.environ on every call while no global provider is set
+        # (most of a call's tracing cost): look at the environment once, the global per call.
+        self._provider_from_env = OTEL_PYTHON_TRACER_PROVIDER in os.environ
 
-    def _active(self) -> bool:
+    def active(self) -> bool:
         """False while no provider is set (asked per call: one may be set later): then every span
-        is a no-op, and opening one is skipped, which is most of the cost of a call's tracing."""
-        provider = self._provider if self._provider is not None else trace.get_tracer_provider()
-        return not isinstance(provider, trace.ProxyTracerProvider | trace.NoOpTracerProvider)
+        is a no-op, and a caller may skip opening one, which is most of the cost of tracing."""
+        provider = self._provider
+        if provider is None:
+            if trace._TRACER_PROVIDER is None and not self._provider_from_env:  # none set globally
+                return False
+            provider = trace.get_tracer_provider()
+        return not isinstance(provider, _NO_OP_PROVIDERS)
 
     @contextmanager
     def _span(self, name: str, kind: SpanKind, attributes: dict[str, str | int]) -> Iterator[Span]:
@@ -59,7 +69,7 @@ class GatewayTracer:
                 raise
 
     def tool_call(self, tool: str, *, method: str = "tools/call") -> AbstractContextManager[Span]:
-        if not self._active():
+        if not self.active():
             return nullcontext(trace.get_current_span())  # what a no-op tracer's span would be
         return self._span(f"execute_tool {tool}", SpanKind.INTERNAL,
                           {"gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": tool,

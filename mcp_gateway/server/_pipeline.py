@@ -162,6 +162,8 @@ class CallPipeline:
             self.guard.record_call(call.caller, call.method, call.target, record, time.perf_counter() - started)
 
     async def trace(self, call: ToolCall, call_next: Next) -> Any:
+        if not self.tracer.active():  # no tracer provider: the span would record nothing
+            return await call_next(call)
         with self.tracer.tool_call(call.target, method=call.method) as span:
             answer = await call_next(call)
             if isinstance(answer, ToolAnswer):
@@ -234,9 +236,10 @@ class CallPipeline:
 
     async def account(self, call: ToolCall, call_next: Next) -> Any:
         """Tokens, cost and provider metrics of the answer; time to the first piece of text."""
-        started = time.perf_counter()
+        started = 0.0
         first_piece_at: float | None = None
         if call.on_text is not None:
+            started = time.perf_counter()
             deliver = call.on_text
 
             async def timed(piece: str) -> None:
@@ -247,10 +250,10 @@ class CallPipeline:
 
             call.on_text = timed
         answer = await call_next(call)
-        if isinstance(answer, ToolAnswer | Routed):
+        if isinstance(answer, (ToolAnswer, Routed)):
             record_answer(self.guard, call.record, call.target, answer)
-            routed = answer.routed if isinstance(answer, ToolAnswer) else answer
             if first_piece_at is not None:
+                routed = answer.routed if isinstance(answer, ToolAnswer) else answer
                 self.guard.metrics.first_chunk(routed.target.provider.name, routed.completion.model,
                                                first_piece_at - started)
         return answer

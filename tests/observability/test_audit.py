@@ -199,3 +199,37 @@ def test_written_event_is_the_redacted_dict(fields: list[str] | None) -> None:
     for e in events:
         assert log._redacted(e) == redactor.redact(e.to_dict())
     assert "hunter22secret" not in json.dumps([log._redacted(e) for e in events])
+
+
+@pytest.mark.parametrize("fields", [None, ["target", "detail", "version"]])
+def test_a_call_row_is_written_as_its_audit_event(fields: list[str] | None) -> None:
+    """`record_call_nowait` queues a row and builds the event's columns when writing: for any
+    values (secrets, odd types, NaN, huge or negative numbers) they must be what the AuditEvent
+    of the same call gives."""
+    import random
+
+    redactor = Redactor(["hunter22secret"], **({"fields": fields} if fields else {}))
+    log = AuditLog(SlowSink(), redactor=redactor, max_queue=10**6)
+    rng = random.Random(7)
+    texts = [None, "", "key:abc", "tools/call", "hunter22secret", "Authorization: Bearer abc.def", "été ✓",
+             "sk-abcdefghijklmnopqrstuv", "x" * 500, "a\nb\"c"]
+    numbers = [None, 0, 1, -5, 10**20, 0.1, float("nan"), float("inf"), True]
+    calls = [None, {}, {"route": "r", "attempts": [{"error": "HTTP 401 api_key=zzz hunter22secret"}], "token": 5},
+             {"usage": {"input_tokens": 3}, "cost_usd": 0.5}]
+    seconds = [0.0, 0.0012, 1.23456789, 1e-9, 12345.6789, -0.5, float("nan"), float("inf")]
+    memo: dict[str, str] = {}  # the redacted texts, as a batch shares them
+    for _ in range(500):
+        args = (rng.choice(texts), rng.choice(texts) or "tools/call", rng.choice(texts), rng.choice(texts) or "ok",
+                rng.choice(texts), rng.choice(seconds), rng.choice(numbers), rng.choice(numbers),
+                rng.choice(numbers), rng.choice(texts), rng.choice(texts), rng.choice(calls), rng.choice(texts),
+                rng.choice(texts))
+        assert log.record_call_nowait(*args)
+        row = log._queue[-1]
+        principal, method, target, outcome, error_kind, secs, inp, out, cost, rid, sid, call, version, status = args
+        event = AuditEvent(principal=principal, method=method, target=target, outcome=outcome, error_kind=error_kind,
+                           duration_ms=round(secs * 1000, 3), input_tokens=inp, output_tokens=out, cost_usd=cost,
+                           request_id=rid, session_id=sid, ts=row[0], call=call, version=version, status=status)
+        written, expected = log._redacted(row, memo), log._redacted(event)
+        assert json.dumps(written, sort_keys=True) == json.dumps(expected, sort_keys=True)
+        assert json.dumps(written, sort_keys=True) == json.dumps(redactor.redact(event.to_dict()), sort_keys=True)
+        assert list(written) == list(expected)  # same columns, same order (the JSON lines' key order)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 from datetime import date
 from decimal import Decimal
 from importlib import resources
@@ -23,6 +24,7 @@ from mcp_gateway.accounting import (
     cost_of,
     price_warning,
 )
+from mcp_gateway.accounting._ledger import _Bucket
 from mcp_gateway.config._models import BudgetsConfig
 from mcp_gateway.providers import Message, Usage
 from mcp_gateway.routing import Attempt, RouteError
@@ -277,6 +279,46 @@ async def test_a_cancelled_call_keeps_its_worst_case_charged():
         router2.budgets = router.budgets
         await router2.complete("r", MESSAGES, params={"max_tokens": 100}, tool="t")
     assert router.budgets.remaining("t") == Decimal("0.9")
+
+
+class _EagerLedger(Ledger):
+    """The reference: every call added to since-start, its minute and its hour at once (the
+    ledger itself adds a minute's calls to them together, before anything is read)."""
+
+    def record(self, *, tool, route, charges, outcome, key=None):
+        charges, shape, now = tuple(charges), (tool, route, key), self._clock()
+        for buckets, index in ((self._minutes, int(now // 60)), (self._hours, int(now // 3600))):
+            buckets.setdefault(index, _Bucket()).add(shape, outcome, charges)
+        self._since_start.add(shape, outcome, charges)
+
+
+@pytest.mark.parametrize("seed", range(6))
+async def test_ledger_totals_are_those_of_adding_every_call_everywhere_at_once(seed):
+    """Random calls (unknown usage and cost, cache hits, failures, no tool or key) under a clock that
+    stays, steps, jumps hours and days, and goes back; reads of every dimension and window at
+    random moments must equal the eager reference's."""
+    rng = random.Random(seed)
+    now = [1_700_000_000.0 + rng.random() * 60]
+    ledger, reference = Ledger(clock=lambda: now[0]), _EagerLedger(clock=lambda: now[0])
+    targets, usages = ["p/x", "p/y", "q/z"], [None, Usage(10, 5), Usage(0, 0), Usage(7, 3, cache_read_tokens=2)]
+    costs = [None, Decimal(0), Decimal("0.000123"), Decimal("1.5"), Decimal("0E-12")]
+    for step in range(400):
+        now[0] += rng.choice([0, 0, 0.5, 7, 59.9, 60, 3600, 86400 * 2, -61, -3700])
+        kwargs = {"tool": rng.choice([None, "a", "b"]), "route": rng.choice(["r1", "r2"]),
+                  "outcome": rng.choice(["answered", "hit", "failed"]), "key": rng.choice([None, "k1", "k2"]),
+                  "charges": [Charge(rng.choice(targets), rng.choice(usages), rng.choice(costs))
+                              for _ in range(rng.choice([0, 1, 1, 2, 3]))]}
+        ledger.record(**kwargs)
+        reference.record(**kwargs)
+        if rng.random() < 0.15 or step == 399:  # every read, in a random order (any may come first)
+            reads = [(by, since) for by in ("gateway", "tool", "route", "target", "key")
+                     for since in (None, 30, 60, 3600, 86400, 86400 * 3, 86400 * 40)] + [("snapshot", None)]
+            for by, since in rng.sample(reads, k=len(reads)):
+                if by == "snapshot":
+                    assert ledger.snapshot() == reference.snapshot()
+                    continue
+                mine, theirs = await ledger.totals(by, since), await reference.totals(by, since)
+                assert {k: v.to_dict() for k, v in mine.items()} == {k: v.to_dict() for k, v in theirs.items()}
 
 
 def test_ledger_is_empty_at_start():
