@@ -48,7 +48,8 @@ class GatewayTracer:
         is a no-op, and a caller may skip opening one, which is most of the cost of tracing."""
         provider = self._provider
         if provider is None:
-            if trace._TRACER_PROVIDER is None and not self._provider_from_env:  # none set globally
+            # OpenTelemetry's private global (absent in some version: then the public call decides).
+            if getattr(trace, "_TRACER_PROVIDER", trace) is None and not self._provider_from_env:
                 return False
             provider = trace.get_tracer_provider()
         return not isinstance(provider, _NO_OP_PROVIDERS)
