@@ -75,3 +75,38 @@ def test_malformed_messages_get_errors_and_the_server_keeps_serving():
     assert by_id[6]["error"]["code"] == -32601
     assert by_id[7]["error"]["code"] == -32602
     assert len(by_id[8]["result"]["tools"]) == 10  # still serving after all of the above
+
+
+def _ordered(value: object) -> object:
+    """A JSON value with every object's key order made part of its equality."""
+    if isinstance(value, dict):
+        return [(key, _ordered(item)) for key, item in value.items()]
+    if isinstance(value, list):
+        return [_ordered(item) for item in value]
+    return value
+
+
+def test_tool_results_on_the_wire_are_what_the_sdk_model_would_send():
+    """tools/call results are built as the dict the SDK's CallToolResult dumps to: the bytes on the
+    wire must be those the model would have produced, key order included, for a text and a
+    structured answer."""
+    from mcp.server.runner import _dump_result
+    from mcp_types import CallToolResult, TextContent
+    from mcp_types.methods import serialize_server_result
+
+    messages, _ = _exchange([
+        json.dumps(INIT),
+        json.dumps({"jsonrpc": "2.0", "method": "notifications/initialized"}),
+        json.dumps({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+                    "params": {"name": "summarize", "arguments": {"text": "héllo \u2028 \"quoted\""}}}),
+        json.dumps({"jsonrpc": "2.0", "id": 3, "method": "tools/call",
+                    "params": {"name": "classify_ticket", "arguments": {"ticket": "My invoice is wrong"}}}),
+    ], {1, 2, 3}, log_level="warning")
+    by_id = {m["id"]: m for m in messages if "id" in m}
+    assert "structuredContent" in by_id[3]["result"]
+    for rid in (2, 3):
+        sent = by_id[rid]["result"]
+        model = CallToolResult(content=[TextContent(type="text", text=sent["content"][0]["text"])],
+                               structured_content=sent.get("structuredContent"), meta=sent["_meta"])
+        expected = serialize_server_result("tools/call", INIT["params"]["protocolVersion"], _dump_result(model))
+        assert _ordered(sent) == _ordered(expected)

@@ -44,7 +44,7 @@ from ._sessions import (
 )
 from ._views import USAGE_URI, usage_for, version_meta
 
-__all__ = ["build_server", "initialization_options"]
+__all__ = ["answer_result", "build_server", "initialization_options"]
 
 log = logging.getLogger("mcp_gateway.server")
 
@@ -90,6 +90,26 @@ async def _warn_deprecated_once(ctx: ServerRequestContext[Any], registry: Any, t
     await _log_to_client(ctx, "warning", {"message": message, **version_meta(tool, successor)}, default_on=True)
 
 
+def answer_result(text: str, structured: Any, meta: dict[str, Any]) -> types.CallToolResult | dict[str, Any]:
+    """A tool's answer as a tools/call result: what `CallToolResult(content=[TextContent(text)],
+    structured_content=structured, meta=meta)` dumps to (`by_alias`, `exclude_none`), built as the
+    dict it becomes. The SDK takes a handler's result as a dict too, and validates and shapes every
+    tools/call result for the client's protocol version either way: building, validating and
+    dumping the model first cost about 15 us a call, for the same bytes on the wire.
+
+    Except for a float at the top (of the structured value, or in `_meta`): the model's dump turns
+    a NaN or infinity there into null, which is then left out; the model does that."""
+    if isinstance(structured, float) or any(isinstance(value, float) for value in meta.values()):
+        return types.CallToolResult(content=[types.TextContent(type="text", text=text)],
+                                    structured_content=structured, meta=meta)
+    result: dict[str, Any] = {"_meta": meta, "content": [{"type": "text", "text": text}]}
+    if structured is not None:
+        result["structuredContent"] = structured
+    result["isError"] = False
+    result["resultType"] = "complete"
+    return result
+
+
 def build_server(live: LiveGateway, protections: Protections | None = None, *,
                  pipeline: CallPipeline | None = None) -> Server[Any]:
     """An SDK server serving whatever gateway `live` holds at the time of each request.
@@ -121,7 +141,7 @@ def build_server(live: LiveGateway, protections: Protections | None = None, *,
 
     async def call_tool(
         ctx: ServerRequestContext[Any], params: types.CallToolRequestParams
-    ) -> types.CallToolResult | types.InputRequiredResult:
+    ) -> types.CallToolResult | types.InputRequiredResult | dict[str, Any]:
         on_text = None
         if ctx.meta and ctx.meta.get("progress_token") is not None:
             count = 0
@@ -179,11 +199,7 @@ def build_server(live: LiveGateway, protections: Protections | None = None, *,
         await _log_to_client(ctx, "info", {"tool": params.name, **call_meta})
         if answer.tool.config.status == "deprecated":
             await _warn_deprecated_once(ctx, registry, answer.tool)
-        return types.CallToolResult(
-            content=[types.TextContent(type="text", text=answer.text)],
-            structured_content=answer.structured,
-            meta=meta,
-        )
+        return answer_result(answer.text, answer.structured, meta)
 
     async def list_prompts(ctx: ServerRequestContext[Any], params: Any) -> types.ListPromptsResult:
         scopes = guard.caller().scopes
