@@ -57,16 +57,23 @@ _LEVEL_KEY = "mcp-gateway/log_level"
 _DEPRECATION_TOLD_KEY = "mcp-gateway/deprecations_told"
 
 
+def _may_log_to_client(ctx: ServerRequestContext[Any], level: str, *, default_on: bool = False) -> bool:
+    """False when a handshake-era client set no level (and the message is not `default_on`) or a
+    higher one; a 2026-07-28 client's per-request opt-in is the SDK's to apply."""
+    if ctx.protocol_version in MODERN_PROTOCOL_VERSIONS:
+        return True
+    wanted = connection_of(ctx).state.get(_LEVEL_KEY)
+    if wanted is None:
+        return default_on
+    return _LOG_LEVELS.index(level) >= _LOG_LEVELS.index(wanted)
+
+
 async def _log_to_client(ctx: ServerRequestContext[Any], level: str, data: dict[str, Any], *,
                          default_on: bool = False) -> None:
     """Tell a client that asked for logs (logging/setLevel, or the 2026-07-28 per-request opt-in);
     `default_on` messages also reach a handshake-era client that set no level."""
-    if ctx.protocol_version not in MODERN_PROTOCOL_VERSIONS:
-        wanted = connection_of(ctx).state.get(_LEVEL_KEY)
-        if wanted is None and not default_on:
-            return
-        if wanted is not None and _LOG_LEVELS.index(level) < _LOG_LEVELS.index(wanted):
-            return
+    if not _may_log_to_client(ctx, level, default_on=default_on):
+        return
     try:
         await ctx.session.send_log_message(level, data, logger="mcp-gateway", related_request_id=ctx.request_id)
     except Exception:  # a log line is never worth failing a call for
@@ -196,7 +203,8 @@ def build_server(live: LiveGateway, protections: Protections | None = None, *,
         meta = {CALL_META_KEY: call_meta, TOOL_META_KEY: version_meta(answer.tool, registry.successor(answer.tool))}
         if call.session is not None:
             meta[SESSION_META_KEY] = call.session.id
-        await _log_to_client(ctx, "info", {"tool": params.name, **call_meta})
+        if _may_log_to_client(ctx, "info"):  # most clients ask for no logs: build no message for them
+            await _log_to_client(ctx, "info", {"tool": params.name, **call_meta})
         if answer.tool.config.status == "deprecated":
             await _warn_deprecated_once(ctx, registry, answer.tool)
         return answer_result(answer.text, answer.structured, meta)
