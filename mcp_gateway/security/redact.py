@@ -259,7 +259,7 @@ def _texts(items: Iterable[tuple[Any, Any]], into: list[str]) -> bool:
     same within dicts, lists and tuples. False for a value that `redact` would return changed in
     type even when it holds no secret (bytes, other mappings and sequences): redact those."""
     for name, value in items:
-        if type(name) is str:
+        if isinstance(name, str):
             into.append(name + "=")
         kind = type(value)
         if kind is str:

@@ -199,13 +199,17 @@ secret_names = st.builds(
 hostile_text = st.one_of(clue_text, secret_names, st.text(max_size=12))
 
 
+class _Text(str):
+    """A str subclass, as a dict key or value."""
+
+
 def hostile_value(depth: int = 2) -> st.SearchStrategy[object]:
-    leaf = st.one_of(hostile_text, st.integers(), st.none(), st.floats(allow_nan=False),
+    leaf = st.one_of(hostile_text, hostile_text.map(_Text), st.integers(), st.none(), st.floats(allow_nan=False),
                      st.binary(max_size=8), st.builds(bytearray, st.binary(max_size=4)))
     return st.recursive(leaf, lambda children: st.one_of(
         st.lists(children, max_size=3),
         st.lists(children, max_size=3).map(tuple),
-        st.dictionaries(st.one_of(hostile_text, st.integers()), children, max_size=3),
+        st.dictionaries(st.one_of(hostile_text, st.integers(), hostile_text.map(_Text)), children, max_size=3),
         st.dictionaries(hostile_text, children, max_size=2).map(lambda d: __import__("types").MappingProxyType(d)),
     ), max_leaves=8)
 
@@ -258,6 +262,7 @@ def test_one_search_vouches_for_every_text_and_name(texts: list[str], name: str)
 def test_the_filter_shortcut_still_redacts_a_secret_anywhere() -> None:
     redactor = Redactor(["hunter22secret"], fields=["password", "my_field"])
     for extra in ({"detail": {"ok": ["fine", ("hunter22secret",)]}}, {"detail": {" Password ": 1}},
+                  {"detail": {_Text("hunter22secret"): 1}}, {"detail": {_Text("password"): "x"}},
                   {"my_field": 7}, {"detail": {"k": b"raw"}}, {"detail": "Bearer abc"}):
         record = logging.LogRecord("t", logging.INFO, "f", 1, "call %s", ("done",), None)
         record.__dict__.update(extra)
