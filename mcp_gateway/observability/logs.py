@@ -104,7 +104,7 @@ class TextFormatter(logging.Formatter):
         super().__init__(fmt, datefmt)
         self._second: tuple[int, str] = (-1, "")  # (second, its text): records come in time order
 
-    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:  # noqa: N802
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
         if datefmt is not None:
             return super().formatTime(record, datefmt)
         second = math.floor(record.created)  # the second `time.localtime` shows
