@@ -258,12 +258,13 @@ def _texts(items: Iterable[tuple[Any, Any]], into: list[str]) -> bool:
     each string name (a text, and a name that may be a secret field), each string value, and the
     same within dicts, lists and tuples. False for a value that `redact` would return changed in
     type even when it holds no secret (bytes, other mappings and sequences): redact those."""
+    add = into.append
     for name, value in items:
         if isinstance(name, str):
-            into.append(name + "=")
+            add(name + "=")
         kind = type(value)
         if kind is str:
-            into.append(value)
+            add(value)
         elif kind in _SCALARS:
             continue
         elif kind is dict:
@@ -273,7 +274,7 @@ def _texts(items: Iterable[tuple[Any, Any]], into: list[str]) -> bool:
             if not _texts(enumerate(value), into):
                 return False
         elif isinstance(value, str):
-            into.append(value)
+            add(value)
         elif isinstance(value, Mapping | list | tuple | bytes | bytearray):
             return False
     return True
