@@ -38,7 +38,7 @@ LOG_LEVELS = click.Choice(["debug", "info", "warning", "error"], case_sensitive=
 def _setup_logging(level: str, *, json_logs: bool = False, redactor: Any = None) -> None:
     """Logs go to stderr, always: in stdio mode stdout belongs to the protocol. Known secrets are
     redacted from every record."""
-    from ..observability.logs import BatchingHandler, ClientAbortFilter, json_log_handler
+    from ..observability.logs import BatchingHandler, ClientAbortFilter, TextFormatter, json_log_handler
     from ..security import RedactingFilter, Redactor
 
     redactor = redactor or Redactor()
@@ -46,7 +46,7 @@ def _setup_logging(level: str, *, json_logs: bool = False, redactor: Any = None)
         writer = json_log_handler(sys.stderr, redactor=redactor)
     else:
         writer = logging.StreamHandler(sys.stderr)
-        writer.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        writer.setFormatter(TextFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
         writer.addFilter(ClientAbortFilter())
         writer.addFilter(RedactingFilter(redactor))
     batched = BatchingHandler(writer)  # formatting and the write leave the call path

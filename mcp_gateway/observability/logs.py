@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import re
 import secrets
 import sys
 import threading
+import time
 from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -35,6 +37,7 @@ __all__ = [
     "JsonFormatter",
     "RequestIdFilter",
     "RequestIdMiddleware",
+    "TextFormatter",
     "json_log_handler",
     "new_request_id",
     "request_id",
@@ -46,6 +49,7 @@ request_id_var: ContextVar[str | None] = ContextVar("mcp_gateway_request_id", de
 _INCOMING_ID = re.compile(r"[A-Za-z0-9._:\-]{1,64}")
 _RESERVED = ("ts", "level", "logger", "message", "request_id")
 _STANDARD_ATTRS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
+_NOT_EXTRA = _STANDARD_ATTRS | frozenset(_RESERVED)
 
 
 def new_request_id() -> str:
@@ -93,20 +97,42 @@ def _is_client_abort(exc: BaseException) -> bool:
     return isinstance(exc, ClientDisconnect | ConnectionResetError | BrokenPipeError)
 
 
+class TextFormatter(logging.Formatter):
+    """`logging.Formatter`, with `asctime` worked out once per second rather than once per record."""
+
+    def __init__(self, fmt: str | None = None, datefmt: str | None = None) -> None:
+        super().__init__(fmt, datefmt)
+        self._second: tuple[int, str] = (-1, "")  # (second, its text): records come in time order
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        if datefmt is not None:
+            return super().formatTime(record, datefmt)
+        second = math.floor(record.created)  # the second `time.localtime` shows
+        cached = self._second
+        if cached[0] != second:
+            cached = (second, time.strftime(self.default_time_format, self.converter(record.created)))
+            self._second = cached
+        return self.default_msec_format % (cached[1], record.msecs)
+
+
 class JsonFormatter(logging.Formatter):
     """One JSON object per line; never raises on odd `extra` values (they are stringified)."""
 
+    def __init__(self) -> None:
+        super().__init__()
+        self._encoder = json.JSONEncoder(ensure_ascii=False, default=str, separators=(",", ":"))
+        self._second: tuple[int, str] = (-1, "")  # (second, its ISO text up to the seconds)
+
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
-            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds").replace(
-                "+00:00", "Z"),
+            "ts": self._timestamp(record.created),
             "level": record.levelname,
             "logger": record.name,
             "message": record.getMessage(),
             "request_id": getattr(record, "request_id", None) or request_id_var.get(),
         }
         for name, value in vars(record).items():
-            if name not in _STANDARD_ATTRS and name not in _RESERVED:
+            if name not in _NOT_EXTRA:
                 entry[name] = value
         if record.exc_info and not record.exc_text:
             record.exc_text = self.formatException(record.exc_info)
@@ -114,7 +140,22 @@ class JsonFormatter(logging.Formatter):
             entry["exc"] = record.exc_text
         if record.stack_info:
             entry["stack"] = record.stack_info
-        return json.dumps(entry, ensure_ascii=False, default=str, separators=(",", ":"))
+        return self._encoder.encode(entry)
+
+    def _timestamp(self, created: float) -> str:
+        """`datetime.fromtimestamp(created, UTC)` in ISO form to the millisecond, with `Z`: its
+        rounding (half to even, to the microsecond) done here, the date text made once per second."""
+        fraction, whole = math.modf(created)
+        second, micros = int(whole), round(fraction * 1e6)
+        if micros >= 1_000_000:
+            second, micros = second + 1, micros - 1_000_000
+        elif micros < 0:
+            second, micros = second - 1, micros + 1_000_000
+        cached = self._second
+        if cached[0] != second:
+            cached = (second, datetime.fromtimestamp(second, UTC).isoformat(timespec="seconds")[:-6])
+            self._second = cached
+        return f"{cached[1]}.{micros // 1000:03d}Z"
 
 
 def json_log_handler(stream: IO[str] | None = None, *, redactor: Redactor | None = None,

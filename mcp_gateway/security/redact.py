@@ -13,7 +13,7 @@ A `Redactor` knows three things:
 
 Strings are rewritten until nothing matches (so a replacement can never splice a new secret out of
 its neighbours); dict keys are redacted like any string. Most text holds no secret: one search for
-the words no shape can match without (`_CLUES`) settles it before any pattern runs.
+the words no shape can match without (`_CLUE_WORDS`, `_CLUE_NAMES`) settles it before any pattern runs.
 
 `RedactingFilter` applies a Redactor to log records: the formatted message, the exception and stack
 text, and every `extra` attribute. Attach it to handlers (handler filters see records propagated
@@ -58,9 +58,11 @@ _SHAPES: tuple[str, ...] = (
 )
 
 # Lowercased text that no shape above can match without: a shape matches only where one of these
-# occurs (`[_-]` where the shape allows either).
-_CLUES = (r"authorization", r"api[_-]key", r"auth[_-]token", r"cookie", r"bearer",
-          r"(?:key|token|auth|secret|password|sig|signature)=", r"mgw_", r"sk-", r"eyj")
+# words occurs, or one of `_CLUE_NAMES` before `=` (the field names' pattern adds its names, before
+# `:` or `=`).
+_CLUE_WORDS = ("authorization", "api_key", "api-key", "auth_token", "auth-token", "cookie", "bearer", "mgw_", "sk-",
+               "eyj")
+_CLUE_NAMES = ("key", "token", "auth", "secret", "password", "sig", "signature")
 
 
 def _normalize(name: str) -> str:
@@ -93,11 +95,8 @@ class Redactor:
                 rf"(?:(?:bearer|basic|token|digest)\s++)?+)(?!\[REDACTED\])[^\s\"',;&}}\]]+"))
         extra = tuple(p if isinstance(p, re.Pattern) else re.compile(p) for p in patterns)
         self._patterns = (*compiled, *extra)
-        clues = list(_CLUES) if shapes else []
-        if self.fields:  # the field pattern needs a name, then `:` or `=`
-            loose_names = (re.escape(f).replace("_", "[_-]") for f in self.fields)
-            clues.append(rf"(?:{'|'.join(sorted(loose_names, key=len, reverse=True))})[\"']?\s*[:=]")
-        self._clues = re.compile("|".join(clues)) if clues else None
+        self._clue_words = _CLUE_WORDS if shapes else ()
+        self._clue_names = _names_before_separator([*(_CLUE_NAMES if shapes else ()), *self.fields])
         self._unclued = extra  # caller-given patterns: no clue known, always searched
 
     def with_secrets(self, secrets: Iterable[str]) -> Redactor:
@@ -109,7 +108,8 @@ class Redactor:
         clone._exact_values = frozenset(merged)
         clone.fields = self.fields
         clone._patterns = self._patterns
-        clone._clues = self._clues
+        clone._clue_words = self._clue_words
+        clone._clue_names = self._clue_names
         clone._unclued = self._unclued
         return clone
 
@@ -117,11 +117,29 @@ class Redactor:
         """True when no pattern can match `text` (a cheap test; False means "maybe")."""
         if not text.isascii():  # `(?i)` matches some non-ASCII letters as ASCII ones: run the patterns
             return False
-        if self._exact is not None and self._exact.search(text) is not None:
-            return False
-        if self._clues is not None and self._clues.search(text.lower()) is not None:
-            return False
+        for secret in self._exact_values:  # a substring test per secret beats one search of them all
+            if secret in text:
+                return False
+        if self._clue_words or self._clue_names is not None:
+            lowered = text.lower()
+            for word in self._clue_words:
+                if word in lowered:
+                    return False
+            if self._clue_names is not None and self._clue_names.search(lowered[::-1]) is not None:
+                return False
         return not any(p.search(text) is not None for p in self._unclued)
+
+    def leaves_unchanged(self, texts: list[str]) -> bool:
+        """True when `redact_text` returns every one of `texts` as it is (False means "maybe not").
+
+        One search of them all, joined: each clue and secret is a plain string match (no anchors,
+        no look-around), so it occurs in a part only if it occurs in the whole. A secret field name
+        followed by `=` always matches the field names' clue, so a text `name + "="` here also
+        vouches that `name` is no secret field. Caller-given patterns may be anchored: each text is
+        then tested on its own."""
+        if self._unclued:
+            return all(self._clean(text) for text in texts)
+        return self._clean("\n".join(texts))
 
     def _once(self, text: str) -> str:
         if self._exact is not None:
@@ -166,6 +184,17 @@ class Redactor:
         return value
 
 
+def _names_before_separator(names: list[str]) -> re.Pattern[str] | None:
+    """A search of reversed lowercased text for any of `names` (`_` standing for `_` or `-`)
+    followed by `:` or `=`, optionally with a quote and spaces between: reversed, every match starts
+    with `:` or `=`, which lets the regex engine skip straight to those characters instead of trying
+    every name at every position (about ten times faster on a log line)."""
+    if not names:
+        return None
+    loose = sorted({re.escape(name[::-1]).replace("_", "[_-]") for name in names}, key=len, reverse=True)
+    return re.compile(rf"[:=]\s*[\"']?(?:{'|'.join(loose)})")
+
+
 def _replacement(match: re.Match[str]) -> str:
     if match.re.groups >= 1 and match.group(1) is not None:
         return match.group(1) + MARK
@@ -192,6 +221,19 @@ class RedactingFilter(logging.Filter):
             message = record.getMessage()
         except Exception:  # a broken format string: keep what we can, redacted
             message = f"{record.msg!s} {record.args!r}"
+        extras = [(name, value) for name, value in vars(record).items() if name not in _STANDARD_ATTRS]
+        if not (record.exc_info or record.exc_text or record.stack_info):
+            # Most records hold no secret: one search of every text proves it (see `_texts`), and
+            # the record keeps its values as they are.
+            texts = [message]
+            if _texts(extras, texts) and self.redactor.leaves_unchanged(texts):
+                record.msg, record.args, record.exc_info = message, None, None
+                return True
+        self._redact(record, message, extras)
+        return True
+
+    def _redact(self, record: logging.LogRecord, message: str, extras: list[tuple[str, Any]]) -> None:
+        """The general way: every text through the redactor, every extra replaced by its redacted copy."""
         record.msg = self.redactor.redact_text(message)
         record.args = None
         if record.exc_info and not record.exc_text:
@@ -201,10 +243,38 @@ class RedactingFilter(logging.Filter):
             record.exc_text = self.redactor.redact_text(record.exc_text)
         if record.stack_info:
             record.stack_info = self.redactor.redact_text(record.stack_info)
-        for name, value in list(vars(record).items()):
-            if name not in _STANDARD_ATTRS:
-                if self.redactor.is_secret_field(name):
-                    setattr(record, name, MARK)
-                elif isinstance(value, str | Mapping | list | tuple | bytes):
-                    setattr(record, name, self.redactor.redact(value))
-        return True
+        for name, value in extras:
+            if self.redactor.is_secret_field(name):
+                setattr(record, name, MARK)
+            elif isinstance(value, str | Mapping | list | tuple | bytes):
+                setattr(record, name, self.redactor.redact(value))
+
+
+_SCALARS = frozenset({int, float, bool, type(None)})  # what `redact` returns as it is, the usual extras
+
+
+def _texts(items: Iterable[tuple[Any, Any]], into: list[str]) -> bool:
+    """Add to `into` what `Redactor.redact` would look at in these (name, value) pairs: `name=` for
+    each string name (a text, and a name that may be a secret field), each string value, and the
+    same within dicts, lists and tuples. False for a value that `redact` would return changed in
+    type even when it holds no secret (bytes, other mappings and sequences): redact those."""
+    add = into.append
+    for name, value in items:
+        if isinstance(name, str):
+            add(name + "=")
+        kind = type(value)
+        if kind is str:
+            add(value)
+        elif kind in _SCALARS:
+            continue
+        elif kind is dict:
+            if not _texts(value.items(), into):
+                return False
+        elif kind is list or kind is tuple:
+            if not _texts(enumerate(value), into):
+                return False
+        elif isinstance(value, str):
+            add(value)
+        elif isinstance(value, Mapping | list | tuple | bytes | bytearray):
+            return False
+    return True

@@ -32,9 +32,23 @@ JWT = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.c2lnbmF0dXJlLXZhbHVl"
     ("client_secret=xyz&x=1", "client_secret=[REDACTED]&x=1"),
     ("tokens: 5, input_tokens=7", "tokens: 5, input_tokens=7"),  # counts are not secrets
     ("nothing to see", "nothing to see"),
+    ("GET /v1?sig=AAA&x=1", "GET /v1?sig=[REDACTED]&x=1"),
+    ("GET /v1;SIGNATURE=AAA", "GET /v1;SIGNATURE=[REDACTED]"),
+    ("a&auth=AAA", "a&auth=[REDACTED]"),
+    ("a?Secret=AAA", "a?Secret=[REDACTED]"),
+    ("a?password=AAA", "a?password=[REDACTED]"),
+    ("a?token=AAA", "a?token=[REDACTED]"),
+    ("a?apikey=AAA", "a?apikey=[REDACTED]"),
+    ("a?api-key=AAA", "a?api-key=[REDACTED]"),
+    ("set-cookie: AAA", "set-cookie: [REDACTED]"),
+    ("'x-auth-token' : AAA", "'x-auth-token' : [REDACTED]"),
+    ("Secret_Key\t= AAA", "Secret_Key\t= [REDACTED]"),
 ])
 def test_shapes(text: str, expected: str) -> None:
-    assert Redactor().redact_text(text) == expected
+    redactor = Redactor()
+    assert redactor.redact_text(text) == expected
+    # the clue search lets every text a shape rewrites through to the patterns
+    assert redactor._clean(text) is (expected == text)
 
 
 def test_redaction_is_idempotent() -> None:
@@ -159,7 +173,8 @@ shape_fragments = st.sampled_from(
      "mgw_", "mgw_0123456789abcdef_", "sk-", "eyJ", "eyJhbGciOi.eyJzdWIi.", "session-token: ",
      "client_secret =", "=", ":", "\"", "'", " ", "-", "_", "abcdefgh12345678",
      "\u017f", "\u212a", "\u0130", "\u0131", "pa\u017f\u017fword=", "coo\u212aie: ", "my-field: ",
-     "hunter22secret"])
+     "hunter22secret", "token", "Secret", "sig", "signature", "auth", "apikey", " :", "\t=", "\x1c:", "='", "&",
+     "?", ";", "my_field"])
 clue_text = st.lists(st.one_of(shape_fragments, st.text(max_size=6)), max_size=8).map("".join)
 
 
@@ -169,3 +184,91 @@ def test_the_clue_search_changes_no_result(text: str) -> None:
     for redactor in (Redactor(), Redactor(["hunter22secret"], fields=["my_field", "password"]),
                      Redactor(patterns=[r"(?i)(my)-field"])):
         assert redactor.redact_text(text) == _slow(redactor, text)
+
+
+# -- property: the log filter's one-search shortcut redacts exactly as the general way -----------------
+
+secret_names = st.builds(
+    lambda pad1, name, pad2, case: pad1 + (name.upper() if case else name) + pad2,
+    st.sampled_from(["", " ", "\t", "\x0b", "\x1c", "\x1f", "\n"]),
+    st.sampled_from(["password", "api-key", "api_key", "X-Api-Key", "session-token", "session_token", "my_field",
+                     "my-field", "tokens", "input_tokens", "token_count", "passwd2", "authorization", "cookie"]),
+    st.sampled_from(["", " ", "\r", "\x1e", "\x0c"]),
+    st.booleans(),
+)
+hostile_text = st.one_of(clue_text, secret_names, st.text(max_size=12))
+
+
+class _Text(str):
+    """A str subclass, as a dict key or value."""
+
+
+def hostile_value(depth: int = 2) -> st.SearchStrategy[object]:
+    leaf = st.one_of(hostile_text, hostile_text.map(_Text), st.integers(), st.none(), st.floats(allow_nan=False),
+                     st.binary(max_size=8), st.builds(bytearray, st.binary(max_size=4)))
+    return st.recursive(leaf, lambda children: st.one_of(
+        st.lists(children, max_size=3),
+        st.lists(children, max_size=3).map(tuple),
+        st.dictionaries(st.one_of(hostile_text, st.integers(), hostile_text.map(_Text)), children, max_size=3),
+        st.dictionaries(hostile_text, children, max_size=2).map(lambda d: __import__("types").MappingProxyType(d)),
+    ), max_leaves=8)
+
+
+REDACTORS = (Redactor(), Redactor(["hunter22secret"], fields=["my_field", "password"]),
+             Redactor(patterns=[r"^(my)-field"]), Redactor(fields=[], shapes=False), Redactor(["hunter22secret"]))
+
+
+def same(a: object, b: object) -> bool:
+    """Equal, and of the same types all the way down."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, dict):
+        return list(a) == list(b) and all(same(a[k], b[k]) for k in a)
+    if isinstance(a, list | tuple):
+        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b, strict=True))
+    return a == b
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(msg=hostile_text, args=st.lists(st.one_of(hostile_text, st.integers()), max_size=2),
+       extras=st.dictionaries(secret_names.filter(str.isidentifier) | st.sampled_from(["detail", "gateway_call"]),
+                              hostile_value(), max_size=3))
+def test_the_filter_shortcut_matches_the_general_way(msg: str, args: list[object], extras: dict[str, object]) -> None:
+    fmt = msg.replace("%", "%%") + " %s" * len(args)
+    for redactor in REDACTORS:
+        flt = RedactingFilter(redactor)
+        fast, slow = (logging.LogRecord("t", logging.INFO, "f", 1, fmt, tuple(args), None) for _ in range(2))
+        for record in (fast, slow):
+            record.__dict__.update(extras)
+        assert flt.filter(fast)
+        flt._redact(slow, slow.getMessage(), [(k, v) for k, v in vars(slow).items() if k in extras])
+        assert (fast.msg, fast.args, fast.exc_info) == (slow.msg, slow.args, slow.exc_info)
+        for name in extras:
+            assert same(getattr(fast, name), getattr(slow, name)), name
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(texts=st.lists(hostile_text, min_size=1, max_size=4), name=secret_names)
+def test_one_search_vouches_for_every_text_and_name(texts: list[str], name: str) -> None:
+    for redactor in REDACTORS:
+        if redactor.leaves_unchanged([*texts, name + "="]):
+            assert all(redactor.redact_text(t) == t for t in texts)
+            assert redactor.redact_text(name + "=") == name + "="
+            assert not redactor.is_secret_field(name)
+    # a secret field name never passes, whatever its padding and case
+    assert not REDACTORS[1].leaves_unchanged(["x", " Password\x1c="])
+
+
+def test_the_filter_shortcut_still_redacts_a_secret_anywhere() -> None:
+    redactor = Redactor(["hunter22secret"], fields=["password", "my_field"])
+    for extra in ({"detail": {"ok": ["fine", ("hunter22secret",)]}}, {"detail": {" Password ": 1}},
+                  {"detail": {_Text("hunter22secret"): 1}}, {"detail": {_Text("password"): "x"}},
+                  {"my_field": 7}, {"detail": {"k": b"raw"}}, {"detail": "Bearer abc"}):
+        record = logging.LogRecord("t", logging.INFO, "f", 1, "call %s", ("done",), None)
+        record.__dict__.update(extra)
+        RedactingFilter(redactor).filter(record)
+        assert "hunter22secret" not in repr(vars(record)) and "abc" not in repr(vars(record))
+        assert "Password ': 1" not in repr(vars(record)) and "b'raw'" not in repr(vars(record))
+    record = logging.LogRecord("t", logging.INFO, "f", 1, "%s", ("key=hunter22secret",), None)
+    RedactingFilter(redactor).filter(record)
+    assert record.msg == f"key={MARK}" and record.args is None
