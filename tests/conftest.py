@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import os
 import re
+import select
 import signal
 import subprocess
 import sys
@@ -21,6 +24,49 @@ from tests.redis_server import RedisServer, RedisServerError
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "gateway.yaml"
+
+
+class StdoutMessages:
+    """The JSON-RPC messages a stdio server wrote, read from its stdout's file descriptor.
+
+    `select` on the buffered file object would be wrong: two lines that arrive in one read leave
+    the second in the object's buffer, where `select` cannot see it, and the reader then waits for
+    output that never comes."""
+
+    def __init__(self, proc: subprocess.Popen[Any]) -> None:
+        assert proc.stdout is not None
+        self._fd = proc.stdout.fileno()
+        self._pending = b""
+        self.messages: list[dict[str, Any]] = []
+
+    def until(self, done: Callable[[list[dict[str, Any]]], bool], *, timeout: float = 30,
+              what: str = "an answer") -> list[dict[str, Any]]:
+        """Read until `done(messages)` holds (failing after `timeout` seconds); every message so far."""
+        deadline = time.monotonic() + timeout
+        while not done(self.messages):
+            ready, _, _ = select.select([self._fd], [], [], max(deadline - time.monotonic(), 0))
+            assert ready, f"no {what} within {timeout} s; got {self.messages}"
+            assert self._read(), f"the server closed stdout before {what}"
+        return self.messages
+
+    def answered(self, *ids: Any, timeout: float = 30) -> list[dict[str, Any]]:
+        """Read until every request id in `ids` has its response."""
+        def done(messages: list[dict[str, Any]]) -> bool:
+            return set(ids) <= {m.get("id") for m in messages if "result" in m or "error" in m}
+        return self.until(done, timeout=timeout, what=f"answer to ids {sorted(map(str, ids))}")
+
+    def rest(self) -> list[dict[str, Any]]:
+        """Read to the end of the stream (the server closed stdout); every message."""
+        while self._read():
+            pass
+        return self.messages
+
+    def _read(self) -> bool:
+        chunk = os.read(self._fd, 65536)
+        self._pending += chunk
+        *lines, self._pending = self._pending.split(b"\n")
+        self.messages += [json.loads(line) for line in lines if line.strip()]  # one message per line
+        return bool(chunk)
 
 
 @pytest.fixture

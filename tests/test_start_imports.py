@@ -8,18 +8,16 @@ from __future__ import annotations
 
 import gc
 import json
-import select
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import pytest
 
 from mcp_gateway._errors import ConfigError
 from mcp_gateway._gateway import load_gateway
-from tests.conftest import EXAMPLE
+from tests.conftest import EXAMPLE, StdoutMessages
 
 # Our HTTP surfaces and the modules only they use. (Starlette and uvicorn themselves cannot be on
 # this list: the SDK's `mcp/__init__` and its low-level server import them whatever we serve.)
@@ -55,15 +53,7 @@ def _serve_stdio_imports(config: str, out: Path) -> set[str]:
     ):
         proc.stdin.write(json.dumps(message) + "\n")
     proc.stdin.flush()
-    deadline = time.monotonic() + 60
-    answered: dict[int, dict] = {}
-    while 2 not in answered:
-        ready, _, _ = select.select([proc.stdout], [], [], max(deadline - time.monotonic(), 0))
-        assert ready, "the server did not answer"
-        line = proc.stdout.readline()
-        assert line, "the server closed stdout"
-        message = json.loads(line)
-        answered[message.get("id")] = message
+    answered = {m.get("id"): m for m in StdoutMessages(proc).answered(2, timeout=60)}
     assert answered[2]["result"]["isError"] is False
     proc.stdin.close()
     assert proc.wait(timeout=30) == 0

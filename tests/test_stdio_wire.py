@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import json
-import select
 import subprocess
 import sys
 import tempfile
-import time
 
-from tests.conftest import EXAMPLE
+from tests.conftest import EXAMPLE, StdoutMessages
 
 INIT = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
     "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "raw", "version": "0"}}}
@@ -28,16 +26,10 @@ def _exchange(lines: list[str], expect_ids: set[int], *, log_level: str = "debug
     assert proc.stdin and proc.stdout
     proc.stdin.write("".join(line + "\n" for line in lines))
     proc.stdin.flush()
-    messages: list[dict] = []
-    deadline = time.monotonic() + 30
-    while expect_ids - {m.get("id") for m in messages}:
-        ready, _, _ = select.select([proc.stdout], [], [], max(deadline - time.monotonic(), 0))
-        assert ready, f"no answer for ids {expect_ids - {m.get('id') for m in messages}}"
-        line = proc.stdout.readline()
-        assert line, "server closed stdout"
-        messages.append(json.loads(line))  # every stdout line is one JSON-RPC message
+    stdout = StdoutMessages(proc)
+    stdout.answered(*expect_ids)
     proc.stdin.close()
-    messages += [json.loads(line) for line in proc.stdout.read().splitlines()]
+    messages = stdout.rest()
     proc.wait(timeout=30)
     errors.seek(0)
     return messages, errors.read()
@@ -117,19 +109,17 @@ def _in_turn(messages: list[dict]) -> list[dict]:
     proc = subprocess.Popen([sys.executable, "-m", "mcp_gateway", "serve", str(EXAMPLE), "--log-level", "warning"],
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     assert proc.stdin and proc.stdout
-    received: list[dict] = []
+    stdout = StdoutMessages(proc)
     try:
         for message in messages:
             proc.stdin.write(json.dumps(message) + "\n")
             proc.stdin.flush()
-            while "id" in message and not any(m.get("id") == message["id"] for m in received):
-                ready, _, _ = select.select([proc.stdout], [], [], 30)
-                assert ready, f"no answer to {message}"
-                received.append(json.loads(proc.stdout.readline()))
+            if "id" in message:
+                stdout.answered(message["id"])
     finally:
         proc.stdin.close()
         proc.wait(timeout=30)
-    return received
+    return stdout.messages
 
 
 def test_a_client_hears_of_each_call_only_at_the_log_level_it_set():
