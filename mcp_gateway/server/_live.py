@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import logging
 import weakref
-from collections.abc import Iterator
-from contextlib import contextmanager
+from types import TracebackType
 from typing import Any
 
 import anyio
@@ -36,32 +35,24 @@ class LiveGateway:
         self.views = McpViews.from_gateway(gateway)
         self.bus: SubscriptionBus = bus or InMemorySubscriptionBus()
         self._connections: weakref.WeakSet[Any] = weakref.WeakSet()
-        self.in_flight = 0
         self.draining = False  # set on SIGTERM: new requests are refused (503) so a balancer retries them
-        self._calls: set[anyio.CancelScope] = set()
+        self._calls: set[anyio.CancelScope] = set()  # one cancel scope per call in flight
 
-    @contextmanager
-    def call(self) -> Iterator[None]:
+    def call(self) -> _InFlight:
         """Count a tool call as in flight, so shutdown can wait for it, and let shutdown cut it
         short with a proper error result (`cancel_calls`) rather than a dropped connection."""
-        self.in_flight += 1
-        scope = anyio.CancelScope()
-        self._calls.add(scope)
-        try:
-            with scope:
-                yield
-        finally:
-            self._calls.discard(scope)
-            self.in_flight -= 1
-        if scope.cancelled_caught:
-            raise ShuttingDownError("The gateway is shutting down and cancelled this call at the end of its "
-                                    "shutdown grace period; retry it")
+        return _InFlight(self._calls)
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._calls)
 
     def cancel_calls(self) -> int:
         """Cancel every call in flight; each ends with an error result. Returns how many."""
-        for scope in list(self._calls):
+        scopes = list(self._calls)
+        for scope in scopes:
             scope.cancel()
-        return len(self._calls)
+        return len(scopes)
 
     def track(self, connection: Any) -> None:
         """Remember a handshake-era connection so it hears about changes; forgotten when it ends."""
@@ -93,3 +84,34 @@ class LiveGateway:
         log.info("now serving %d tools (changed: %s; %d connections told)", len(gateway.catalog.tools),
                  ", ".join(k for k, v in changed.items() if v) or "nothing", len(self._connections))
         return old
+
+
+class _InFlight:
+    """One call in flight: its cancel scope is in the live gateway's set while it runs. (A class,
+    not a generator context manager: it runs on every call.)"""
+
+    __slots__ = ("_calls", "_scope")
+
+    def __init__(self, calls: set[anyio.CancelScope]) -> None:
+        self._calls = calls
+        self._scope = anyio.CancelScope()
+
+    def __enter__(self) -> None:
+        self._calls.add(self._scope)
+        try:
+            self._scope.__enter__()
+        except BaseException:
+            self._calls.discard(self._scope)
+            raise
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> bool:
+        scope = self._scope
+        try:
+            swallowed = scope.__exit__(exc_type, exc, tb)
+        finally:
+            self._calls.discard(scope)
+        if scope.cancelled_caught:
+            raise ShuttingDownError("The gateway is shutting down and cancelled this call at the end of its "
+                                    "shutdown grace period; retry it")
+        return swallowed
