@@ -21,6 +21,7 @@ from mcp.server.subscriptions import (
 )
 
 from .._errors import ShuttingDownError
+from ..security.limits import CallDeadlineError
 from .._gateway import Gateway
 from ._views import McpViews
 
@@ -36,23 +37,25 @@ class LiveGateway:
         self.bus: SubscriptionBus = bus or InMemorySubscriptionBus()
         self._connections: weakref.WeakSet[Any] = weakref.WeakSet()
         self.draining = False  # set on SIGTERM: new requests are refused (503) so a balancer retries them
-        self._calls: set[anyio.CancelScope] = set()  # one cancel scope per call in flight
+        self._calls: set[_InFlight] = set()
 
-    def call(self) -> _InFlight:
-        """Count a tool call as in flight, so shutdown can wait for it, and let shutdown cut it
-        short with a proper error result (`cancel_calls`) rather than a dropped connection."""
-        return _InFlight(self._calls)
+    def call(self, deadline_s: float | None = None) -> _InFlight:
+        """Count a tool call as in flight, so shutdown can wait for it; cancel it when `deadline_s`
+        passes (CallDeadlineError) or when shutdown cuts it short (`cancel_calls`: ShuttingDownError,
+        a proper error result rather than a dropped connection). One cancel scope does both."""
+        return _InFlight(self._calls, deadline_s)
 
     @property
     def in_flight(self) -> int:
+        """How many tool calls are running (shutdown waits for them)."""
         return len(self._calls)
 
     def cancel_calls(self) -> int:
         """Cancel every call in flight; each ends with an error result. Returns how many."""
-        scopes = list(self._calls)
-        for scope in scopes:
-            scope.cancel()
-        return len(scopes)
+        calls = list(self._calls)
+        for call in calls:
+            call.cut()
+        return len(calls)
 
     def track(self, connection: Any) -> None:
         """Remember a handshake-era connection so it hears about changes; forgotten when it ends."""
@@ -87,21 +90,28 @@ class LiveGateway:
 
 
 class _InFlight:
-    """One call in flight: its cancel scope is in the live gateway's set while it runs. (A class,
-    not a generator context manager: it runs on every call.)"""
+    """One call in flight, in the live gateway's set while it runs. (A class, not a generator
+    context manager: it runs on every call.)"""
 
-    __slots__ = ("_calls", "_scope")
+    __slots__ = ("_calls", "_cut", "_scope", "_seconds")
 
-    def __init__(self, calls: set[anyio.CancelScope]) -> None:
+    def __init__(self, calls: set[_InFlight], seconds: float | None) -> None:
         self._calls = calls
-        self._scope = anyio.CancelScope()
+        self._seconds = seconds
+        self._cut = False
+        self._scope = anyio.CancelScope() if seconds is None else anyio.move_on_after(seconds)
+
+    def cut(self) -> None:
+        """Cancel the call for shutdown."""
+        self._cut = True
+        self._scope.cancel()
 
     def __enter__(self) -> None:
-        self._calls.add(self._scope)
+        self._calls.add(self)
         try:
             self._scope.__enter__()
         except BaseException:
-            self._calls.discard(self._scope)
+            self._calls.discard(self)
             raise
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
@@ -110,8 +120,11 @@ class _InFlight:
         try:
             swallowed = scope.__exit__(exc_type, exc, tb)
         finally:
-            self._calls.discard(scope)
+            self._calls.discard(self)
         if scope.cancelled_caught:
-            raise ShuttingDownError("The gateway is shutting down and cancelled this call at the end of its "
-                                    "shutdown grace period; retry it")
+            if self._cut or self._seconds is None:
+                raise ShuttingDownError("The gateway is shutting down and cancelled this call at the end of "
+                                        "its shutdown grace period; retry it")
+            raise CallDeadlineError("call_deadline_s", f"the call did not finish within its deadline of "
+                                    f"{self._seconds:g} s", maximum=self._seconds)
         return swallowed

@@ -12,7 +12,7 @@ table in `_boundary`. A surface with calls of its own kind runs them through the
 place for every surface (assigning it rebuilds the chain the calls run through).
 
 The chain is built for the configuration it serves: a step that cannot act under it (rate limiting
-with no limiter, a deadline with none set, sessions with no session store) is left out, and the
+with no limiter, sessions with no session store) is left out, and the
 chain is rebuilt when that changes (a reload swaps the gateway; protections may be replaced), so
 every call still passes every protection that applies to it, on every surface.
 """
@@ -32,7 +32,7 @@ from ..observability.tracing import GatewayTracer
 from ..catalog import PromptTool
 from ..providers import OnText
 from ..routing import Routed
-from ..security.limits import call_deadline, check_arguments
+from ..security.limits import check_arguments
 from ..sessions import SessionRecord
 from ._live import LiveGateway
 from ._protections import Caller, CallRecord, Protections
@@ -126,8 +126,8 @@ class CallPipeline:
         self.guard = guard
         self.tracer = tracer or GatewayTracer()
         self.steps = (
-            self.audit, self.trace, self.authorize, self.check_limits, self.rate_limit,
-            self.count_in_flight, self.deadline, self.open_session, self.account,
+            self.audit, self.trace, self.authorize, self.check_limits, self.rate_limit, self.deadline,
+            self.open_session, self.account,
         )
 
     @property
@@ -143,29 +143,30 @@ class CallPipeline:
     @property
     def active_steps(self) -> Sequence[Step]:
         """The steps a call runs through under the current configuration."""
-        conditions = self._conditions()
-        if conditions != self._built_for:
-            self._build(conditions)
+        self._current()
         return self._active
 
     def run(self, call: ToolCall, endpoint: Endpoint | None = None) -> Awaitable[Any]:
         """Run `call` through every step that applies (await the result); raises the GatewayError of
         the step that refused it. `endpoint` answers instead of the gateway (a surface's own calls)."""
         call.endpoint = endpoint
+        return self._current()(call)
+
+    def _current(self) -> Next:
+        """The chain for the configuration now: rebuilt when a reload or new protections changed it."""
         conditions = self._conditions()
-        if conditions != self._built_for:  # a reload or new protections: the chain follows
+        if conditions != self._built_for:
             self._build(conditions)
-        return self._chain(call)
+        return self._chain
 
-    def _conditions(self) -> tuple[bool, bool, bool]:
-        """What decides which steps can act: whether a rate limiter, a call deadline and a session
-        store are configured. Read on every call (a few attribute reads), so nothing can go stale."""
-        guard = self.guard
-        return guard.limiter is not None, guard.call_deadline_s is not None, self.live.gateway.sessions is not None
+    def _conditions(self) -> tuple[bool, bool]:
+        """What decides which steps can act: whether a rate limiter and a session store are
+        configured. Read on every call (two attribute reads), so nothing can go stale."""
+        return self.guard.limiter is not None, self.live.gateway.sessions is not None
 
-    def _build(self, conditions: tuple[bool, bool, bool]) -> None:
-        limiter, deadline, sessions = conditions
-        applies = {self.rate_limit: limiter, self.deadline: deadline, self.open_session: sessions}
+    def _build(self, conditions: tuple[bool, bool]) -> None:
+        limiter, sessions = conditions
+        applies = {self.rate_limit: limiter, self.open_session: sessions}
         self._active = tuple(step for step in self._steps if applies.get(step, True))
         self._chain = _chain(self._active, self._endpoint)  # built once per configuration: no per-call closures
         self._built_for = conditions
@@ -246,14 +247,11 @@ class CallPipeline:
             await permit.settle(call.record.input_tokens + call.record.output_tokens)
             return answer
 
-    async def count_in_flight(self, call: ToolCall, call_next: Next) -> Any:
-        with self.live.call():
-            return await call_next(call)
-
     async def deadline(self, call: ToolCall, call_next: Next) -> Any:
-        async with call_deadline(self.guard.call_deadline_s):
+        """The call deadline (CallDeadlineError), and the call counted as in flight so that shutdown
+        waits for it or cuts it short (ShuttingDownError): one cancel scope for both."""
+        with self.live.call(self.guard.call_deadline_s):
             return await call_next(call)
-        raise AssertionError("unreachable")  # call_deadline raises when it cancels the block
 
     async def open_session(self, call: ToolCall, call_next: Next) -> Any:
         gateway = self.live.gateway
