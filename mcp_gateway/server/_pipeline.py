@@ -42,6 +42,9 @@ __all__ = ["CHAT", "TOOLS", "CallPipeline", "Endpoint", "Step", "ToolCall", "rec
 TOOLS = "tools/call"
 CHAT = "chat/completions"
 
+# What `json.dumps(value, default=str)` builds on every call, built once (it keeps no state between calls).
+_AS_JSON = json.JSONEncoder(default=str)
+
 OwnSession = Callable[[], Awaitable[SessionRecord | None]]
 Next = Callable[["ToolCall"], Awaitable[Any]]
 Step = Callable[["ToolCall", Next], Awaitable[Any]]
@@ -241,7 +244,7 @@ class CallPipeline:
         guard = self.guard
         if guard.limiter is None:
             return await call_next(call)
-        estimate = estimate_tokens(json.dumps(call.arguments, default=str))
+        estimate = estimate_tokens(_AS_JSON.encode(call.arguments))
         async with guard.admit(call.caller, call.target, call.record, estimated_tokens=estimate) as permit:
             answer = await call_next(call)
             await permit.settle(call.record.input_tokens + call.record.output_tokens)
