@@ -238,6 +238,33 @@ def test_a_client_that_goes_away_cancels_the_provider_call(gateway: RunningServe
         time.sleep(0.05)
 
 
+def test_a_client_that_leaves_before_a_plain_answer_cancels_the_provider_call(
+        gateway: RunningServer, mock_llm: str) -> None:
+    """Not streamed: the client posts, the provider request starts, the client closes its socket;
+    the gateway drops the provider request (the mock counts it as disconnected) and says so."""
+    import socket
+    from urllib.parse import urlsplit
+
+    stats = lambda: httpx2.get(mock_llm + "/_mock/stats", timeout=10).json()  # noqa: E731
+    before = stats()
+    url = urlsplit(gateway.base_url)
+    body = json.dumps({"model": "oa/mock-fault-latency=30000", "messages": MESSAGES}).encode()
+    head = (f"POST /v1/chat/completions HTTP/1.1\r\nHost: {url.netloc}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n").encode()
+    deadline = time.monotonic() + 20
+    with socket.create_connection((url.hostname, url.port)) as sock:
+        sock.sendall(head + body)
+        while stats()["in_flight"] <= before["in_flight"]:
+            assert time.monotonic() < deadline, "the provider request never started"
+            time.sleep(0.02)
+    while stats()["disconnected"] <= before["disconnected"]:
+        assert time.monotonic() < deadline, "the provider request was not cancelled"
+        time.sleep(0.02)
+    while not any("chat completion: the client went away; cancelled the call" in line for line in gateway.log):
+        assert time.monotonic() < deadline, "".join(gateway.log[-20:])
+        time.sleep(0.02)
+
+
 def test_web_pages_cannot_post(gateway: RunningServer) -> None:
     """A page on another origin gets 403; a form or text/plain body (no CORS preflight) gets 415."""
     url = gateway.base_url + "/v1/chat/completions"

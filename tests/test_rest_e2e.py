@@ -345,6 +345,38 @@ def test_a_client_that_disconnects_cancels_the_provider_request(rest):
     assert stats["in_flight"] == 0 and stats["completed"] == before["completed"]
 
 
+def test_a_client_that_leaves_before_a_plain_answer_cancels_the_call(rest):
+    """No streaming: the client posts, the provider request starts, the client closes its socket.
+    The gateway cancels the call then (not at the call's 2 s deadline) and keeps serving."""
+    import socket
+    import time
+    from urllib.parse import urlsplit
+
+    mock = httpx2.Client(base_url=rest["mock"], timeout=10)
+    before = mock.get("/_mock/stats").json()
+    url = urlsplit(rest["url"])
+    body = json.dumps({"text": "hi"}).encode()
+    head = (f"POST /v1/tools/stalled HTTP/1.1\r\nHost: {url.netloc}\r\n"
+            f"Authorization: Bearer {rest['keys']['full']}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n").encode()
+    deadline = time.monotonic() + 20
+    with socket.create_connection((url.hostname, url.port)) as sock:
+        sock.sendall(head + body)
+        while mock.get("/_mock/stats").json()["in_flight"] <= before["in_flight"]:
+            assert time.monotonic() < deadline, "the provider request never started"
+            time.sleep(0.02)
+    # The socket is closed: the gateway says it cancelled (a deadline would answer 504 instead).
+    server = rest["server"]
+    while not any("tool=stalled: the client went away; cancelled the call" in line for line in server.log):
+        assert time.monotonic() < deadline, "".join(server.log[-20:])
+        time.sleep(0.02)
+    while mock.get("/_mock/stats").json()["disconnected"] <= before["disconnected"]:
+        assert time.monotonic() < deadline, "the provider request was not dropped"
+        time.sleep(0.02)
+    with client(rest) as http:
+        assert http.post("/v1/tools/echo", json={"text": "still here"}).status_code == 200
+
+
 def test_openapi_document_validates_and_describes_each_tool(rest):
     from openapi_spec_validator import validate
 

@@ -32,12 +32,16 @@ class PromptTool:
     max_rendered_chars: int
     # Each declared property's default (None when it has none): what a call that omits it renders with.
     defaults: Mapping[str, Any] = field(init=False, repr=False, compare=False)
+    # Whether every message is a plain template, which reads names from any mapping: then a call's
+    # context is a plain dict, not one laid over the template globals.
+    _plain: bool = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         properties: Mapping[str, Any] = self.config.input_schema.get("properties", {})
         defaults = {name: spec.get("default") if isinstance(spec, Mapping) else None
                     for name, spec in properties.items()}
         object.__setattr__(self, "defaults", defaults)
+        object.__setattr__(self, "_plain", all(template.is_plain for _, template in self.messages))
 
     @property
     def name(self) -> str:
@@ -65,15 +69,18 @@ class PromptTool:
         """Render each message on its own; arguments are data, never template source.
 
         `extra` adds gateway-provided variables (such as `session`) to the context."""
-        if not self.messages:
+        messages = self.messages
+        if not messages:
             return ()
         # One context for every message (defaults, then arguments, then `extra`), built once.
-        context = self.messages[0][1].context(self.defaults, arguments)
-        if extra:
-            context.update(extra)
+        context: Mapping[str, Any]
+        if self._plain:
+            context = {**self.defaults, **arguments, **extra} if extra else {**self.defaults, **arguments}
+        else:
+            context = messages[0][1].context(self.defaults, arguments, extra or {})
         budget = self.max_rendered_chars
         rendered: list[Message] = []
-        for role, template in self.messages:
+        for role, template in messages:
             try:
                 text = template.render(context, budget=budget)
             except RenderError as exc:

@@ -129,9 +129,10 @@ def main() -> None:
               show_default=True, metavar="SECONDS",
               help="HTTP: a handshake-era session with no request for this long is closed (its id then gets 404).")
 @click.option("--max-sessions", type=click.IntRange(min=1), default=10_000, show_default=True,
-              help="HTTP: most handshake-era sessions open at once; more get 503.")
+              help="HTTP: most handshake-era sessions (legacy SSE streams included) open at once; more get 503.")
 @click.option("--max-sessions-per-caller", type=click.IntRange(min=1), default=100, show_default=True,
-              help="HTTP with auth: most handshake-era sessions one key or token holds open at once.")
+              help="HTTP with auth: most handshake-era sessions (legacy SSE streams included) one key or token "
+              "holds open at once.")
 @click.option("--header-timeout", type=click.FloatRange(min=0, min_open=True), default=10.0, show_default=True,
               metavar="SECONDS", help="HTTP: a connection that has not sent complete request headers this long "
               "after opening (or after its last response) is closed.")

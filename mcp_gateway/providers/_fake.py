@@ -8,25 +8,20 @@ from __future__ import annotations
 
 import hashlib
 import math
-import re
 import zlib
 from collections.abc import Mapping, Sequence
 from fractions import Fraction
 from typing import Any
 
-from .._tokens import estimate_tokens
 from ._schemas import merge_schemas
 
 __all__ = [
     "SchemaInstanceError",
     "answer_text",
-    "estimate_tokens",
     "instance_for_schema",
     "prompt_words",
     "seed_of",
 ]
-
-_WORD = re.compile(r"\S+")
 
 
 def seed_of(text: str) -> int:
@@ -36,7 +31,7 @@ def seed_of(text: str) -> int:
 
 def answer_text(model: str, prompt: str, *, max_words: int = 40) -> str:
     """A readable, deterministic answer that echoes the start of the prompt's last message."""
-    words = _WORD.findall(prompt)
+    words = prompt.split()  # runs of non-whitespace (str.isspace), as the regex \S+ finds them
     head = " ".join(words[:max_words])
     more = " ..." if len(words) > max_words else ""
     return f"[{model}] Offline answer to a {len(words)}-word prompt: {head}{more}"

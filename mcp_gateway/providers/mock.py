@@ -16,8 +16,9 @@ from typing import Any
 import anyio
 
 from .._errors import ProviderError
+from .._tokens import estimate_tokens, estimate_total
 from ._base import Completion, CompletionRequest, OnText, ToolCall, Usage
-from ._fake import answer_text, estimate_tokens, instance_for_schema, prompt_words, seed_of
+from ._fake import answer_text, instance_for_schema, prompt_words, seed_of
 
 __all__ = ["MockProvider"]
 
@@ -47,32 +48,41 @@ class MockProvider:
     async def complete(self, request: CompletionRequest, *, on_text: OnText | None = None) -> Completion:
         if self._fail_with is not None:
             raise ProviderError(self.name, self._fail_with)
-        prompt = "\n".join(m.content for m in request.messages)
-        last_user = next((m.content for m in reversed(request.messages) if m.role == "user"), prompt)
-        structured: Any = None
-        call = _forced_call(self.name, request, prompt, last_user)
-        if call is not None:
+        messages = request.messages
+        # The prompt (every message joined) is only built when an answer is derived from all of it.
+        last_user = next((m.content for m in reversed(messages) if m.role == "user"), None)
+        choice = request.tool_choice
+        if request.tools and choice is not None and choice.forced:
+            prompt = "\n".join(m.content for m in messages)
+            call = _forced_call(self.name, request, prompt, prompt if last_user is None else last_user)
             if self._latency:
                 await anyio.sleep(self._latency)
-            usage = Usage(input_tokens=sum(estimate_tokens(m.content) for m in request.messages),
+            usage = Usage(input_tokens=estimate_total(m.content for m in messages),
                           output_tokens=estimate_tokens(call.arguments))
             return Completion(text="", finish_reason="tool_calls", usage=usage, model=request.model,
                               tool_calls=(call,))
-        if request.output_schema is not None:
-            structured = instance_for_schema(request.output_schema, seed_of(prompt), words=prompt_words(last_user))
-            text = json.dumps(structured, ensure_ascii=False)
-        else:
-            text = answer_text(request.model, last_user)
-        max_tokens = request.params.get("max_tokens")
+        structured: Any = None
         finish = "stop"
-        if isinstance(max_tokens, int) and request.output_schema is None and estimate_tokens(text) > max_tokens:
-            text, finish = text[: max(max_tokens, 0) * 4], "length"
+        if request.output_schema is not None:
+            prompt = "\n".join(m.content for m in messages)
+            structured = instance_for_schema(request.output_schema, seed_of(prompt),
+                                             words=prompt_words(prompt if last_user is None else last_user))
+            text = json.dumps(structured, ensure_ascii=False)
+            output_tokens = estimate_tokens(text)
+        else:
+            if last_user is None:
+                last_user = "\n".join(m.content for m in messages)
+            text = answer_text(request.model, last_user)
+            output_tokens = estimate_tokens(text)
+            max_tokens = request.params.get("max_tokens")
+            if isinstance(max_tokens, int) and output_tokens > max_tokens:
+                text, finish = text[: max(max_tokens, 0) * 4], "length"
+                output_tokens = estimate_tokens(text)
         if self._latency:
             await anyio.sleep(self._latency)
         if on_text is not None:
             await self._stream(text, on_text)
-        usage = Usage(input_tokens=sum(estimate_tokens(m.content) for m in request.messages),
-                      output_tokens=estimate_tokens(text))
+        usage = Usage(input_tokens=estimate_total(m.content for m in messages), output_tokens=output_tokens)
         return Completion(text=text, finish_reason=finish, usage=usage, model=request.model, structured=structured)
 
     async def _stream(self, text: str, on_text: OnText) -> None:
@@ -86,10 +96,10 @@ class MockProvider:
         return None
 
 
-def _forced_call(provider: str, request: CompletionRequest, prompt: str, last_user: str) -> ToolCall | None:
+def _forced_call(provider: str, request: CompletionRequest, prompt: str, last_user: str) -> ToolCall:
+    """The one call that answers a forced tool choice (`request.tool_choice.forced`)."""
     choice = request.tool_choice
-    if not request.tools or choice is None or not choice.forced:
-        return None
+    assert choice is not None
     tool = next((t for t in request.tools if t.name == choice.name), None) if choice.mode == "function" \
         else request.tools[0]
     if tool is None:

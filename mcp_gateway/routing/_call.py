@@ -36,6 +36,7 @@ __all__ = ["Guard", "RoutedCall"]
 log = logging.getLogger("mcp_gateway.routing")
 
 Guard = Callable[[Target], Awaitable["BudgetHold | None"]]
+"""Reserves a try's worst-case cost on the budgets that apply (None: no budget applies)."""
 ZERO = Decimal(0)
 
 
@@ -60,7 +61,7 @@ class RoutedCall:
     """The state of one call while it runs; read `result`, `fatal`, `failures` and `attempts` after."""
 
     def __init__(self, route: Route, order: Sequence[Target], requests: dict[Target, CompletionRequest],
-                 on_text: OnText | None, guard: Guard, rng: random.Random) -> None:
+                 on_text: OnText | None, guard: Guard | None, rng: random.Random) -> None:
         self.route = route
         self.order = order
         self.requests = requests
@@ -157,7 +158,9 @@ class RoutedCall:
 
     async def _try_target(self, runner: _Runner) -> None:
         target = runner.target
-        policy = self.route.retry
+        route = self.route
+        policy = route.retry
+        plain = self.on_text is None and route.first_token_s is None and route.total_s is None
         tries = 0
         while True:
             tries += 1
@@ -166,16 +169,21 @@ class RoutedCall:
                 if ticket is None:  # the circuit opened meanwhile: move on
                     return
                 runner.ticket = ticket
-            try:
-                reservation = await self.guard(target)
-            except BudgetExceededError as exc:
-                if target.breaker is not None:
-                    target.breaker.release(runner.ticket)
-                self.failures.append(exc)
-                return
+            reservation: BudgetHold | None = None
+            if self.guard is not None:
+                try:
+                    reservation = await self.guard(target)
+                except BudgetExceededError as exc:
+                    if target.breaker is not None:
+                        target.breaker.release(runner.ticket)
+                    self.failures.append(exc)
+                    return
             started = anyio.current_time()
             try:
-                completion = await self._attempt(runner)
+                if plain:  # no deadline of ours, nothing streamed: the provider's answer as is
+                    completion = await target.provider.complete(self.requests[target], on_text=None)
+                else:
+                    completion = await self._attempt(runner)
             except anyio.get_cancelled_exc_class():
                 await self._interrupted(runner, reservation, started)
                 raise
@@ -193,7 +201,10 @@ class RoutedCall:
                 error = ProviderError(target.provider.name, f"{type(exc).__name__}: {exc}")
                 error.__cause__ = exc
             else:
-                await self._succeeded(runner, reservation, started, completion)
+                cost = cost_of(completion.usage, target.price)
+                if reservation is not None:
+                    await _settle(reservation, cost)
+                self._succeeded(runner, started, completion, cost)
                 return
             if runner.forwarded:
                 error.output_started = True
@@ -266,20 +277,14 @@ class RoutedCall:
                 cost: Decimal | None, error: str | None = None, *, now: float | None = None) -> Attempt:
         target = runner.target
         ended = anyio.current_time() if now is None else now
-        attempt = Attempt(
-            target=target.label, provider=target.provider.name, model=target.model, outcome=outcome,
-            duration_ms=round((ended - started) * 1000, 3), usage=usage, cost_usd=cost,
-            hedge=runner.hedge, error=error,
-        )
+        attempt = Attempt(target.label, target.provider.name, target.model, outcome,  # positional: per attempt
+                          round((ended - started) * 1000, 3), usage, cost, runner.hedge, error)
         self.attempts.append(attempt)
         return attempt
 
-    async def _succeeded(self, runner: _Runner, reservation: BudgetHold | None, started: float,
-                         completion: Completion) -> None:
+    def _succeeded(self, runner: _Runner, started: float, completion: Completion, cost: Decimal | None) -> None:
+        """An answer (its cost settled on the budgets): close the breaker, learn the latency, record it."""
         target = runner.target
-        cost = cost_of(completion.usage, target.price)
-        if reservation is not None:
-            await _settle(reservation, cost)
         if target.breaker is not None:
             target.breaker.success(runner.ticket)
         now = anyio.current_time()

@@ -157,14 +157,15 @@ class Routed:
         `usage` adds up every attempt whose usage is known (the answer, failed tries that reported
         usage, hedges that lost, answers rejected by the output schema), like `cost_usd`.
         """
+        attempts, completion, target = self.attempts, self.completion, self.target
         info: dict[str, Any] = {
             "route": self.route.name,
-            "target": self.target.label,
-            "provider": self.target.provider.name,
-            "model": self.completion.model,
-            "attempts": len(self.attempts),
-            "finish_reason": self.completion.finish_reason,
-            "usage": usage_dict(_total_usage(self.attempts) if self.attempts else self.completion.usage),
+            "target": target.label,
+            "provider": target.provider.name,
+            "model": completion.model,
+            "attempts": len(attempts),
+            "finish_reason": completion.finish_reason,
+            "usage": usage_dict(_total_usage(attempts) if attempts else completion.usage),
             "cost_usd": None if self.cost_usd is None else float(self.cost_usd),
         }
         if self.unknown_cost:
@@ -173,7 +174,9 @@ class Routed:
             info["cache"] = self.cache
         if self.repairs:
             info["output_repairs"] = self.repairs
-        _add_attempts(info, [a for a in self.attempts if a.outcome != "ok"], self.skipped, self.hedged)
+        others = [a for a in attempts if a.outcome != "ok"]
+        if others or self.skipped or self.hedged:
+            _add_attempts(info, others, self.skipped, self.hedged)
         if self.answers:
             info["fanout"] = [answer.describe() for answer in self.answers]
         return info
@@ -199,8 +202,17 @@ class Routed:
 
 
 def _total_usage(attempts: tuple[Attempt, ...]) -> Usage:
-    known = [a.usage for a in attempts if a.usage is not None]
-    return Usage(*(sum(getattr(u, f) for u in known) for f in _USAGE_FIELDS))
+    """The usage of every attempt whose usage is known, added up (field by field, from 0)."""
+    inputs = outputs = cache_read = cache_write = reasoning = 0
+    for attempt in attempts:
+        usage = attempt.usage
+        if usage is not None:
+            inputs += usage.input_tokens
+            outputs += usage.output_tokens
+            cache_read += usage.cache_read_tokens
+            cache_write += usage.cache_write_tokens
+            reasoning += usage.reasoning_tokens
+    return Usage(inputs, outputs, cache_read, cache_write, reasoning)
 
 
 def describe_failure(route: str, error: Exception, attempts: tuple[Attempt, ...], skipped: tuple[str, ...] = (),
@@ -229,9 +241,6 @@ def describe_failure(route: str, error: Exception, attempts: tuple[Attempt, ...]
         info["cost_unknown_attempts"] = unknown
     _add_attempts(info, list(attempts), skipped, hedged)
     return info
-
-
-_USAGE_FIELDS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "reasoning_tokens")
 
 
 def _error_dict(error: Exception) -> dict[str, Any]:

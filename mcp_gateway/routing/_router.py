@@ -48,10 +48,6 @@ log = logging.getLogger("mcp_gateway.routing")
 ZERO = Decimal(0)
 
 
-async def _no_guard(target: Target) -> BudgetHold | None:
-    return None
-
-
 class Router:
     """Sends a rendered prompt to the route a tool names."""
 
@@ -165,7 +161,8 @@ class Router:
             answered = call.result is not None and call.fatal is None
         finally:
             self.ledger.record(tool=tool, route=route.name, outcome="answered" if answered else "failed",
-                               charges=[Charge(a.target, a.usage, a.cost_usd) for a in call.attempts], key=caller)
+                               charges=tuple([Charge(a.target, a.usage, a.cost_usd) for a in call.attempts]),
+                               key=caller)
             await self.ledger.flush()  # runs even while cancelled: a ledger that sends shields it
         attempts, skipped, hedged = tuple(call.attempts), tuple(call.skipped), call.hedged
         if call.fatal is not None:
@@ -188,18 +185,14 @@ class Router:
             )
             raise RouteError(route.name, error, attempts, skipped, hedged)
         target, completion = call.result
-        answer = next(a for a in attempts if a.outcome == "ok")
-        known = sum((a.cost_usd for a in attempts if a.cost_usd is not None), ZERO)
-        unknown = sum(1 for a in attempts if a.cost_usd is None and a is not answer)
-        return Routed(
-            route, target, completion, attempts,
-            cost_usd=None if answer.cost_usd is None else known, unknown_cost=unknown,
-            cache=None if keys is None else "miss", hedged=call.hedged, skipped=skipped,
-            cache_key=None if keys is None else keys[target], cache_ttl_s=cache_ttl_s,
-        )
+        cost, unknown = answered_cost(attempts)
+        if keys is None:  # positional (route, target, completion, attempts, cost_usd, unknown_cost, cache, ...)
+            return Routed(route, target, completion, attempts, cost, unknown, None, hedged, skipped)
+        return Routed(route, target, completion, attempts, cost, unknown, "miss", hedged, skipped, keys[target],
+                      cache_ttl_s)
 
     async def _fan_out(self, route: Route, order: list[Target], requests: dict[Target, CompletionRequest],
-                       guard: Guard, accept: Callable[[Completion], bool] | None, on_text: OnText | None,
+                       guard: Guard | None, accept: Callable[[Completion], bool] | None, on_text: OnText | None,
                        tool: str | None, caller: str | None) -> Routed:
         """Every target at once, each with its own retries, breaker, budget reservation and
         deadlines; `merge: first_valid` cancels the others once an accepted answer is in."""
@@ -287,9 +280,9 @@ class Router:
 
     def _guard(self, budgets: BudgetStore | None, tool: str | None, session: str | None,
                requests: dict[Target, CompletionRequest], messages: tuple[Message, ...],
-               output_schema: Mapping[str, Any] | None) -> Guard:
+               output_schema: Mapping[str, Any] | None) -> Guard | None:
         if budgets is None:
-            return _no_guard
+            return None
         bound = input_token_bound(messages, output_schema)
 
         async def guard(target: Target) -> BudgetHold | None:
@@ -336,6 +329,18 @@ class Router:
         if self.cache is not None and self._owns_cache:
             self._owns_cache = False
             await self.cache.aclose()
+
+
+def answered_cost(attempts: tuple[Attempt, ...]) -> tuple[Decimal | None, int]:
+    """An answered call's `cost_usd` (every attempt's known cost; None when the answer's is unknown)
+    and how many other attempts' cost is unknown."""
+    if len(attempts) == 1:  # the usual call, one attempt (the answer): the same sum, without generators
+        cost = attempts[0].cost_usd
+        return (None if cost is None else ZERO + cost), 0  # ZERO + keeps the sum's Decimal form
+    answer = next(a for a in attempts if a.outcome == "ok")
+    known = sum((a.cost_usd for a in attempts if a.cost_usd is not None), ZERO)
+    unknown = sum(1 for a in attempts if a.cost_usd is None and a is not answer)
+    return (None if answer.cost_usd is None else known), unknown
 
 
 def _is_count(value: Any) -> bool:

@@ -10,8 +10,7 @@ get the same body limit from the SDK's `max_request_body_size`.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from types import TracebackType
 from typing import Any
 
 import anyio
@@ -106,17 +105,34 @@ def check_message_count(count: int, maximum: int | None, *, what: str = "message
                                 actual=count, maximum=maximum)
 
 
-@asynccontextmanager
-async def call_deadline(seconds: float | None) -> AsyncIterator[None]:
-    """Cancel the block after `seconds` and raise CallDeadlineError instead of a bare timeout."""
-    if seconds is None:
-        yield
-        return
-    with anyio.move_on_after(seconds) as scope:
-        yield
-    if scope.cancelled_caught:
-        raise CallDeadlineError("call_deadline_s", f"the call did not finish within its deadline of {seconds:g} s",
-                                maximum=seconds)
+class call_deadline:  # lower case: used as `async with call_deadline(seconds):`, like anyio's scopes
+    """Cancel the block after `seconds` and raise CallDeadlineError instead of a bare timeout.
+
+    A class rather than a generator-based context manager: it wraps every tool call, and this way
+    it costs one cancel scope and nothing more (`None`: no deadline, no scope)."""
+
+    __slots__ = ("_scope", "_seconds")
+
+    def __init__(self, seconds: float | None) -> None:
+        self._seconds = seconds
+        self._scope: anyio.CancelScope | None = None
+
+    async def __aenter__(self) -> None:
+        if self._seconds is not None:
+            scope = self._scope = anyio.CancelScope(deadline=anyio.current_time() + self._seconds)
+            scope.__enter__()
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                        traceback: TracebackType | None) -> bool:
+        scope = self._scope
+        if scope is None:
+            return False
+        swallowed = scope.__exit__(exc_type, exc, traceback)  # as a `with` block would exit it
+        if scope.cancelled_caught:
+            seconds = self._seconds
+            raise CallDeadlineError("call_deadline_s",
+                                    f"the call did not finish within its deadline of {seconds:g} s", maximum=seconds)
+        return bool(swallowed)
 
 
 class BodySizeLimitMiddleware:

@@ -20,11 +20,10 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import anyio
 from jsonschema import Draft202012Validator
 from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
 from mcp.server.transport_security import TransportSecurityMiddleware, TransportSecuritySettings
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import Receive, Scope, Send
@@ -36,6 +35,7 @@ from ..routing import Routed
 from ..security import RequestLimitError
 from ..security.limits import check_message_count
 from ._boundary import problem
+from ._disconnect import CLIENT_CLOSED, until_disconnect
 from ._chat_format import (
     ChatCall,
     ChatRequestError,
@@ -186,7 +186,11 @@ class _ChatApi:
             await _Stream(self, caller, call).run(scope, receive, send)
             return
         try:
-            routed = await self.run(caller, call, None)
+            routed = await until_disconnect(receive, lambda: self.run(caller, call, None))
+        except ClientDisconnect:
+            log.info("chat completion: the client went away; cancelled the call")
+            await Response(status_code=CLIENT_CLOSED)(scope, receive, send)  # nobody reads it; middleware sees 499
+            return
         except Exception as exc:  # noqa: BLE001
             await error_response(exc, self.guard)(scope, receive, send)
             return
@@ -269,22 +273,13 @@ class _Stream:
         self.send = send
         routed: Routed | None = None
         error: Exception | None = None
-        async with anyio.create_task_group() as group:
-
-            async def watch() -> None:
-                while (await receive())["type"] != "http.disconnect":
-                    pass
-                log.info("chat completion stream: the client went away; cancelling the call")
-                group.cancel_scope.cancel()
-
-            group.start_soon(watch)
-            try:
-                routed = await self.api.run(self.caller, self.call, self.on_text)
-            except Exception as exc:  # noqa: BLE001
-                error = exc
-            group.cancel_scope.cancel()
-        if routed is None and error is None:
-            return  # cancelled: the client is gone
+        try:
+            routed = await until_disconnect(receive, lambda: self.api.run(self.caller, self.call, self.on_text))
+        except ClientDisconnect:
+            log.info("chat completion stream: the client went away; cancelled the call")
+            return
+        except Exception as exc:  # noqa: BLE001
+            error = exc
         if error is not None:
             response = error_response(error, self.api.guard)
             if not self.started:

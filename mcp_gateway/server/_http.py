@@ -46,7 +46,7 @@ from ._catalog_page import catalog_routes
 from . import _uvicorn
 from ._event_store import InMemoryEventStore
 from ._header_timeout import h11_with_header_timeout
-from ._http_sessions import CappedSessionManager
+from ._http_sessions import CappedSessionManager, too_many_sessions
 from ._live import LiveGateway
 from ._mcp import build_server, initialization_options
 from ._pipeline import CallPipeline
@@ -125,8 +125,12 @@ def build_http_app(
     init = initialization_options(server)
 
     async def sse_stream(scope: Scope, receive: Receive, send: Send) -> None:
-        async with sse.connect_sse(scope, receive, send) as (read, write):
-            await server.run(read, write, init)
+        with manager.legacy_stream(scope) as admitted:  # an SSE stream is a protocol session too
+            if not admitted:
+                await too_many_sessions()(scope, receive, send)
+                return
+            async with sse.connect_sse(scope, receive, send) as (read, write):
+                await server.run(read, write, init)
 
     async def healthz(request: Request) -> Response:
         return JSONResponse({"status": "ok", "tools": len(live.gateway.catalog.tools)})

@@ -10,7 +10,8 @@
 
 Streaming: `Accept: text/event-stream` or `?stream=true` answers with SSE `delta` events (the
 model's text as it arrives) and one final `result` (or, once text was sent, `error`) event; a
-client that disconnects cancels the call and with it the provider request. Every error is RFC 9457 problem details,
+client that disconnects cancels the call and with it the provider request (so does one that leaves
+before a plain JSON answer: `_disconnect`). Every error is RFC 9457 problem details,
 rendered by the one boundary table (`_boundary.problem`).
 """
 
@@ -21,10 +22,9 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-import anyio
 from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
 from mcp.server.transport_security import TransportSecurityMiddleware, TransportSecuritySettings
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -36,6 +36,7 @@ from ..security import BodySizeLimitMiddleware
 from ..sessions import SessionError, SessionManager
 from ._boundary import PROBLEM_TYPE_PREFIX, problem
 from ._deprecation import version_headers
+from ._disconnect import CLIENT_CLOSED, until_disconnect
 from ._live import LiveGateway
 from ._openapi import openapi_document, tool_summary
 from ._pipeline import CallPipeline, ToolCall
@@ -140,9 +141,10 @@ def rest_routes(live: LiveGateway, guard: Protections, pipeline: CallPipeline, *
         if _wants_stream(request):
             return _EventStream(pipeline, call, error_response, live)
         try:
-            answer = await pipeline.run(call)
-        except anyio.get_cancelled_exc_class():
-            raise
+            answer = await until_disconnect(request.receive, lambda: pipeline.run(call))
+        except ClientDisconnect:
+            log.info("tool=%s: the client went away; cancelled the call", call.name)
+            return Response(status_code=CLIENT_CLOSED)  # nobody reads it; middleware sees 499
         except Exception as exc:
             return error_response(exc)
         registry = live.gateway.catalog.tools
@@ -275,15 +277,9 @@ class _EventStream:
 
         self.call.on_text = on_text
         failed: Response | None = None
-        async with anyio.create_task_group() as tg:
 
-            async def watch_disconnect() -> None:
-                while (await receive())["type"] != "http.disconnect":
-                    pass
-                log.info("tool=%s: the client went away; cancelling the call", self.call.name)
-                tg.cancel_scope.cancel()
-
-            tg.start_soon(watch_disconnect)
+        async def run_call() -> None:
+            nonlocal failed
             try:
                 answer = await self.pipeline.run(self.call)
                 await emit(_event("result", _result(self.live, self.call, answer)))
@@ -291,7 +287,12 @@ class _EventStream:
                 failed = self.error_response(exc)
                 if started:
                     await emit(_event("error", json.loads(bytes(failed.body))))
-            tg.cancel_scope.cancel()
+
+        try:
+            await until_disconnect(receive, run_call)
+        except ClientDisconnect:
+            log.info("tool=%s: the client went away; cancelled the call", self.call.name)
+            return
         if not started and failed is not None:
             await failed(scope, receive, send)
         elif started:

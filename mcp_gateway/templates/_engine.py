@@ -3,7 +3,9 @@
 Templates are trusted files; arguments are untrusted data passed as the render context and are
 never parsed as template source, so `{{ '{{' }}` in an argument stays literal text. The sandbox
 blocks attribute walks; we add what it lacks: a cap on rendered size (checked while rendering,
-and on `*`/`**` before they can build a huge value).
+and on `*`/`**` before they can build a huge value). A template that only substitutes names
+(`_plain`) renders by joining, without running Jinja: it evaluates nothing, so the sandbox still
+guards everything that is evaluated.
 """
 
 from __future__ import annotations
@@ -15,8 +17,10 @@ from typing import Any
 import jinja2
 from jinja2 import meta
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
+from jinja2.utils import missing
 
 from .._errors import RenderError
+from ._plain import PlainTemplate, plain_template
 
 __all__ = ["CompiledTemplate", "RenderContext", "TemplateEngine", "TemplateSyntaxProblem"]
 
@@ -77,18 +81,27 @@ class RenderContext(dict[str, Any]):
 
 
 class CompiledTemplate:
-    """A template compiled once; `render` checks the size cap while generating output."""
+    """A template compiled once; `render` checks the size cap while generating output.
 
-    __slots__ = ("_template", "_globals", "_max_chars", "source")
+    A plain template (`_plain`) renders by joining its pieces instead of running Jinja's code,
+    with the same output, the same size check and the same errors."""
+
+    __slots__ = ("_globals", "_max_chars", "_plain", "_template", "source")
 
     def __init__(self, template: jinja2.Template, source: str, max_chars: int,
-                 globals: dict[str, Any] | None = None) -> None:
+                 globals: dict[str, Any] | None = None, plain: PlainTemplate | None = None) -> None:
         self._template = template
         # A plain dict (Jinja walks a ChainMap per render), one per engine: a context made by any
         # template of the engine is used as is by all of them.
         self._globals = dict(template.globals) if globals is None else globals
         self._max_chars = max_chars
+        self._plain = plain
         self.source = source
+
+    @property
+    def is_plain(self) -> bool:
+        """Whether this template renders without running Jinja (see `_plain`)."""
+        return self._plain is not None
 
     def context(self, *values: Mapping[str, Any]) -> RenderContext:
         """One render context for `values` (later ones win), usable by every template of this engine."""
@@ -97,8 +110,47 @@ class CompiledTemplate:
     def render(self, context: Mapping[str, Any], *, budget: int | None = None) -> str:
         """Render with `context`; raise RenderError past `budget` characters (default: the cap)."""
         limit = self._max_chars if budget is None else budget
+        plain = self._plain
+        if plain is not None:  # needs no merged context: it falls back to the globals itself
+            if type(context) is not dict and type(context) is not RenderContext:
+                context = self.context(context)  # read other mappings as the merge would
+            text = plain.quick(context)
+            # Every value is there and printable: the only possible error is the size, and the
+            # total is past the limit exactly when some chunk's running total is.
+            if text is not None and len(text) <= limit:
+                return text
+            return self._join(plain, context, limit)
         if not (type(context) is RenderContext and context.base is self._globals):
             context = self.context(context)
+        return self._run(context, limit)
+
+    def _join(self, plain: PlainTemplate, context: dict[str, Any], limit: int) -> str:
+        """What Jinja's generated code yields for a plain template, chunk by chunk: literal text,
+        then `str()` of each name's value, read from `context` laid over the globals (the
+        engine's undefined when neither has it)."""
+        size = len(plain.head)
+        if size > limit and plain.head_is_chunk:
+            raise self._too_big()
+        parts = [plain.head]
+        get = context.get
+        for name, after in plain.pairs:
+            value = get(name, missing)
+            if value is missing:
+                value = self._globals.get(name, missing)
+            try:
+                if value is missing:
+                    value = self._template.environment.undefined(name=name)
+                text = str(value)
+            except Exception as exc:
+                raise _failure(exc) from None
+            size += len(text) + len(after)
+            if size > limit:
+                raise self._too_big()
+            parts.append(text)
+            parts.append(after)
+        return "".join(parts)
+
+    def _run(self, context: RenderContext, limit: int) -> str:
         template = self._template
         # A shared context reads `context` as it is: top-level `{% set %}` writes to the Context's
         # own vars, never to this dict, so the templates of one call cannot see each other's sets.
@@ -110,17 +162,26 @@ class CompiledTemplate:
             for chunk in template.root_render_func(ctx):
                 size += len(chunk)
                 if size > limit:
-                    raise RenderError(f"rendered prompt exceeds the limit of {self._max_chars} characters")
+                    raise self._too_big()
                 parts.append(chunk)
         except RenderError:
             raise
-        except jinja2.UndefinedError as exc:
-            raise RenderError(f"template variable is undefined: {exc.message}") from None
-        except SecurityError as exc:
-            raise RenderError(f"template refused an unsafe operation: {exc}") from None
-        except Exception as exc:  # a filter or test fed with unexpected data
-            raise RenderError(f"template failed: {type(exc).__name__}: {exc}") from None
+        except Exception as exc:
+            raise _failure(exc) from None
         return "".join(parts)
+
+    def _too_big(self) -> RenderError:
+        return RenderError(f"rendered prompt exceeds the limit of {self._max_chars} characters")
+
+
+def _failure(exc: Exception) -> RenderError:
+    """The RenderError for an exception raised while rendering."""
+    if isinstance(exc, jinja2.UndefinedError):
+        return RenderError(f"template variable is undefined: {exc.message}")
+    if isinstance(exc, SecurityError):
+        return RenderError(f"template refused an unsafe operation: {exc}")
+    # a filter or test fed with unexpected data, or a value whose str() fails
+    return RenderError(f"template failed: {type(exc).__name__}: {exc}")
 
 
 class TemplateEngine:
@@ -232,4 +293,16 @@ class TemplateEngine:
         if isinstance(analysed, Exception):
             raise analysed
         template = self._env.template_class.from_code(self._env, analysed[1], self._env.make_globals(None), None)
-        return CompiledTemplate(template, source, self.max_chars, self._globals)
+        return CompiledTemplate(template, source, self.max_chars, self._globals, self._plain(analysed[0]))
+
+    def _plain(self, ast: jinja2.nodes.Template) -> PlainTemplate | None:
+        """`ast` as a plain template, if it is one and this environment prints values with bare
+        `str()` (no autoescape, no finalize): then joining is exactly what Jinja would do."""
+        if self._env.autoescape is not False or self._env.finalize is not None:
+            return None
+        return plain_template(ast, self._partial_tree)
+
+    def _partial_tree(self, name: str) -> jinja2.nodes.Template | None:
+        source = self._partials.get(name)
+        analysed = None if source is None else self._analyse(source)
+        return analysed[0] if isinstance(analysed, tuple) else None

@@ -9,11 +9,13 @@ from importlib import resources
 
 import anyio
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mcp_gateway.accounting import (
     BudgetExceededError,
-    Charge,
     Budgets,
+    Charge,
     Ledger,
     Price,
     PriceTable,
@@ -23,7 +25,8 @@ from mcp_gateway.accounting import (
 )
 from mcp_gateway.config._models import BudgetsConfig
 from mcp_gateway.providers import Message, Usage
-from mcp_gateway.routing import RouteError
+from mcp_gateway.routing import Attempt, RouteError
+from mcp_gateway.routing._router import answered_cost
 from tests.routing.fakes import Answer, Clock, Die, Fail, Hang, Scripted, router_for, target
 
 pytestmark = pytest.mark.anyio
@@ -305,3 +308,25 @@ async def test_ledger_totals_per_dimension_and_window_match_each_call_added_up()
     assert await ledger.totals("tool", since=3600) == {"a": Totals(calls=1, cache_hits=1)}
     ledger.process.calls += 100  # a copy: the ledger's own totals are not changed through it
     assert ledger.snapshot()["process"]["calls"] == 2
+
+
+def _reference_answered_cost(attempts: tuple[Attempt, ...]) -> tuple[Decimal | None, int]:
+    """The general sum, as the router first computed it for every call."""
+    answer = next(a for a in attempts if a.outcome == "ok")
+    known = sum((a.cost_usd for a in attempts if a.cost_usd is not None), Decimal(0))
+    unknown = sum(1 for a in attempts if a.cost_usd is None and a is not answer)
+    return (None if answer.cost_usd is None else known), unknown
+
+
+_costs = st.one_of(st.none(), st.decimals(allow_nan=False, allow_infinity=False),
+                   st.sampled_from([Decimal("1E+2"), Decimal("-0"), Decimal("0E-8"), Decimal("0.000150")]))
+
+
+@settings(max_examples=300, deadline=None)
+@given(costs=st.lists(_costs, min_size=1, max_size=4), answer=st.integers(0, 3))
+def test_answered_cost_is_the_general_sum_in_the_same_decimal_form(costs, answer):
+    answer %= len(costs)
+    attempts = tuple(Attempt("t", "p", "m", "ok" if i == answer else "server", 1.0, None, cost)
+                     for i, cost in enumerate(costs))
+    found, expected = answered_cost(attempts), _reference_answered_cost(attempts)
+    assert found == expected and str(found[0]) == str(expected[0])

@@ -287,6 +287,25 @@ async def test_breaker_opens_skips_the_target_and_recovers_after_a_half_open_pro
     assert router.route("r").targets[0].breaker.state == "closed"
 
 
+async def test_a_call_its_caller_abandons_cancels_the_provider_and_is_accounted():
+    """A one-target route with no deadline and no streaming calls its provider straight, and still
+    cancels it with the caller, records the attempt and lets the next probe through."""
+    clock = Clock()
+    a = Scripted("a", Fail("server"), Hang(), Answer("back"))
+    router = router_for(target(a, breaker=Breaker(1, 30, clock=clock)))
+    with pytest.raises(ProviderError):
+        await call(router)  # opens the circuit
+    clock.advance(30)
+    with anyio.move_on_after(1) as scope:
+        await call(router)  # the half-open probe hangs until the caller gives up
+    assert scope.cancelled_caught and a.cancelled == 1
+    totals = router.ledger.process
+    # the 503 was refused before model work (free); the cancelled probe's cost is unknown
+    assert (totals.calls, totals.failed, totals.provider_calls, totals.unknown_cost) == (0, 2, 2, 1)
+    routed = await call(router)  # the cancelled probe was released: another goes at once
+    assert routed.completion.text == "back" and router.route("r").targets[0].breaker.state == "closed"
+
+
 async def test_every_circuit_open_fails_fast():
     clock = Clock()
     a = Scripted("a", Fail("server"))

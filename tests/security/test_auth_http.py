@@ -5,7 +5,7 @@ requests carry it, /healthz does no auth work, /metrics needs the `metrics` scop
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 
 import anyio
@@ -147,6 +147,52 @@ async def test_open_protocol_sessions_are_capped_per_caller(setup) -> None:
                                                        "Mcp-Session-Id": session_id})
         assert deleted.status_code == 200
         assert (await initialize(alice)).status_code == 200  # the ended session gave its place back
+
+
+async def _open_sse(stack: AsyncExitStack, client: httpx2.AsyncClient, headers: dict[str, str]) -> httpx2.Response:
+    """Open a legacy SSE stream; when admitted, wait for its `endpoint` event (the session exists)."""
+    response = await stack.enter_async_context(client.stream("GET", "/sse", headers=headers))
+    if response.status_code == 200:
+        # Held until the stack closes: a line iterator that is garbage-collected closes the stream.
+        lines = response.aiter_lines()
+        stack.push_async_callback(lines.aclose)
+        async for line in lines:
+            if line.startswith("event: endpoint"):
+                break
+    else:
+        await response.aread()
+    return response
+
+
+async def test_legacy_sse_streams_count_against_the_same_caps(setup) -> None:
+    protections, store, _ = setup
+    _, alice = store.create("alice", ["tools:*"])
+    _, bob = store.create("bob", ["tools:*"])
+    async with serve(protections, max_sessions_per_caller=3) as base, \
+            httpx2.AsyncClient(base_url=base, timeout=30) as client, AsyncExitStack() as stack:
+        as_alice = {"Authorization": f"Bearer {alice}"}
+        first = await _open_sse(stack, client, as_alice)
+        assert first.status_code == 200
+        assert (await _open_sse(stack, client, as_alice)).status_code == 200
+        assert (await client.post("/mcp", json=INIT, headers={**ACCEPT, **as_alice})).status_code == 200
+        # Three protocol sessions over two transports: the fourth of either kind is refused.
+        refused = await _open_sse(stack, client, as_alice)
+        assert refused.status_code == 503 and "Too many open sessions" in refused.text
+        assert (await client.post("/mcp", json=INIT, headers={**ACCEPT, **as_alice})).status_code == 503
+        assert (await _open_sse(stack, client, {"Authorization": f"Bearer {bob}"})).status_code == 200
+        await first.aclose()  # the client hangs up: its place comes back once the server sees it
+        with anyio.fail_after(20):
+            while (await client.post("/mcp", json=INIT, headers={**ACCEPT, **as_alice})).status_code != 200:
+                await anyio.sleep(0.05)
+
+
+async def test_legacy_sse_streams_count_against_the_global_cap() -> None:
+    async with serve(Protections(), max_sessions=2) as base, \
+            httpx2.AsyncClient(base_url=base, timeout=30) as client, AsyncExitStack() as stack:
+        assert (await _open_sse(stack, client, {})).status_code == 200
+        assert (await client.post("/mcp", json=INIT, headers=ACCEPT)).status_code == 200
+        assert (await _open_sse(stack, client, {})).status_code == 503
+        assert (await client.post("/mcp", json=INIT, headers=ACCEPT)).status_code == 503
 
 
 async def test_abandoned_sessions_idle_out_and_free_their_place(setup) -> None:
