@@ -12,9 +12,9 @@ table in `_boundary`. A surface with calls of its own kind runs them through the
 place for every surface (assigning it rebuilds the chain the calls run through).
 
 The chain is built for the configuration it serves: a step that cannot act under it (rate limiting
-with no limiter, sessions with no session store) is left out, and the
-chain is rebuilt when that changes (a reload swaps the gateway; protections may be replaced), so
-every call still passes every protection that applies to it, on every surface.
+with no limiter, sessions with no session store) is left out, and the chain is rebuilt when that
+changes (a reload swaps the gateway; protections may be replaced), so every call still passes every
+protection that applies to it, on every surface.
 """
 
 from __future__ import annotations
