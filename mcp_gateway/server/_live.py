@@ -21,8 +21,8 @@ from mcp.server.subscriptions import (
 )
 
 from .._errors import ShuttingDownError
-from ..security.limits import CallDeadlineError
 from .._gateway import Gateway
+from ..security.limits import CallDeadlineError
 from ._views import McpViews
 
 __all__ = ["LiveGateway"]
