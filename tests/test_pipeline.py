@@ -6,13 +6,16 @@ from __future__ import annotations
 import textwrap
 
 import anyio
+import anyio.lowlevel
 import pytest
 
 from mcp_gateway import ToolNotFoundError
+from mcp_gateway._errors import ShuttingDownError
 from mcp_gateway.security import CallDeadlineError, MemoryRateLimitBackend, RateLimiter, RateLimitExceeded
 from mcp_gateway.security import RateLimits, RequestLimitError, ScopeSet
-from mcp_gateway.server import CallPipeline, GatewayServer, ToolCall
+from mcp_gateway.server import CallPipeline, GatewayServer, Reloader, ToolCall
 from mcp_gateway.server._protections import Caller
+from mcp_gateway.sessions import SessionError
 
 pytestmark = pytest.mark.anyio
 
@@ -177,3 +180,101 @@ async def test_time_to_first_piece_is_measured_for_streamed_calls_only(server):
     assert pieces and first_chunks() == 1
     # measured from the call's start (not from any other moment): under a second with the offline mock
     assert 0 <= registry.get_sample_value("gen_ai_client_operation_time_to_first_chunk_seconds_sum", labels) < 1
+
+
+async def test_the_chain_follows_a_reload_that_enables_sessions_and_limits(server, tmp_path):
+    """Steps that cannot act are left out of the chain (no session store: no session step); a
+    reload (what SIGHUP and --watch run) that configures them puts them back for the next call."""
+    pipeline = CallPipeline(server.live, server.protections)
+    assert pipeline.open_session not in pipeline.active_steps
+    assert pipeline.open_session in pipeline.steps  # still listed: it applies once sessions are configured
+    unknown = ToolCall("echo", {"text": "x" * 60}, caller("tools:*"), session_handle="s_unknown")
+    assert "x" * 60 in (await pipeline.run(unknown)).text  # no session store: the handle is not looked at
+    assert unknown.record.session_id is None
+
+    config = tmp_path / "gateway.yaml"
+    config.write_text(CONFIG.replace("max_argument_chars: 100", "max_argument_chars: 50") + "sessions: {store: memory}\n")
+    assert await Reloader(server.live, config).reload(announce=False)
+
+    with pytest.raises(SessionError, match="s_unknown"):
+        await pipeline.run(ToolCall("echo", {"text": "x"}, caller("tools:*"), session_handle="s_unknown"))
+    with pytest.raises(RequestLimitError, match="the limit is 50"):
+        await pipeline.run(ToolCall("echo", {"text": "x" * 60}, caller("tools:*")))
+    sessions = server.live.gateway.sessions
+    assert sessions is not None
+    session = await sessions.start("key:test")
+    known = ToolCall("echo", {"text": "hi"}, caller("tools:*"), session_handle=session.id)
+    await pipeline.run(known)
+    assert known.session is not None and known.record.session_id == session.id
+    assert pipeline.open_session in pipeline.active_steps
+
+    config.write_text(CONFIG)  # and back: the step leaves the chain again
+    assert await Reloader(server.live, config).reload(announce=False)
+    assert pipeline.open_session not in pipeline.active_steps
+    assert "x" * 60 in (await pipeline.run(ToolCall("echo", {"text": "x" * 60}, caller("tools:*"),
+                                                    session_handle=session.id))).text
+
+
+async def test_the_chain_follows_protections_set_after_it_was_built(server):
+    """A rate limiter or a deadline configured after the pipeline was built applies to the next call,
+    on the default endpoint and on a surface's own (no limiter: no rate-limit step)."""
+    guard = server.protections
+    guard.call_deadline_s = None
+    pipeline = CallPipeline(server.live, guard)
+    assert pipeline.rate_limit not in pipeline.active_steps and pipeline.deadline in pipeline.active_steps
+    limited = caller("tools:*", limits=RateLimits(requests_per_minute=1))
+    for _ in range(3):
+        await pipeline.run(ToolCall("echo", {"text": "free"}, limited))  # no limiter: no limit
+
+    guard.limiter = RateLimiter(MemoryRateLimitBackend())
+    guard.call_deadline_s = 0.2
+
+    async def own(call: ToolCall) -> str:
+        return "own"
+
+    assert await pipeline.run(ToolCall("echo", {"text": "first"}, limited), own) == "own"
+    with pytest.raises(RateLimitExceeded):
+        await pipeline.run(ToolCall("echo", {"text": "second"}, limited))
+    with anyio.fail_after(5), pytest.raises(CallDeadlineError, match="deadline of 0.2 s"):
+        await pipeline.run(ToolCall("slow", {"text": "late"}, caller("tools:*")))
+    assert pipeline.rate_limit in pipeline.active_steps
+
+
+async def test_one_scope_counts_the_call_and_ends_it_at_its_deadline_or_at_shutdown(server):
+    """`live.call` is the deadline (CallDeadlineError naming it) and what shutdown cancels
+    (ShuttingDownError, even when a deadline is set); either way the call stops counting."""
+    live = server.live
+    with live.call(60):
+        assert live.in_flight == 1
+        await anyio.lowlevel.checkpoint()
+    assert live.in_flight == 0
+    with anyio.fail_after(5), pytest.raises(CallDeadlineError, match=r"did not finish within its deadline of 0.05 s"):
+        with live.call(0.05):
+            await anyio.sleep_forever()
+    assert live.in_flight == 0
+
+    errors: list[BaseException] = []
+    started = anyio.Event()
+
+    async def call(deadline_s: float | None) -> None:
+        try:
+            with live.call(deadline_s):
+                started.set()
+                await anyio.sleep_forever()
+        except ShuttingDownError as exc:
+            errors.append(exc)
+
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as tg:
+            for deadline_s in (None, 600):
+                started = anyio.Event()
+                tg.start_soon(call, deadline_s)
+                await started.wait()
+            assert live.in_flight == 2
+            assert live.cancel_calls() == 2
+    assert len(errors) == 2 and all("shutting down" in str(e) for e in errors)
+    assert live.in_flight == 0
+    with pytest.raises(ValueError, match="own error"):  # an error of the call passes through unchanged
+        with live.call(60):
+            raise ValueError("own error")
+    assert live.in_flight == 0

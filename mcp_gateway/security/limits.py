@@ -48,15 +48,55 @@ class CallDeadlineError(RequestLimitError):
     """A call still running when its deadline passed; it was cancelled."""
 
 
-def check_arguments(arguments: Any, maximum: int | None, *, tool: str | None = None) -> int:
-    """The JSON-encoded size of tool arguments in characters; raises when over `maximum`."""
+def check_arguments(arguments: Any, maximum: int | None, *, tool: str | None = None) -> None:
+    """Raise when tool arguments, encoded as compact JSON, are over `maximum` characters."""
+    if maximum is not None:
+        bound = _size_bound(arguments)
+        if bound is not None and bound <= maximum:
+            return  # under the limit however it encodes: no need to encode it
     size = len(_COMPACT.encode(arguments))
     if maximum is not None and size > maximum:
         whose = f" for tool '{tool}'" if tool else ""
         raise RequestLimitError("max_argument_chars",
                                 f"arguments{whose} are {size:,} characters as JSON; the limit is {maximum:,}",
                                 actual=size, maximum=maximum)
-    return size
+
+
+_INT_BOUND = 1 << 64  # an int inside (-2**64, 2**64) is at most 21 characters as JSON
+_MAX_BOUNDED = 64  # more items than this are measured: a walk in Python would cost more than encoding
+
+
+def _size_bound(arguments: Any) -> int | None:
+    """An upper bound of `_COMPACT.encode(arguments)`'s length for the usual shape, an object of
+    strings, numbers, booleans, nulls and short lists of strings (None for any other shape, or
+    many items: then the size is measured).
+
+    A string encodes to at most 6 characters per character (a control character becomes
+    `\\u00XX`) plus its quotes; a float to at most 24 (`-2.2250738585072014e-308`)."""
+    if type(arguments) is not dict or len(arguments) > _MAX_BOUNDED:
+        return None
+    bound = 2  # {}
+    for key, value in arguments.items():
+        if type(key) is not str:
+            return None
+        kind = type(value)
+        if kind is str:
+            bound += 6 * (len(key) + len(value)) + 6  # "key":"value",
+        elif value is None or kind is bool:
+            bound += 6 * len(key) + 9  # "key":false,
+        elif kind is int and -_INT_BOUND < value < _INT_BOUND:
+            bound += 6 * len(key) + 25
+        elif kind is float:
+            bound += 6 * len(key) + 28
+        elif kind is list and len(value) <= _MAX_BOUNDED:  # such as the chat API's messages
+            bound += 6 * len(key) + 6  # "key":[],
+            for item in value:
+                if type(item) is not str:
+                    return None
+                bound += 6 * len(item) + 3  # "item",
+        else:
+            return None
+    return bound
 
 
 def check_message_count(count: int, maximum: int | None, *, what: str = "messages") -> None:

@@ -10,6 +10,11 @@ A step raises a GatewayError to refuse; the surface turns it into its own answer
 table in `_boundary`. A surface with calls of its own kind runs them through the same steps with
 `run(call, endpoint)`; `self.steps` is a plain sequence, so a step is added (or replaced) in one
 place for every surface (assigning it rebuilds the chain the calls run through).
+
+The chain is built for the configuration it serves: a step that cannot act under it (rate limiting
+with no limiter, sessions with no session store) is left out, and the chain is rebuilt when that
+changes (a reload swaps the gateway; protections may be replaced), so every call still passes every
+protection that applies to it, on every surface.
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ from ..observability.tracing import GatewayTracer
 from ..catalog import PromptTool
 from ..providers import OnText
 from ..routing import Routed
-from ..security.limits import call_deadline, check_arguments
+from ..security.limits import check_arguments
 from ..sessions import SessionRecord
 from ._live import LiveGateway
 from ._protections import Caller, CallRecord, Protections
@@ -37,7 +42,13 @@ __all__ = ["CHAT", "TOOLS", "CallPipeline", "Endpoint", "Step", "ToolCall", "rec
 TOOLS = "tools/call"
 CHAT = "chat/completions"
 
+# What `json.dumps(value, default=str)` builds on every call, built once (it keeps no state between calls).
+_AS_JSON = json.JSONEncoder(default=str)
+
 OwnSession = Callable[[], Awaitable[SessionRecord | None]]
+Next = Callable[["ToolCall"], Awaitable[Any]]
+Step = Callable[["ToolCall", Next], Awaitable[Any]]
+Endpoint = Callable[["ToolCall"], Awaitable[Any]]
 
 
 @dataclass(slots=True)
@@ -59,17 +70,13 @@ class ToolCall:
     record: CallRecord = field(default_factory=CallRecord)
     session: SessionRecord | None = None
     requested: str | None = None  # the name as asked for, once `authorize` set `name` to the tool's name
-    tool: PromptTool | None = None  # the tool version that answers, set by `resolve`
+    tool: PromptTool | None = None  # the tool version that answers, set by `authorize`
+    endpoint: Endpoint | None = None  # what answers at the end of the chain (None: the gateway); set by `run`
 
     @property
     def target(self) -> str:
         """The name metrics, audit and per-tool rate limits know the call by."""
         return self.name if self.method == TOOLS else f"model:{self.name}"
-
-
-Next = Callable[[ToolCall], Awaitable[Any]]
-Step = Callable[[ToolCall, Next], Awaitable[Any]]
-Endpoint = Callable[[ToolCall], Awaitable[Any]]
 
 
 class _Link:
@@ -122,23 +129,53 @@ class CallPipeline:
         self.guard = guard
         self.tracer = tracer or GatewayTracer()
         self.steps = (
-            self.audit, self.trace, self.authorize, self.resolve, self.check_limits, self.rate_limit,
-            self.count_in_flight, self.deadline, self.open_session, self.account,
+            self.audit, self.trace, self.authorize, self.check_limits, self.rate_limit, self.deadline,
+            self.open_session, self.account,
         )
 
     @property
     def steps(self) -> Sequence[Step]:
+        """Every step, outermost first (those that cannot act under the configuration included)."""
         return self._steps
 
     @steps.setter
     def steps(self, steps: Sequence[Step]) -> None:
         self._steps = tuple(steps)
-        self._chain = _chain(self._steps, self.call_gateway)  # built once: no per-call closures
+        self._build(self._conditions())
 
-    async def run(self, call: ToolCall, endpoint: Endpoint | None = None) -> Any:
-        """Run `call` through every step; raises the GatewayError of the step that refused it."""
-        chain = self._chain if endpoint is None else _chain(self._steps, endpoint)
-        return await chain(call)
+    @property
+    def active_steps(self) -> Sequence[Step]:
+        """The steps a call runs through under the current configuration."""
+        self._current()
+        return self._active
+
+    def run(self, call: ToolCall, endpoint: Endpoint | None = None) -> Awaitable[Any]:
+        """Run `call` through every step that applies (await the result); raises the GatewayError of
+        the step that refused it. `endpoint` answers instead of the gateway (a surface's own calls)."""
+        call.endpoint = endpoint
+        return self._current()(call)
+
+    def _current(self) -> Next:
+        """The chain for the configuration now: rebuilt when a reload or new protections changed it."""
+        conditions = self._conditions()
+        if conditions != self._built_for:
+            self._build(conditions)
+        return self._chain
+
+    def _conditions(self) -> tuple[bool, bool]:
+        """What decides which steps can act: whether a rate limiter and a session store are
+        configured. Read on every call (two attribute reads), so nothing can go stale."""
+        return self.guard.limiter is not None, self.live.gateway.sessions is not None
+
+    def _build(self, conditions: tuple[bool, bool]) -> None:
+        limiter, sessions = conditions
+        applies = {self.rate_limit: limiter, self.open_session: sessions}
+        self._active = tuple(step for step in self._steps if applies.get(step, True))
+        self._chain = _chain(self._active, self._endpoint)  # built once per configuration: no per-call closures
+        self._built_for = conditions
+
+    def _endpoint(self, call: ToolCall) -> Awaitable[Any]:
+        return (call.endpoint or self.call_gateway)(call)
 
     # -- the steps, outermost first -----------------------------------------------------------------
 
@@ -173,32 +210,32 @@ class CallPipeline:
             return answer
 
     async def authorize(self, call: ToolCall, call_next: Next) -> Any:
+        """The caller's scopes, and which tool version answers: the one catalog lookup
+        (ToolNotFoundError / ToolRetiredError if none)."""
         scopes = call.caller.scopes
-        if call.method == CHAT and not scopes.allows_model(call.name):
+        if call.method == TOOLS:
+            registry = self.live.gateway.catalog.tools
+            asked = call.requested or call.name
+            # Scopes, rate limits, metrics and the audit log name the tool, whatever version was asked for.
+            base = registry.base_name(call.name)
+            if base is not None and base != call.name:
+                call.requested, call.name = call.name, base
+            if not scopes.allows_tool(call.name):
+                # Out-of-scope tools are absent from this caller's list; calling one is like calling
+                # a tool that does not exist.
+                call.record.outcome, call.record.error_kind = "error", "out_of_scope"
+                raise ToolNotFoundError(f"Unknown tool: '{asked}'")
+            # Only catalog tools have versions: a surface's own endpoint (MCP's built-in session tools)
+            # passes through, and the default endpoint refuses the unknown.
+            if base is not None:
+                tool = registry.resolve(asked, version=call.version)
+                call.tool = tool
+                call.record.version, call.record.status = tool.config.version, tool.config.status
+                if tool.config.status == "deprecated":
+                    self.guard.metrics.deprecated_call(tool.name, tool.config.version, call.caller.principal)
+        elif call.method == CHAT and not scopes.allows_model(call.name):
             call.record.outcome, call.record.error_kind = "error", "out_of_scope"
             raise ModelNotFoundError(f"The model '{call.name}' does not exist or you do not have access to it.")
-        # Scopes, rate limits, metrics and the audit log name the tool, whatever version was asked for.
-        base = self.live.gateway.catalog.tools.base_name(call.name) if call.method == TOOLS else None
-        if base is not None and base != call.name:
-            call.requested, call.name = call.name, base
-        if call.method == TOOLS and not scopes.allows_tool(call.name):
-            # Out-of-scope tools are absent from this caller's list; calling one is like calling
-            # a tool that does not exist.
-            call.record.outcome, call.record.error_kind = "error", "out_of_scope"
-            raise ToolNotFoundError(f"Unknown tool: '{call.requested or call.name}'")
-        return await call_next(call)
-
-    async def resolve(self, call: ToolCall, call_next: Next) -> Any:
-        """The one catalog lookup: which version answers (ToolNotFoundError / ToolRetiredError if none)."""
-        registry = self.live.gateway.catalog.tools
-        # Only catalog tools have versions: a surface's own endpoint (MCP's built-in session tools) or
-        # another method (a model alias) passes through, and the default endpoint refuses the unknown.
-        if call.method == "tools/call" and registry.base_name(call.requested or call.name) is not None:
-            tool = registry.resolve(call.requested or call.name, version=call.version)
-            call.tool = tool
-            call.record.version, call.record.status = tool.config.version, tool.config.status
-            if tool.config.status == "deprecated":
-                self.guard.metrics.deprecated_call(tool.name, tool.config.version, call.caller.principal)
         return await call_next(call)
 
     async def check_limits(self, call: ToolCall, call_next: Next) -> Any:
@@ -209,20 +246,17 @@ class CallPipeline:
         guard = self.guard
         if guard.limiter is None:
             return await call_next(call)
-        estimate = estimate_tokens(json.dumps(call.arguments, default=str))
+        estimate = estimate_tokens(_AS_JSON.encode(call.arguments))
         async with guard.admit(call.caller, call.target, call.record, estimated_tokens=estimate) as permit:
             answer = await call_next(call)
             await permit.settle(call.record.input_tokens + call.record.output_tokens)
             return answer
 
-    async def count_in_flight(self, call: ToolCall, call_next: Next) -> Any:
-        with self.live.call():
-            return await call_next(call)
-
     async def deadline(self, call: ToolCall, call_next: Next) -> Any:
-        async with call_deadline(self.guard.call_deadline_s):
+        """The call deadline (CallDeadlineError), and the call counted as in flight so that shutdown
+        waits for it or cuts it short (ShuttingDownError): one cancel scope for both."""
+        with self.live.call(self.guard.call_deadline_s):
             return await call_next(call)
-        raise AssertionError("unreachable")  # call_deadline raises when it cancels the block
 
     async def open_session(self, call: ToolCall, call_next: Next) -> Any:
         gateway = self.live.gateway
