@@ -1,6 +1,6 @@
 """A call in flight: `LiveGateway.call(deadline_s)` (one cancel scope for the call deadline and for
 shutdown) behaves exactly like the two nested scopes it replaced, the in-flight scope around
-`call_deadline`, on both anyio backends."""
+the call deadline (then a context manager of its own), on both anyio backends."""
 
 from __future__ import annotations
 
@@ -17,7 +17,6 @@ from mcp_gateway import load_gateway
 from mcp_gateway._errors import ShuttingDownError
 from mcp_gateway.security.limits import CallDeadlineError
 from mcp_gateway.server._live import LiveGateway
-from tests.security.test_call_deadline import _convert, _fail, _group, _hang
 
 pytestmark = pytest.mark.anyio
 
@@ -28,6 +27,37 @@ models: {m: {provider: offline, model: mock-1}}
 tools:
   - {name: t, description: A tool., model: m, messages: [{role: user, content: hi}]}
 """
+
+
+async def _hang() -> None:
+    await anyio.sleep_forever()
+
+
+async def _fail() -> None:
+    await anyio.lowlevel.checkpoint()
+    raise ValueError("the body failed")
+
+
+async def _convert() -> None:  # a body that turns its cancellation into another error
+    try:
+        await anyio.sleep_forever()
+    except anyio.get_cancelled_exc_class():
+        raise RuntimeError("cancelled, reported otherwise") from None
+
+
+def _group(child_s: float) -> Any:
+    """A task group whose child fails after `child_s` unless the deadline cancels it first."""
+
+    async def body() -> None:
+        async def child() -> None:
+            await anyio.sleep(child_s)
+            raise KeyError("child")
+
+        async with anyio.create_task_group() as group:
+            group.start_soon(child)
+            await anyio.sleep_forever()
+
+    return body
 
 
 class _Reference:

@@ -10,10 +10,8 @@ get the same body limit from the SDK's `max_request_body_size`.
 from __future__ import annotations
 
 import json
-from types import TracebackType
 from typing import Any
 
-import anyio
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .._errors import GatewayError
@@ -22,7 +20,6 @@ __all__ = [
     "BodySizeLimitMiddleware",
     "CallDeadlineError",
     "RequestLimitError",
-    "call_deadline",
     "check_arguments",
     "check_message_count",
 ]
@@ -103,36 +100,6 @@ def check_message_count(count: int, maximum: int | None, *, what: str = "message
     if maximum is not None and count > maximum:
         raise RequestLimitError("max_messages", f"the request has {count:,} {what}; the limit is {maximum:,}",
                                 actual=count, maximum=maximum)
-
-
-class call_deadline:  # lower case: used as `async with call_deadline(seconds):`, like anyio's scopes
-    """Cancel the block after `seconds` and raise CallDeadlineError instead of a bare timeout.
-
-    A class rather than a generator-based context manager: it wraps every tool call, and this way
-    it costs one cancel scope and nothing more (`None`: no deadline, no scope)."""
-
-    __slots__ = ("_scope", "_seconds")
-
-    def __init__(self, seconds: float | None) -> None:
-        self._seconds = seconds
-        self._scope: anyio.CancelScope | None = None
-
-    async def __aenter__(self) -> None:
-        if self._seconds is not None:
-            scope = self._scope = anyio.CancelScope(deadline=anyio.current_time() + self._seconds)
-            scope.__enter__()
-
-    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                        traceback: TracebackType | None) -> bool:
-        scope = self._scope
-        if scope is None:
-            return False
-        swallowed = scope.__exit__(exc_type, exc, traceback)  # as a `with` block would exit it
-        if scope.cancelled_caught:
-            seconds = self._seconds
-            raise CallDeadlineError("call_deadline_s",
-                                    f"the call did not finish within its deadline of {seconds:g} s", maximum=seconds)
-        return bool(swallowed)
 
 
 class BodySizeLimitMiddleware:

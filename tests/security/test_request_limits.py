@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 
-import anyio
-import anyio.lowlevel
 import httpx2
 import pytest
 from hypothesis import given, settings
@@ -18,10 +16,8 @@ from starlette.routing import Route
 from mcp_gateway._errors import GatewayError
 from mcp_gateway.security.limits import (
     BodySizeLimitMiddleware,
-    CallDeadlineError,
     RequestLimitError,
     _size_bound,
-    call_deadline,
     check_arguments,
     check_message_count,
 )
@@ -39,24 +35,6 @@ def test_argument_size_and_message_count() -> None:
     with pytest.raises(RequestLimitError, match=r"the request has 201 messages; the limit is 200"):
         check_message_count(201, 200)
     check_message_count(200, 200)
-
-
-@pytest.mark.anyio
-async def test_deadline() -> None:
-    async def slow() -> str:
-        await anyio.sleep_forever()
-        return "late"
-
-    async def fast() -> str:
-        return "ok"
-
-    async with call_deadline(60):
-        assert await fast() == "ok"
-    with pytest.raises(CallDeadlineError, match=r"the call did not finish within its deadline of 0.05 s"):
-        async with call_deadline(0.05):
-            await slow()
-    async with call_deadline(None):
-        await anyio.lowlevel.checkpoint()
 
 
 @pytest.mark.anyio
