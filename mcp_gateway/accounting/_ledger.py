@@ -154,18 +154,15 @@ class _Bucket:
 def call_deltas(*, tool: str | None, route: str, charges: Iterable[Charge], outcome: str,
                 key: str | None = None) -> list[tuple[str, str, Totals]]:
     """What one call adds, scope by scope: (dimension, name, totals)."""
-    call = Totals()
-    by_target: dict[str, Totals] = {}
-    charges = tuple(charges)
-    call.count(outcome, charges)
-    for charge in charges:
-        by_target.setdefault(charge.target, Totals()).add(charge)
+    bucket = _Bucket()  # the call alone, added up as the ledger adds it
+    bucket.add((tool, route, key), outcome, tuple(charges))
+    [call] = bucket.calls.values()
     deltas = [("gateway", "all", call), ("route", route, call)]
     if tool is not None:
         deltas.append(("tool", tool, call))
     if key is not None:
         deltas.append(("key", key, call))
-    deltas += [("target", name, totals) for name, totals in by_target.items()]
+    deltas += [("target", name, totals) for name, totals in bucket.targets.items()]
     return deltas
 
 
@@ -254,23 +251,19 @@ class Ledger:
 
     @property
     def tools(self) -> dict[str, Totals]:
-        self._settle()
-        return self._since_start.into("tool", {})
+        return self.local_totals("tool", None)
 
     @property
     def routes(self) -> dict[str, Totals]:
-        self._settle()
-        return self._since_start.into("route", {})
+        return self.local_totals("route", None)
 
     @property
     def targets(self) -> dict[str, Totals]:
-        self._settle()
-        return self._since_start.into("target", {})
+        return self.local_totals("target", None)
 
     @property
     def keys(self) -> dict[str, Totals]:
-        self._settle()
-        return self._since_start.into("key", {})
+        return self.local_totals("key", None)
 
     async def report(self) -> dict[str, Any]:
         """What `gateway://usage` shows: this process' totals since start-up."""
