@@ -69,13 +69,6 @@ class AuditEvent:
 
 _COLUMNS = tuple(AuditEvent.__dataclass_fields__)
 
-# A finished call as `AuditLog.record_call_nowait` queues it: its values as given, in this order,
-# turned into the event's columns when written (a frozen dataclass per call costs the call ~3 µs).
-_CALL_ROW = ("ts", "principal", "method", "target", "outcome", "error_kind", "seconds", "input_tokens",
-             "output_tokens", "cost_usd", "request_id", "session_id", "call", "version", "status")
-_CallRow = tuple[Any, ...]
-
-
 class AuditSink(Protocol):
     """Where events end up; called from one worker thread at a time."""
 
@@ -208,7 +201,7 @@ class AuditLog:
         self.batch_window_s = batch_window_s
         self.dropped = 0
         self.written = 0
-        self._queue: deque[AuditEvent | _CallRow] = deque()
+        self._queue: deque[AuditEvent] = deque()
         self._arrived: anyio.Event | None = None  # the drain waits for a first event
         self._full: anyio.Event | None = None  # the drain gathers a batch until max_batch
         self._room: anyio.Event | None = None  # `record` waits for the drain to take events
@@ -228,7 +221,7 @@ class AuditLog:
                         tb: TracebackType | None) -> None:
         await self.aclose()
 
-    def record_nowait(self, event: AuditEvent | _CallRow) -> bool:
+    def record_nowait(self, event: AuditEvent) -> bool:
         """Enqueue without waiting; False (and `dropped` += 1) when the queue is full or closed."""
         if self._closed or len(self._queue) >= self.max_queue:
             self.dropped += 1
@@ -237,17 +230,6 @@ class AuditLog:
             return False
         self._enqueue(event)
         return True
-
-    def record_call_nowait(self, principal: str | None, method: str, target: str | None, outcome: str,
-                           error_kind: str | None, seconds: float, input_tokens: int | None,
-                           output_tokens: int | None, cost_usd: float | None, request_id: str | None,
-                           session_id: str | None, call: dict[str, Any] | None, version: str | None,
-                           status: str | None) -> bool:
-        """`record_nowait(AuditEvent(..., duration_ms=round(seconds * 1000, 3), ...))` for one
-        finished call, the event built when written (off the call's path)."""
-        return self.record_nowait((time.time(), principal, method, target, outcome, error_kind, seconds,
-                                   input_tokens, output_tokens, cost_usd, request_id, session_id, call, version,
-                                   status))
 
     async def record(self, event: AuditEvent) -> None:
         """Enqueue, waiting for room when the queue is full (never drops)."""
@@ -260,7 +242,7 @@ class AuditLog:
             raise anyio.ClosedResourceError
         self._enqueue(event)
 
-    def _enqueue(self, event: AuditEvent | _CallRow) -> None:
+    def _enqueue(self, event: AuditEvent) -> None:
         self._queue.append(event)
         if self._arrived is not None:
             self._arrived.set()
@@ -291,7 +273,7 @@ class AuditLog:
                 self._room = None
             await self._write(batch)
 
-    def _redacted(self, event: AuditEvent | _CallRow, texts: dict[str, str] | None = None) -> dict[str, Any]:
+    def _redacted(self, event: AuditEvent, texts: dict[str, str] | None = None) -> dict[str, Any]:
         """`redactor.redact(event.to_dict())`, without re-reading the fixed column names each time.
 
         `texts` remembers the redaction of each text (a batch's events repeat most of theirs:
@@ -300,13 +282,9 @@ class AuditLog:
         if texts is None:
             texts = {}
         names, secret = self._names, self._secret_columns
-        if isinstance(event, tuple):
-            values = _call_event_values(event)
-        else:
-            values = {column: getattr(event, column) for column in _COLUMNS}
         out: dict[str, Any] = {}
         for column in _COLUMNS:
-            value = values[column]
+            value = getattr(event, column)
             if column in secret:
                 value = MARK
             elif type(value) is str:
@@ -319,7 +297,7 @@ class AuditLog:
             out[names[column]] = value
         return out
 
-    async def _write(self, batch: list[AuditEvent | _CallRow]) -> None:
+    async def _write(self, batch: list[AuditEvent]) -> None:
         def work() -> None:
             texts: dict[str, str] = {}  # one batch's: bounded by its size
             self.sink.write_batch([self._redacted(e, texts) for e in batch])
@@ -347,10 +325,3 @@ class AuditLog:
             await self._drain()
         await anyio.to_thread.run_sync(self.sink.close)
 
-
-def _call_event_values(row: _CallRow) -> dict[str, Any]:
-    """The columns of the event a `record_call_nowait` row stands for."""
-    values = dict(zip(_CALL_ROW, row, strict=True))
-    values["duration_ms"] = round(values.pop("seconds") * 1000, 3)
-    values["detail"] = None
-    return values

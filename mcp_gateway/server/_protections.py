@@ -20,7 +20,7 @@ from mcp.server.auth.middleware.auth_context import get_access_token
 
 from .._errors import ConfigError, ConfigIssue
 from ..config import ENV_REF, LoadedConfig, RateLimitValues, resolve_env
-from ..observability.audit import AuditLog, JsonlAuditSink, SqliteAuditSink
+from ..observability.audit import AuditEvent, AuditLog, JsonlAuditSink, SqliteAuditSink
 from ..observability.logs import request_id_var
 from ..observability.metrics import GatewayMetrics
 from ..security import (
@@ -119,10 +119,12 @@ class Protections:
         """Metrics and an audit event for one finished (or refused) request."""
         self.metrics.request(method, target, record.outcome, seconds, record.error_kind)
         if self.audit is not None:
-            self.audit.record_call_nowait(
-                caller.principal, method, target, record.outcome, record.error_kind, seconds, record.input_tokens,
-                record.output_tokens, record.cost_usd, request_id_var.get(), record.session_id, record.call,
-                record.version, record.status)
+            self.audit.record_nowait(AuditEvent(
+                principal=caller.principal, method=method, target=target, outcome=record.outcome,
+                error_kind=record.error_kind, duration_ms=round(seconds * 1000, 3),
+                input_tokens=record.input_tokens, output_tokens=record.output_tokens,
+                cost_usd=record.cost_usd, request_id=request_id_var.get(), session_id=record.session_id,
+                call=record.call, version=record.version, status=record.status))
 
     def refused(self, caller: Caller, method: str, target: str | None) -> None:
         """Record a request refused for being outside the caller's scopes."""
