@@ -728,23 +728,21 @@ class HttpProvider:
         state: _CallState,
         pool: int,
     ) -> Completion:
-        # One timer for both bounds: first_token_timeout_s until the response starts, then what is
-        # left of total_timeout_s.
-        opts = self._options
-        start = anyio.current_time()
-        total_deadline = start + opts.total_timeout
-        with anyio.CancelScope(deadline=min(start + opts.first_token_timeout, total_deadline)) as scope:
+        # The streamed call's deadline, without the idle part: first_token_timeout_s until the
+        # response starts, then what is left of total_timeout_s.
+        watch = _Watchdog(self._options, anyio.current_time())
+        with watch.scope:
             async with self._http(pool).stream("POST", url, params=query, content=body) as response:
                 state.responded = True
-                scope.deadline = total_deadline  # the first byte came; total_timeout_s bounds the body
+                watch.scope.deadline = watch.total_deadline  # the first byte came; the total bounds the body
                 if response.status_code >= 300:
                     await self._raise_status(response)
                 raw = await response.aread()
             return self._decode(lambda: self.parse(loads(raw), request))
         # Only reached when our deadline fired (an outer cancel propagates past this point).
-        if state.responded or anyio.current_time() >= total_deadline:
+        if state.responded or anyio.current_time() >= watch.total_deadline:
             raise self._total_timeout()
-        first = opts.first_token_timeout
+        first = self._options.first_token_timeout
         raise WireError("timeout", f"no response within first_token_timeout_s={first:g}", retryable=True)
 
     async def _stream(
@@ -814,7 +812,7 @@ class HttpProvider:
 
 
 class _Watchdog:
-    """The one deadline of a streamed call: first_token_timeout until the answer starts, then
+    """The one deadline of a call: first_token_timeout until the answer starts, then (streamed)
     idle_timeout, never past total_timeout.
 
     Once started, any received line pushes the deadline forward, at most every idle/10 seconds so
