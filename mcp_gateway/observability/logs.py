@@ -207,12 +207,10 @@ class BatchingHandler(logging.Handler):
         # lives in a context variable of the logging thread; the writer thread cannot read it.
         if not hasattr(record, "request_id"):
             record.request_id = request_id_var.get()
-        if self._closing.is_set():
-            self._pending.append(record)
-            self._drain()
-            return True
         self._pending.append(record)
-        if not self._wake.is_set():  # the writer clears it before draining: no record is left behind
+        if self._closing.is_set():
+            self._drain()
+        elif not self._wake.is_set():  # the writer clears it before draining: no record is left behind
             self._wake.set()
         return True
 
