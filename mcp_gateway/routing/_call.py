@@ -160,7 +160,6 @@ class RoutedCall:
         target = runner.target
         route = self.route
         policy = route.retry
-        plain = self.on_text is None and route.first_token_s is None and route.total_s is None
         tries = 0
         while True:
             tries += 1
@@ -180,10 +179,7 @@ class RoutedCall:
                     return
             started = anyio.current_time()
             try:
-                if plain:  # no deadline of ours, nothing streamed: the provider's answer as is
-                    completion = await target.provider.complete(self.requests[target], on_text=None)
-                else:
-                    completion = await self._attempt(runner)
+                completion = await self._attempt(runner)
             except anyio.get_cancelled_exc_class():
                 await self._interrupted(runner, reservation, started)
                 raise
