@@ -9,6 +9,7 @@ from mcp.server.stdio import stdio_server
 
 from ._live import LiveGateway
 from ._mcp import build_server, initialization_options
+from ._pipes import standard_pipes
 from ._protections import Protections
 from ._reload import Reloader
 
@@ -30,7 +31,7 @@ async def serve_stdio(
             tg = await stack.enter_async_context(anyio.create_task_group())
             if reloader is not None:
                 await reloader.start(tg)
-            async with stdio_server() as (read_stream, write_stream):
+            async with standard_pipes() as (stdin, stdout), stdio_server(stdin, stdout) as (read_stream, write_stream):
                 await server.run(read_stream, write_stream, initialization_options(server))
             tg.cancel_scope.cancel()
     finally:
