@@ -1,8 +1,15 @@
 """A bare MCP SDK low-level server with one trivial `echo` tool, served over stdio.
 
 The baseline for benchmarks/bench_stdio.py: same SDK, same transport, no gateway work.
-Run: python benchmarks/bare_server.py
+Run: python benchmarks/bare_server.py [--pipes]
+
+`--pipes` serves stdio through the gateway's event-loop pipes (mcp_gateway/server/_pipes.py)
+instead of the SDK's own streams, which hand every line to a worker thread.
 """
+
+import sys
+from contextlib import AsyncExitStack
+from pathlib import Path
 
 import anyio
 import mcp_types as types
@@ -27,7 +34,14 @@ server = Server("bare", version="0.1", on_list_tools=list_tools, on_call_tool=ca
 
 
 async def main():
-    async with stdio_server() as (r, w):
+    async with AsyncExitStack() as stack:
+        stdin = stdout = None
+        if "--pipes" in sys.argv[1:]:
+            sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+            from mcp_gateway.server._pipes import standard_pipes
+
+            stdin, stdout = await stack.enter_async_context(standard_pipes())
+        r, w = await stack.enter_async_context(stdio_server(stdin, stdout))
         await server.run(r, w, server.create_initialization_options())
 
 
