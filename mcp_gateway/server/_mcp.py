@@ -14,6 +14,7 @@ from typing import Any
 
 import anyio
 import mcp_types as types
+from mcp.server.connection import allowed_log_levels
 from mcp.server.context import ServerRequestContext
 from mcp.server.lowlevel import Server
 from mcp.server.lowlevel.server import NotificationOptions
@@ -26,8 +27,8 @@ from .._errors import ClientInputRequired, GatewayError
 from .._gateway import ToolAnswer
 from .._protocol import SESSION_META_KEY
 from ..catalog import PromptNotFoundError, ResourceNotFoundError
-from ..sessions import SessionStoreError
 from ..providers.sampling import sampling_channel
+from ..sessions import SessionStoreError
 from ._boundary import CALL_META_KEY, TOOL_META_KEY, mcp_request_error, mcp_tool_error
 from ._connection import connection_of
 from ._live import LiveGateway
@@ -59,9 +60,11 @@ _DEPRECATION_TOLD_KEY = "mcp-gateway/deprecations_told"
 
 def _may_log_to_client(ctx: ServerRequestContext[Any], level: str, *, default_on: bool = False) -> bool:
     """False when a handshake-era client set no level (and the message is not `default_on`) or a
-    higher one; a 2026-07-28 client's per-request opt-in is the SDK's to apply."""
+    higher one, and when a 2026-07-28 request did not opt in at `level` (asked here with the SDK's
+    own rule, so that nothing is built, and no deprecation warning raised, for a message the SDK
+    would drop: most requests carry no opt-in)."""
     if ctx.protocol_version in MODERN_PROTOCOL_VERSIONS:
-        return True
+        return level in allowed_log_levels(ctx.protocol_version, ctx.meta)
     wanted = connection_of(ctx).state.get(_LEVEL_KEY)
     if wanted is None:
         return default_on
