@@ -32,7 +32,9 @@ async def test_lines_are_cut_at_newlines_wherever_the_reads_fall():
     try:
         async with anyio.create_task_group() as tg:
             tg.start_soon(_read_all, LineReader(read_fd), lines)
-            for chunk in (b'{"a":1}\n{"b"', b':2}\n\xff\xfe\n\n', "é".encode()[:1], "é".encode()[1:] + b"\n", b"tail"):
+            e_acute = "é".encode()
+            chunks = (b'{"a":1}\n{"b"', b':2}\n\xff\xfe\n\n', e_acute[:1], e_acute[1:] + b"\n", b"tail")
+            for chunk in chunks:
                 os.write(write_fd, chunk)
                 await wait_all_tasks_blocked()  # the reader has taken it and waits for more
             os.close(write_fd)
@@ -88,6 +90,15 @@ def test_while_serving_stray_output_goes_to_stderr_and_the_streams_come_back_aft
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout == "protocol: one\nprotocol: two\nafter True True\n"
     assert "a stray print\n" in proc.stderr and "a stray write\n" in proc.stderr
+
+
+def test_stray_output_goes_nowhere_when_stderr_was_closed_at_start():
+    """A launcher may start us with fd 2 closed; the event loop's own descriptors then take that
+    number, so stray output must not be pointed at "fd 2" (here: the loop's epoll descriptor)."""
+    proc = subprocess.run(["sh", "-c", 'exec "$0" -c "$1" 2>&-', sys.executable, _CLAIM], input="one\ntwo\n",
+                          stdout=subprocess.PIPE, text=True, timeout=60, cwd=ROOT, check=False)
+    assert proc.returncode == 0
+    assert proc.stdout == "protocol: one\nprotocol: two\nafter True True\n"
 
 
 def test_standard_streams_that_cannot_be_polled_are_left_to_the_sdk(tmp_path: Path):

@@ -8,9 +8,9 @@ standard streams are pipes or sockets we hand it ours, which wait with `anyio.wa
 `anyio.wait_writable` instead. Anything else (a terminal, a regular file, Windows) keeps the SDK's
 own streams: a terminal must never be left non-blocking, and regular files cannot be polled.
 
-Like the SDK's own claim of the streams, fd 0 reads the null device and fd 1 writes to stderr while
-serving, so a stray `print` or a child process cannot corrupt the protocol stream; both are
-restored on exit.
+Like the SDK's own claim of the streams, fd 0 reads the null device and fd 1 writes to stderr (the
+null device if we were started without one) while serving, so a stray `print` or a child process
+cannot corrupt the protocol stream; both are restored on exit.
 """
 
 from __future__ import annotations
@@ -111,10 +111,14 @@ async def standard_pipes() -> AsyncIterator[tuple[Any, Any]]:
     wire_in = fcntl.fcntl(0, fcntl.F_DUPFD_CLOEXEC, 3)
     wire_out = fcntl.fcntl(1, fcntl.F_DUPFD_CLOEXEC, 3)
     null = os.open(os.devnull, os.O_RDONLY)
+    # If we were started with fd 2 closed (Python then sets `sys.__stderr__` to None), that number
+    # now belongs to whatever the process opened first, e.g. the event loop's epoll descriptor:
+    # stray output goes to the null device instead.
+    sink = 2 if sys.__stderr__ is not None else os.open(os.devnull, os.O_WRONLY)
     blocking = os.get_blocking(wire_in), os.get_blocking(wire_out)
     try:
         os.dup2(null, 0)
-        os.dup2(2, 1)
+        os.dup2(sink, 1)
         os.set_blocking(wire_in, False)
         os.set_blocking(wire_out, False)
         yield LineReader(wire_in), PipeWriter(wire_out)
@@ -125,5 +129,5 @@ async def standard_pipes() -> AsyncIterator[tuple[Any, Any]]:
         sys.stdout.flush()  # stray output still buffered goes to stderr, where it was written
         os.dup2(wire_in, 0)
         os.dup2(wire_out, 1)
-        for fd in (wire_in, wire_out, null):
+        for fd in (wire_in, wire_out, null, *([sink] if sink != 2 else [])):
             os.close(fd)
