@@ -67,7 +67,8 @@ class ServerSpec:
 
 
 def bare_spec(pipes: bool = False) -> ServerSpec:
-    return ServerSpec("bare", (sys.executable, str(BARE_SERVER), *(["--pipes"] if pipes else [])), "echo", {"text": TEXT})
+    argv = (sys.executable, str(BARE_SERVER), *(["--pipes"] if pipes else []))
+    return ServerSpec("bare", argv, "echo", {"text": TEXT})
 
 
 def gateway_spec(
@@ -376,9 +377,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                         help="import mcp_gateway from DIR instead of the working tree, e.g. a snapshot made with "
                              "`git archive HEAD | tar -x -C DIR` (the configs still come from this checkout)")
     parser.add_argument("--bare-pipes", action="store_true",
-                        help="serve the bare server's stdio through the gateway's event-loop pipes (mcp_gateway/server/"
-                             "_pipes.py) instead of the SDK's threaded streams: the ratio then shows the gateway's "
-                             "own work over the same transport")
+                        help="serve the bare server's stdio through the gateway's event-loop pipes "
+                             "(mcp_gateway/server/_pipes.py) instead of the SDK's threaded streams: the "
+                             "ratio then shows the gateway's own work over the same transport")
     parser.add_argument("--quick", action="store_true",
                         help="smoke run: 200 calls, 20 warm-up, 2 rounds, 2 startup runs (explicit options still win)")
     args = parser.parse_args(argv)
