@@ -2,8 +2,8 @@
 
 Run by hand (not collected by pytest):
 
-    .venv/bin/python benchmarks/bench_inproc.py --quick      # smoke run, ~30 s
-    .venv/bin/python benchmarks/bench_inproc.py              # default run, ~1.5 min
+    .venv/bin/python benchmarks/bench_inproc.py --quick      # smoke run, ~10 s
+    .venv/bin/python benchmarks/bench_inproc.py              # default run, ~30 s
     .venv/bin/python benchmarks/bench_inproc.py --gateway-src /tmp/old   # another revision
 
 Over the wire, a sequential round trip on a small VM is dominated by waking two processes, and
