@@ -7,6 +7,7 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+import time
 import uuid
 from pathlib import Path
 
@@ -110,19 +111,33 @@ def test_standard_streams_that_cannot_be_polled_are_left_to_the_sdk(tmp_path: Pa
     assert out.read_text() == "fallback\n"
 
 
-def test_a_file_driven_stdio_server_still_answers(tmp_path: Path):
-    """Stdin and stdout redirected to files take the SDK's threaded streams and work the same."""
-    requests = tmp_path / "in.jsonl"
-    requests.write_text(
-        '{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25",'
-        '"capabilities":{},"clientInfo":{"name":"files","version":"0"}}}\n'
-        '{"jsonrpc":"2.0","method":"notifications/initialized"}\n'
-        '{"jsonrpc":"2.0","id":2,"method":"tools/list"}\n')
-    with requests.open() as stdin, tempfile.TemporaryFile("w+") as stdout:
-        subprocess.run([sys.executable, "-m", "mcp_gateway", "serve", str(EXAMPLE)], stdin=stdin,
-                       stdout=stdout, stderr=subprocess.DEVNULL, timeout=60, cwd=ROOT, check=True)
-        stdout.seek(0)
-        answers = stdout.read()
+def test_a_stdio_server_writing_to_a_file_still_answers(tmp_path: Path):
+    """Stdout redirected to a file takes the SDK's threaded streams and works the same. Stdin stays
+    a pipe, closed only once both answers are in the file: at end of input the server stops, and
+    a request still in flight then is not answered (a client closes stdin only when done)."""
+    with tempfile.TemporaryFile("w+") as stdout:
+        server = subprocess.Popen([sys.executable, "-m", "mcp_gateway", "serve", str(EXAMPLE)],
+                                  stdin=subprocess.PIPE, stdout=stdout, stderr=subprocess.DEVNULL,
+                                  text=True, cwd=ROOT)
+        try:
+            assert server.stdin is not None
+            server.stdin.write(
+                '{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25",'
+                '"capabilities":{},"clientInfo":{"name":"files","version":"0"}}}\n'
+                '{"jsonrpc":"2.0","method":"notifications/initialized"}\n'
+                '{"jsonrpc":"2.0","id":2,"method":"tools/list"}\n')
+            server.stdin.flush()
+            deadline = time.monotonic() + 60
+            answers = ""
+            while not ('"id":1' in answers and '"id":2' in answers) and time.monotonic() < deadline:
+                time.sleep(0.02)  # polling the file for the answers: nothing signals a regular file
+                stdout.seek(0)
+                answers = stdout.read()
+            server.stdin.close()
+            assert server.wait(timeout=60) == 0
+        finally:
+            if server.poll() is None:
+                server.kill()
     assert '"id":1' in answers and '"id":2' in answers and '"summarize"' in answers
 
 
