@@ -111,7 +111,7 @@ def test_standard_streams_that_cannot_be_polled_are_left_to_the_sdk(tmp_path: Pa
     assert out.read_text() == "fallback\n"
 
 
-def test_a_stdio_server_writing_to_a_file_still_answers(tmp_path: Path):
+def test_a_stdio_server_writing_to_a_file_still_answers():
     """Stdout redirected to a file takes the SDK's threaded streams and works the same. Stdin stays
     a pipe, closed only once both answers are in the file: at end of input the server stops, and
     a request still in flight then is not answered (a client closes stdin only when done)."""

@@ -110,11 +110,11 @@ async def standard_pipes() -> AsyncIterator[tuple[Any, Any]]:
     sys.stdout.flush()  # nothing written before serving may land after the first message
     wire_in = fcntl.fcntl(0, fcntl.F_DUPFD_CLOEXEC, 3)
     wire_out = fcntl.fcntl(1, fcntl.F_DUPFD_CLOEXEC, 3)
-    null = os.open(os.devnull, os.O_RDONLY)
+    null = os.open(os.devnull, os.O_RDWR)
     # If we were started with fd 2 closed (Python then sets `sys.__stderr__` to None), that number
     # now belongs to whatever the process opened first, e.g. the event loop's epoll descriptor:
     # stray output goes to the null device instead.
-    sink = 2 if sys.__stderr__ is not None else os.open(os.devnull, os.O_WRONLY)
+    sink = 2 if sys.__stderr__ is not None else null
     blocking = os.get_blocking(wire_in), os.get_blocking(wire_out)
     try:
         os.dup2(null, 0)
@@ -129,5 +129,5 @@ async def standard_pipes() -> AsyncIterator[tuple[Any, Any]]:
         sys.stdout.flush()  # stray output still buffered goes to stderr, where it was written
         os.dup2(wire_in, 0)
         os.dup2(wire_out, 1)
-        for fd in (wire_in, wire_out, null, *([sink] if sink != 2 else [])):
+        for fd in (wire_in, wire_out, null):
             os.close(fd)
