@@ -24,6 +24,13 @@ T = TypeVar("T")
 # -- --gateway-src snapshot -------------------------------------------------------------------------
 
 
+# ~200 characters of prose: the argument every benchmark sends to the tool it calls.
+TEXT = (
+    "The quarterly report shows revenue of 4.2 million euros, up 12 percent on last year, driven by "
+    "the Lyon and Porto offices. Maria Keller will present the figures to the board on 14 March."
+)
+
+
 def use_gateway_src(argv: Sequence[str]) -> Path | None:
     """Read --gateway-src DIR before mcp_gateway is imported and put DIR first on sys.path.
 

@@ -40,13 +40,11 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from _common import fmt, in_turn, loadavg, med, pct, print_table, proc_cpu_seconds, python_argv, start_http_server, stop_proc  # noqa: E402,I001
+from _common import TEXT, fmt, in_turn, loadavg, med, pct, print_table, proc_cpu_seconds, python_argv, start_http_server, stop_proc  # noqa: E402,I001
 
 import httpx2  # noqa: E402
 
 HOST = "127.0.0.1"
-TEXT = ("The quarterly report shows revenue of 4.2 million euros, up 12 percent on last year, driven by "
-        "the Lyon and Porto offices. Maria Keller will present the figures to the board on 14 March.")
 MESSAGES = [{"role": "system", "content": "Summarise in one sentence."}, {"role": "user", "content": TEXT}]
 
 

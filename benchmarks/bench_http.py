@@ -44,19 +44,14 @@ import anyio
 from mcp import Client
 from mcp.client.sse import sse_client
 
-from _common import (describe, fmt, in_turn, loadavg, med, pct, print_table, proc_cpu_seconds, start_http_server,
-                     stop_proc, vm_rss_kb)
+from _common import (TEXT, describe, fmt, in_turn, loadavg, med, pct, print_table, proc_cpu_seconds,
+                     start_http_server, stop_proc, vm_rss_kb)
 
 ROOT = Path(__file__).resolve().parent.parent
 BARE_HTTP_SERVER = ROOT / "benchmarks" / "bare_http_server.py"
 EXAMPLE_CONFIG = ROOT / "examples" / "gateway.yaml"
 HOST = "127.0.0.1"  # loopback only
 
-# ~200 characters of prose, the argument sent to both tools (the same text as bench_stdio.py).
-TEXT = (
-    "The quarterly report shows revenue of 4.2 million euros, up 12 percent on last year, driven by "
-    "the Lyon and Porto offices. Maria Keller will present the figures to the board on 14 March."
-)
 
 TRANSPORTS = ("http-legacy", "http-2026", "sse")
 

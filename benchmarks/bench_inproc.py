@@ -38,17 +38,12 @@ HERE = Path(__file__).resolve().parent
 if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 
-from _common import fmt, loadavg, med, print_table, use_gateway_src  # noqa: E402
+from _common import TEXT, fmt, loadavg, med, print_table, use_gateway_src  # noqa: E402
 
 GATEWAY_SRC = use_gateway_src(sys.argv[1:])  # ahead of the checkout and of the editable install
 
 EXAMPLE_CONFIG = ROOT / "examples" / "gateway.yaml"
 BASE = "http://127.0.0.1:8000"
-# ~200 characters of prose, the argument sent to both tools (the same text as bench_stdio.py).
-TEXT = (
-    "The quarterly report shows revenue of 4.2 million euros, up 12 percent on last year, driven by "
-    "the Lyon and Porto offices. Maria Keller will present the figures to the board on 14 March."
-)
 SERVERS = ("bare", "gateway")
 
 

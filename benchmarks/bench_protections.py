@@ -52,8 +52,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from _common import (describe, fmt, in_turn, loadavg, med, pct, print_table, proc_cpu_seconds,  # noqa: E402
-                     python_argv, start_http_server, stop_proc, use_gateway_src)
+from _common import (TEXT, describe, fmt, in_turn, loadavg, med, pct, print_table,  # noqa: E402
+                     proc_cpu_seconds, python_argv, start_http_server, stop_proc, use_gateway_src)
 
 GATEWAY_SRC = use_gateway_src(sys.argv[1:])  # ahead of ROOT and of the editable install
 
@@ -70,11 +70,6 @@ ABLATIONS = ("auth-only", "auth+limits")  # --ablate: the protected config with 
 MODES = ("auto", "legacy")
 TARGET_RATIO = 0.9  # protections cost at most 10% of the open server's calls/s
 
-# ~200 characters of prose, the argument sent to the tool (the same text as bench_stdio.py).
-TEXT = (
-    "The quarterly report shows revenue of 4.2 million euros, up 12 percent on last year, driven by "
-    "the Lyon and Porto offices. Maria Keller will present the figures to the board on 14 March."
-)
 ARGS = {"text": TEXT}
 
 HIGH = 100_000_000  # limits that are checked on every call but never refuse one

@@ -60,8 +60,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))  # servers.mock_llm (and mcp_gateway from this checkout)
 
-from _common import (describe, fmt, in_turn, loadavg, med, pct, print_table, proc_cpu_seconds,  # noqa: E402
-                     python_argv, start_http_server, stop_proc, use_gateway_src)
+from _common import (TEXT, describe, fmt, in_turn, loadavg, med, pct, print_table,  # noqa: E402
+                     proc_cpu_seconds, python_argv, start_http_server, stop_proc, use_gateway_src)
 
 GATEWAY_SRC = use_gateway_src(sys.argv[1:])  # ahead of ROOT and of the editable install
 
@@ -77,11 +77,6 @@ VARIANTS = ("direct", "gateway", "gateway-http", "gateway-rest")
 KEY_ENV = "BENCH_PROVIDER_KEY"
 KEY = "sk-bench-0123456789abcdef"  # the mock does not check it; sent so headers match a real call
 
-# ~200 characters of prose, the argument sent to the tool (the same text as bench_stdio.py).
-TEXT = (
-    "The quarterly report shows revenue of 4.2 million euros, up 12 percent on last year, driven by "
-    "the Lyon and Porto offices. Maria Keller will present the figures to the board on 14 March."
-)
 ARGS = {"text": TEXT}
 
 TARGET_ADDED_P50_MS = 2.0

@@ -38,17 +38,12 @@ import yaml
 from mcp import Client, StdioServerParameters
 from mcp.client.stdio import stdio_client
 
-from _common import fmt, in_turn, loadavg, med, pct, print_table
+from _common import TEXT, fmt, in_turn, loadavg, med, pct, print_table
 
 ROOT = Path(__file__).resolve().parent.parent
 BARE_SERVER = ROOT / "benchmarks" / "bare_server.py"
 EXAMPLE_CONFIG = ROOT / "examples" / "gateway.yaml"
 
-# ~200 characters of prose, the argument sent to both tools.
-TEXT = (
-    "The quarterly report shows revenue of 4.2 million euros, up 12 percent on last year, driven by "
-    "the Lyon and Porto offices. Maria Keller will present the figures to the board on 14 March."
-)
 
 ERAS = {"legacy": "legacy", "auto": "auto"}  # label -> Client mode
 
