@@ -7,17 +7,25 @@ responses, DNS-rebinding protection on with the same allowed hosts and origins),
 Endpoints: Streamable HTTP at /mcp (both protocol eras; the SDK routes them by the
 MCP-Protocol-Version header), legacy HTTP+SSE at /sse + /messages/, and /healthz.
 
-Run: python benchmarks/bare_http_server.py [--port 0]
-On start it prints `serving 1 tools on http://127.0.0.1:PORT/mcp ...` on stderr.
+With `--relay URL` it also serves `summarize`, which makes one httpx2 request to an
+OpenAI-format server at URL (the text as the user message) and answers with the completion's
+text: the least an MCP tool in front of a model can do, so bench_providers.py measures the floor
+of the gateway's MCP path ("bare SDK server + one httpx2 request") in the same run.
+
+Run: python benchmarks/bare_http_server.py [--port 0] [--relay http://127.0.0.1:PORT/v1]
+On start it prints `serving N tools on http://127.0.0.1:PORT/mcp ...` on stderr.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import socket
 import sys
+from typing import ClassVar
 
 import anyio
+import httpx2
 import mcp_types as types
 import uvicorn
 from mcp.server.lowlevel import Server
@@ -27,17 +35,59 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 
+TEXT_SCHEMA = {"type": "object", "properties": {"text": {"type": "string"}}, "required": ["text"]}
+
+
+class Relay:
+    """`summarize`: one chat completion from the OpenAI-format server at `base` (set by --relay).
+
+    Its connections are laid out as the gateway's adapter lays out its own (clients of 4
+    connections, filled in order): httpcore2 walks a client's whole pool on every request, so one
+    client of many connections would make the floor pay for a walk the gateway does not."""
+
+    base: ClassVar[str | None] = None
+    SHARD: ClassVar[int] = 4
+    clients: ClassVar[list[httpx2.AsyncClient]] = []
+    busy: ClassVar[list[int]] = []
+
+    @classmethod
+    def _acquire(cls) -> int:
+        for index, count in enumerate(cls.busy):
+            if count < cls.SHARD:
+                break
+        else:
+            cls.clients.append(httpx2.AsyncClient(
+                headers={"Authorization": "Bearer sk-bench", "Content-Type": "application/json"},
+                limits=httpx2.Limits(max_connections=cls.SHARD, max_keepalive_connections=cls.SHARD)))
+            cls.busy.append(0)
+            index = len(cls.busy) - 1
+        cls.busy[index] += 1
+        return index
+
+    @classmethod
+    async def complete(cls, text: str) -> str:
+        body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": f"Summarize:\n{text}"}]}
+        index = cls._acquire()
+        try:
+            response = await cls.clients[index].post(f"{cls.base}/chat/completions", content=json.dumps(body))
+        finally:
+            cls.busy[index] -= 1
+        response.raise_for_status()
+        return response.json()["choices"][0]["message"]["content"]
+
 
 async def list_tools(ctx, params):
-    return types.ListToolsResult(tools=[types.Tool(
-        name="echo",
-        description="Echo",
-        input_schema={"type": "object", "properties": {"text": {"type": "string"}}, "required": ["text"]},
-    )])
+    tools = [types.Tool(name="echo", description="Echo", input_schema=TEXT_SCHEMA)]
+    if Relay.base is not None:
+        tools.append(types.Tool(name="summarize", description="Summarize", input_schema=TEXT_SCHEMA))
+    return types.ListToolsResult(tools=tools)
 
 
 async def call_tool(ctx, params):
-    return types.CallToolResult(content=[types.TextContent(type="text", text=params.arguments["text"])])
+    text = params.arguments["text"]
+    if params.name == "summarize" and Relay.base is not None:
+        text = await Relay.complete(text)
+    return types.CallToolResult(content=[types.TextContent(type="text", text=text)])
 
 
 server = Server("bare", version="0.1", on_list_tools=list_tools, on_call_tool=call_tool,
@@ -100,7 +150,7 @@ async def main(host: str, port: int, nodelay: bool = True, event_store: bool = F
     sock.setblocking(False)
     port = sock.getsockname()[1]
     config = uvicorn.Config(build_app(event_store), log_level="warning", lifespan="on", access_log=False)
-    print(f"serving 1 tools on http://{host}:{port}/mcp (Streamable HTTP, stateful) and "
+    print(f"serving {1 if Relay.base is None else 2} tools on http://{host}:{port}/mcp (Streamable HTTP, stateful) and "
           f"http://{host}:{port}/sse (legacy SSE)", file=sys.stderr, flush=True)
     try:
         await uvicorn.Server(config).serve(sockets=[sock])
@@ -116,5 +166,8 @@ if __name__ == "__main__":
                         help="bind a proto-0 socket, so accepted connections lack TCP_NODELAY (see main())")
     parser.add_argument("--event-store", action="store_true",
                         help="resumable streams with the gateway's InMemoryEventStore (see build_app())")
+    parser.add_argument("--relay", metavar="URL", default=None,
+                        help="also serve `summarize`: one chat completion from the OpenAI-format server at URL")
     args = parser.parse_args()
+    Relay.base = args.relay.rstrip("/") if args.relay else None
     anyio.run(main, args.host, args.port, not args.nagle, args.event_store)

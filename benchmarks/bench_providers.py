@@ -21,9 +21,12 @@ What it measures (see benchmarks/README.md):
        SDK `Client`s (one per task) over Streamable HTTP: all of (b) plus MCP and HTTP both ways.
    (d) `gateway-rest`: the same subprocess, `POST /v1/tools/summarize` with the arguments as the
        JSON body from httpx2 pools like direct's (the REST surface: the call pipeline, HTTP, JSON).
+   (e) `floor-http`: the floor of (c), driven the same way: the bare SDK server of
+       benchmarks/bare_http_server.py (`--relay`), whose `summarize` makes one httpx2 request to
+       the mock and answers with its text; MCP and HTTP both ways, and no gateway work.
    Added latency = variant minus `direct`, paired per round. Gateway CPU per call: (b) this
    process's CPU time per call minus the same in the `direct` run of the round (the shared
-   httpx/client cost cancels out); (c), (d) the gateway subprocess' utime+stime from /proc per call.
+   httpx/client cost cancels out); (c), (d), (e) the server subprocess' utime+stime from /proc per call.
 2. Streaming, 1 call in flight: the same request with `stream: true`, direct (httpx2 stream, SSE
    lines parsed until `[DONE]`) vs `Gateway.call_tool(..., on_text=callback)`.
 3. 1,000 calls at once through the gateway (in-process) to a second mock with 1 s of latency:
@@ -73,7 +76,9 @@ from mcp_gateway._gateway import Gateway, load_gateway
 HOST = "127.0.0.1"  # loopback only
 TOOL = "summarize"
 SLOW_TOOL = "summarize_slow"
-VARIANTS = ("direct", "gateway", "gateway-http", "gateway-rest")
+VARIANTS = ("direct", "gateway", "gateway-http", "gateway-rest", "floor-http")
+SERVED = ("gateway-http", "gateway-rest", "floor-http")  # variants that call a server subprocess
+BARE_HTTP_SERVER = ROOT / "benchmarks" / "bare_http_server.py"
 KEY_ENV = "BENCH_PROVIDER_KEY"
 KEY = "sk-bench-0123456789abcdef"  # the mock does not check it; sent so headers match a real call
 
@@ -83,6 +88,7 @@ TARGET_ADDED_P50_MS = 2.0
 # REST targets (issue 10): added p50 by calls in flight, and gateway CPU per call
 REST_TARGET_P50_MS = {1: 2.0, 50: 5.0}
 REST_TARGET_CPU_MS = 1.0
+FLOOR_TARGET_CPU_MS = 0.5  # issue 9: the MCP path's CPU per call at most this above its floor (floor-http)
 LITELLM_ADDED_P50_MS = {1: 14.0, 50: 381.0}  # measured on this machine (shared/reference/providers.md)
 TARGET_ADDED_P99_MS = 10.0
 TARGET_CONCURRENCY = 50
@@ -184,6 +190,15 @@ def gateway_argv(config: Path, port: int, args: argparse.Namespace) -> tuple[lis
     if args.log_level:
         argv += ["--log-level", args.log_level]
     return argv, env
+
+
+def start_floor(mock: Proc, logdir: Path) -> Proc:
+    """The bare SDK server relaying `summarize` to the mock: the floor of `gateway-http`."""
+    log_path = logdir / "floor-http.stderr.log"
+    argv = [sys.executable, str(BARE_HTTP_SERVER), "--relay", mock.base + "/v1", "--port"]
+    proc, base = start_http_server("the bare relay server", lambda port: ([*argv, str(port)], None), HOST,
+                                   log_path, ROOT)
+    return Proc("floor-http", proc, base, log_path)
 
 
 def start_gateway(config: Path, logdir: Path, args: argparse.Namespace) -> Proc:
@@ -432,9 +447,11 @@ async def _ignore(piece: str) -> None:
     return None
 
 
-async def run_http(mock: Proc, server: Proc, concurrency: int, calls: int, args: argparse.Namespace) -> Run:
-    """(c): `concurrency` SDK Clients (one per task) over Streamable HTTP; connect and warm up outside the window."""
-    run = Run("gateway-http", concurrency)
+async def run_http(mock: Proc, server: Proc, concurrency: int, calls: int, args: argparse.Namespace,
+                   variant: str = "gateway-http") -> Run:
+    """(c), (e): `concurrency` SDK Clients (one per task) over Streamable HTTP; connect and warm up
+    outside the window."""
+    run = Run(variant, concurrency)
     handshakes = anyio.Semaphore(20)
     ready, go, done, release = anyio.Event(), anyio.Event(), anyio.Event(), anyio.Event()
     counts = {"ready": 0, "done": 0}
@@ -580,6 +597,7 @@ def report_calls(results: dict[int, dict[str, list[Run]]], args: argparse.Namesp
     rows = []
     verdicts = []
     ratios: list[tuple[int, float, float, float, float]] = []
+    floors: dict[int, dict[str, tuple[float, float]]] = {}  # k -> variant -> (added p50, cpu per call)
     for k, per in results.items():
         direct = per.get("direct", [])
         for variant in args.variants:
@@ -611,6 +629,8 @@ def report_calls(results: dict[int, dict[str, list[Run]]], args: argparse.Namesp
                 target = (f"p50 < {TARGET_ADDED_P50_MS:g} {'ok' if good50 else 'MISSED'}; "
                           f"p99 < {TARGET_ADDED_P99_MS:g} {'ok' if good99 else 'MISSED'}")
                 verdicts.append((good50, good99))
+            if variant in ("gateway-http", "floor-http"):
+                floors.setdefault(k, {})[variant] = (added50, cpu)
             failed = len(runs) - len(ok)
             rows.append([
                 str(k), variant, fmt(med([r.rate for r in ok])), fmt(p50, ".2f"), fmt(p99, ".2f"),
@@ -628,7 +648,15 @@ def report_calls(results: dict[int, dict[str, list[Run]]], args: argparse.Namesp
     if any(r.capped for per in results.values() for runs in per.values() for r in runs):
         print("* some runs stopped at --max-seconds before doing all their calls (calls = median calls done)")
     print("gw cpu ms/call: gateway = this process' CPU per call minus the direct run's (same round); "
-          "gateway-http, gateway-rest = the gateway subprocess' CPU per call (/proc), protocol and HTTP included")
+          "gateway-http, gateway-rest, floor-http = the server subprocess' CPU per call (/proc), protocol and "
+          "HTTP included")
+    for k, pair in floors.items():
+        if len(pair) == 2:
+            (gw50, gw_cpu), (floor50, floor_cpu) = pair["gateway-http"], pair["floor-http"]
+            print(f"MCP over HTTP at {k} in flight, gateway against its floor (bare SDK server + one httpx2 request): "
+                  f"added p50 {gw50:+.2f} vs {floor50:+.2f} ms ({gw50 - floor50:+.2f} ms); "
+                  f"cpu {gw_cpu:.3f} vs {floor_cpu:.3f} ms/call ({gw_cpu - floor_cpu:+.3f} ms; "
+                  f"the target is at most +{FLOOR_TARGET_CPU_MS:g})")
     for k, p50, direct50, added50, cpu in ratios:
         litellm = LITELLM_ADDED_P50_MS.get(k)
         versus = f"; LiteLLM proxy adds {litellm:g} ms here: {litellm / added50:.0f}x ours" if litellm and added50 > 0 else ""
@@ -750,12 +778,13 @@ async def main(args: argparse.Namespace) -> None:
                     order.reverse()
                 for variant in order:
                     calls = calls_for(k, args)
-                    if variant in ("gateway-http", "gateway-rest"):
-                        server = start_gateway(config, logdir, args)  # a fresh process: a fresh provider pool
+                    if variant in SERVED:
+                        # A fresh process per run: a fresh provider pool.
+                        server = start_floor(mock, logdir) if variant == "floor-http" else start_gateway(config, logdir, args)
                         procs.append(server)
                         try:
-                            if variant == "gateway-http":
-                                run = await run_http(mock, server, k, calls, args)
+                            if variant in ("gateway-http", "floor-http"):
+                                run = await run_http(mock, server, k, calls, args, variant)
                             else:
                                 rest = Rest(server.base)
                                 try:
@@ -776,7 +805,7 @@ async def main(args: argparse.Namespace) -> None:
                             await closer()
                     results[k][variant].append(run)
                     if run.errors or run.samples:
-                        keep_logs = keep_logs or variant == "gateway-http"
+                        keep_logs = keep_logs or variant in SERVED
                         print(f"  ! {variant}/{k}: {run.errors} errors: {'; '.join(run.samples)}",
                               file=sys.stderr, flush=True)
             if args.stream_calls > 0:
