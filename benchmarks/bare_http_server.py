@@ -22,12 +22,11 @@ import argparse
 import json
 import socket
 import sys
-from typing import ClassVar
 
 import anyio
-import httpx2
 import mcp_types as types
 import uvicorn
+from _common import Pools
 from mcp.server.lowlevel import Server
 from mcp.server.sse import SseServerTransport
 from mcp.server.transport_security import TransportSecuritySettings
@@ -39,54 +38,36 @@ TEXT_SCHEMA = {"type": "object", "properties": {"text": {"type": "string"}}, "re
 
 
 class Relay:
-    """`summarize`: one chat completion from the OpenAI-format server at `base` (set by --relay).
+    """`summarize`: one chat completion from the OpenAI-format server at `base` (set by --relay),
+    through httpx2 clients laid out as the gateway's adapter lays out its own (`_common.Pools`:
+    clients of 4 connections filled in order, one shared TLS context), so the floor pays for no
+    pool walk or CA-store load that the gateway does not."""
 
-    Its connections are laid out as the gateway's adapter lays out its own (clients of 4
-    connections, filled in order): httpcore2 walks a client's whole pool on every request, so one
-    client of many connections would make the floor pay for a walk the gateway does not."""
+    def __init__(self, base: str) -> None:
+        self.url = base.rstrip("/") + "/chat/completions"
+        self.pools = Pools({"Authorization": "Bearer sk-bench", "Content-Type": "application/json"})
 
-    base: ClassVar[str | None] = None
-    SHARD: ClassVar[int] = 4
-    clients: ClassVar[list[httpx2.AsyncClient]] = []
-    busy: ClassVar[list[int]] = []
-
-    @classmethod
-    def _acquire(cls) -> int:
-        for index, count in enumerate(cls.busy):
-            if count < cls.SHARD:
-                break
-        else:
-            cls.clients.append(httpx2.AsyncClient(
-                headers={"Authorization": "Bearer sk-bench", "Content-Type": "application/json"},
-                limits=httpx2.Limits(max_connections=cls.SHARD, max_keepalive_connections=cls.SHARD)))
-            cls.busy.append(0)
-            index = len(cls.busy) - 1
-        cls.busy[index] += 1
-        return index
-
-    @classmethod
-    async def complete(cls, text: str) -> str:
+    async def complete(self, text: str) -> str:
         body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": f"Summarize:\n{text}"}]}
-        index = cls._acquire()
-        try:
-            response = await cls.clients[index].post(f"{cls.base}/chat/completions", content=json.dumps(body))
-        finally:
-            cls.busy[index] -= 1
+        response = await self.pools.post(self.url, json.dumps(body))
         response.raise_for_status()
         return response.json()["choices"][0]["message"]["content"]
 
 
+relay: Relay | None = None  # set by --relay
+
+
 async def list_tools(ctx, params):
     tools = [types.Tool(name="echo", description="Echo", input_schema=TEXT_SCHEMA)]
-    if Relay.base is not None:
+    if relay is not None:
         tools.append(types.Tool(name="summarize", description="Summarize", input_schema=TEXT_SCHEMA))
     return types.ListToolsResult(tools=tools)
 
 
 async def call_tool(ctx, params):
     text = params.arguments["text"]
-    if params.name == "summarize" and Relay.base is not None:
-        text = await Relay.complete(text)
+    if params.name == "summarize" and relay is not None:
+        text = await relay.complete(text)
     return types.CallToolResult(content=[types.TextContent(type="text", text=text)])
 
 
@@ -150,7 +131,7 @@ async def main(host: str, port: int, nodelay: bool = True, event_store: bool = F
     sock.setblocking(False)
     port = sock.getsockname()[1]
     config = uvicorn.Config(build_app(event_store), log_level="warning", lifespan="on", access_log=False)
-    print(f"serving {1 if Relay.base is None else 2} tools on http://{host}:{port}/mcp (Streamable HTTP, stateful) and "
+    print(f"serving {1 if relay is None else 2} tools on http://{host}:{port}/mcp (Streamable HTTP, stateful) and "
           f"http://{host}:{port}/sse (legacy SSE)", file=sys.stderr, flush=True)
     try:
         await uvicorn.Server(config).serve(sockets=[sock])
@@ -169,5 +150,5 @@ if __name__ == "__main__":
     parser.add_argument("--relay", metavar="URL", default=None,
                         help="also serve `summarize`: one chat completion from the OpenAI-format server at URL")
     args = parser.parse_args()
-    Relay.base = args.relay.rstrip("/") if args.relay else None
+    relay = Relay(args.relay) if args.relay else None
     anyio.run(main, args.host, args.port, not args.nagle, args.event_store)

@@ -63,7 +63,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))  # servers.mock_llm (and mcp_gateway from this checkout)
 
-from _common import (TEXT, describe, fmt, in_turn, loadavg, med, pct, print_table,  # noqa: E402
+from _common import (TEXT, Pools, describe, fmt, in_turn, loadavg, med, pct, print_table,  # noqa: E402
                      proc_cpu_seconds, python_argv, start_http_server, stop_proc, use_gateway_src)
 
 GATEWAY_SRC = use_gateway_src(sys.argv[1:])  # ahead of ROOT and of the editable install
@@ -307,48 +307,6 @@ async def warm(call: Call, concurrency: int, calls: int) -> None:
     async with anyio.create_task_group() as tg:
         for _ in range(concurrency):
             tg.start_soon(worker)
-
-
-class Pools:
-    """httpx2 clients of at most `SHARD` connections each, filled in order (what the gateway's
-    adapter does): one client with 1,000 connections spends seconds of CPU walking its pool in a
-    burst of 1,000 calls, which would measure the driver instead of the server."""
-
-    SHARD = 4
-
-    def __init__(self, headers: dict[str, str], total: int = 1000) -> None:
-        count = -(-total // self.SHARD)
-        self.clients = [
-            httpx2.AsyncClient(
-                headers=headers,
-                timeout=httpx2.Timeout(connect=10.0, read=600.0, write=600.0, pool=600.0),
-                limits=httpx2.Limits(max_connections=self.SHARD, max_keepalive_connections=self.SHARD,
-                                     keepalive_expiry=30.0),
-                follow_redirects=False,
-            )
-            for _ in range(count)
-        ]
-        self.busy = [0] * count
-
-    def acquire(self) -> int:
-        for index, count in enumerate(self.busy):
-            if count < self.SHARD:
-                break
-        else:
-            index = min(range(len(self.busy)), key=self.busy.__getitem__)
-        self.busy[index] += 1
-        return index
-
-    async def post(self, url: str, body: bytes) -> httpx2.Response:
-        index = self.acquire()
-        try:
-            return await self.clients[index].post(url, content=body)
-        finally:
-            self.busy[index] -= 1
-
-    async def aclose(self) -> None:
-        for client in self.clients:
-            await client.aclose()
 
 
 class Direct:
