@@ -194,6 +194,11 @@ class Gateway:
             return fanout_output_schema(tool.config.output_schema)
         return tool.config.output_schema
 
+    async def warm_up(self) -> None:
+        """Do the providers' one-time set-up now, in worker threads, instead of in the first call
+        (servers start this as they begin serving)."""
+        await self.router.warm_up()
+
     async def aclose(self) -> None:
         await self.router.aclose()
         if self.sessions is not None:

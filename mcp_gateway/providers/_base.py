@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, runtime_checkable
 
 __all__ = [
     "Completion",
@@ -12,6 +12,7 @@ __all__ = [
     "FunctionTool",
     "Message",
     "OnText",
+    "Preparable",
     "Provider",
     "ToolCall",
     "ToolChoice",
@@ -116,3 +117,12 @@ class Provider(Protocol):
     async def aclose(self) -> None:
         """Release connections and other resources."""
         ...
+
+
+@runtime_checkable
+class Preparable(Protocol):
+    """A provider with one-time set-up that its first call would otherwise pay. Servers run
+    `prepare` in a worker thread once they serve (see `Router.warm_up`); it is blocking work
+    (imports, loading a CA store) and must be safe to run while calls start."""
+
+    def prepare(self) -> None: ...

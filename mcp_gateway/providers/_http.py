@@ -42,6 +42,7 @@ import functools
 import json
 import logging
 import math
+import os
 import re
 import ssl
 import time
@@ -218,8 +219,15 @@ class HttpOptions:
 @functools.cache
 def _ssl_context(trust_env: bool) -> ssl.SSLContext:
     """One verifying TLS context per process, shared by every client (loading the CA store costs
-    ~40 ms and a few MB per context; contexts are safe to share)."""
-    return httpx2.create_ssl_context(trust_env=trust_env)
+    ~40 ms and a few MB per context; contexts are safe to share). A CA bundle that cannot be loaded
+    is a WireError naming where it came from; the next call tries again (failures are not cached)."""
+    try:
+        return httpx2.create_ssl_context(trust_env=trust_env)
+    except OSError as exc:  # ssl.SSLError is one: a bundle that exists but is not PEM
+        where = next((f" from {name}={os.environ[name]}" for name in ("SSL_CERT_FILE", "SSL_CERT_DIR")
+                      if trust_env and os.environ.get(name)), "")
+        raise WireError("other", f"cannot load the CA certificates for TLS{where}: "
+                                 f"{exc.strerror or exc}") from None
 
 
 def check_base_url(base_url: str) -> str:
@@ -600,6 +608,12 @@ class HttpProvider:
         self._busy[index] -= 1
         if index < self._open:
             self._open = index
+
+    def prepare(self) -> None:
+        """Load the HTTP client stack and the shared TLS context, which the first call would
+        otherwise do on the call path: 50-150 ms, mostly imports (httpcore2, and trio when it is
+        installed) and the CA store. Blocking; see `Preparable`."""
+        _ssl_context(self._options.trust_env)
 
     def _http(self, index: int) -> httpx2.AsyncClient:
         """Pool `index`, created on first use."""

@@ -35,6 +35,7 @@ from ..providers import (
     FunctionTool,
     Message,
     OnText,
+    Preparable,
     Provider,
     ToolChoice,
     Usage,
@@ -321,6 +322,20 @@ class Router:
                 target.latency = kept.latency
                 if target.breaker is not None and kept.breaker is not None:
                     target.breaker.adopt(kept.breaker)
+
+    async def warm_up(self) -> None:
+        """Run each provider's one-time set-up (`Preparable`) in a worker thread, so that no call
+        pays it. A failure is logged and left for the calls to report (as a provider error)."""
+        for name, provider in self._providers.items():
+            if not isinstance(provider, Preparable):
+                continue
+            started = time.perf_counter()
+            try:
+                await anyio.to_thread.run_sync(provider.prepare, abandon_on_cancel=True)
+            except Exception as exc:  # noqa: BLE001 - set-up must never stop a server
+                log.warning("provider %s: set-up failed, its calls will retry it: %s", name, exc)
+            else:
+                log.debug("provider %s: ready (%.0f ms)", name, (time.perf_counter() - started) * 1000)
 
     async def aclose(self) -> None:
         await self.ledger.aclose()

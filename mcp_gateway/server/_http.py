@@ -143,6 +143,7 @@ def build_http_app(
             if guard.limiter is not None:
                 await stack.enter_async_context(guard.limiter)  # renews Redis leases of running calls
             tg = await stack.enter_async_context(anyio.create_task_group())
+            tg.start_soon(live.gateway.warm_up)
             if guard.keys is not None:
                 tg.start_soon(guard.keys.watch)  # a shared (Redis) key table: follow its changes
             await stack.enter_async_context(manager.run())

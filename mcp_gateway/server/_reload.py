@@ -105,6 +105,7 @@ class Reloader:
                 gateway = dataclasses.replace(gateway, sessions=current.sessions)
             # Budget spending, cost totals, the response cache and breaker state carry over.
             gateway.router.adopt(current.router)
+            await gateway.warm_up()  # usually instant: the set-up is per process, done at start
             old = await self.live.swap(gateway)
             self.version = config_version(gateway)
         if task_group is not None:

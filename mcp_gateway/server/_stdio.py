@@ -29,6 +29,7 @@ async def serve_stdio(
             if guard.limiter is not None:
                 await stack.enter_async_context(guard.limiter)  # renews Redis leases of running calls
             tg = await stack.enter_async_context(anyio.create_task_group())
+            tg.start_soon(live.gateway.warm_up)
             if reloader is not None:
                 await reloader.start(tg)
             async with standard_pipes() as (stdin, stdout), stdio_server(stdin, stdout) as (read_stream, write_stream):

@@ -1,0 +1,73 @@
+"""`serve` does its providers' one-time set-up as it starts, over stdio and HTTP, before any call
+(tests/providers/test_warm_up.py shows that the first call then builds nothing of its own)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+from tests.conftest import http_gateway
+
+# The provider is never called here, so nothing needs to listen at its address.
+CONFIG = textwrap.dedent("""
+    format: mcp-gateway/1
+    providers:
+      llm: {kind: openai, base_url: "http://127.0.0.1:9/v1", api_key: "${env:WARM_UP_TEST_KEY}"}
+    models: {default: {provider: llm, model: gpt-4o-mini}}
+    tools:
+      - name: echo
+        description: Say it back.
+        model: default
+        input_schema: {type: object, properties: {text: {type: string}}, required: [text]}
+        messages: [{role: user, content: "{{ text }}"}]
+""")
+READY = "provider llm: ready"
+
+
+def _config(tmp_path: Path) -> Path:
+    path = tmp_path / "gateway.yaml"
+    path.write_text(CONFIG)
+    return path
+
+
+def _wait_for_line(log: list[str], text: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not any(text in line for line in log):
+        assert time.monotonic() < deadline, f"no {text!r} on stderr within {timeout} s:\n" + "".join(log)
+        time.sleep(0.02)
+
+
+def test_stdio_serve_prepares_its_providers_before_any_call(tmp_path, monkeypatch):
+    monkeypatch.setenv("WARM_UP_TEST_KEY", "sk-warm-up-test-key")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mcp_gateway", "serve", str(_config(tmp_path)), "--log-level", "debug"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    log: list[str] = []
+
+    def drain() -> None:
+        assert proc.stderr is not None
+        log.extend(proc.stderr)
+
+    reader = threading.Thread(target=drain, daemon=True)
+    reader.start()
+    try:
+        _wait_for_line(log, READY)  # nothing was sent: no call can have done it
+    finally:
+        assert proc.stdin is not None
+        proc.stdin.close()  # the client leaves: the server ends
+        assert proc.wait(timeout=30) == 0
+        reader.join(timeout=10)
+    assert proc.stdout is not None and proc.stdout.read() == ""  # stdout carries protocol only
+    assert not any("sk-warm-up-test-key" in line for line in log)
+
+
+def test_http_serve_prepares_its_providers_before_any_call(tmp_path, monkeypatch):
+    monkeypatch.setenv("WARM_UP_TEST_KEY", "sk-warm-up-test-key")
+    with http_gateway(_config(tmp_path), "--log-level", "debug") as server:
+        _wait_for_line(server.log, READY)
+    assert not any("sk-warm-up-test-key" in line for line in server.log)
