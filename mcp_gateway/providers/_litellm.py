@@ -93,6 +93,12 @@ class LiteLLMProvider:
     def __repr__(self) -> str:
         return f"LiteLLMProvider(name={self.name!r}, base_url={self.base_url!r})"
 
+    def prepare(self) -> None:
+        """Import litellm before the first call does: the import takes seconds (model tables,
+        provider SDKs) and, on the call path, would hold the event loop and every call with it.
+        Blocking; see `Preparable`."""
+        self._module()
+
     def _module(self) -> Any:
         if self._litellm is None:
             self._litellm = importlib.import_module("litellm")

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import importlib.abc
 import importlib.machinery
 import importlib.util
 import json
 import sys
 import textwrap
+import threading
 import types
 from typing import Any
 
@@ -16,6 +18,7 @@ import pytest
 from mcp_gateway._errors import ConfigError, ProviderError
 from mcp_gateway._gateway import load_gateway
 from mcp_gateway.providers import CompletionRequest, Message, Usage, provider_kinds
+from mcp_gateway.routing._router import Router
 from tests.providers.support import KEY, base_url_for
 
 pytestmark = pytest.mark.anyio
@@ -147,3 +150,42 @@ async def test_a_config_routes_tools_through_the_native_adapters(kind, mock, tmp
         assert (await mock.requests())[-1]["body"] is not None
     finally:
         await gateway.aclose()
+
+
+@pytest.fixture
+def importable_litellm(monkeypatch):
+    """A stand-in `litellm` that is not loaded yet: importing it records the thread that did."""
+    imported_in: list[str] = []
+
+    class Loader(importlib.abc.Loader):
+        def create_module(self, spec: Any) -> None:
+            return None
+
+        def exec_module(self, module: Any) -> None:
+            imported_in.append(threading.current_thread().name)
+
+            async def acompletion(**kwargs: Any) -> Any:
+                return {"model": kwargs["model"], "usage": {"prompt_tokens": 1, "completion_tokens": 1},
+                        "choices": [{"message": {"content": "hi"}, "finish_reason": "stop"}]}
+
+            module.acompletion = acompletion
+
+    class Finder(importlib.abc.MetaPathFinder):
+        def find_spec(self, name: str, path: Any = None, target: Any = None) -> Any:
+            return importlib.machinery.ModuleSpec("litellm", Loader()) if name == "litellm" else None
+
+    monkeypatch.delitem(sys.modules, "litellm", raising=False)
+    monkeypatch.setattr(sys, "meta_path", [Finder(), *sys.meta_path])
+    yield imported_in
+    sys.modules.pop("litellm", None)
+
+
+async def test_warm_up_imports_litellm_off_the_event_loop(importable_litellm):
+    provider = provider_kinds()["litellm"]("tail", {}, base_url=None, api_key=KEY, headers={})
+    assert importable_litellm == []  # building the provider does not import it
+
+    await Router({}, {"tail": provider}).warm_up()
+    assert len(importable_litellm) == 1 and importable_litellm[0] != threading.main_thread().name
+
+    assert (await provider.complete(REQUEST)).text == "hi"
+    assert len(importable_litellm) == 1  # the call imported nothing
