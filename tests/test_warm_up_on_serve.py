@@ -19,11 +19,8 @@ CONFIG = textwrap.dedent("""
       llm: {kind: openai, base_url: "http://127.0.0.1:9/v1", api_key: "${env:WARM_UP_TEST_KEY}"}
     models: {default: {provider: llm, model: gpt-4o-mini}}
     tools:
-      - name: echo
-        description: Say it back.
-        model: default
-        input_schema: {type: object, properties: {text: {type: string}}, required: [text]}
-        messages: [{role: user, content: "{{ text }}"}]
+      - {name: greet, description: Greet the team., model: default, input_schema: {type: object},
+         messages: [{role: user, content: "Say hello to the team."}]}
 """)
 READY = "provider llm: ready"
 
