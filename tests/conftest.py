@@ -142,6 +142,15 @@ def http_gateway(config: Path | str = EXAMPLE, *extra: str) -> Iterator[RunningS
             proc.wait()
 
 
+def wait_for_log(log: list[str], needle: str, count: int = 1, timeout: float = 20) -> None:
+    """Wait until `needle` appears on `count` lines of a server's collected stderr (`log`, filled
+    by a reader thread); fail after `timeout` seconds, showing what was logged."""
+    deadline = time.monotonic() + timeout
+    while sum(needle in line for line in list(log)) < count:
+        assert time.monotonic() < deadline, f"never logged {needle!r}:\n" + "".join(log)
+        time.sleep(0.05)
+
+
 def _wait_healthy(base_url: str) -> None:
     deadline = time.monotonic() + 15
     while True:

@@ -4,13 +4,11 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 import textwrap
 import threading
-import time
 from pathlib import Path
 
-from tests.conftest import http_gateway
+from tests.conftest import http_gateway, serve_command, wait_for_log
 
 # The provider is never called here, so nothing needs to listen at its address.
 CONFIG = textwrap.dedent("""
@@ -31,17 +29,10 @@ def _config(tmp_path: Path) -> Path:
     return path
 
 
-def _wait_for_line(log: list[str], text: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while not any(text in line for line in log):
-        assert time.monotonic() < deadline, f"no {text!r} on stderr within {timeout} s:\n" + "".join(log)
-        time.sleep(0.02)
-
-
 def test_stdio_serve_prepares_its_providers_before_any_call(tmp_path, monkeypatch):
     monkeypatch.setenv("WARM_UP_TEST_KEY", "sk-warm-up-test-key")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "mcp_gateway", "serve", str(_config(tmp_path)), "--log-level", "debug"],
+        [*serve_command(_config(tmp_path)), "--log-level", "debug"],  # the last --log-level wins
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     log: list[str] = []
@@ -53,7 +44,7 @@ def test_stdio_serve_prepares_its_providers_before_any_call(tmp_path, monkeypatc
     reader = threading.Thread(target=drain, daemon=True)
     reader.start()
     try:
-        _wait_for_line(log, READY)  # nothing was sent: no call can have done it
+        wait_for_log(log, READY, timeout=60)  # nothing was sent: no call can have done it
     finally:
         assert proc.stdin is not None
         proc.stdin.close()  # the client leaves: the server ends
@@ -66,5 +57,5 @@ def test_stdio_serve_prepares_its_providers_before_any_call(tmp_path, monkeypatc
 def test_http_serve_prepares_its_providers_before_any_call(tmp_path, monkeypatch):
     monkeypatch.setenv("WARM_UP_TEST_KEY", "sk-warm-up-test-key")
     with http_gateway(_config(tmp_path), "--log-level", "debug") as server:
-        _wait_for_line(server.log, READY)
+        wait_for_log(server.log, READY, timeout=60)
     assert not any("sk-warm-up-test-key" in line for line in server.log)

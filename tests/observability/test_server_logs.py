@@ -6,20 +6,12 @@ from __future__ import annotations
 import json
 import shutil
 import socket
-import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx2
 
-from tests.conftest import EXAMPLE, http_gateway
-
-
-def wait_for(log: list[str], needle: str, count: int = 1, timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while sum(needle in line for line in list(log)) < count:
-        assert time.monotonic() < deadline, f"never logged {needle!r}:\n" + "".join(log)
-        time.sleep(0.05)
+from tests.conftest import EXAMPLE, http_gateway, wait_for_log
 
 
 def test_json_logs_cover_uvicorn_and_client_aborts_have_no_traceback(tmp_path: Path) -> None:
@@ -35,12 +27,12 @@ def test_json_logs_cover_uvicorn_and_client_aborts_have_no_traceback(tmp_path: P
                 sock.sendall(f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n"
                              "Accept: application/json, text/event-stream\r\nContent-Length: 100000\r\n\r\n"
                              .encode() + b"{" * 1000)
-        wait_for(server.log, "the client disconnected")
-        wait_for(server.log, "Host 'evil.example' is not allowed")
+        wait_for_log(server.log, "the client disconnected")
+        wait_for_log(server.log, "Host 'evil.example' is not allowed")
         called = httpx2.post(server.base_url + "/v1/tools/summarize", json={"text": "Ada wrote notes."},
                              headers={"X-Request-ID": "probe-123"}, timeout=30)
         assert called.status_code == 200, called.text
-        wait_for(server.log, "tool=summarize")
+        wait_for_log(server.log, "tool=summarize")
     lines = [line for line in server.log if line.strip()]
     records = [json.loads(line) for line in lines]  # every line is one JSON object
     assert not [r for r in records if "exc" in r], "a traceback was logged"
